@@ -1,0 +1,400 @@
+"""Tokens for Partner Center and Graph from the partner's refresh token (Secure Application Model).
+
+MSAL does the OAuth; this module decides how it is used:
+- one `ConfidentialClientApplication` per authority (MSAL binds an app to one tenant), created
+  lazily, all sharing one `SerializableTokenCache` and one HTTP session;
+- the refresh token comes from the cache file; the configured one is imported only when the cache
+  has no account, or once when the cached one is dead (so a new SYNC365_REFRESH_TOKEN is used);
+- the cache is saved atomically with mode 0600 so the rotated refresh token survives;
+- every MSAL outcome (dict, exception) is classified by `errors.py`;
+- claims are decoded (not verified: MSAL and the service do that) only to report facts such as
+  expiry and MFA; tokens never reach a log, an exception or a repr.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+import re
+import stat
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msal
+import requests
+
+from sync365_pipeline.config import Endpoints, PartnerCredentials, Secret
+from sync365_pipeline.microsoft.errors import (
+    MalformedResponse,
+    MicrosoftError,
+    NoRefreshToken,
+    PartnerAccessError,
+    PartnerMfaMissing,
+    RefreshTokenExpired,
+    RefreshTokenRevoked,
+    TenantGone,
+    TokenCacheCorrupt,
+    TransientError,
+    classify_token_error,
+    classify_transport_error,
+)
+from sync365_pipeline.microsoft.http import attribute
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_GUID = re.compile(r"^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$", re.IGNORECASE)
+_MSAL_CACHE_SECTIONS = frozenset(
+    {"AccessToken", "RefreshToken", "IdToken", "Account", "AppMetadata"}
+)
+
+
+@dataclass(frozen=True)
+class TokenFacts:
+    """What a token says about itself (from its unverified claims): safe to store and show."""
+
+    tenant_id: str
+    audience: str
+    expires_at: datetime
+    account: str | None
+    object_id: str | None
+    amr: tuple[str, ...]
+    scopes: tuple[str, ...]
+
+    @property
+    def mfa(self) -> bool:
+        return "mfa" in self.amr
+
+    @classmethod
+    def from_jwt(cls, token: str) -> TokenFacts:
+        """Decode the payload of a JWT; `MalformedResponse` if it is not one."""
+        try:
+            payload = token.split(".")[1]
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
+            tenant_id = str(claims["tid"])
+        except (IndexError, ValueError, KeyError, TypeError, binascii.Error):
+            raise MalformedResponse(
+                "The identity platform issued an access token without readable JWT claims."
+            ) from None
+        amr = claims.get("amr")
+        return cls(
+            tenant_id=tenant_id,
+            audience=str(claims.get("aud", "")),
+            expires_at=expires_at,
+            account=claims.get("upn")
+            or claims.get("unique_name")
+            or claims.get("preferred_username"),
+            object_id=claims.get("oid"),
+            amr=tuple(str(method) for method in amr) if isinstance(amr, list) else (),
+            scopes=tuple(str(claims.get("scp", "")).split()),
+        )
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A bearer token and its facts; `value` is a `Secret`, so the repr never shows the token."""
+
+    value: Secret
+    facts: TokenFacts
+
+    def authorization(self) -> str:
+        """The `Authorization` header value."""
+        return f"Bearer {self.value.reveal()}"
+
+
+class TokenCacheFile:
+    """The MSAL token cache on disk: plain JSON holding refresh and access tokens, so mode 0600,
+    written atomically (a crash never leaves half a cache), one writer at a time in this process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def load(self) -> msal.SerializableTokenCache:
+        """The cache in the file: empty if there is none, `TokenCacheCorrupt` if it is unusable."""
+        cache = msal.SerializableTokenCache()
+        with self._lock:
+            try:
+                text = self.path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                return cache
+            except (OSError, UnicodeDecodeError) as exc:
+                raise self._corrupt(f"cannot be read ({type(exc).__name__})") from None
+            self._restrict_mode()
+        try:
+            state = json.loads(text) if text.strip() else {}
+        except ValueError:
+            raise self._corrupt("is not JSON") from None
+        if not isinstance(state, dict) or not all(
+            key in _MSAL_CACHE_SECTIONS and isinstance(value, dict) for key, value in state.items()
+        ):
+            raise self._corrupt("is JSON but not an MSAL token cache")
+        cache.deserialize(text)
+        return cache
+
+    def save(self, cache: msal.SerializableTokenCache) -> None:
+        """Replace the file with the cache's state: temp file (0600) in the same folder, fsync,
+        `os.replace`. A pre-existing 0644 file is thereby replaced by a 0600 one."""
+        with self._lock:
+            text = cache.serialize()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.chmod(tmp_name, 0o600)
+                os.replace(tmp_name, self.path)
+            except BaseException:
+                Path(tmp_name).unlink(missing_ok=True)
+                raise
+
+    def _restrict_mode(self) -> None:
+        mode = stat.S_IMODE(self.path.stat().st_mode)
+        if mode & 0o077:
+            log.warning(
+                "Token cache %s was readable by others (mode %o): set to 0600", self.path, mode
+            )
+            os.chmod(self.path, 0o600)
+
+    def _corrupt(self, what: str) -> TokenCacheCorrupt:
+        return TokenCacheCorrupt(
+            f"The token cache file {self.path} {what}.", code="token_cache_corrupt"
+        )
+
+
+@dataclass
+class _Authority:
+    """One MSAL app and the lock that makes sure it is built once."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    app: msal.ConfidentialClientApplication | None = None
+
+
+class TokenProvider:
+    """Access tokens for the partner (Partner Center, partner-tenant Graph) and for each customer
+    (Graph at the customer's authority). Thread-safe."""
+
+    def __init__(
+        self,
+        credentials: PartnerCredentials,
+        endpoints: Endpoints,
+        session: requests.Session,
+        cache_file: TokenCacheFile,
+    ) -> None:
+        self._credentials = credentials
+        self._endpoints = endpoints
+        self._session = session
+        self._cache_file = cache_file
+        self._cache = cache_file.load()
+        self._authorities: dict[str, _Authority] = {}
+        self._authorities_lock = threading.Lock()
+        self._account_lock = threading.RLock()  # guards the account and the token import
+        self._account: dict[str, Any] | None = None
+        self._configured_token_tried = False
+
+    def __repr__(self) -> str:
+        partner = self._credentials.partner_tenant_id
+        return f"TokenProvider(partner={partner!r}, cache={self._cache_file.path})"
+
+    @property
+    def partner_tenant_id(self) -> str:
+        return self._credentials.partner_tenant_id
+
+    def partner_center_token(self) -> AccessToken:
+        """Partner Center (App+User) at the partner authority; it must carry MFA in `amr`."""
+        token = self._partner_token(f"{self._endpoints.partner_center_resource}/user_impersonation")
+        if not token.facts.mfa:
+            amr = ", ".join(token.facts.amr) or "none"
+            raise PartnerMfaMissing(
+                f"The partner's Partner Center token for {token.facts.account or 'the account'} "
+                f"has no 'mfa' in its amr claim (amr: {amr}); Partner Center rejects such calls "
+                "(error 900421).",
+                code="amr_without_mfa",
+                tenant_id=self.partner_tenant_id,
+            )
+        return token
+
+    def partner_graph_token(self) -> AccessToken:
+        """Graph in the partner tenant (GDAP relationships, contracts)."""
+        return self._partner_token(f"{self._endpoints.graph_resource}/.default")
+
+    def graph_token(self, tenant_id: str) -> AccessToken:
+        """Graph in a customer tenant; failures are the tenant's unless the token or app is dead."""
+        account = self._partner_account()
+        return self._silent(tenant_id, f"{self._endpoints.graph_resource}/.default", account)
+
+    def save(self) -> None:
+        """Persist the cache if it changed (the rotated refresh token must not be lost)."""
+        if self._cache.has_state_changed:
+            self._cache_file.save(self._cache)
+
+    def _partner_token(self, scope: str) -> AccessToken:
+        account = self._partner_account()
+        try:
+            return self._silent(self.partner_tenant_id, scope, account)
+        except (RefreshTokenExpired, RefreshTokenRevoked):
+            # The operator may have set a new SYNC365_REFRESH_TOKEN as the remedy says.
+            if not self._import_configured_token():
+                raise
+            return self._silent(self.partner_tenant_id, scope, self._partner_account())
+
+    def _partner_account(self) -> dict[str, Any]:
+        """The partner's account; imports the configured refresh token if the cache has none."""
+        with self._account_lock:
+            if self._account is None:
+                self._account = self._find_account()
+            if self._account is None:
+                if not self._import_configured_token():
+                    raise NoRefreshToken(
+                        f"No refresh token: the token cache {self._cache_file.path} has no "
+                        "account and SYNC365_REFRESH_TOKEN is not set.",
+                        code="no_refresh_token",
+                        tenant_id=self.partner_tenant_id,
+                    )
+                self._account = self._find_account()
+            if self._account is None:
+                raise MalformedResponse(
+                    "The identity platform redeemed the refresh token but returned no account "
+                    "(no client_info or id_token).",
+                    tenant_id=self.partner_tenant_id,
+                )
+            return self._account
+
+    def _find_account(self) -> dict[str, Any] | None:
+        app = self._app(self.partner_tenant_id, partner_level=True)
+        accounts = app.get_accounts()
+        home = [
+            a
+            for a in accounts
+            if str(a.get("home_account_id", "")).endswith(f".{self.partner_tenant_id}")
+        ]
+        return (home or accounts or [None])[0]
+
+    def _import_configured_token(self) -> bool:
+        """Redeem SYNC365_REFRESH_TOKEN at the partner authority once per provider; False if there
+        is none (or it was already tried). The rotated token lands in the cache."""
+        refresh_token = self._credentials.refresh_token
+        with self._account_lock:
+            if refresh_token is None or self._configured_token_tried:
+                return False
+            self._configured_token_tried = True
+            log.info("Importing the configured refresh token at the partner authority")
+            scope = f"{self._endpoints.partner_center_resource}/user_impersonation"
+            app = self._app(self.partner_tenant_id, partner_level=True)
+            result = self._call(
+                self.partner_tenant_id,
+                True,
+                lambda: app.acquire_token_by_refresh_token(refresh_token.reveal(), scopes=[scope]),
+            )
+            if "error" in result:
+                raise classify_token_error(
+                    result, tenant_id=self.partner_tenant_id, partner_level=True
+                )
+            self._account = None
+            return True
+
+    def _silent(self, tenant_id: str, scope: str, account: dict[str, Any]) -> AccessToken:
+        partner_level = tenant_id.lower() == self.partner_tenant_id.lower()
+        app = self._app(tenant_id, partner_level=partner_level)
+        result = self._call(
+            tenant_id,
+            partner_level,
+            lambda: app.acquire_token_silent_with_error([scope], account=account),
+        )
+        if result is None:  # the account's refresh token is gone from the cache
+            if partner_level and self._import_configured_token():
+                return self._silent(tenant_id, scope, self._partner_account())
+            raise NoRefreshToken(
+                f"The token cache {self._cache_file.path} has an account but no refresh token.",
+                code="no_refresh_token",
+                tenant_id=tenant_id,
+            )
+        if "access_token" not in result:
+            raise classify_token_error(result, tenant_id=tenant_id, partner_level=partner_level)
+        facts = TokenFacts.from_jwt(result["access_token"])
+        if _GUID.match(tenant_id) and facts.tenant_id.lower() != tenant_id.lower():
+            raise MalformedResponse(
+                f"A token requested for tenant {tenant_id} was issued for {facts.tenant_id}.",
+                code="tid_mismatch",
+                tenant_id=tenant_id,
+            )
+        return AccessToken(Secret(result["access_token"]), facts)
+
+    def _app(self, tenant_id: str, *, partner_level: bool) -> msal.ConfidentialClientApplication:
+        """The app for `tenant_id`'s authority, built once (its constructor fetches discovery)."""
+        with self._authorities_lock:
+            authority = self._authorities.setdefault(tenant_id.lower(), _Authority())
+        with authority.lock:
+            if authority.app is None:
+                authority.app = self._call(
+                    tenant_id, partner_level, lambda: self._new_app(tenant_id, partner_level)
+                )
+            return authority.app
+
+    def _new_app(self, tenant_id: str, partner_level: bool) -> msal.ConfidentialClientApplication:
+        authority_url = f"{self._endpoints.authority_host}/{tenant_id}"
+        try:
+            return msal.ConfidentialClientApplication(
+                self._credentials.client_id,
+                client_credential=self._credentials.client_secret.reveal(),
+                authority=authority_url,
+                instance_discovery=False,
+                http_client=self._session,
+                token_cache=self._cache,
+            )
+        except KeyError:
+            raise MalformedResponse(
+                f"The OpenID configuration of {authority_url} lacks a required endpoint.",
+                tenant_id=tenant_id,
+            ) from None
+        except ValueError:
+            # MSAL's way of saying that OpenID discovery answered 4xx: an unknown tenant.
+            problem = f"The identity platform does not know tenant {tenant_id} (discovery failed)."
+            if partner_level:
+                raise PartnerAccessError(
+                    problem,
+                    remedy=(
+                        "Check SYNC365_PARTNER_TENANT_ID and SYNC365_AUTHORITY_HOST, then rerun."
+                    ),
+                    code="AADSTS90002",
+                    tenant_id=tenant_id,
+                ) from None
+            raise TenantGone(problem, code="AADSTS90002", tenant_id=tenant_id) from None
+
+    def _call(self, tenant_id: str, partner_level: bool, operation: Callable[[], T]) -> T:
+        """Run an MSAL call, turning its exceptions into classified errors."""
+        try:
+            return operation()
+        except MicrosoftError as exc:  # raised by our session below MSAL
+            raise attribute(exc, tenant_id) from None
+        except msal.exceptions.MsalServiceError as exc:  # MSAL's only signal for a final 5xx
+            code = _http_code(exc)
+            raise TransientError(
+                f"The identity platform failed for tenant {tenant_id} with {code} after retries.",
+                code=code,
+                tenant_id=tenant_id,
+            ) from None
+        except requests.RequestException as exc:
+            raise classify_transport_error(
+                exc,
+                url=exc.request.url if exc.request is not None else self._endpoints.authority_host,
+                tenant_id=tenant_id,
+                partner_level=partner_level,
+            ) from None
+
+
+def _http_code(exc: msal.exceptions.MsalServiceError) -> str:
+    """'HTTP 503' from MSAL's message 'HTTP Error: 503' (it carries no status attribute)."""
+    match = re.search(r"HTTP Error: (\d{3})", str(exc.args[0]) if exc.args else "")
+    return f"HTTP {match.group(1)}" if match else "HTTP 5xx"

@@ -1,0 +1,303 @@
+"""The one HTTP session every Microsoft call goes through, MSAL's included.
+
+Why a custom session:
+- MSAL replays a 5xx/429 from its own throttle cache instead of retrying, so retries must happen
+  below it: MSAL gets this session as `http_client` and only ever sees the final response.
+- `REQUESTS_CA_BUNDLE`/`CURL_CA_BUNDLE` override `Session.verify` in requests, so an extra CA (the
+  simulator's, or a corporate one) is added to a combined bundle passed as `verify` per request;
+  environment proxies keep working.
+- MSAL and requests have no default timeout; an unattended sync must never hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import certifi
+import requests
+from requests.adapters import HTTPAdapter
+
+from sync365_pipeline.microsoft.errors import (
+    MalformedResponse,
+    MicrosoftError,
+    classify_response,
+    classify_transport_error,
+    parse_retry_after,
+)
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_RETRY_EXCEPTIONS = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """Bounds of the retry loop. `max_attempts` counts the first try."""
+
+    max_attempts: int = 5
+    base_delay_s: float = 0.5
+    max_delay_s: float = 30.0
+    max_retry_after_s: float = 120.0
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter for retry number `attempt` (1-based)."""
+        ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+        return random.uniform(0.0, ceiling)
+
+
+class RetryStats:
+    """Thread-safe counters of what the retry loop absorbed, for run metadata."""
+
+    _FIELDS = (
+        "requests",
+        "retries",
+        "throttled_responses",
+        "server_errors",
+        "malformed_responses",
+        "connection_errors",
+    )
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(self._FIELDS, 0)
+        self._total_wait_s = 0.0
+
+    def count(self, name: str) -> None:
+        with self._lock:
+            self._counts[name] += 1
+
+    def add_wait(self, seconds: float) -> None:
+        with self._lock:
+            self._counts["retries"] += 1
+            self._total_wait_s += seconds
+
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:
+            return {**self._counts, "total_wait_s": round(self._total_wait_s, 3)}
+
+
+class MicrosoftSession(requests.Session):
+    """A `requests.Session` with Microsoft-aware retries, a default timeout and an extra CA.
+
+    Every response must be JSON (all three services speak JSON): a body that is not, e.g. a
+    truncated page or a proxy's HTML, is retried like a 5xx and, if it persists, raised as
+    `MalformedResponse` so that neither MSAL nor a client ever parses (or logs) it.
+    Network failures that outlast the retries are raised as the `requests` exception.
+    """
+
+    def __init__(
+        self,
+        *,
+        ca_file: Path | None,
+        pool_size: int,
+        timeout: tuple[float, float],
+        retry: RetrySettings,
+        sleep: Callable[[float], None],
+    ) -> None:
+        super().__init__()
+        self.timeout = timeout
+        self.retry = retry
+        self.stats = RetryStats()
+        self._ca_file = ca_file
+        self._sleep = sleep
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        self.mount("https://", adapter)
+        self.mount("http://", adapter)
+        if ca_file is not None:
+            self._remove_ca_file = weakref.finalize(self, _unlink, ca_file)
+
+    def request(  # type: ignore[override]
+        self, method: str, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        if self._ca_file is not None:
+            kwargs.setdefault("verify", str(self._ca_file))
+        url_text = url.decode() if isinstance(url, bytes) else url
+        attempt = 1
+        while True:
+            self.stats.count("requests")
+            try:
+                response = super().request(method, url, *args, **kwargs)
+            except _RETRY_EXCEPTIONS as exc:
+                if not self._may_retry_exception(method, exc, attempt):
+                    raise
+                self.stats.count("connection_errors")
+                delay = self.retry.backoff(attempt)
+                reason = type(exc).__name__
+            else:
+                decision = self._response_retry(response, attempt)
+                if decision is None:
+                    return response
+                delay, reason = decision
+                response.close()
+            log.info(
+                "Retrying %s %s in %.2f s (attempt %d of %d): %s",
+                method,
+                _describe(url_text),
+                delay,
+                attempt + 1,
+                self.retry.max_attempts,
+                reason,
+            )
+            self.stats.add_wait(delay)
+            self._sleep(delay)
+            attempt += 1
+
+    def close(self) -> None:
+        super().close()
+        if self._ca_file is not None:
+            self._remove_ca_file()
+
+    def _may_retry_exception(self, method: str, exc: Exception, attempt: int) -> bool:
+        if attempt >= self.retry.max_attempts:
+            return False
+        if isinstance(exc, requests.exceptions.SSLError):
+            return False  # a certificate that failed verification will fail again
+        # The server may still be processing a POST that timed out while reading the answer.
+        return not (method.upper() == "POST" and isinstance(exc, requests.exceptions.ReadTimeout))
+
+    def _response_retry(
+        self, response: requests.Response, attempt: int
+    ) -> tuple[float, str] | None:
+        """(delay, reason) if the response should be retried; None to hand it to the caller."""
+        status = response.status_code
+        if status in RETRY_STATUSES:
+            self.stats.count("throttled_responses" if status == 429 else "server_errors")
+            if attempt >= self.retry.max_attempts:
+                return None
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if retry_after is None:
+                return self.retry.backoff(attempt), f"HTTP {status}"
+            if retry_after > self.retry.max_retry_after_s:
+                log.warning(
+                    "%s asks to wait %.0f s (more than %.0f s): not retrying",
+                    _describe(response.url),
+                    retry_after,
+                    self.retry.max_retry_after_s,
+                )
+                return None
+            return retry_after, f"HTTP {status}, Retry-After {retry_after:g} s"
+        if _is_json(response):
+            return None
+        self.stats.count("malformed_responses")
+        if attempt >= self.retry.max_attempts:
+            raise MalformedResponse(
+                f"{_describe(response.url)} answered HTTP {status} with a body that is not JSON "
+                f"({response.headers.get('Content-Type', 'no content type')}, "
+                f"{len(response.content)} bytes) {attempt} times.",
+                code=f"HTTP {status}",
+                http_status=status,
+            )
+        return self.retry.backoff(attempt), f"HTTP {status} body is not JSON"
+
+
+def build_session(
+    *,
+    ca_bundle: Path | None,
+    pool_size: int = 16,
+    timeout: tuple[float, float] = (10.0, 60.0),
+    retry: RetrySettings = RetrySettings(),
+    sleep: Callable[[float], None] = time.sleep,
+) -> MicrosoftSession:
+    """A session that trusts the usual CAs plus `ca_bundle` (if given)."""
+    ca_file = _combined_ca_file(ca_bundle) if ca_bundle is not None else None
+    return MicrosoftSession(
+        ca_file=ca_file, pool_size=pool_size, timeout=timeout, retry=retry, sleep=sleep
+    )
+
+
+def get_json(
+    session: requests.Session,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    service: Literal["graph", "partner_center"],
+    tenant_id: str | None,
+) -> dict[str, Any]:
+    """GET a JSON object; any failure is raised as a classified `MicrosoftError`."""
+    try:
+        response = session.get(url, headers=dict(headers))
+    except MicrosoftError as exc:
+        raise attribute(exc, tenant_id) from None
+    except requests.RequestException as exc:
+        raise classify_transport_error(
+            exc, url=url, tenant_id=tenant_id, partner_level=False
+        ) from None
+    with response:
+        if not response.ok:
+            raise classify_response(response, service=service, tenant_id=tenant_id)
+        try:
+            body = response.json()
+        except ValueError:
+            raise classify_response(response, service=service, tenant_id=tenant_id) from None
+    if not isinstance(body, dict):
+        raise MalformedResponse(
+            f"{_describe(url)} answered with JSON that is not an object.",
+            code=f"HTTP {response.status_code}",
+            http_status=response.status_code,
+            tenant_id=tenant_id,
+        )
+    return body
+
+
+def attribute(exc: MicrosoftError, tenant_id: str | None) -> MicrosoftError:
+    """Name the tenant on an error raised below the layer that knows it."""
+    if exc.tenant_id is None:
+        exc.tenant_id = tenant_id
+    return exc
+
+
+def _is_json(response: requests.Response) -> bool:
+    try:
+        json.loads(response.content)
+    except ValueError:
+        return False
+    return True
+
+
+def _combined_ca_file(extra_ca: Path) -> Path:
+    """A private PEM file with the normal trust store plus `extra_ca`.
+
+    The normal store is what requests would use: `REQUESTS_CA_BUNDLE`, else `CURL_CA_BUNDLE`,
+    else certifi's bundle.
+    """
+    base = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    base_path = Path(base) if base and Path(base).is_file() else Path(certifi.where())
+    pem = base_path.read_text(encoding="ascii", errors="ignore").rstrip("\n")
+    pem += "\n" + extra_ca.read_text(encoding="ascii", errors="ignore").strip("\n") + "\n"
+    fd, name = tempfile.mkstemp(prefix="sync365-ca-", suffix=".pem")
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(pem)
+    return Path(name)
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def _describe(url: str | None) -> str:
+    """Host and path, for logs: no query string (paging cursors), never a credential."""
+    if not url:
+        return "?"
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"

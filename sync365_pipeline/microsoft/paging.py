@@ -1,0 +1,137 @@
+"""Paginators as small objects (the dlt pattern): each knows only how to find the next page.
+
+Fetching is the caller's (a `FetchPage` function that GETs one page and raises classified
+errors), so the paging rules are testable without a server and shared by both clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from sync365_pipeline.microsoft.errors import MalformedResponse
+
+FetchPage = Callable[[str, Mapping[str, str]], Mapping[str, Any]]
+"""GET one page: (url, headers) -> the decoded JSON object."""
+
+DEFAULT_MAX_PAGES = 10_000
+
+
+class Paginator(Protocol):
+    items_key: str
+
+    def next_request(self, page: Mapping[str, Any]) -> tuple[str, dict[str, str]] | None:
+        """(url, extra headers) of the page after `page`, or None at the end."""
+
+
+class ODataNextLinkPaginator:
+    """Microsoft Graph: follow `@odata.nextLink` verbatim (an absolute URL) until it is absent."""
+
+    items_key = "value"
+
+    def next_request(self, page: Mapping[str, Any]) -> tuple[str, dict[str, str]] | None:
+        link = page.get("@odata.nextLink")
+        if link is None:
+            return None
+        if not isinstance(link, str) or urlsplit(link).scheme not in ("https", "http"):
+            raise MalformedResponse("Graph returned an @odata.nextLink that is not a URL.")
+        return link, {}
+
+
+class ContinuationTokenPaginator:
+    """Partner Center: `links.next.uri` plus every header in `links.next.headers`
+    (`MS-ContinuationToken`), until a page has no `links.next`.
+
+    The uri is joined to the service root, not to `/v1`: the service once changed it to include
+    `/v1` and clients that prepended it broke (Partner-Center-PowerShell#379). A uri without a
+    leading slash is the older form, relative to `/v1/`.
+    """
+
+    items_key = "items"
+
+    def __init__(self, service_root: str) -> None:
+        self.service_root = service_root.rstrip("/")
+
+    def next_request(self, page: Mapping[str, Any]) -> tuple[str, dict[str, str]] | None:
+        links = page.get("links")
+        following = links.get("next") if isinstance(links, Mapping) else None
+        if following is None:
+            return None
+        uri = following.get("uri") if isinstance(following, Mapping) else None
+        if not isinstance(uri, str) or not uri:
+            raise MalformedResponse("Partner Center returned a links.next without a uri.")
+        if urlsplit(uri).scheme:
+            url = uri
+        elif uri.startswith("/"):
+            url = self.service_root + uri
+        else:
+            url = f"{self.service_root}/v1/{uri}"
+        return url, _link_headers(following.get("headers"))
+
+
+def iter_pages(
+    fetch: FetchPage,
+    url: str,
+    paginator: Paginator,
+    *,
+    headers: Mapping[str, str] | None = None,
+    max_pages: int = DEFAULT_MAX_PAGES,
+) -> Iterator[Mapping[str, Any]]:
+    """Every page from `url` on. The caller's `headers` are sent with every page (Graph does not
+    carry custom headers over into its next links); a link seen twice or more than `max_pages`
+    pages raise `MalformedResponse` rather than loop or silently truncate."""
+    base_headers = dict(headers or {})
+    request: tuple[str, dict[str, str]] | None = (url, {})
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    while request is not None:
+        page_url, extra_headers = request
+        key = (page_url, tuple(sorted(extra_headers.items())))
+        if key in seen:
+            raise MalformedResponse(
+                f"Paging loop: the service repeated a next link ({len(seen)} pages in)."
+            )
+        if len(seen) >= max_pages:
+            raise MalformedResponse(
+                f"Paging stopped after {max_pages} pages without reaching the end."
+            )
+        seen.add(key)
+        page = fetch(page_url, {**base_headers, **extra_headers})
+        items = page.get(paginator.items_key)
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise MalformedResponse(f"A page has no list of objects under {paginator.items_key!r}.")
+        yield page
+        request = paginator.next_request(page)
+
+
+def iter_items(
+    fetch: FetchPage,
+    url: str,
+    paginator: Paginator,
+    *,
+    headers: Mapping[str, str] | None = None,
+    max_pages: int = DEFAULT_MAX_PAGES,
+) -> Iterator[dict[str, Any]]:
+    """Every item of every page."""
+    for page in iter_pages(fetch, url, paginator, headers=headers, max_pages=max_pages):
+        yield from page[paginator.items_key]
+
+
+def _link_headers(raw: object) -> dict[str, str]:
+    """`[{"key": k, "value": v}, ...]` as a dict."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        raise MalformedResponse("Partner Center returned links.next.headers that is not a list.")
+    headers: dict[str, str] = {}
+    for entry in raw:
+        if not (
+            isinstance(entry, Mapping)
+            and isinstance(entry.get("key"), str)
+            and isinstance(entry.get("value"), str)
+        ):
+            raise MalformedResponse(
+                "Partner Center returned a links.next header without key/value."
+            )
+        headers[entry["key"]] = entry["value"]
+    return headers
