@@ -1,0 +1,11 @@
+"""SKU names: the package's table of SKU ids, part numbers and product names, and its refresh."""
+
+from sync365_pipeline.catalog.skus import (
+    CatalogError,
+    RefreshReport,
+    SkuCatalog,
+    SkuName,
+    refresh_sku_names,
+)
+
+__all__ = ["CatalogError", "RefreshReport", "SkuCatalog", "SkuName", "refresh_sku_names"]

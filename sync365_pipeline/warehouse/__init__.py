@@ -1,0 +1,22 @@
+"""DuckDB warehouse: schema and migrations, atomic slice writes, analyst views and copy."""
+
+from sync365_pipeline.warehouse.connection import WarehouseLocked
+from sync365_pipeline.warehouse.rows import (
+    ConsentFlag,
+    CustomerChanges,
+    PartnerStatusRow,
+    RawPayload,
+    TenantStatusRow,
+)
+from sync365_pipeline.warehouse.store import InvalidFrameError, Warehouse
+
+__all__ = [
+    "ConsentFlag",
+    "CustomerChanges",
+    "InvalidFrameError",
+    "PartnerStatusRow",
+    "RawPayload",
+    "TenantStatusRow",
+    "Warehouse",
+    "WarehouseLocked",
+]

@@ -1,0 +1,77 @@
+"""Plain rows the pipeline hands to the warehouse (and gets back from it). No secrets: tokens never
+reach these; `PartnerStatusRow` carries only facts about the token (expiry, account, MFA)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+from sync365_pipeline.models import TenantStatus
+
+
+@dataclass(frozen=True)
+class TenantStatusRow:
+    """Outcome of one sync attempt for one tenant (`tenant_status`)."""
+
+    partner_tenant_id: str
+    tenant_id: str
+    checked_at: datetime
+    status: TenantStatus
+    error_code: str | None = None
+    message: str | None = None
+    sync_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PartnerStatusRow:
+    """Outcome of one partner-level sign-in (`partner_status`); e.g. ok, refresh_token_expired."""
+
+    partner_tenant_id: str
+    checked_at: datetime
+    status: str
+    error_code: str | None = None
+    message: str | None = None
+    token_expires_at: datetime | None = None
+    account: str | None = None
+    mfa: bool | None = None
+    sync_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RawPayload:
+    """A raw Microsoft response kept for audit and re-normalization (`raw_subscribed_skus`)."""
+
+    snapshot_date: date
+    partner_tenant_id: str
+    tenant_id: str
+    source: Literal["graph", "partner_center"]
+    fetched_at: datetime
+    payload: Any  # JSON-serializable, or already-serialized JSON text
+
+
+@dataclass(frozen=True)
+class ConsentFlag:
+    """Lost access a human must restore; `tenant_id` is None for a partner-level flag."""
+
+    partner_tenant_id: str
+    tenant_id: str | None
+    status: str
+    raised_at: datetime
+    error_code: str | None = None
+    message: str | None = None
+    cleared_at: datetime | None = None
+    flag_id: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        return (self.partner_tenant_id, self.tenant_id)
+
+
+@dataclass(frozen=True)
+class CustomerChanges:
+    """Tenant ids whose membership changed in one `upsert_customers` call (each list sorted)."""
+
+    new: list[str]
+    departed: list[str]
+    returned: list[str]

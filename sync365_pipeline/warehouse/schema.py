@@ -1,0 +1,148 @@
+"""Warehouse schema: numbered migrations recorded in `schema_version`, plus the analyst views.
+
+Tables are only ever changed by appending a migration; views are recreated from `views.sql` on
+every `migrate()`, so changing a view needs no migration. All timestamps are UTC, stored as naive
+TIMESTAMP. Unit counts are BIGINT exactly as Microsoft reports them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib import resources
+
+import duckdb
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE customers (
+            partner_tenant_id VARCHAR NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            display_name VARCHAR,
+            default_domain VARCHAR,
+            relationship VARCHAR NOT NULL,
+            gdap_status VARCHAR,
+            gdap_end_date TIMESTAMP,
+            first_seen TIMESTAMP NOT NULL,
+            last_seen TIMESTAMP NOT NULL,
+            active BOOLEAN NOT NULL,
+            departed_at TIMESTAMP,
+            PRIMARY KEY (partner_tenant_id, tenant_id)
+        );
+        CREATE TABLE license_facts (
+            snapshot_date DATE NOT NULL,
+            partner_tenant_id VARCHAR NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            sku_id VARCHAR NOT NULL,
+            sku_part_number VARCHAR NOT NULL,
+            product_name VARCHAR NOT NULL,
+            product_name_source VARCHAR NOT NULL,
+            capability_status VARCHAR NOT NULL,
+            enabled_units BIGINT NOT NULL CHECK (enabled_units >= 0),
+            suspended_units BIGINT NOT NULL CHECK (suspended_units >= 0),
+            warning_units BIGINT NOT NULL CHECK (warning_units >= 0),
+            locked_out_units BIGINT NOT NULL CHECK (locked_out_units >= 0),
+            consumed_units BIGINT NOT NULL CHECK (consumed_units >= 0),
+            available_units BIGINT NOT NULL
+                CHECK (available_units = enabled_units - consumed_units),
+            billing_accounts INTEGER NOT NULL DEFAULT 1,
+            synced_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (snapshot_date, tenant_id, sku_id)
+        );
+        -- One row per written (snapshot_date, tenant) slice, even an empty one: "this tenant had
+        -- zero SKUs that day" must be distinguishable from "this tenant was not synced that day".
+        CREATE TABLE license_snapshots (
+            snapshot_date DATE NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            sku_count INTEGER NOT NULL,
+            written_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (snapshot_date, tenant_id)
+        );
+        CREATE TABLE tenant_status (
+            sync_id VARCHAR,
+            partner_tenant_id VARCHAR NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            checked_at TIMESTAMP NOT NULL,
+            status VARCHAR NOT NULL,
+            error_code VARCHAR,
+            message VARCHAR
+        );
+        CREATE TABLE partner_status (
+            sync_id VARCHAR,
+            partner_tenant_id VARCHAR NOT NULL,
+            checked_at TIMESTAMP NOT NULL,
+            status VARCHAR NOT NULL,
+            error_code VARCHAR,
+            message VARCHAR,
+            token_expires_at TIMESTAMP,
+            account VARCHAR,
+            mfa BOOLEAN
+        );
+        CREATE TABLE raw_subscribed_skus (
+            snapshot_date DATE NOT NULL,
+            partner_tenant_id VARCHAR NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            source VARCHAR NOT NULL CHECK (source IN ('graph', 'partner_center')),
+            fetched_at TIMESTAMP NOT NULL,
+            payload VARCHAR NOT NULL,
+            PRIMARY KEY (snapshot_date, tenant_id, source)
+        );
+        CREATE TABLE sync_runs (
+            sync_id VARCHAR PRIMARY KEY,
+            partner_tenant_id VARCHAR,
+            started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP,
+            status VARCHAR NOT NULL,
+            tenants_ok INTEGER,
+            tenants_failed INTEGER,
+            facts_rows BIGINT,
+            message VARCHAR
+        );
+        CREATE TABLE consent_flags (
+            flag_id VARCHAR PRIMARY KEY,
+            partner_tenant_id VARCHAR NOT NULL,
+            tenant_id VARCHAR,
+            status VARCHAR NOT NULL,
+            error_code VARCHAR,
+            message VARCHAR,
+            raised_at TIMESTAMP NOT NULL,
+            cleared_at TIMESTAMP
+        );
+        CREATE INDEX tenant_status_by_tenant ON tenant_status (tenant_id, checked_at);
+        """,
+    ),
+)
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def utc_now() -> datetime:
+    """Now as the naive-UTC value every TIMESTAMP column holds."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def applied_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The newest migration recorded in the file, 0 for a new file."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version "
+        "(version INTEGER PRIMARY KEY, applied_at TIMESTAMP NOT NULL)"
+    )
+    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Apply pending migrations and recreate the views, in one transaction; returns the version."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        current = applied_version(con)
+        for version, sql in MIGRATIONS:
+            if version > current:
+                con.execute(sql)
+                con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utc_now()])
+        con.execute(resources.files(__package__).joinpath("views.sql").read_text("utf-8"))
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return LATEST_VERSION

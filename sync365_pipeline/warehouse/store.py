@@ -1,0 +1,500 @@
+"""The DuckDB warehouse: schema, short atomic writes, readers, and the analyst copy.
+
+Every operation opens the file, does one short transaction and closes it, so the single-writer
+lock is held for milliseconds to seconds and never across network calls. A failed write rolls back
+and leaves the previous data exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from sync365_pipeline.models import TenantStatus
+from sync365_pipeline.normalize import (
+    CUSTOMER_COLUMNS,
+    LICENSE_FACT_COLUMNS,
+    UNIT_COLUMNS,
+    utc_naive,
+)
+from sync365_pipeline.warehouse import schema
+from sync365_pipeline.warehouse.connection import connect
+from sync365_pipeline.warehouse.rows import (
+    ConsentFlag,
+    CustomerChanges,
+    PartnerStatusRow,
+    RawPayload,
+    TenantStatusRow,
+)
+
+MAX_MESSAGE_LENGTH = 2000
+_INTEGER_COLUMNS = (*UNIT_COLUMNS, "billing_accounts")
+
+
+class InvalidFrameError(ValueError):
+    """A DataFrame handed to the warehouse does not match the table it is meant for."""
+
+
+class Warehouse:
+    """One DuckDB file. Cheap to construct; holds no connection between calls."""
+
+    def __init__(self, path: Path, *, lock_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self.lock_timeout_s = lock_timeout_s
+        self._schema_ready = False
+
+    @property
+    def analyst_copy_path(self) -> Path:
+        """Where analysts should point their tools: a copy published after each write."""
+        return self.path.with_name(self.path.stem + "_analyst.duckdb")
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _connect(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        return connect(
+            self.path,
+            read_only=read_only,
+            timeout_s=self.lock_timeout_s,
+            analyst_copy=self.analyst_copy_path,
+        )
+
+    def migrate(self) -> int:
+        """Create or upgrade the schema and views; idempotent. Returns the schema version."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = self._connect()
+        try:
+            version = schema.migrate(con)
+        finally:
+            con.close()
+        self._schema_ready = True
+        return version
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not self._schema_ready:
+            self.migrate()
+        con = self._connect()
+        try:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            con.close()
+
+    def _read(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
+        if not self._schema_ready and not self.path.exists():
+            self.migrate()
+        con = self._connect(read_only=True)
+        try:
+            return con.execute(sql, list(params)).df()
+        finally:
+            con.close()
+
+    # -- license facts ---------------------------------------------------------------------
+
+    def replace_license_facts(
+        self, snapshot_date: date, frames_by_tenant: Mapping[str, pd.DataFrame]
+    ) -> int:
+        """Replace exactly the given (snapshot_date, tenant) slices; returns rows written.
+
+        All slices go in one transaction: the caller writes once after all fetching is done, so a
+        day's snapshot appears whole or not at all, and the lock is taken once (10,000 per-tenant
+        commits would each pay a WAL sync). To replace one tenant, pass one tenant. An empty frame
+        means the tenant has zero SKUs today: its slice is emptied and recorded as written.
+        """
+        if not frames_by_tenant:
+            return 0
+        facts, slices = _stack_slices(snapshot_date, frames_by_tenant)
+        columns = ", ".join(LICENSE_FACT_COLUMNS)
+        with self._transaction() as con:
+            con.register("incoming_facts", facts)
+            con.register("incoming_slices", slices)
+            for table in ("license_facts", "license_snapshots"):
+                con.execute(
+                    f"DELETE FROM {table} WHERE snapshot_date = ? "  # noqa: S608 (fixed names)
+                    "AND tenant_id IN (SELECT tenant_id FROM incoming_slices)",
+                    [snapshot_date],
+                )
+            con.execute(
+                f"INSERT INTO license_facts ({columns}) SELECT {columns} FROM incoming_facts"  # noqa: S608
+            )
+            con.execute(
+                "INSERT INTO license_snapshots "
+                "SELECT ?, tenant_id, sku_count, ? FROM incoming_slices",
+                [snapshot_date, schema.utc_now()],
+            )
+        return len(facts)
+
+    # -- customers -------------------------------------------------------------------------
+
+    def upsert_customers(
+        self, partner_tenant_id: str, frame: pd.DataFrame, seen_at: datetime
+    ) -> CustomerChanges:
+        """Merge today's customer list: first_seen kept, last_seen moved, absentees deactivated.
+
+        Customers of this partner missing from `frame` become `active = false` (with
+        `departed_at`); nothing is deleted, and one that comes back is active again.
+        """
+        incoming = _customer_frame(partner_tenant_id, frame)
+        seen = utc_naive(seen_at)
+        with self._transaction() as con:
+            con.register("incoming_customers", incoming)
+            new = _column(
+                con,
+                "SELECT tenant_id FROM incoming_customers WHERE tenant_id NOT IN "
+                "(SELECT tenant_id FROM customers WHERE partner_tenant_id = ?) ORDER BY 1",
+                [partner_tenant_id],
+            )
+            returned = _column(
+                con,
+                "SELECT tenant_id FROM customers WHERE partner_tenant_id = ? AND NOT active "
+                "AND tenant_id IN (SELECT tenant_id FROM incoming_customers) ORDER BY 1",
+                [partner_tenant_id],
+            )
+            departed = _column(
+                con,
+                "SELECT tenant_id FROM customers WHERE partner_tenant_id = ? AND active "
+                "AND tenant_id NOT IN (SELECT tenant_id FROM incoming_customers) ORDER BY 1",
+                [partner_tenant_id],
+            )
+            con.execute(
+                """
+                INSERT INTO customers
+                SELECT partner_tenant_id, tenant_id, display_name, default_domain, relationship,
+                       gdap_status, CAST(gdap_end_date AS TIMESTAMP), $seen, $seen, true, NULL
+                FROM incoming_customers
+                ON CONFLICT (partner_tenant_id, tenant_id) DO UPDATE SET
+                    display_name = coalesce(excluded.display_name, customers.display_name),
+                    default_domain = coalesce(excluded.default_domain, customers.default_domain),
+                    relationship = excluded.relationship,
+                    gdap_status = excluded.gdap_status,
+                    gdap_end_date = excluded.gdap_end_date,
+                    last_seen = excluded.last_seen,
+                    active = true,
+                    departed_at = NULL
+                """,
+                {"seen": seen},
+            )
+            con.execute(
+                "UPDATE customers SET active = false, departed_at = $seen "
+                "WHERE partner_tenant_id = $partner AND active "
+                "AND tenant_id NOT IN (SELECT tenant_id FROM incoming_customers)",
+                {"seen": seen, "partner": partner_tenant_id},
+            )
+        return CustomerChanges(new=new, departed=departed, returned=returned)
+
+    def active_tenants(self, partner_tenant_id: str | None = None) -> list[str]:
+        """Tenant ids to sync: customers currently active (of one partner, or of all)."""
+        frame = self._read(
+            "SELECT tenant_id FROM customers WHERE active "
+            "AND ($1 IS NULL OR partner_tenant_id = $1) ORDER BY tenant_id",
+            [partner_tenant_id],
+        )
+        return frame["tenant_id"].tolist()
+
+    # -- statuses, raw payloads, runs ------------------------------------------------------
+
+    def record_tenant_statuses(self, rows: Iterable[TenantStatusRow]) -> int:
+        """Append one status row per tenant attempt; statuses must be `TenantStatus` values."""
+        records = [
+            {
+                **asdict(row),
+                "status": TenantStatus(row.status).value,
+                "checked_at": utc_naive(row.checked_at),
+                "message": _clip(row.message),
+            }
+            for row in rows
+        ]
+        return self._append("tenant_status", records)
+
+    def record_partner_status(self, row: PartnerStatusRow) -> None:
+        record = {
+            **asdict(row),
+            "checked_at": utc_naive(row.checked_at),
+            "token_expires_at": utc_naive(row.token_expires_at) if row.token_expires_at else None,
+            "message": _clip(row.message),
+        }
+        self._append("partner_status", [record])
+
+    def save_raw_payloads(self, rows: Iterable[RawPayload]) -> int:
+        """Keep raw responses, one per (snapshot date, tenant, source); a re-fetch replaces it."""
+        records = [
+            {
+                **asdict(row),
+                "fetched_at": utc_naive(row.fetched_at),
+                "payload": row.payload if isinstance(row.payload, str) else json.dumps(row.payload),
+            }
+            for row in rows
+        ]
+        return self._append("raw_subscribed_skus", records, replace=True)
+
+    def start_sync_run(
+        self, partner_tenant_id: str | None = None, *, started_at: datetime | None = None
+    ) -> str:
+        """Record a sync as running; returns the `sync_id` for status rows and `finish_sync_run`."""
+        sync_id = uuid.uuid4().hex
+        self._append(
+            "sync_runs",
+            [
+                {
+                    "sync_id": sync_id,
+                    "partner_tenant_id": partner_tenant_id,
+                    "started_at": utc_naive(started_at) if started_at else schema.utc_now(),
+                    "status": "running",
+                }
+            ],
+        )
+        return sync_id
+
+    def finish_sync_run(
+        self,
+        sync_id: str,
+        *,
+        status: str,
+        tenants_ok: int | None = None,
+        tenants_failed: int | None = None,
+        facts_rows: int | None = None,
+        message: str | None = None,
+        finished_at: datetime | None = None,
+    ) -> None:
+        with self._transaction() as con:
+            con.execute(
+                "UPDATE sync_runs SET finished_at = ?, status = ?, tenants_ok = ?, "
+                "tenants_failed = ?, facts_rows = ?, message = ? WHERE sync_id = ?",
+                [
+                    utc_naive(finished_at) if finished_at else schema.utc_now(),
+                    status,
+                    tenants_ok,
+                    tenants_failed,
+                    facts_rows,
+                    _clip(message),
+                    sync_id,
+                ],
+            )
+
+    # -- consent flags (for the sensor) ----------------------------------------------------
+
+    def open_consent_flags(self) -> list[ConsentFlag]:
+        frame = self._read(
+            "SELECT * FROM consent_flags WHERE cleared_at IS NULL ORDER BY raised_at, flag_id"
+        )
+        return [_consent_flag(record) for record in frame.to_dict("records")]
+
+    def raise_consent_flags(self, rows: Iterable[ConsentFlag]) -> list[ConsentFlag]:
+        """Open a flag per (partner, tenant) unless one is open already; returns the new ones."""
+        with self._transaction() as con:
+            already_open = {
+                (partner, tenant)
+                for partner, tenant in con.execute(
+                    "SELECT partner_tenant_id, tenant_id FROM consent_flags "
+                    "WHERE cleared_at IS NULL"
+                ).fetchall()
+            }
+            raised: list[ConsentFlag] = []
+            for row in rows:
+                if row.key in already_open:
+                    continue
+                already_open.add(row.key)
+                flag = ConsentFlag(
+                    **{
+                        **asdict(row),
+                        "raised_at": utc_naive(row.raised_at),
+                        "message": _clip(row.message),
+                        "cleared_at": None,
+                        "flag_id": uuid.uuid4().hex,
+                    }
+                )
+                raised.append(flag)
+            if raised:
+                _insert(con, "consent_flags", [asdict(flag) for flag in raised])
+        return raised
+
+    def clear_consent_flags(
+        self, keys: Iterable[tuple[str, str | None]], cleared_at: datetime
+    ) -> int:
+        """Close the open flags of the given (partner, tenant) keys; returns how many closed."""
+        cleared = 0
+        with self._transaction() as con:
+            for partner, tenant in keys:
+                result = con.execute(
+                    "UPDATE consent_flags SET cleared_at = ? WHERE cleared_at IS NULL "
+                    "AND partner_tenant_id = ? AND tenant_id IS NOT DISTINCT FROM ?",
+                    [utc_naive(cleared_at), partner, tenant],
+                ).fetchone()
+                cleared += int(result[0]) if result else 0
+        return cleared
+
+    # -- readers ---------------------------------------------------------------------------
+
+    def latest_tenant_statuses(self, partner_tenant_id: str | None = None) -> pd.DataFrame:
+        """The newest status row of every tenant ever checked."""
+        return self._read(
+            "SELECT * FROM latest_tenant_status WHERE $1 IS NULL OR partner_tenant_id = $1 "
+            "ORDER BY tenant_id",
+            [partner_tenant_id],
+        )
+
+    def tenant_health(self, partner_tenant_id: str | None = None) -> pd.DataFrame:
+        return self._read(
+            "SELECT * FROM tenant_health WHERE $1 IS NULL OR partner_tenant_id = $1 "
+            "ORDER BY active DESC, status, tenant_id",
+            [partner_tenant_id],
+        )
+
+    def status_summary(self) -> pd.DataFrame:
+        """Active tenants per latest status, with how many of them show stale facts."""
+        return self._read(
+            "SELECT partner_tenant_id, coalesce(status, 'never_synced') AS status, "
+            "count(*) AS tenants, count(*) FILTER (WHERE is_stale) AS stale_tenants, "
+            "min(status_since) AS oldest_since FROM tenant_health WHERE active "
+            "GROUP BY ALL ORDER BY partner_tenant_id, tenants DESC, status"
+        )
+
+    # -- analyst copy ----------------------------------------------------------------------
+
+    def publish_analyst_copy(self, target: Path | None = None) -> Path:
+        """Copy the whole database next to `target`, then atomically rename it into place.
+
+        An analyst who has the old copy open keeps reading it (POSIX rename semantics); the next
+        open sees the new one. Analysts never open the live file, so they cannot block a sync.
+        """
+        target = Path(target) if target else self.analyst_copy_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        temporary.unlink(missing_ok=True)
+        if not self._schema_ready:
+            self.migrate()
+        con = self._connect()
+        try:
+            row = con.execute("SELECT current_database()").fetchone()
+            source = _identifier(row[0] if row else "")
+            con.execute(f"ATTACH {_string_literal(str(temporary))} AS sync365_publish")
+            con.execute(f"COPY FROM DATABASE {source} TO sync365_publish")
+            con.execute("DETACH sync365_publish")
+            os.replace(temporary, target)
+        finally:
+            con.close()
+            temporary.unlink(missing_ok=True)
+        return target
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _append(
+        self, table: str, records: list[dict[str, object]], *, replace: bool = False
+    ) -> int:
+        if not records:
+            return 0
+        with self._transaction() as con:
+            _insert(con, table, records, replace=replace)
+        return len(records)
+
+
+def _insert(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    records: list[dict[str, object]],
+    *,
+    replace: bool = False,
+) -> None:
+    frame = pd.DataFrame.from_records(records)
+    con.register("incoming_rows", frame)
+    columns = ", ".join(frame.columns)
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    con.execute(f"{verb} INTO {table} ({columns}) SELECT {columns} FROM incoming_rows")  # noqa: S608
+    con.unregister("incoming_rows")
+
+
+def _stack_slices(
+    snapshot_date: date, frames_by_tenant: Mapping[str, pd.DataFrame]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All tenants' facts as one frame (one bulk insert), plus one row per slice, checked first.
+
+    Checks that need no database run here, before the lock is taken: columns, integer dtypes,
+    each frame holding only its own tenant and date. Row-level rules (non-negative counts,
+    available = enabled - consumed, one row per SKU) are table constraints.
+    """
+    tenants = [tenant.lower() for tenant in frames_by_tenant]
+    frames = list(frames_by_tenant.values())
+    for tenant, frame in zip(tenants, frames, strict=True):
+        if missing := [column for column in LICENSE_FACT_COLUMNS if column not in frame.columns]:
+            raise InvalidFrameError(f"license facts for tenant {tenant} lack column(s) {missing}.")
+    non_empty = [frame[list(LICENSE_FACT_COLUMNS)] for frame in frames if len(frame)]
+    if non_empty:
+        facts = pd.concat(non_empty, ignore_index=True)
+    else:
+        facts = frames[0][list(LICENSE_FACT_COLUMNS)].iloc[0:0]
+    for column in _INTEGER_COLUMNS:
+        values = facts[column]
+        if not pd.api.types.is_integer_dtype(values) or pd.api.types.is_bool_dtype(values):
+            raise InvalidFrameError(
+                f"license facts column {column} is {values.dtype}, not integer."
+            )
+        if values.isna().any():
+            raise InvalidFrameError(f"license facts column {column} has missing values.")
+        facts[column] = values.astype("int64")
+    sizes = np.array([len(frame) for frame in frames])
+    expected_tenant = np.repeat(np.array(tenants, dtype=object), sizes)
+    wrong_tenant = facts["tenant_id"].to_numpy(dtype=object) != expected_tenant
+    if wrong_tenant.any():
+        tenant = expected_tenant[wrong_tenant.argmax()]
+        raise InvalidFrameError(
+            f"the license facts frame for tenant {tenant} holds another tenant's rows."
+        )
+    dates = pd.to_datetime(facts["snapshot_date"]).dt.date
+    if (dates != snapshot_date).any():
+        raise InvalidFrameError(f"license facts rows are dated other than {snapshot_date}.")
+    facts["snapshot_date"] = dates
+    slices = pd.DataFrame({"tenant_id": tenants, "sku_count": sizes.astype("int64")})
+    return facts, slices
+
+
+def _customer_frame(partner_tenant_id: str, frame: pd.DataFrame) -> pd.DataFrame:
+    if missing := [column for column in CUSTOMER_COLUMNS if column not in frame.columns]:
+        raise InvalidFrameError(f"customers frame lacks column(s) {missing}.")
+    incoming = frame[list(CUSTOMER_COLUMNS)]
+    if (incoming["partner_tenant_id"] != partner_tenant_id).any():
+        raise InvalidFrameError(
+            f"customers frame holds rows of a partner other than {partner_tenant_id}."
+        )
+    if incoming["tenant_id"].duplicated().any():
+        raise InvalidFrameError("customers frame lists a tenant twice.")
+    return incoming
+
+
+def _column(con: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> list[str]:
+    return [row[0] for row in con.execute(sql, params).fetchall()]
+
+
+def _consent_flag(record: Mapping[str, object]) -> ConsentFlag:
+    def plain(value: object) -> object:
+        if value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+            return None
+        return value.to_pydatetime() if isinstance(value, pd.Timestamp) else value
+
+    return ConsentFlag(**{key: plain(value) for key, value in record.items()})  # type: ignore[arg-type]
+
+
+def _clip(message: str | None) -> str | None:
+    return message[:MAX_MESSAGE_LENGTH] if message else message
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _string_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

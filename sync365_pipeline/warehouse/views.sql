@@ -1,0 +1,169 @@
+-- Analyst views, recreated by Warehouse.migrate(). Stale rule (one place, used twice below): a
+-- tenant's facts are stale when its latest sync attempt was not 'ok', or its latest written slice
+-- is older than the newest snapshot date written for any tenant (the latest successful sync).
+-- Failed tenants therefore keep showing their last good facts, flagged, never zeroed.
+
+CREATE OR REPLACE VIEW latest_tenant_status AS
+SELECT *
+FROM tenant_status
+QUALIFY row_number() OVER (PARTITION BY tenant_id ORDER BY checked_at DESC, status) = 1;
+
+CREATE OR REPLACE VIEW current_license_facts AS
+WITH latest_slice AS (
+    SELECT tenant_id, max(snapshot_date) AS snapshot_date
+    FROM license_snapshots
+    GROUP BY tenant_id
+),
+newest AS (
+    SELECT max(snapshot_date) AS newest_snapshot_date FROM license_snapshots
+)
+SELECT
+    f.*,
+    s.status AS last_status,
+    s.checked_at AS last_checked_at,
+    (coalesce(s.status, 'ok') <> 'ok' OR f.snapshot_date < n.newest_snapshot_date) AS is_stale
+FROM license_facts AS f
+JOIN latest_slice AS l ON l.tenant_id = f.tenant_id AND l.snapshot_date = f.snapshot_date
+CROSS JOIN newest AS n
+LEFT JOIN latest_tenant_status AS s ON s.tenant_id = f.tenant_id;
+
+-- Units paid for but not assigned, per tenant and SKU, on each tenant's current snapshot.
+CREATE OR REPLACE VIEW unused_licenses AS
+SELECT
+    f.partner_tenant_id,
+    f.tenant_id,
+    c.display_name,
+    f.snapshot_date,
+    f.sku_id,
+    f.sku_part_number,
+    f.product_name,
+    f.capability_status,
+    f.enabled_units,
+    f.consumed_units,
+    f.available_units AS unused_units,
+    round(100.0 * f.available_units / f.enabled_units, 1) AS unused_percent,
+    f.is_stale
+FROM current_license_facts AS f
+LEFT JOIN customers AS c
+    ON c.partner_tenant_id = f.partner_tenant_id AND c.tenant_id = f.tenant_id
+WHERE f.available_units > 0;
+
+-- Every change between a tenant's consecutive snapshots (its own dates, so a gap from failed
+-- syncs compares with the last good one). SKUs that appear count from 0, ones that disappear
+-- count down to 0; unchanged SKUs are left out.
+CREATE OR REPLACE VIEW license_changes AS
+WITH pairs AS (
+    SELECT *
+    FROM (
+        SELECT
+            tenant_id,
+            snapshot_date,
+            lag(snapshot_date) OVER (PARTITION BY tenant_id ORDER BY snapshot_date) AS previous_date
+        FROM license_snapshots
+    )
+    WHERE previous_date IS NOT NULL
+),
+cur AS (
+    SELECT p.previous_date, f.*
+    FROM pairs AS p
+    JOIN license_facts AS f ON f.tenant_id = p.tenant_id AND f.snapshot_date = p.snapshot_date
+),
+prev AS (
+    SELECT p.snapshot_date AS next_date, f.*
+    FROM pairs AS p
+    JOIN license_facts AS f ON f.tenant_id = p.tenant_id AND f.snapshot_date = p.previous_date
+)
+SELECT
+    coalesce(cur.partner_tenant_id, prev.partner_tenant_id) AS partner_tenant_id,
+    coalesce(cur.tenant_id, prev.tenant_id) AS tenant_id,
+    coalesce(cur.previous_date, prev.snapshot_date) AS previous_date,
+    coalesce(cur.snapshot_date, prev.next_date) AS snapshot_date,
+    coalesce(cur.sku_id, prev.sku_id) AS sku_id,
+    coalesce(cur.sku_part_number, prev.sku_part_number) AS sku_part_number,
+    coalesce(cur.product_name, prev.product_name) AS product_name,
+    CASE
+        WHEN prev.sku_id IS NULL THEN 'added'
+        WHEN cur.sku_id IS NULL THEN 'removed'
+        ELSE 'changed'
+    END AS change,
+    prev.capability_status AS previous_capability_status,
+    cur.capability_status AS capability_status,
+    coalesce(cur.enabled_units, 0) - coalesce(prev.enabled_units, 0) AS enabled_units_change,
+    coalesce(cur.suspended_units, 0) - coalesce(prev.suspended_units, 0) AS suspended_units_change,
+    coalesce(cur.warning_units, 0) - coalesce(prev.warning_units, 0) AS warning_units_change,
+    coalesce(cur.locked_out_units, 0) - coalesce(prev.locked_out_units, 0) AS locked_out_units_change,
+    coalesce(cur.consumed_units, 0) - coalesce(prev.consumed_units, 0) AS consumed_units_change,
+    coalesce(cur.available_units, 0) - coalesce(prev.available_units, 0) AS available_units_change
+FROM cur
+FULL OUTER JOIN prev
+    ON cur.tenant_id = prev.tenant_id
+    AND cur.snapshot_date = prev.next_date
+    AND cur.sku_id = prev.sku_id
+WHERE prev.sku_id IS NULL
+    OR cur.sku_id IS NULL
+    OR cur.capability_status <> prev.capability_status
+    OR cur.enabled_units <> prev.enabled_units
+    OR cur.suspended_units <> prev.suspended_units
+    OR cur.warning_units <> prev.warning_units
+    OR cur.locked_out_units <> prev.locked_out_units
+    OR cur.consumed_units <> prev.consumed_units;
+
+-- One row per known tenant: where its access stands, since when, and how fresh its facts are.
+CREATE OR REPLACE VIEW tenant_health AS
+WITH tenants AS (
+    SELECT partner_tenant_id, tenant_id FROM customers
+    UNION
+    SELECT partner_tenant_id, tenant_id FROM latest_tenant_status
+),
+last_different AS (
+    SELECT t.tenant_id, max(t.checked_at) AS checked_at
+    FROM tenant_status AS t
+    JOIN latest_tenant_status AS l ON l.tenant_id = t.tenant_id
+    WHERE t.status <> l.status
+    GROUP BY t.tenant_id
+),
+status_since AS (
+    SELECT t.tenant_id, min(t.checked_at) AS status_since
+    FROM tenant_status AS t
+    LEFT JOIN last_different AS d ON d.tenant_id = t.tenant_id
+    WHERE t.checked_at > coalesce(d.checked_at, '-infinity'::TIMESTAMP)
+    GROUP BY t.tenant_id
+),
+last_ok AS (
+    SELECT tenant_id, max(checked_at) AS last_ok_at
+    FROM tenant_status
+    WHERE status = 'ok'
+    GROUP BY tenant_id
+),
+facts AS (
+    SELECT tenant_id, max(snapshot_date) AS facts_as_of
+    FROM license_snapshots
+    GROUP BY tenant_id
+),
+newest AS (
+    SELECT max(snapshot_date) AS newest_snapshot_date FROM license_snapshots
+)
+SELECT
+    t.partner_tenant_id,
+    t.tenant_id,
+    c.display_name,
+    c.default_domain,
+    c.relationship,
+    c.gdap_status,
+    c.gdap_end_date,
+    coalesce(c.active, false) AS active,
+    l.status,
+    l.error_code,
+    l.message,
+    l.checked_at AS last_checked_at,
+    s.status_since,
+    k.last_ok_at,
+    f.facts_as_of,
+    (coalesce(l.status, 'ok') <> 'ok' OR f.facts_as_of < n.newest_snapshot_date) AS is_stale
+FROM tenants AS t
+LEFT JOIN customers AS c ON c.partner_tenant_id = t.partner_tenant_id AND c.tenant_id = t.tenant_id
+LEFT JOIN latest_tenant_status AS l ON l.tenant_id = t.tenant_id
+LEFT JOIN status_since AS s ON s.tenant_id = t.tenant_id
+LEFT JOIN last_ok AS k ON k.tenant_id = t.tenant_id
+LEFT JOIN facts AS f ON f.tenant_id = t.tenant_id
+CROSS JOIN newest AS n;
