@@ -110,16 +110,12 @@ class MicrosoftCloud:
             pool_size=max(16, settings.max_workers),
             retry=retry or RetrySettings(),
         )
-        try:
-            tokens = TokenProvider(
-                settings.credentials,
-                settings.endpoints,
-                session,
-                TokenCacheFile(settings.token_cache_path),
-            )
-        except BaseException:
-            session.close()
-            raise
+        tokens = TokenProvider(
+            settings.credentials,
+            settings.endpoints,
+            session,
+            TokenCacheFile(settings.token_cache_path),
+        )
         return cls(
             session=session,
             tokens=tokens,

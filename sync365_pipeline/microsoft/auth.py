@@ -196,7 +196,8 @@ class TokenProvider:
         self._endpoints = endpoints
         self._session = session
         self._cache_file = cache_file
-        self._cache = cache_file.load()
+        self._cache: msal.SerializableTokenCache | None = None  # loaded on first use
+        self._cache_lock = threading.Lock()
         self._authorities: dict[str, _Authority] = {}
         self._authorities_lock = threading.Lock()
         self._account_lock = threading.RLock()  # guards the account and the token import
@@ -236,8 +237,16 @@ class TokenProvider:
 
     def save(self) -> None:
         """Persist the cache if it changed (the rotated refresh token must not be lost)."""
-        if self._cache.has_state_changed:
+        if self._cache is not None and self._cache.has_state_changed:
             self._cache_file.save(self._cache)
+
+    def _token_cache(self) -> msal.SerializableTokenCache:
+        """The cache, read from its file on first use so that a corrupt file surfaces from a
+        token call (where callers record partner-level failures), and is never overwritten."""
+        with self._cache_lock:
+            if self._cache is None:
+                self._cache = self._cache_file.load()
+            return self._cache
 
     def _partner_token(self, scope: str) -> AccessToken:
         account = self._partner_account()
@@ -351,7 +360,7 @@ class TokenProvider:
                 authority=authority_url,
                 instance_discovery=False,
                 http_client=self._session,
-                token_cache=self._cache,
+                token_cache=self._token_cache(),
             )
         except KeyError:
             raise MalformedResponse(
