@@ -123,6 +123,7 @@ class Warehouse:
         with self._transaction() as con:
             con.register("incoming_facts", facts)
             con.register("incoming_slices", slices)
+            _check_dates(con, snapshot_date)
             for table in ("license_facts", "license_snapshots"):
                 con.execute(
                     f"DELETE FROM {table} WHERE snapshot_date = ? "  # noqa: S608 (fixed names)
@@ -424,19 +425,21 @@ def _stack_slices(
     """All tenants' facts as one frame (one bulk insert), plus one row per slice, checked first.
 
     Checks that need no database run here, before the lock is taken: columns, integer dtypes,
-    each frame holding only its own tenant and date. Row-level rules (non-negative counts,
-    available = enabled - consumed, one row per SKU) are table constraints.
+    each frame holding only its own tenant. The date is checked in SQL (`_check_dates`); row rules
+    (non-negative counts, available = enabled - consumed, one row per SKU) are table constraints.
+    Frames straight from the normalizer already have the table's columns in order and are
+    concatenated as they are; selecting columns frame by frame costs seconds at 10,000 tenants.
     """
     tenants = [tenant.lower() for tenant in frames_by_tenant]
     frames = list(frames_by_tenant.values())
+    expected = list(LICENSE_FACT_COLUMNS)
     for tenant, frame in zip(tenants, frames, strict=True):
-        if missing := [column for column in LICENSE_FACT_COLUMNS if column not in frame.columns]:
+        if missing := [column for column in expected if column not in frame.columns]:
             raise InvalidFrameError(f"license facts for tenant {tenant} lack column(s) {missing}.")
-    non_empty = [frame[list(LICENSE_FACT_COLUMNS)] for frame in frames if len(frame)]
-    if non_empty:
-        facts = pd.concat(non_empty, ignore_index=True)
-    else:
-        facts = frames[0][list(LICENSE_FACT_COLUMNS)].iloc[0:0]
+    non_empty = [frame if list(frame.columns) == expected else frame[expected] for frame in frames]
+    facts = pd.concat(
+        [frame for frame in non_empty if len(frame)] or non_empty[:1], ignore_index=True
+    )
     for column in _INTEGER_COLUMNS:
         values = facts[column]
         if not pd.api.types.is_integer_dtype(values) or pd.api.types.is_bool_dtype(values):
@@ -446,20 +449,23 @@ def _stack_slices(
         if values.isna().any():
             raise InvalidFrameError(f"license facts column {column} has missing values.")
         facts[column] = values.astype("int64")
-    sizes = np.array([len(frame) for frame in frames])
+    sizes = np.array([len(frame) for frame in frames], dtype="int64")
     expected_tenant = np.repeat(np.array(tenants, dtype=object), sizes)
     wrong_tenant = facts["tenant_id"].to_numpy(dtype=object) != expected_tenant
     if wrong_tenant.any():
         tenant = expected_tenant[wrong_tenant.argmax()]
-        raise InvalidFrameError(
-            f"the license facts frame for tenant {tenant} holds another tenant's rows."
-        )
-    dates = pd.to_datetime(facts["snapshot_date"]).dt.date
-    if (dates != snapshot_date).any():
-        raise InvalidFrameError(f"license facts rows are dated other than {snapshot_date}.")
-    facts["snapshot_date"] = dates
-    slices = pd.DataFrame({"tenant_id": tenants, "sku_count": sizes.astype("int64")})
-    return facts, slices
+        raise InvalidFrameError(f"the license facts frame for tenant {tenant} holds other rows.")
+    return facts, pd.DataFrame({"tenant_id": tenants, "sku_count": sizes})
+
+
+def _check_dates(con: duckdb.DuckDBPyConnection, snapshot_date: date) -> None:
+    row = con.execute(
+        "SELECT count(*) FROM incoming_facts "
+        "WHERE CAST(snapshot_date AS DATE) IS DISTINCT FROM CAST(? AS DATE)",
+        [snapshot_date],
+    ).fetchone()
+    if row and row[0]:
+        raise InvalidFrameError(f"{row[0]} license facts rows are not dated {snapshot_date}.")
 
 
 def _customer_frame(partner_tenant_id: str, frame: pd.DataFrame) -> pd.DataFrame:
