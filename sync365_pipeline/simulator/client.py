@@ -1,0 +1,100 @@
+"""A thin client of the control API, for tests and benchmarks that change the world mid-run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+CONTROL_PREFIX = "/_simulator"
+
+
+class SimulatorControlError(RuntimeError):
+    """The control API refused a change (unknown tenant, invalid fault, ...)."""
+
+
+class SimulatorClient:
+    def __init__(self, url: str, ca_path: Path | str, timeout_s: float = 10) -> None:
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.session = requests.Session()
+        self.session.verify = str(ca_path)
+        self.session.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise override `verify`
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self.session.request(
+            method, f"{self.url}{CONTROL_PREFIX}{path}", json=body, timeout=self.timeout_s
+        )
+        if response.status_code >= 400:
+            raise SimulatorControlError(
+                f"{method} {path}: {response.status_code} {response.json().get('error')}"
+            )
+        return response.json()
+
+    # --- state changes -----------------------------------------------------------------------
+
+    def revoke_consent(self, tenant_id: str) -> None:
+        self._call("POST", f"/tenants/{tenant_id}/consent/revoke")
+
+    def restore_consent(self, tenant_id: str) -> None:
+        self._call("POST", f"/tenants/{tenant_id}/consent/restore")
+
+    def set_partner_refresh_token_state(self, state: str) -> None:
+        """`expired`/`revoked` invalidate every refresh token issued so far; `valid` restores."""
+        self._call("PUT", "/partner/refresh-token-state", {"state": state})
+
+    def set_sku_units(self, tenant_id: str, sku_id: str, **units: int | str) -> dict[str, Any]:
+        """Set enabled, consumed, suspended, warning, locked_out and/or capability_status."""
+        return self._call("PUT", f"/tenants/{tenant_id}/skus/{quote(sku_id, safe='')}", units)
+
+    def remove_customer(self, tenant_id: str) -> None:
+        self._call("DELETE", f"/customers/{tenant_id}")
+
+    def add_customer(self, customer: dict[str, Any]) -> None:
+        self._call("POST", "/customers", customer)
+
+    def set_fault(self, tenant_id: str, fault: dict[str, Any]) -> None:
+        self._call("POST", f"/tenants/{tenant_id}/faults", fault)
+
+    def clear_faults(self, tenant_id: str) -> None:
+        self._call("DELETE", f"/tenants/{tenant_id}/faults")
+
+    def update_settings(self, **settings: int) -> dict[str, Any]:
+        """Change scenario settings live (latency_ms, latency_jitter_ms, page sizes, ...)."""
+        return self._call("PUT", "/settings", settings)
+
+    # --- device-code sign-ins (the "user" side of the flow) ------------------------------------
+
+    def approve_device_code(self, user_code: str, mfa: bool = True) -> None:
+        self._call("POST", f"/device-codes/{user_code}/approve", {"mfa": mfa})
+
+    def decline_device_code(self, user_code: str) -> None:
+        self._call("POST", f"/device-codes/{user_code}/decline")
+
+    def expire_device_code(self, user_code: str) -> None:
+        self._call("POST", f"/device-codes/{user_code}/expire")
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/health")
+
+    def request_counts(self) -> dict[str, Any]:
+        """total, by_route, by_tenant, by_status, in_flight, max_in_flight."""
+        return self._call("GET", "/requests")
+
+    def reset_request_counts(self) -> None:
+        self._call("DELETE", "/requests")
+
+    def request_log(self) -> list[dict[str, Any]]:
+        """The latest requests (method, path, status, route), oldest first."""
+        return self._call("GET", "/requests/log")
+
+    def expected_subscribed_skus(self, tenant_id: str) -> list[dict[str, Any]]:
+        """What Graph `/v1.0/subscribedSkus` would serve for this tenant now."""
+        return self._call("GET", f"/tenants/{tenant_id}/subscribed-skus")

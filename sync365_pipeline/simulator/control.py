@@ -1,0 +1,170 @@
+"""The control API under `/_simulator/`: change the world while a client runs, and read counters.
+
+Requests to it are not counted in the request statistics. Bodies are JSON; errors are
+`{"error": "..."}` with 400 (bad input) or 404 (unknown tenant, SKU or code).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import TypeAdapter, ValidationError
+
+from sync365_pipeline.simulator.scenario import (
+    AccessFault,
+    Customer,
+    Fault,
+    Settings,
+    describe_validation_error,
+)
+from sync365_pipeline.simulator.state import RequestStats, SimulatorState
+from sync365_pipeline.simulator.wire import json_response
+
+PREFIX = "/_simulator"
+_FAULT = TypeAdapter(Fault)
+_UNIT_FIELDS = ("enabled", "consumed", "suspended", "warning", "locked_out", "capability_status")
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _guarded(handler: Handler) -> Handler:
+    """Turn bad input into 400 and unknown names into 404, with the reason in the body."""
+
+    async def wrapper(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except ValidationError as error:
+            return json_response({"error": describe_validation_error(error)}, 400)
+        except KeyError as error:
+            return json_response({"error": str(error.args[0])}, 404)
+        except ValueError as error:
+            return json_response({"error": str(error)}, 400)
+
+    return wrapper
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    body = await request.json()
+    if not isinstance(body, dict):
+        raise ValueError("the request body must be a JSON object")
+    return body
+
+
+class ControlApi:
+    def __init__(self, state: SimulatorState) -> None:
+        self.state = state
+
+    def add_routes(self, app: web.Application) -> None:
+        routes: list[tuple[str, str, Handler]] = [
+            ("GET", "/health", self.health),
+            ("GET", "/requests", self.request_counts),
+            ("DELETE", "/requests", self.reset_request_counts),
+            ("GET", "/requests/log", self.request_log),
+            ("PUT", "/settings", self.update_settings),
+            ("PUT", "/partner/refresh-token-state", self.set_refresh_token_state),
+            ("POST", "/customers", self.add_customer),
+            ("DELETE", "/customers/{tenant}", self.remove_customer),
+            ("POST", "/tenants/{tenant}/consent/revoke", self.revoke_consent),
+            ("POST", "/tenants/{tenant}/consent/restore", self.restore_consent),
+            ("PUT", "/tenants/{tenant}/skus/{sku}", self.set_sku_units),
+            ("GET", "/tenants/{tenant}/subscribed-skus", self.expected_subscribed_skus),
+            ("POST", "/tenants/{tenant}/faults", self.add_fault),
+            ("DELETE", "/tenants/{tenant}/faults", self.clear_faults),
+            ("POST", "/device-codes/{user_code}/{decision}", self.decide_device_code),
+        ]
+        for method, path, handler in routes:
+            name = "control." + method.lower() + re.sub(r"\W+", "_", path).rstrip("_")
+            app.router.add_route(method, PREFIX + path, _guarded(handler), name=name)
+
+    def _tenant(self, request: web.Request) -> str:
+        tenant_id = request.match_info["tenant"].lower()
+        if tenant_id != self.state.partner.tenant_id and tenant_id not in self.state.customers:
+            raise KeyError(f"no tenant {tenant_id} in this simulator")
+        return tenant_id
+
+    async def health(self, request: web.Request) -> web.Response:
+        return json_response(
+            {
+                "status": "ok",
+                "scenario": self.state.scenario_name,
+                "partner_tenant_id": self.state.partner.tenant_id,
+                "customers": len(self.state.customers),
+            }
+        )
+
+    async def request_counts(self, request: web.Request) -> web.Response:
+        return json_response(self.state.stats.as_dict())
+
+    async def reset_request_counts(self, request: web.Request) -> web.Response:
+        self.state.stats = RequestStats()
+        return json_response({"status": "reset"})
+
+    async def request_log(self, request: web.Request) -> web.Response:
+        return json_response(list(self.state.stats.log))
+
+    async def update_settings(self, request: web.Request) -> web.Response:
+        merged = {**self.state.settings.model_dump(), **await _body(request)}
+        self.state.settings = Settings.model_validate(merged)
+        return json_response(self.state.settings.model_dump())
+
+    async def set_refresh_token_state(self, request: web.Request) -> web.Response:
+        self.state.set_refresh_token_state((await _body(request)).get("state", ""))
+        return json_response({"state": self.state.rt_state})
+
+    async def add_customer(self, request: web.Request) -> web.Response:
+        customer = Customer.model_validate(await _body(request))
+        self.state.add_customer(customer)
+        return json_response({"tenant_id": customer.tenant_id}, 201)
+
+    async def remove_customer(self, request: web.Request) -> web.Response:
+        tenant_id = request.match_info["tenant"].lower()
+        self.state.remove_customer(self.state.customer(tenant_id).tenant_id)
+        return json_response({"removed": tenant_id})
+
+    async def revoke_consent(self, request: web.Request) -> web.Response:
+        self.state.add_fault(self._tenant(request), AccessFault(type="consent_revoked"))
+        return json_response({"consent": "revoked"})
+
+    async def restore_consent(self, request: web.Request) -> web.Response:
+        self.state.clear_faults(self._tenant(request), fault_type="consent_revoked")
+        return json_response({"consent": "granted"})
+
+    async def set_sku_units(self, request: web.Request) -> web.Response:
+        sku = self.state.sku(self._tenant(request), request.match_info["sku"])
+        changes = await _body(request)
+        unknown = set(changes) - set(_UNIT_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown fields {sorted(unknown)}; allowed: {list(_UNIT_FIELDS)}")
+        for name, value in changes.items():
+            setattr(sku, name, value)  # validate_assignment checks each value
+        return json_response(sku.model_dump())
+
+    async def expected_subscribed_skus(self, request: web.Request) -> web.Response:
+        return json_response(self.state.graph_subscribed_skus(self._tenant(request)))
+
+    async def add_fault(self, request: web.Request) -> web.Response:
+        fault = _FAULT.validate_python(await _body(request))
+        self.state.add_fault(self._tenant(request), fault)
+        return json_response(fault.model_dump(), 201)
+
+    async def clear_faults(self, request: web.Request) -> web.Response:
+        self.state.clear_faults(self._tenant(request), request.query.get("type"))
+        return json_response({"faults": "cleared"})
+
+    async def decide_device_code(self, request: web.Request) -> web.Response:
+        sign_in = self.state.device_code_by_user_code(request.match_info["user_code"])
+        decision = request.match_info["decision"]
+        if decision == "approve":
+            sign_in.status, sign_in.mfa = "approved", bool((await _body(request)).get("mfa", True))
+        elif decision == "decline":
+            sign_in.status = "declined"
+        elif decision == "expire":
+            sign_in.status = "expired"
+        else:
+            raise KeyError(f"unknown decision {decision!r}: approve, decline or expire")
+        return json_response({"user_code": sign_in.user_code, "status": sign_in.status})

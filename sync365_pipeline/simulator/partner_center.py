@@ -1,0 +1,181 @@
+"""Partner Center REST v1: the customer list (seek paging) and a customer's subscribed SKUs.
+
+Only tokens for the Partner Center audience in the partner's tenant are accepted; App+User tokens
+must carry `mfa` in `amr` (Partner Center's MFA enforcement answers 401 code 900421 otherwise).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from sync365_pipeline.simulator.disruptions import ServiceErrors, serve
+from sync365_pipeline.simulator.identity import PARTNER_CENTER_RESOURCES
+from sync365_pipeline.simulator.payloads import partner_center_subscribed_sku
+from sync365_pipeline.simulator.state import SimulatorState
+from sync365_pipeline.simulator.tokens import (
+    InvalidTokenError,
+    b64url,
+    b64url_decode,
+    bearer_claims,
+)
+from sync365_pipeline.simulator.wire import (
+    json_response,
+    partner_center_error,
+    partner_center_ids,
+    partner_center_throttled,
+    utc_now,
+)
+
+MAX_PAGE_SIZE = 500
+INVALID_TOKEN_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+def _partner_center_server_error(
+    request: web.Request, status: int, retry_after: int | None
+) -> web.Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return partner_center_error(request, status, 800003, "Unexpected service error", headers)
+
+
+PARTNER_CENTER_ERRORS = ServiceErrors(
+    "partner_center", partner_center_throttled, _partner_center_server_error
+)
+
+
+class PartnerCenter:
+    def __init__(self, state: SimulatorState) -> None:
+        self.state = state
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/v1/customers", self.customers, name="partner_center.customers")
+        app.router.add_get(
+            "/v1/customers/{customer}/subscribedskus",
+            self.subscribed_skus,
+            name="partner_center.subscribedskus",
+        )
+
+    def _authenticate(self, request: web.Request) -> dict[str, Any] | web.Response:
+        authorization = request.headers.get("Authorization", "")
+        if not authorization:
+            return partner_center_error(
+                request,
+                401,
+                800001,
+                "Partner Token missing in request context",
+                INVALID_TOKEN_CHALLENGE,
+            )
+        try:
+            claims = bearer_claims(
+                self.state.signer, authorization, PARTNER_CENTER_RESOURCES, time.time()
+            )
+        except InvalidTokenError:
+            return partner_center_error(request, 401, 400, "Access denied", INVALID_TOKEN_CHALLENGE)
+        if claims.get("tid") != self.state.partner.tenant_id:
+            return partner_center_error(request, 403, 2032, "Access denied")
+        if "scp" in claims and "mfa" not in claims.get("amr", []):
+            return partner_center_error(
+                request,
+                401,
+                900421,
+                "Authentication failed. MFA required.",
+                INVALID_TOKEN_CHALLENGE,
+            )
+        return claims
+
+    async def customers(self, request: web.Request) -> web.Response:
+        claims = self._authenticate(request)
+        if isinstance(claims, web.Response):
+            return claims
+        return await serve(
+            request,
+            self.state,
+            self.state.partner.tenant_id,
+            PARTNER_CENTER_ERRORS,
+            lambda: self._customers_page(request),
+        )
+
+    async def _customers_page(self, request: web.Request) -> web.Response:
+        raw_size = request.query.get("size")
+        if raw_size is not None and not raw_size.isdigit():
+            return partner_center_error(request, 400, 800002, "Invalid request input")
+        size = min(int(raw_size or self.state.settings.page_size_customers), MAX_PAGE_SIZE) or 1
+        offset = 0
+        if request.query.get("seekOperation", "").lower() == "next":
+            decoded = self._offset_from(request.headers.get("MS-ContinuationToken"))
+            if decoded is None:
+                return partner_center_error(
+                    request, 400, 800002, "Invalid request input: continuation token is invalid"
+                )
+            offset = decoded
+        customers = self.state.partner_center_customers()
+        page = customers[offset : offset + size]
+        links: dict[str, Any] = {
+            "self": {"uri": f"/v1/customers?size={size}", "method": "GET", "headers": []}
+        }
+        if offset + size < len(customers):
+            links["next"] = {
+                "uri": f"/v1/customers?size={size}&seekOperation=Next",
+                "method": "GET",
+                "headers": [
+                    {"key": "MS-ContinuationToken", "value": self._token_for(offset + size)}
+                ],
+            }
+        body = {
+            "totalCount": len(page),
+            "items": page,
+            "links": links,
+            "attributes": {"objectType": "Collection"},
+        }
+        return json_response(body, headers=partner_center_ids(request))
+
+    def _token_for(self, offset: int) -> str:
+        """Opaque like Partner Center's (`guid,base64,hex`); signed so edits are rejected."""
+        payload = b64url(f"{offset}".encode())
+        return f"{self.state.partner.tenant_id},{payload},{self.state.signer.mac(payload)[:12]}"
+
+    def _offset_from(self, token: str | None) -> int | None:
+        parts = (token or "").split(",")
+        if len(parts) != 3 or parts[2] != self.state.signer.mac(parts[1])[:12]:
+            return None
+        return int(b64url_decode(parts[1]))
+
+    async def subscribed_skus(self, request: web.Request) -> web.Response:
+        claims = self._authenticate(request)
+        if isinstance(claims, web.Response):
+            return claims
+        customer_id = request.match_info["customer"].lower()
+        return await serve(
+            request,
+            self.state,
+            customer_id,
+            PARTNER_CENTER_ERRORS,
+            lambda: self._subscribed_skus(request, customer_id, claims),
+        )
+
+    async def _subscribed_skus(
+        self, request: web.Request, customer_id: str, claims: dict[str, Any]
+    ) -> web.Response:
+        customer = self.state.customers.get(customer_id)
+        gone = self.state.take_fault(customer_id, frozenset({"tenant_gone"})) is not None
+        if gone or (customer is None and customer_id not in self.state.departed):
+            return partner_center_error(request, 404, 60003, "Tenant not found")
+        if customer is None or not customer.in_partner_center:
+            return partner_center_error(
+                request,
+                403,
+                20002,
+                f"Partner {self.state.partner.tenant_id} has no commerce relationship with "
+                f"customer {customer_id}",
+            )
+        if claims.get("idtyp") == "app" or not customer.has_delegated_access(utc_now()):
+            return partner_center_error(request, 403, 2032, "Access denied")
+        items = [partner_center_subscribed_sku(sku, self.state.catalog) for sku in customer.skus]
+        body = {
+            "totalCount": len(items),
+            "items": items,
+            "attributes": {"objectType": "Collection"},
+        }
+        return json_response(body, headers=partner_center_ids(request))

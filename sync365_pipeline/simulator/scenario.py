@@ -1,0 +1,365 @@
+"""Scenario files: who the partner is, which customers it has, what they own and what goes wrong.
+
+A scenario is YAML or JSON validated by the pydantic models below; `ScenarioError` names every bad
+field (`customers[3].skus[0].part_number: ...`). The format is documented in README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from sync365_pipeline.simulator.catalog import load_catalog
+
+BUNDLED_SCENARIOS_DIR = Path(__file__).with_name("scenarios")
+
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+# Entra built-in role template ids (Directory Readers, License Administrator): the GDAP roles
+# Partner Center documents for reading subscribed SKUs.
+DIRECTORY_READERS_ROLE = "88d8e3e3-8f55-4a1e-953a-9b9898b8876b"
+LICENSE_ADMINISTRATOR_ROLE = "4d6ac14f-3453-41d0-bef9-a3e0c569773a"
+
+
+class ScenarioError(ValueError):
+    """A scenario file or dict is invalid; the message names each bad field and why."""
+
+
+def _guid(value: str) -> str:
+    lowered = value.strip().lower()
+    if not _GUID.match(lowered):
+        raise ValueError(f"{value!r} is not a GUID like 3b555118-da6a-4418-894f-7df1e2096870")
+    return lowered
+
+
+Guid = Annotated[str, AfterValidator(_guid)]
+Service = Literal["identity", "graph", "partner_center", "any"]
+RefreshTokenState = Literal["valid", "expired", "revoked"]
+CapabilityStatus = Literal["Enabled", "Warning", "Suspended", "Deleted", "LockedOut"]
+GdapStatus = Literal[
+    "activating",
+    "active",
+    "approvalPending",
+    "approved",
+    "created",
+    "expired",
+    "expiring",
+    "terminated",
+    "terminating",
+    "terminationRequested",
+]
+
+
+class _Model(BaseModel):
+    """Unknown fields are errors: a typo in a scenario must not silently do nothing."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AccessFault(_Model):
+    """Faults with no parameters: the tenant's access is broken in one specific way.
+
+    consent_revoked, access_removed, mfa_required, blocked: token requests at the tenant fail
+    (AADSTS65001, 50020, 50076, 53003); tenant_gone: the tenant no longer exists (AADSTS90002,
+    Partner Center 60003); graph_forbidden: Graph answers 403 Authorization_RequestDenied.
+    """
+
+    type: Literal[
+        "consent_revoked",
+        "access_removed",
+        "mfa_required",
+        "blocked",
+        "tenant_gone",
+        "graph_forbidden",
+    ]
+    times: int | None = Field(default=None, ge=1, description="only the first N matching requests")
+
+
+class ThrottleFault(_Model):
+    type: Literal["throttle"]
+    times: int | None = Field(default=None, ge=1)
+    retry_after: int = Field(default=2, ge=0, le=3600)
+    service: Service = "graph"
+
+
+class ServerErrorFault(_Model):
+    type: Literal["server_error"]
+    times: int | None = Field(default=None, ge=1)
+    status: Literal[500, 502, 503, 504] = 503
+    retry_after: int | None = Field(default=None, ge=0, le=3600)
+    service: Service = "graph"
+
+
+class LatencyFault(_Model):
+    type: Literal["latency"]
+    ms: int = Field(ge=0, le=60_000)
+    jitter_ms: int = Field(default=0, ge=0, le=60_000)
+    service: Service = "any"
+
+
+class MalformedFault(_Model):
+    """A body the client cannot parse: cut in the middle (truncated) or an HTML error page."""
+
+    type: Literal["malformed"]
+    kind: Literal["truncated", "html"]
+    times: int | None = Field(default=None, ge=1)
+    status: int = Field(default=200, ge=200, le=599)
+    service: Service = "graph"
+
+
+Fault = Annotated[
+    AccessFault | ThrottleFault | ServerErrorFault | LatencyFault | MalformedFault,
+    Field(discriminator="type"),
+]
+
+
+class SkuAssignment(_Model):
+    """A SKU a tenant holds, named by `sku_id` or `part_number` (either resolves the other)."""
+
+    sku_id: Guid | None = None
+    part_number: str | None = None
+    enabled: int = Field(default=0, ge=0)
+    consumed: int = Field(default=0, ge=0)
+    suspended: int = Field(default=0, ge=0)
+    warning: int = Field(default=0, ge=0)
+    locked_out: int = Field(default=0, ge=0)
+    capability_status: CapabilityStatus | None = Field(
+        default=None, description="derived from the unit counts when omitted"
+    )
+
+    @model_validator(mode="after")
+    def _resolve_in_catalog(self) -> SkuAssignment:
+        catalog = load_catalog()
+        if self.sku_id is None and self.part_number is None:
+            raise ValueError("give sku_id or part_number")
+        product = (
+            catalog.by_id(self.sku_id)
+            if self.sku_id is not None
+            else catalog.by_part_number(self.part_number or "")
+        )
+        if product is None:
+            known = "sku_id" if self.sku_id is not None else "part_number"
+            raise ValueError(
+                f"{known} {self.sku_id or self.part_number!r} is not in the simulator's SKU "
+                "catalog (sync365_pipeline/simulator/sku_catalog.json)"
+            )
+        if self.part_number is not None and self.part_number != product.part_number:
+            raise ValueError(
+                f"sku_id {product.sku_id} is {product.part_number}, not {self.part_number!r}"
+            )
+        # Bypass validate_assignment: re-running this validator from inside itself would recurse.
+        self.__dict__["sku_id"] = product.sku_id
+        self.__dict__["part_number"] = product.part_number
+        return self
+
+    def effective_capability_status(self) -> CapabilityStatus:
+        """Graph's rule: Enabled while any unit is enabled, then grace (Warning), then the rest."""
+        if self.capability_status is not None:
+            return self.capability_status
+        if self.enabled:
+            return "Enabled"
+        if self.warning:
+            return "Warning"
+        if self.suspended:
+            return "Suspended"
+        if self.locked_out:
+            return "LockedOut"
+        return "Deleted"
+
+
+class GdapRelationship(_Model):
+    """A GDAP relationship; `ends_in_days` (negative: ended) keeps a scenario fresh over time."""
+
+    display_name: str | None = None
+    status: GdapStatus = "active"
+    duration: str = "P730D"
+    auto_extend_duration: Literal["PT0S", "P0D", "P180D"] = "P180D"
+    end_date_time: datetime | None = None
+    ends_in_days: int | None = None
+    roles: list[Guid] = Field(
+        default_factory=lambda: [DIRECTORY_READERS_ROLE, LICENSE_ADMINISTRATOR_ROLE]
+    )
+
+    @model_validator(mode="after")
+    def _one_end(self) -> GdapRelationship:
+        if self.end_date_time is not None and self.ends_in_days is not None:
+            raise ValueError("give end_date_time or ends_in_days, not both")
+        return self
+
+    def end(self, now: datetime) -> datetime:
+        if self.end_date_time is not None:
+            end = self.end_date_time
+            return end if end.tzinfo else end.replace(tzinfo=UTC)
+        return now + timedelta(days=365 if self.ends_in_days is None else self.ends_in_days)
+
+    def effective_status(self, now: datetime) -> GdapStatus:
+        """A relationship past its end date is expired whatever the file says."""
+        if self.status in ("active", "expiring") and self.end(now) <= now:
+            return "expired"
+        return self.status
+
+    def grants_access(self, now: datetime) -> bool:
+        return self.effective_status(now) in ("active", "expiring", "terminationRequested")
+
+
+class Customer(_Model):
+    tenant_id: Guid
+    display_name: str = Field(min_length=1)
+    default_domain: str = Field(min_length=3)
+    country: str = Field(default="US", min_length=2, max_length=2)
+    relationship_to_partner: Literal[
+        "reseller", "advisor", "syndication", "microsoft_support", "none"
+    ] = "reseller"
+    in_partner_center: bool = True
+    dap: bool = Field(default=False, description="legacy DAP (AdminAgents) delegated access")
+    gdap_relationships: list[GdapRelationship] = Field(default_factory=list)
+    skus: list[SkuAssignment] = Field(default_factory=list)
+    faults: list[Fault] = Field(default_factory=list)
+
+    def has_any_relationship(self) -> bool:
+        """Without any, the partner's user does not exist in the tenant (AADSTS50020)."""
+        return self.dap or bool(self.gdap_relationships) or self.relationship_to_partner != "none"
+
+    def has_delegated_access(self, now: datetime) -> bool:
+        """Graph serves a partner user only through DAP or a live GDAP relationship."""
+        return self.dap or any(rel.grants_access(now) for rel in self.gdap_relationships)
+
+
+class Partner(_Model):
+    tenant_id: Guid
+    domain: str = Field(min_length=3)
+    display_name: str = "Contoso Partner"
+    client_id: Guid
+    client_secret: str = Field(min_length=8)
+    app_name: str = "sync365"
+    user_upn: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    user_object_id: Guid = "4988e250-5aee-482a-9136-6d269cb755c0"
+    user_display_name: str = "Admin Agent"
+    mfa: bool = Field(default=True, description="whether the consent sign-in carried MFA")
+    refresh_token: str = Field(min_length=20)
+    refresh_token_state: RefreshTokenState = "valid"
+    skus: list[SkuAssignment] = Field(default_factory=list)
+    faults: list[Fault] = Field(default_factory=list)
+
+
+class Settings(_Model):
+    page_size_customers: int = Field(default=500, ge=1, le=500)
+    page_size_graph: int = Field(default=100, ge=1, le=999)
+    latency_ms: int = Field(default=0, ge=0, le=60_000)
+    latency_jitter_ms: int = Field(default=0, ge=0, le=60_000)
+    access_token_lifetime_s: int = Field(default=3599, ge=1)
+    device_code_interval_s: int = Field(default=5, ge=0, le=60)
+    device_code_lifetime_s: int = Field(default=900, ge=1)
+
+
+class Generate(_Model):
+    """Deterministic synthetic customers: the same seed gives the same tenants, names and SKUs."""
+
+    count: int = Field(ge=0, le=100_000)
+    seed: int = 0
+    min_skus: int = Field(default=1, ge=0, le=20)
+    max_skus: int = Field(default=6, ge=0, le=20)
+    gdap_only_rate: float = Field(default=0.1, ge=0, le=1, description="not in Partner Center")
+    expired_gdap_rate: float = Field(default=0.0, ge=0, le=1)
+    fault_rate: float = Field(default=0.0, ge=0, le=1)
+    fault_types: list[
+        Literal["consent_revoked", "access_removed", "mfa_required", "graph_forbidden"]
+    ] = Field(default_factory=lambda: ["consent_revoked", "access_removed", "graph_forbidden"])
+
+    @model_validator(mode="after")
+    def _sku_range(self) -> Generate:
+        if self.min_skus > self.max_skus:
+            raise ValueError("min_skus must not exceed max_skus")
+        return self
+
+
+class Scenario(_Model):
+    name: str = "custom"
+    description: str = ""
+    partner: Partner
+    settings: Settings = Field(default_factory=Settings)
+    customers: list[Customer] = Field(default_factory=list)
+    generate: Generate | None = None
+
+    @model_validator(mode="after")
+    def _unique_tenants(self) -> Scenario:
+        seen = {self.partner.tenant_id: "partner.tenant_id"}
+        domains = {self.partner.domain.lower(): "partner.domain"}
+        for index, customer in enumerate(self.customers):
+            where = f"customers[{index}]"
+            if customer.tenant_id in seen:
+                raise ValueError(f"{where}.tenant_id repeats {seen[customer.tenant_id]}")
+            if customer.default_domain.lower() in domains:
+                raise ValueError(
+                    f"{where}.default_domain repeats {domains[customer.default_domain.lower()]}"
+                )
+            seen[customer.tenant_id] = f"{where}.tenant_id"
+            domains[customer.default_domain.lower()] = f"{where}.default_domain"
+        return self
+
+
+def validate_scenario(data: object, source: str = "scenario") -> Scenario:
+    """Validate a parsed scenario; raise `ScenarioError` listing every bad field."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as error:
+        raise ScenarioError(f"{source} is invalid:\n{describe_validation_error(error)}") from None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """`customers[3].skus[0].part_number: ...` lines, one per problem."""
+    lines = []
+    for problem in error.errors():
+        path = ""
+        loc = problem["loc"]
+        for position, part in enumerate(loc):
+            if isinstance(part, int):
+                path += f"[{part}]"
+            elif (
+                position >= 2
+                and loc[position - 2] == "faults"
+                and isinstance(loc[position - 1], int)
+            ):
+                continue  # the union branch pydantic chose (the fault's `type`) is not a field
+            else:
+                path += f".{part}" if path else str(part)
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"- {path or '(top level)'}: {message}")
+    return "\n".join(lines)
+
+
+def bundled_scenario_names() -> list[str]:
+    return sorted(path.stem for path in BUNDLED_SCENARIOS_DIR.glob("*.yaml"))
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Load a bundled scenario by name ("demo", "scale") or a .yaml/.yml/.json file by path."""
+    path = Path(name_or_path)
+    if str(name_or_path) in bundled_scenario_names():
+        path = BUNDLED_SCENARIOS_DIR / f"{name_or_path}.yaml"
+    elif not path.is_file():
+        raise ScenarioError(
+            f"scenario {str(name_or_path)!r} is neither a bundled scenario "
+            f"({', '.join(bundled_scenario_names())}) nor a readable file"
+        )
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise ScenarioError(
+            f"{path} is not valid {path.suffix.lstrip('.').upper()}: {error}"
+        ) from None
+    return validate_scenario(data, source=str(path))
