@@ -1,0 +1,362 @@
+"""Warehouse writes and views on real DuckDB files: exact counts, slices, history, staleness."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+import pytest
+
+from sync365_pipeline.models import TenantStatus
+from sync365_pipeline.normalize import customers_frame
+from sync365_pipeline.warehouse import (
+    ConsentFlag,
+    InvalidFrameError,
+    PartnerStatusRow,
+    RawPayload,
+    TenantStatusRow,
+    Warehouse,
+)
+from sync365_pipeline_tests.warehouse.samples import (
+    CONTOSO,
+    DAY1,
+    DAY2,
+    E3,
+    FABRIKAM,
+    NORTHWIND,
+    PARTNER,
+    POWER_BI_PRO,
+    SPB,
+    facts,
+)
+
+REQUIRED_COLUMNS = {
+    "customers": [
+        "partner_tenant_id",
+        "tenant_id",
+        "display_name",
+        "default_domain",
+        "relationship",
+        "gdap_status",
+        "gdap_end_date",
+        "first_seen",
+        "last_seen",
+        "active",
+    ],
+    "license_facts": [
+        "snapshot_date",
+        "tenant_id",
+        "sku_id",
+        "partner_tenant_id",
+        "sku_part_number",
+        "product_name",
+        "capability_status",
+        "enabled_units",
+        "suspended_units",
+        "warning_units",
+        "locked_out_units",
+        "consumed_units",
+        "available_units",
+        "synced_at",
+    ],
+    "tenant_status": [
+        "tenant_id",
+        "checked_at",
+        "status",
+        "error_code",
+        "message",
+        "partner_tenant_id",
+        "sync_id",
+    ],
+    "consent_flags": [
+        "partner_tenant_id",
+        "tenant_id",
+        "status",
+        "error_code",
+        "message",
+        "raised_at",
+        "cleared_at",
+    ],
+    "partner_status": [
+        "partner_tenant_id",
+        "checked_at",
+        "status",
+        "error_code",
+        "message",
+        "token_expires_at",
+        "account",
+        "mfa",
+    ],
+    "raw_subscribed_skus": ["snapshot_date", "tenant_id", "source", "fetched_at", "payload"],
+    "sync_runs": ["sync_id", "started_at", "finished_at"],
+    "schema_version": ["version"],
+    "current_license_facts": ["is_stale", "tenant_id", "sku_id", "available_units"],
+    "unused_licenses": ["tenant_id", "sku_id", "unused_units"],
+    "license_changes": ["tenant_id", "sku_id", "change", "enabled_units_change"],
+    "tenant_health": ["tenant_id", "status", "error_code", "status_since", "last_ok_at"],
+}
+
+
+def query(store: Warehouse, sql: str) -> pd.DataFrame:
+    con = duckdb.connect(str(store.path), read_only=True)
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()
+
+
+def status(tenant: str, value: TenantStatus, at: datetime, code: str | None = None):
+    return TenantStatusRow(PARTNER, tenant, at, value, error_code=code, message=code)
+
+
+def test_schema_has_the_required_tables_views_and_columns(warehouse: Warehouse) -> None:
+    assert warehouse.migrate() == warehouse.migrate()  # idempotent
+    for table, columns in REQUIRED_COLUMNS.items():
+        found = set(query(warehouse, f"DESCRIBE {table}")["column_name"])
+        assert set(columns) <= found, (table, set(columns) - found)
+    types = query(warehouse, "DESCRIBE license_facts").set_index("column_name")["column_type"]
+    assert {types[c] for c in REQUIRED_COLUMNS["license_facts"] if c.endswith("_units")} == {
+        "BIGINT"
+    }
+
+
+def test_facts_round_trip_unit_by_unit(warehouse: Warehouse) -> None:
+    frame = facts(CONTOSO, DAY1, {SPB: (1_000_000, 0), POWER_BI_PRO: (0, 3), E3: (10_000, 10_000)})
+    assert warehouse.replace_license_facts(DAY1, {CONTOSO: frame}) == 3
+
+    stored = query(warehouse, "SELECT * FROM license_facts ORDER BY sku_id")
+    columns = [c for c in frame.columns if c.endswith("_units")]
+    expected = frame.sort_values("sku_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(stored[columns], expected[columns])
+    assert stored.set_index("sku_id").loc[POWER_BI_PRO, "available_units"] == -3
+    assert all(str(stored[c].dtype) == "int64" for c in columns)
+
+
+def test_replace_is_idempotent_and_touches_only_its_slice(warehouse: Warehouse) -> None:
+    warehouse.replace_license_facts(
+        DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 1)}), FABRIKAM: facts(FABRIKAM, DAY1, {})}
+    )
+    warehouse.replace_license_facts(DAY2, {CONTOSO: facts(CONTOSO, DAY2, {SPB: (11, 1)})})
+    new_day1 = facts(CONTOSO, DAY1, {SPB: (20, 2), E3: (5, 5)})
+
+    for _ in range(2):
+        warehouse.replace_license_facts(DAY1, {CONTOSO: new_day1})
+
+    rows = query(warehouse, "SELECT snapshot_date, sku_id, enabled_units FROM license_facts")
+    assert sorted(map(tuple, rows.astype(str).to_numpy())) == sorted(
+        [("2026-07-01", SPB, "20"), ("2026-07-01", E3, "5"), ("2026-07-02", SPB, "11")]
+    )
+    slices = query(warehouse, "SELECT tenant_id, sku_count FROM license_snapshots")
+    assert len(slices) == 3  # Fabrikam's empty day-1 slice is recorded as written
+
+
+def test_empty_frame_empties_the_slice(warehouse: Warehouse) -> None:
+    warehouse.replace_license_facts(DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 1)})})
+    warehouse.replace_license_facts(DAY2, {CONTOSO: facts(CONTOSO, DAY2, {SPB: (10, 1)})})
+    warehouse.replace_license_facts(DAY2, {CONTOSO: facts(CONTOSO, DAY2, {})})
+
+    assert query(warehouse, "SELECT count(*) AS n FROM current_license_facts").n[0] == 0
+    assert query(warehouse, "SELECT count(*) AS n FROM license_facts").n[0] == 1  # day 1 kept
+
+
+@pytest.mark.parametrize(
+    "break_frame",
+    [
+        lambda f: pd.concat([f, f.iloc[:1]], ignore_index=True),  # one SKU twice
+        lambda f: f.assign(consumed_units=-1, available_units=f.enabled_units + 1),
+        lambda f: f.assign(available_units=f.available_units + 1),
+    ],
+    ids=["duplicate-sku", "negative-count", "available-mismatch"],
+)
+def test_a_failed_write_rolls_back_every_slice(warehouse: Warehouse, break_frame) -> None:
+    good = {CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 1)})}
+    warehouse.replace_license_facts(DAY1, good)
+    before = query(warehouse, "SELECT * FROM license_facts")
+    rewrite = {
+        FABRIKAM: facts(FABRIKAM, DAY1, {SPB: (3, 3)}),
+        CONTOSO: break_frame(facts(CONTOSO, DAY1, {SPB: (99, 9), E3: (1, 1)})),
+    }
+
+    with pytest.raises(duckdb.ConstraintException):
+        warehouse.replace_license_facts(DAY1, rewrite)
+
+    pd.testing.assert_frame_equal(query(warehouse, "SELECT * FROM license_facts"), before)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.assign(enabled_units=f.enabled_units.astype(float)), "not integer"),
+        (lambda f: f.assign(tenant_id=FABRIKAM), "holds other rows"),
+        (lambda f: f.drop(columns="consumed_units"), "consumed_units"),
+        (lambda f: f.assign(snapshot_date=DAY2), "not dated"),
+    ],
+)
+def test_frames_that_do_not_fit_are_refused(warehouse: Warehouse, change, message: str) -> None:
+    with pytest.raises(InvalidFrameError, match=message):
+        warehouse.replace_license_facts(
+            DAY1, {CONTOSO: change(facts(CONTOSO, DAY1, {SPB: (1, 0)}))}
+        )
+    assert query(warehouse, "SELECT count(*) AS n FROM license_facts").n[0] == 0
+
+
+def test_customers_first_last_seen_departed_and_returned(warehouse: Warehouse) -> None:
+    def listing(*tenants: str) -> pd.DataFrame:
+        return customers_frame(
+            PARTNER,
+            [
+                {
+                    "id": t,
+                    "companyProfile": {"companyName": t[:4]},
+                    "relationshipToPartner": "reseller",
+                }
+                for t in tenants
+            ],
+            [],
+            [],
+        )
+
+    day1, day2, day3 = (datetime(2026, 7, d, 5) for d in (1, 2, 3))
+    first = warehouse.upsert_customers(PARTNER, listing(CONTOSO, FABRIKAM), day1)
+    second = warehouse.upsert_customers(PARTNER, listing(CONTOSO, NORTHWIND), day2)
+    third = warehouse.upsert_customers(PARTNER, listing(CONTOSO, FABRIKAM, NORTHWIND), day3)
+
+    assert first.new == sorted([CONTOSO, FABRIKAM])
+    assert (second.new, second.departed, second.returned) == ([NORTHWIND], [FABRIKAM], [])
+    assert (third.new, third.departed, third.returned) == ([], [], [FABRIKAM])
+    rows = query(warehouse, "SELECT * FROM customers").set_index("tenant_id")
+    assert rows.loc[CONTOSO, "first_seen"] == day1
+    assert rows.loc[CONTOSO, "last_seen"] == day3
+    assert rows.loc[FABRIKAM, "active"]
+    assert pd.isna(rows.loc[FABRIKAM, "departed_at"])
+    assert warehouse.active_tenants(PARTNER) == sorted([CONTOSO, FABRIKAM, NORTHWIND])
+
+    warehouse.upsert_customers(PARTNER, listing(NORTHWIND), day3)
+    assert warehouse.active_tenants() == [NORTHWIND]
+    assert len(query(warehouse, "SELECT * FROM customers")) == 3  # history is never deleted
+
+
+def test_two_day_views(warehouse: Warehouse) -> None:
+    day1_at, day2_at = datetime(2026, 7, 1, 5), datetime(2026, 7, 2, 5)
+    warehouse.replace_license_facts(
+        DAY1,
+        {
+            CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 8), POWER_BI_PRO: (5, 5)}),
+            FABRIKAM: facts(FABRIKAM, DAY1, {SPB: (3, 1)}),
+        },
+    )
+    warehouse.record_tenant_statuses(
+        [status(CONTOSO, TenantStatus.OK, day1_at), status(FABRIKAM, TenantStatus.OK, day1_at)]
+    )
+    # Day 2: Contoso changes; Fabrikam revoked consent, so it gets no new facts.
+    warehouse.replace_license_facts(
+        DAY2, {CONTOSO: facts(CONTOSO, DAY2, {SPB: (12, 9), E3: (2, 0)})}
+    )
+    warehouse.record_tenant_statuses(
+        [
+            status(CONTOSO, TenantStatus.OK, day2_at),
+            status(FABRIKAM, TenantStatus.CONSENT_REVOKED, day2_at, "AADSTS65001"),
+        ]
+    )
+
+    changes = query(warehouse, "SELECT * FROM license_changes").set_index("sku_id")
+    assert set(changes.tenant_id) == {CONTOSO}
+    assert changes.loc[
+        SPB, ["change", "enabled_units_change", "consumed_units_change"]
+    ].tolist() == [
+        "changed",
+        2,
+        1,
+    ]
+    assert changes.loc[SPB, "available_units_change"] == 1
+    assert changes.loc[POWER_BI_PRO, ["change", "enabled_units_change"]].tolist() == ["removed", -5]
+    assert changes.loc[E3, ["change", "enabled_units_change"]].tolist() == ["added", 2]
+
+    current = query(warehouse, "SELECT * FROM current_license_facts")
+    by_tenant = current.groupby("tenant_id").agg({"is_stale": "all", "snapshot_date": "max"})
+    assert not by_tenant.loc[CONTOSO, "is_stale"]
+    assert by_tenant.loc[FABRIKAM, "is_stale"]  # last good facts, kept and flagged
+    assert by_tenant.loc[FABRIKAM, "snapshot_date"] == pd.Timestamp(DAY1)
+
+    unused = query(warehouse, "SELECT tenant_id, sku_id, unused_units FROM unused_licenses")
+    assert sorted(map(tuple, unused.to_numpy())) == sorted(
+        [(CONTOSO, SPB, 3), (CONTOSO, E3, 2), (FABRIKAM, SPB, 2)]
+    )
+
+    health = warehouse.tenant_health().set_index("tenant_id")
+    assert health.loc[FABRIKAM, "status"] == "consent_revoked"
+    assert health.loc[FABRIKAM, "error_code"] == "AADSTS65001"
+    assert health.loc[FABRIKAM, "status_since"] == day2_at
+    assert health.loc[FABRIKAM, "last_ok_at"] == day1_at
+    assert health.loc[FABRIKAM, "facts_as_of"] == pd.Timestamp(DAY1)
+    assert health.loc[FABRIKAM, "is_stale"]
+    assert health.loc[CONTOSO, "status_since"] == day1_at  # ok on both days
+    latest = warehouse.latest_tenant_statuses().set_index("tenant_id")["status"].to_dict()
+    assert latest == {CONTOSO: "ok", FABRIKAM: "consent_revoked"}
+
+
+def test_status_summary_counts_active_tenants(warehouse: Warehouse) -> None:
+    warehouse.upsert_customers(
+        PARTNER,
+        customers_frame(PARTNER, [], [], [{"customerId": CONTOSO}, {"customerId": FABRIKAM}]),
+        datetime(2026, 7, 1),
+    )
+    warehouse.record_tenant_statuses(
+        [status(CONTOSO, TenantStatus.MFA_REQUIRED, datetime(2026, 7, 1), "AADSTS50076")]
+    )
+
+    summary = warehouse.status_summary().set_index("status")["tenants"].to_dict()
+    assert summary == {"mfa_required": 1, "never_synced": 1}
+
+
+def test_unknown_status_is_refused(warehouse: Warehouse) -> None:
+    with pytest.raises(ValueError, match="fine"):
+        warehouse.record_tenant_statuses(
+            [TenantStatusRow(PARTNER, CONTOSO, datetime(2026, 7, 1), "fine")]  # type: ignore[arg-type]
+        )
+
+
+def test_consent_flags_raise_once_and_clear(warehouse: Warehouse) -> None:
+    at = datetime(2026, 7, 2, 5)
+    tenant_flag = ConsentFlag(PARTNER, FABRIKAM, "consent_revoked", at, "AADSTS65001", "re-consent")
+    partner_flag = ConsentFlag(PARTNER, None, "refresh_token_expired", at, "AADSTS700082")
+
+    raised = warehouse.raise_consent_flags([tenant_flag, partner_flag])
+    again = warehouse.raise_consent_flags([tenant_flag])
+
+    assert [flag.key for flag in raised] == [(PARTNER, FABRIKAM), (PARTNER, None)]
+    assert again == []
+    assert {flag.key for flag in warehouse.open_consent_flags()} == {
+        (PARTNER, FABRIKAM),
+        (PARTNER, None),
+    }
+    assert warehouse.clear_consent_flags([(PARTNER, None)], datetime(2026, 7, 3)) == 1
+    assert [flag.key for flag in warehouse.open_consent_flags()] == [(PARTNER, FABRIKAM)]
+    assert len(warehouse.raise_consent_flags([partner_flag])) == 1  # a new episode
+
+
+def test_partner_status_raw_payloads_and_sync_runs(warehouse: Warehouse) -> None:
+    sync_id = warehouse.start_sync_run(PARTNER)
+    warehouse.record_partner_status(
+        PartnerStatusRow(
+            PARTNER,
+            datetime(2026, 7, 1, 5),
+            "ok",
+            token_expires_at=datetime(2026, 7, 1, 6),
+            account="admin@partner.example",
+            mfa=True,
+            sync_id=sync_id,
+        )
+    )
+    raw = RawPayload(DAY1, PARTNER, CONTOSO, "graph", datetime(2026, 7, 1, 5), {"value": [1]})
+    warehouse.save_raw_payloads([raw])
+    warehouse.save_raw_payloads([RawPayload(**{**raw.__dict__, "payload": '{"value": [2]}'})])
+    warehouse.finish_sync_run(sync_id, status="succeeded", tenants_ok=1, tenants_failed=0)
+
+    assert query(warehouse, "SELECT payload FROM raw_subscribed_skus").payload.tolist() == [
+        '{"value": [2]}'
+    ]
+    run = query(warehouse, "SELECT * FROM sync_runs").iloc[0]
+    assert (run.sync_id, run.status, run.tenants_ok) == (sync_id, "succeeded", 1)
+    assert query(warehouse, "SELECT mfa FROM partner_status").mfa.tolist() == [True]
