@@ -132,12 +132,18 @@ class Settings:
             endpoints=endpoints,
             ca_bundle=ca_bundle,
             token_cache_path=Path(env.get("SYNC365_TOKEN_CACHE") or DATA_DIR / "token_cache.json"),
-            duckdb_path=Path(env.get("SYNC365_DUCKDB_PATH") or DATA_DIR / "sync365.duckdb"),
+            duckdb_path=duckdb_path_from_env(env),
             max_workers=max_workers,
         )
 
     def with_endpoints(self, endpoints: Endpoints) -> Settings:
         return replace(self, endpoints=endpoints)
+
+
+def duckdb_path_from_env(environ: Mapping[str, str] | None = None) -> Path:
+    """The warehouse file; readers need only this, not the partner's credentials."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("SYNC365_DUCKDB_PATH") or DATA_DIR / "sync365.duckdb")
 
 
 def _url(env: Mapping[str, str], name: str, default: str, problems: list[str]) -> str:

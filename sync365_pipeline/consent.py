@@ -1,0 +1,73 @@
+"""Which customers (and partners) lost access, as plain data: the consent sensor's logic.
+
+A flag is raised once when a tenant enters an access-loss status and stays open, without repeats,
+until the tenant is seen `ok` again; then it is cleared. Partner-level loss of consent (the
+refresh token or the app stopped working) is a flag with no tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from sync365_pipeline.models import ACCESS_LOSS_STATUSES, TenantStatus
+from sync365_pipeline.warehouse import ConsentFlag
+
+FlagKey = tuple[str, str | None]  # (partner_tenant_id, tenant_id or None for the partner itself)
+
+
+@dataclass(frozen=True)
+class ConsentChanges:
+    raised: list[ConsentFlag]
+    cleared: list[FlagKey]
+
+    def __bool__(self) -> bool:
+        return bool(self.raised or self.cleared)
+
+
+def consent_changes(
+    tenant_statuses: pd.DataFrame,
+    partner_statuses: pd.DataFrame,
+    open_flags: Iterable[ConsentFlag],
+    now: datetime,
+) -> ConsentChanges:
+    """Compare each tenant's and partner's latest status with the flags already open.
+
+    `tenant_statuses` and `partner_statuses` hold the latest row per tenant / partner (columns
+    partner_tenant_id, [tenant_id,] status, error_code, message).
+    """
+    already_open = {flag.key for flag in open_flags}
+    raised: list[ConsentFlag] = []
+    cleared: list[FlagKey] = []
+
+    def consider(flag: ConsentFlag, lost: bool, restored: bool) -> None:
+        if lost and flag.key not in already_open:
+            raised.append(flag)
+        elif restored and flag.key in already_open:
+            cleared.append(flag.key)
+
+    for row in tenant_statuses.itertuples():
+        consider(
+            _flag(row, row.tenant_id, now),
+            lost=row.status in ACCESS_LOSS_STATUSES,
+            restored=row.status == TenantStatus.OK,
+        )
+    for row in partner_statuses.itertuples():
+        consider(_flag(row, None, now), lost=row.status != "ok", restored=row.status == "ok")
+    return ConsentChanges(raised=raised, cleared=cleared)
+
+
+def _flag(row: object, tenant_id: str | None, now: datetime) -> ConsentFlag:
+    error_code = getattr(row, "error_code", None)
+    message = getattr(row, "message", None)
+    return ConsentFlag(
+        partner_tenant_id=row.partner_tenant_id,  # type: ignore[attr-defined]
+        tenant_id=tenant_id,
+        status=row.status,  # type: ignore[attr-defined]
+        raised_at=now,
+        error_code=None if pd.isna(error_code) else error_code,
+        message=None if pd.isna(message) else message,
+    )

@@ -1,0 +1,133 @@
+"""Jobs, the daily schedule and the sensors.
+
+A daily sync is two runs: `discovery` (partner sign-in + customer list, which registers new tenants)
+then, when it succeeds, `license_sync` over every registered tenant in ONE run. Dagster cannot
+widen a run's partition range mid-run, hence the split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dagster as dg
+import pandas as pd
+
+from sync365_pipeline.consent import consent_changes
+from sync365_pipeline.defs.assets import customers, license_facts, partner_token, subscribed_skus
+from sync365_pipeline.defs.partitions import all_tenants_range_tags, tenant_partitions
+from sync365_pipeline.defs.resources import WarehouseResource
+from sync365_pipeline.sync import utcnow
+from sync365_pipeline.warehouse import ConsentFlag, WarehouseLocked
+
+CONSENT_CHECK = "consent_granted"
+
+discovery_job = dg.define_asset_job(
+    "discovery",
+    selection=[partner_token, customers],
+    description="Partner sign-in and customer discovery; on success `license_sync` follows.",
+)
+license_sync_job = dg.define_asset_job(
+    "license_sync",
+    selection=[subscribed_skus, license_facts],
+    partitions_def=tenant_partitions,
+    description="Subscribed SKUs and license facts for every registered tenant, in one run.",
+)
+
+daily_sync_schedule = dg.ScheduleDefinition(
+    name="daily_sync",
+    job=discovery_job,
+    cron_schedule="0 5 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every day at 05:00 UTC: discovery, then the license sync of all tenants.",
+)
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[discovery_job],
+    request_job=license_sync_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def license_sync_after_discovery(
+    context: dg.RunStatusSensorContext,
+) -> dg.RunRequest | dg.SkipReason:
+    """Launch the one-run license sync over all tenants once discovery succeeded."""
+    tenant_ids = context.instance.get_dynamic_partitions(tenant_partitions.name)
+    if not tenant_ids:
+        return dg.SkipReason("Discovery found no customer tenants.")
+    return dg.RunRequest(
+        run_key=context.dagster_run.run_id, tags=all_tenants_range_tags(tenant_ids)
+    )
+
+
+@dg.asset_check(asset=customers, name=CONSENT_CHECK, blocking=False)
+def consent_granted(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Fails (as a warning) while any customer or the partner itself has lost access."""
+    flags = warehouse.open().open_consent_flags()
+    return dg.AssetCheckResult(
+        passed=not flags,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"open_flags": _flags_markdown(flags)},
+    )
+
+
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Flags each tenant (or partner) that lost consent or delegated access, once.",
+)
+def consent_sensor(
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+) -> dg.SensorResult | dg.SkipReason:
+    """Raise a flag when a tenant enters an access-loss status; clear it when it is ok again.
+
+    The cursor is the newest status timestamp already evaluated, so a tick without new sync
+    results does nothing; the open flags in `consent_flags` make flags never repeat.
+    """
+    try:
+        store = warehouse.open()
+        marker = store.status_marker()
+        if marker is None or marker == context.cursor:
+            return dg.SkipReason("No new sync results since the last evaluation.")
+        now = utcnow()
+        changes = consent_changes(
+            store.latest_tenant_statuses(),
+            store.latest_partner_statuses(),
+            store.open_consent_flags(),
+            now,
+        )
+        store.raise_consent_flags(changes.raised)
+        store.clear_consent_flags(changes.cleared, now)
+        still_open = store.open_consent_flags()
+    except WarehouseLocked as exc:
+        return dg.SkipReason(f"Warehouse busy, will retry next tick: {exc}")
+    for flag in changes.raised:
+        context.log.warning(
+            f"Access lost: partner {flag.partner_tenant_id} tenant {flag.tenant_id or '(partner)'} "
+            f"-> {flag.status} ({flag.error_code}): {flag.message}"
+        )
+    events = []
+    if changes:
+        events.append(
+            dg.AssetCheckEvaluation(
+                asset_key=customers.key,
+                check_name=CONSENT_CHECK,
+                passed=not still_open,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "raised": _flags_markdown(changes.raised),
+                    "cleared": dg.MetadataValue.json([list(key) for key in changes.cleared]),
+                    "open_flags": _flags_markdown(still_open),
+                },
+            )
+        )
+    return dg.SensorResult(asset_events=events, cursor=marker)
+
+
+def _flags_markdown(flags: Sequence[ConsentFlag]) -> dg.MetadataValue:
+    if not flags:
+        return dg.MetadataValue.md("_no open flags_")
+    columns = ["partner_tenant_id", "tenant_id", "status", "error_code", "raised_at"]
+    frame = pd.DataFrame([{name: getattr(flag, name) for name in columns} for flag in flags])
+    return dg.MetadataValue.md(frame.to_markdown(index=False))

@@ -1,0 +1,76 @@
+"""Dagster resources: the Microsoft cloud and the warehouse.
+
+Unset fields fall back to the `SYNC365_*` environment variables, read at execution time, so no
+secret is ever part of a definition snapshot or the run config. If you set a secret through
+resource config, use `dg.EnvVar("NAME")`, never a literal.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+
+from sync365_pipeline.config import Settings, duckdb_path_from_env
+from sync365_pipeline.microsoft import MicrosoftCloud
+from sync365_pipeline.warehouse import Warehouse
+
+_FIELD_TO_ENV = {
+    "client_id": "SYNC365_CLIENT_ID",
+    "client_secret": "SYNC365_CLIENT_SECRET",
+    "partner_tenant_id": "SYNC365_PARTNER_TENANT_ID",
+    "refresh_token": "SYNC365_REFRESH_TOKEN",
+    "token_cache": "SYNC365_TOKEN_CACHE",
+    "authority_host": "SYNC365_AUTHORITY_HOST",
+    "graph_url": "SYNC365_GRAPH_URL",
+    "partner_center_url": "SYNC365_PARTNER_CENTER_URL",
+    "ca_bundle": "SYNC365_CA_BUNDLE",
+    "max_workers": "SYNC365_MAX_WORKERS",
+}
+
+
+class MicrosoftCloudResource(dg.ConfigurableResource):
+    """The partner's sign-in and Microsoft's endpoints (Partner Center, Graph, identity)."""
+
+    client_id: str | None = None
+    client_secret: str | None = None
+    partner_tenant_id: str | None = None
+    refresh_token: str | None = None
+    token_cache: str | None = None
+    authority_host: str | None = None
+    graph_url: str | None = None
+    partner_center_url: str | None = None
+    ca_bundle: str | None = None
+    max_workers: int | None = None
+
+    def settings(self) -> Settings:
+        overrides = {
+            env_name: str(value)
+            for field_name, env_name in _FIELD_TO_ENV.items()
+            if (value := getattr(self, field_name)) is not None
+        }
+        return Settings.from_env({**os.environ, **overrides})
+
+    @contextmanager
+    def connect(self) -> Iterator[MicrosoftCloud]:
+        """A session for one step; closing it saves the rotated refresh token."""
+        cloud = MicrosoftCloud.from_settings(self.settings())
+        try:
+            yield cloud
+        finally:
+            cloud.close()
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse file (`SYNC365_DUCKDB_PATH` unless set here)."""
+
+    duckdb_path: str | None = None
+
+    def open(self) -> Warehouse:
+        path = Path(self.duckdb_path) if self.duckdb_path else duckdb_path_from_env()
+        warehouse = Warehouse(path)
+        warehouse.migrate()
+        return warehouse

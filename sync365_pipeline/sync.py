@@ -1,0 +1,316 @@
+"""The sync as plain Python: discovery, the concurrent per-tenant fetch, and facts.
+
+The Dagster assets are thin wrappers around these functions, so the whole sync can be tested and
+benchmarked without Dagster. A failing customer is an outcome (data), never an exception; only
+partner-level failures (`PartnerAccessError`) propagate and stop the sync.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pandas as pd
+
+from sync365_pipeline.catalog import SkuCatalog
+from sync365_pipeline.microsoft import MicrosoftCloud, MicrosoftError, PartnerAccessError
+from sync365_pipeline.microsoft.auth import TokenFacts
+from sync365_pipeline.microsoft.errors import tenant_outcome
+from sync365_pipeline.models import TenantStatus
+from sync365_pipeline.normalize import MalformedPayload, customers_frame, license_facts_frame
+from sync365_pipeline.warehouse import (
+    CustomerChanges,
+    PartnerStatusRow,
+    RawPayload,
+    TenantStatusRow,
+    Warehouse,
+)
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class TenantFetch:
+    """What one customer tenant returned in one sync attempt."""
+
+    tenant_id: str
+    status: TenantStatus
+    checked_at: datetime
+    error_code: str | None = None
+    message: str = ""
+    graph_skus: list[dict[str, Any]] | None = None
+    partner_center_skus: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class Discovery:
+    customers: pd.DataFrame
+    changes: CustomerChanges
+
+
+@dataclass
+class SyncSummary:
+    """Per-status counts of one license sync, for metadata and the CLI summary."""
+
+    snapshot_date: date
+    statuses: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def tenants(self) -> int:
+        return sum(self.statuses.values())
+
+
+def discover_customers(
+    cloud: MicrosoftCloud, warehouse: Warehouse, partner_tenant_id: str, seen_at: datetime
+) -> Discovery:
+    """Every tenant the partner can reach: Partner Center customers merged with GDAP and DAP."""
+    frame = customers_frame(
+        partner_tenant_id,
+        cloud.partner_center.customers(),
+        cloud.graph.delegated_admin_relationships(),
+        cloud.graph.contracts(),
+    )
+    changes = warehouse.upsert_customers(partner_tenant_id, frame, seen_at)
+    return Discovery(customers=frame, changes=changes)
+
+
+def fetch_tenant(cloud: MicrosoftCloud, tenant_id: str) -> TenantFetch:
+    """Fetch one tenant's SKUs; every customer-level failure becomes a typed status."""
+    checked_at = utcnow()
+    try:
+        graph_skus = cloud.graph.subscribed_skus(tenant_id)
+    except PartnerAccessError:
+        raise
+    except MicrosoftError as exc:
+        status, code, message = tenant_outcome(exc)
+        return TenantFetch(tenant_id, status, checked_at, code, message)
+    try:
+        partner_center_skus: list[dict[str, Any]] | None = cloud.partner_center.subscribed_skus(
+            tenant_id
+        )
+    except PartnerAccessError:
+        raise
+    except MicrosoftError as exc:
+        # Partner Center only adds friendly names; the catalog covers them when it fails.
+        log.info("Partner Center SKUs unavailable for %s (%s); names from catalog", tenant_id, exc)
+        partner_center_skus = None
+    return TenantFetch(
+        tenant_id,
+        TenantStatus.OK,
+        checked_at,
+        graph_skus=graph_skus,
+        partner_center_skus=partner_center_skus,
+    )
+
+
+def fetch_tenants(
+    cloud: MicrosoftCloud,
+    tenant_ids: Sequence[str],
+    *,
+    max_workers: int,
+    on_progress: ProgressCallback | None = None,
+) -> list[TenantFetch]:
+    """Fetch many tenants with a bounded pool; stop everything on a partner-level failure."""
+    results: list[TenantFetch] = []
+    lock = threading.Lock()
+
+    def one(tenant_id: str) -> None:
+        fetched = fetch_tenant(cloud, tenant_id)
+        with lock:
+            results.append(fetched)
+            done = len(results)
+        if on_progress is not None:
+            on_progress(done, len(tenant_ids))
+
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tenant") as pool:
+        futures = [pool.submit(one, tenant_id) for tenant_id in tenant_ids]
+        finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in finished:
+            if (error := future.exception()) is not None:
+                for pending in futures:
+                    pending.cancel()
+                raise error
+    return sorted(results, key=lambda fetched: tenant_ids.index(fetched.tenant_id))
+
+
+def facts_for(
+    tenant_id: str,
+    payloads: dict[str, Any],
+    *,
+    catalog: SkuCatalog,
+    partner_tenant_id: str,
+    snapshot_date: date,
+    synced_at: datetime,
+) -> pd.DataFrame:
+    """One tenant's license facts from its raw payloads; raises `MalformedPayload`."""
+    return license_facts_frame(
+        partner_tenant_id=partner_tenant_id,
+        tenant_id=tenant_id,
+        snapshot_date=snapshot_date,
+        synced_at=synced_at,
+        graph_skus=payloads["graph"],
+        partner_center_skus=payloads.get("partner_center"),
+        catalog=catalog,
+    )
+
+
+def screen_payloads(
+    fetches: Iterable[TenantFetch],
+    *,
+    catalog: SkuCatalog,
+    partner_tenant_id: str,
+    snapshot_date: date,
+) -> list[TenantFetch]:
+    """Turn a tenant whose payload does not validate into an `error` outcome before it is stored.
+
+    The raw payload is still kept (for diagnosis) but its facts are never written, so the
+    tenant's earlier facts stay as they were.
+    """
+    screened = []
+    for fetched in fetches:
+        if fetched.status is TenantStatus.OK:
+            try:
+                facts_for(
+                    fetched.tenant_id,
+                    {"graph": fetched.graph_skus, "partner_center": fetched.partner_center_skus},
+                    catalog=catalog,
+                    partner_tenant_id=partner_tenant_id,
+                    snapshot_date=snapshot_date,
+                    synced_at=fetched.checked_at,
+                )
+            except MalformedPayload as exc:
+                fetched = replace(
+                    fetched,
+                    status=TenantStatus.ERROR,
+                    error_code="MalformedPayload",
+                    message=str(exc),
+                )
+        screened.append(fetched)
+    return screened
+
+
+def store_fetches(
+    warehouse: Warehouse,
+    fetches: Iterable[TenantFetch],
+    *,
+    partner_tenant_id: str,
+    snapshot_date: date,
+    sync_id: str,
+) -> SyncSummary:
+    """Keep the raw payloads (dated) and one status row per tenant."""
+    summary = SyncSummary(snapshot_date)
+    raw_rows: list[RawPayload] = []
+    status_rows: list[TenantStatusRow] = []
+    for fetched in fetches:
+        summary.statuses[fetched.status.value] += 1
+        status_rows.append(
+            TenantStatusRow(
+                partner_tenant_id=partner_tenant_id,
+                tenant_id=fetched.tenant_id,
+                checked_at=fetched.checked_at,
+                status=fetched.status,
+                error_code=fetched.error_code,
+                message=fetched.message,
+                sync_id=sync_id,
+            )
+        )
+        raw_rows.extend(
+            RawPayload(
+                snapshot_date=snapshot_date,
+                partner_tenant_id=partner_tenant_id,
+                tenant_id=fetched.tenant_id,
+                source=source,
+                fetched_at=fetched.checked_at,
+                payload=payload,
+            )
+            for source, payload in (
+                ("graph", fetched.graph_skus),
+                ("partner_center", fetched.partner_center_skus),
+            )
+            if payload is not None
+        )
+    warehouse.save_raw_payloads(raw_rows)
+    warehouse.record_tenant_statuses(status_rows)
+    return summary
+
+
+def build_license_facts(
+    warehouse: Warehouse,
+    catalog: SkuCatalog,
+    *,
+    partner_tenant_id: str,
+    snapshot_date: date,
+    synced_at: datetime,
+) -> int:
+    """Replace the facts of every tenant whose latest attempt on `snapshot_date` was ok.
+
+    Returns the number of fact rows written. Tenants that failed are not touched, so their
+    earlier facts stay (the views mark them stale).
+    """
+    payloads_by_tenant = warehouse.ok_raw_payloads(partner_tenant_id, snapshot_date)
+    frames = {
+        tenant_id: facts_for(
+            tenant_id,
+            payloads,
+            catalog=catalog,
+            partner_tenant_id=partner_tenant_id,
+            snapshot_date=snapshot_date,
+            synced_at=synced_at,
+        )
+        for tenant_id, payloads in payloads_by_tenant.items()
+    }
+    warehouse.replace_license_facts(snapshot_date, frames)
+    return sum(len(frame) for frame in frames.values())
+
+
+def check_partner_sign_in(
+    cloud: MicrosoftCloud, warehouse: Warehouse, partner_tenant_id: str
+) -> TokenFacts:
+    """Redeem the partner's refresh token for Partner Center and record the outcome.
+
+    The outcome row (never the token) is what the consent sensor reads to flag a partner-level
+    loss of consent; the failure is re-raised so the run stops with the remedy.
+    """
+    checked_at = utcnow()
+    try:
+        facts = cloud.tokens.partner_center_token().facts
+    except PartnerAccessError as exc:
+        warehouse.record_partner_status(
+            PartnerStatusRow(
+                partner_tenant_id=partner_tenant_id,
+                checked_at=checked_at,
+                status=partner_status_of(exc),
+                error_code=exc.code,
+                message=f"{exc} {exc.remedy}",
+            )
+        )
+        raise
+    warehouse.record_partner_status(
+        PartnerStatusRow(
+            partner_tenant_id=partner_tenant_id,
+            checked_at=checked_at,
+            status="ok",
+            token_expires_at=facts.expires_at,
+            account=facts.account,
+            mfa=facts.mfa,
+        )
+    )
+    return facts
+
+
+def partner_status_of(exc: PartnerAccessError) -> str:
+    """`partner_status.status` for a partner-level failure: the error type in snake case."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
