@@ -1,5 +1,5 @@
-"""Run the simulator over HTTPS on 127.0.0.1: in a background thread (`SimulatorServer`) or in the
-foreground (`run_forever`, used by the CLI).
+"""Run the simulator over HTTPS on 127.0.0.1, in a background thread (`SimulatorServer`) or in the
+caller's event loop (`start_site`, which the CLI uses in the foreground).
 
 A fresh CA and server certificate (for 127.0.0.1 and localhost) are made at every start with
 trustme; the CA's PEM is written where the caller says, so clients can be told to trust it (MSAL
@@ -9,7 +9,6 @@ refuses plain http).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import tempfile
 import threading
@@ -147,17 +146,3 @@ class SimulatorServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-async def serve_until(
-    state: SimulatorState, port: int, ca_path: Path, on_listening: object, stop: asyncio.Event
-) -> None:
-    """Serve in the current loop until `stop` is set (the CLI sets it on SIGINT/SIGTERM)."""
-    runner, bound_port = await start_site(state, port, ca_path)
-    try:
-        if callable(on_listening):
-            on_listening(bound_port)
-        await stop.wait()
-    finally:
-        with contextlib.suppress(Exception):
-            await runner.cleanup()
