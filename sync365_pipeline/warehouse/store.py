@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -356,14 +357,72 @@ class Warehouse:
             [partner_tenant_id],
         )
 
-    def status_summary(self) -> pd.DataFrame:
+    def latest_partner_statuses(self) -> pd.DataFrame:
+        """The newest partner-level sign-in outcome of every partner."""
+        return self._read(
+            "SELECT * FROM partner_status QUALIFY row_number() OVER "
+            "(PARTITION BY partner_tenant_id ORDER BY checked_at DESC) = 1 "
+            "ORDER BY partner_tenant_id"
+        )
+
+    def status_marker(self) -> str | None:
+        """The newest tenant or partner status time as ISO text (a sensor cursor), or None."""
+        frame = self._read(
+            "SELECT max(checked_at) AS newest FROM "
+            "(SELECT checked_at FROM tenant_status UNION ALL SELECT checked_at FROM partner_status)"
+        )
+        newest = frame["newest"].iloc[0]
+        return None if pd.isna(newest) else pd.Timestamp(newest).isoformat()
+
+    def status_summary(self, partner_tenant_id: str | None = None) -> pd.DataFrame:
         """Active tenants per latest status, with how many of them show stale facts."""
         return self._read(
             "SELECT partner_tenant_id, coalesce(status, 'never_synced') AS status, "
             "count(*) AS tenants, count(*) FILTER (WHERE is_stale) AS stale_tenants, "
-            "min(status_since) AS oldest_since FROM tenant_health WHERE active "
-            "GROUP BY ALL ORDER BY partner_tenant_id, tenants DESC, status"
+            "min(status_since) AS oldest_since FROM tenant_health "
+            "WHERE active AND ($1 IS NULL OR partner_tenant_id = $1) "
+            "GROUP BY ALL ORDER BY partner_tenant_id, tenants DESC, status",
+            [partner_tenant_id],
         )
+
+    def licenses_per_customer(self) -> pd.DataFrame:
+        """One line per customer from its current facts: SKUs, units, unused, staleness."""
+        return self._read(
+            "SELECT coalesce(c.display_name, f.tenant_id) AS customer, f.tenant_id, "
+            "max(f.snapshot_date) AS snapshot_date, count(*) AS skus, "
+            "sum(f.enabled_units) AS enabled_units, sum(f.consumed_units) AS consumed_units, "
+            "sum(greatest(f.available_units, 0)) AS unused_units, bool_or(f.is_stale) AS is_stale "
+            "FROM current_license_facts AS f LEFT JOIN customers AS c "
+            "ON c.partner_tenant_id = f.partner_tenant_id AND c.tenant_id = f.tenant_id "
+            "GROUP BY ALL ORDER BY customer"
+        )
+
+    def ok_raw_payloads(
+        self, partner_tenant_id: str, snapshot_date: date
+    ) -> dict[str, dict[str, Any]]:
+        """Raw payloads of `snapshot_date` for tenants whose latest attempt by that day was ok.
+
+        Returns {tenant_id: {source: parsed JSON}} with source 'graph' and/or 'partner_center';
+        tenants whose latest attempt failed are left out, so their earlier facts stay untouched.
+        """
+        frame = self._read(
+            """
+            WITH latest AS (
+                SELECT tenant_id, status FROM tenant_status
+                WHERE partner_tenant_id = $1 AND CAST(checked_at AS DATE) <= $2
+                QUALIFY row_number() OVER (PARTITION BY tenant_id ORDER BY checked_at DESC) = 1
+            )
+            SELECT r.tenant_id, r.source, r.payload
+            FROM raw_subscribed_skus AS r JOIN latest AS l ON l.tenant_id = r.tenant_id
+            WHERE r.partner_tenant_id = $1 AND r.snapshot_date = $2 AND l.status = 'ok'
+            ORDER BY r.tenant_id, r.source
+            """,
+            [partner_tenant_id, snapshot_date],
+        )
+        payloads: dict[str, dict[str, Any]] = {}
+        for tenant, source, payload in frame.itertuples(index=False):
+            payloads.setdefault(tenant, {})[source] = json.loads(payload)
+        return payloads
 
     # -- analyst copy ----------------------------------------------------------------------
 

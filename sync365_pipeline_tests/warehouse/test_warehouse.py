@@ -360,3 +360,24 @@ def test_partner_status_raw_payloads_and_sync_runs(warehouse: Warehouse) -> None
     run = query(warehouse, "SELECT * FROM sync_runs").iloc[0]
     assert (run.sync_id, run.status, run.tenants_ok) == (sync_id, "succeeded", 1)
     assert query(warehouse, "SELECT mfa FROM partner_status").mfa.tolist() == [True]
+
+
+def test_readers_for_the_sync_sensor_and_cli(warehouse: Warehouse) -> None:
+    assert warehouse.status_marker() is None
+    day1_at = datetime(2026, 7, 1, 5)
+    for tenant, outcome in ((CONTOSO, TenantStatus.OK), (FABRIKAM, TenantStatus.THROTTLED)):
+        warehouse.save_raw_payloads(
+            [RawPayload(DAY1, PARTNER, tenant, "graph", day1_at, [{"skuId": SPB}])]
+        )
+        warehouse.record_tenant_statuses([status(tenant, outcome, day1_at)])
+    warehouse.record_partner_status(PartnerStatusRow(PARTNER, day1_at, "ok"))
+    warehouse.record_partner_status(
+        PartnerStatusRow(PARTNER, datetime(2026, 7, 1, 6), "mfa_missing")
+    )
+    warehouse.replace_license_facts(DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 4)})})
+
+    assert warehouse.ok_raw_payloads(PARTNER, DAY1) == {CONTOSO: {"graph": [{"skuId": SPB}]}}
+    assert warehouse.latest_partner_statuses().status.tolist() == ["mfa_missing"]
+    assert warehouse.status_marker() == "2026-07-01T06:00:00"
+    line = warehouse.licenses_per_customer().iloc[0]
+    assert (line.tenant_id, line.enabled_units, line.unused_units) == (CONTOSO, 10, 6)
