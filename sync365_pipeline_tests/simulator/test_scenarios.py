@@ -1,0 +1,133 @@
+"""Scenario files: bundled ones load, bad fields are named, generation is deterministic."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from sync365_pipeline.simulator import Scenario, ScenarioError, load_scenario
+from sync365_pipeline.simulator.catalog import CATALOG_PATH, load_catalog
+from sync365_pipeline.simulator.generator import generate_customers
+from sync365_pipeline.simulator.scenario import Generate, validate_scenario
+from sync365_pipeline_tests.simulator.helpers import small_scenario
+
+GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def test_bundled_scenarios_load():
+    demo = load_scenario("demo")
+    assert len(demo.customers) == 12
+    kinds = {fault.type for customer in demo.customers for fault in customer.faults}
+    assert {"consent_revoked", "access_removed", "mfa_required", "tenant_gone", "throttle"} <= kinds
+    scale = load_scenario("scale")
+    assert scale.generate is not None
+    assert scale.generate.count == 10_000
+
+
+def test_scenario_files_in_yaml_and_json(tmp_path):
+    as_json = tmp_path / "mine.json"
+    as_json.write_text(json.dumps(small_scenario()))
+    assert len(load_scenario(as_json).customers) == 3
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("partner: [unclosed")
+    with pytest.raises(ScenarioError, match=r"broken\.yaml is not valid YAML"):
+        load_scenario(broken)
+    with pytest.raises(ScenarioError, match="neither a bundled scenario"):
+        load_scenario("no-such-scenario")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda s: s["partner"].update(tenant_id="not-a-guid"),
+            r"partner\.tenant_id: 'not-a-guid'",
+        ),
+        (lambda s: s["partner"].pop("client_secret"), r"partner\.client_secret: Field required"),
+        (
+            lambda s: s["partner"].update(refresh_token_state="stale"),
+            r"partner\.refresh_token_state: Input should be 'valid', 'expired' or 'revoked'",
+        ),
+        (
+            lambda s: s["customers"][1]["skus"].append({"part_number": "NOT_A_SKU"}),
+            r"customers\[1\]\.skus\[2\]: part_number 'NOT_A_SKU' is not in the simulator's SKU",
+        ),
+        (
+            lambda s: s["customers"][0]["faults"].append({"type": "throttle", "retry_after": -1}),
+            r"customers\[0\]\.faults\[0\]\.retry_after: Input should be greater than or equal to 0",
+        ),
+        (
+            lambda s: s["customers"][2]["faults"].append({"type": "meteor_strike"}),
+            r"customers\[2\]\.faults\[0\]: Input tag 'meteor_strike'",
+        ),
+        (
+            lambda s: s["customers"][0].update(colour="blue"),
+            r"customers\[0\]\.colour: Extra inputs are not permitted",
+        ),
+        (
+            lambda s: s["customers"][1].update(tenant_id=s["customers"][0]["tenant_id"]),
+            r"customers\[1\]\.tenant_id repeats customers\[0\]\.tenant_id",
+        ),
+        (
+            lambda s: s["settings"].update(page_size_customers=501),
+            r"settings\.page_size_customers: Input should be less than or equal to 500",
+        ),
+    ],
+)
+def test_validation_errors_name_the_field(change, message):
+    scenario = small_scenario()
+    change(scenario)
+    with pytest.raises(ScenarioError, match=message):
+        validate_scenario(scenario, source="test scenario")
+
+
+def test_sku_by_id_or_part_number_resolves_both():
+    scenario = Scenario.model_validate(small_scenario())
+    first, second = scenario.customers[0].skus
+    assert (first.sku_id, first.part_number) == ("cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46", "SPB")
+    assert second.part_number == "POWER_BI_PRO"
+
+
+def test_generation_is_deterministic_fast_and_unique():
+    spec = Generate(count=10_000, seed=7, fault_rate=0.05)
+    began = time.perf_counter()
+    customers = generate_customers(spec, load_catalog(), set())
+    elapsed = time.perf_counter() - began
+    again = generate_customers(spec, load_catalog(), set())
+    other = generate_customers(Generate(count=50, seed=8), load_catalog(), set())
+    assert elapsed < 2.0
+    assert len(customers) == 10_000
+    assert [c.model_dump() for c in customers[:200]] == [c.model_dump() for c in again[:200]]
+    assert [c.tenant_id for c in customers] == [c.tenant_id for c in again]
+    assert [c.tenant_id for c in other] != [c.tenant_id for c in customers[:50]]
+    assert len({c.tenant_id for c in customers}) == 10_000
+    assert len({c.default_domain for c in customers}) == 10_000
+    assert all(GUID.match(c.tenant_id) for c in customers)
+    assert 300 < sum(bool(c.faults) for c in customers) < 700
+    # Generated customers are valid scenario customers, not just look-alikes.
+    Scenario.model_validate(
+        {**small_scenario(), "customers": [c.model_dump() for c in customers[:300]]}
+    )
+
+
+def test_sku_catalog_invariants():
+    entries = json.loads(CATALOG_PATH.read_text(encoding="utf-8"))
+    assert 35 <= len(entries) <= 60
+    assert len({e["sku_id"] for e in entries}) == len(entries)
+    assert len({e["part_number"] for e in entries}) == len(entries)
+    for entry in entries:
+        assert GUID.match(entry["sku_id"])
+        assert entry["display_name"]
+        assert entry["service_plans"]
+        plan_ids = [plan["id"] for plan in entry["service_plans"]]
+        assert all(GUID.match(plan_id) for plan_id in plan_ids)
+        assert len(set(plan_ids)) == len(plan_ids)
+    spb = load_catalog().by_part_number("SPB")
+    assert spb is not None
+    assert spb.sku_id == "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"  # not O365_BUSINESS's cdd28e44-...
+    assert (
+        load_catalog().by_id("CDD28E44-67E3-425E-BE4C-737FAB2899D3").part_number == "O365_BUSINESS"
+    )
