@@ -380,3 +380,15 @@ def test_latency_with_jitter_does_not_block_other_tenants(simulator_factory):
         slow_s = slow_call.result()
     assert 0.4 <= slow_s < 1.5
     assert fast_s < 0.3  # served while the slow tenant's request was sleeping
+
+
+def test_keep_alive_requests_are_not_delayed_by_nagle(demo_simulator):
+    """Without TCP_NODELAY each keep-alive request would wait ~40 ms for a delayed ACK."""
+    tenant = "a51c8ac0-98f8-4206-9aaa-ef644b70e6e6"
+    session, headers = https_session(demo_simulator), bearer(graph_token(demo_simulator, tenant))
+    url = f"{demo_simulator.url}/v1.0/subscribedSkus"
+    session.get(url, headers=headers)
+    began = time.monotonic()
+    for _ in range(20):
+        session.get(url, headers=headers)
+    assert (time.monotonic() - began) / 20 < 0.02
