@@ -23,6 +23,7 @@ from sync365_pipeline.microsoft import (
     AccessRemoved,
     Blocked,
     ConsentRevoked,
+    EndpointUnreachable,
     GraphClient,
     InvalidClient,
     MalformedResponse,
@@ -414,3 +415,14 @@ def test_demo_scenario_end_to_end(simulator_factory, tmp_path):
             assert sorted(s["skuId"] for s in skus) == sorted(s["skuId"] for s in expected)
     assert stats["throttled_responses"] == 2
     assert stats["server_errors"] == 1
+
+
+def test_untrusted_simulator_certificate_names_the_ca_setting(simulator_factory, tmp_path):
+    sim = simulator_factory(scenario())
+    settings = settings_for(sim, tmp_path, SYNC365_CA_BUNDLE="")
+    assert settings.ca_bundle is None
+    with cloud_for(settings) as cloud, pytest.raises(EndpointUnreachable) as caught:
+        cloud.tokens.partner_center_token()
+    assert f"127.0.0.1:{sim.port}" in str(caught.value)
+    assert "SYNC365_CA_BUNDLE" in caught.value.remedy
+    assert caught.value.code == "SSLError"
