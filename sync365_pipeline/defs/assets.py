@@ -4,8 +4,6 @@ Each asset calls one function of `sync365_pipeline.sync` and reports what happen
 No asset returns data to an IO manager: facts live in DuckDB, tokens only in the token cache.
 """
 
-from __future__ import annotations
-
 from datetime import UTC, date, datetime
 
 import dagster as dg
@@ -36,7 +34,7 @@ def _partner_failure(exc: PartnerAccessError) -> dg.Failure:
 
 def _run_snapshot_date(context: dg.AssetExecutionContext) -> date:
     """The day this run's facts describe: the run's creation date (UTC), stable across steps."""
-    record = context.instance.get_run_record_by_id(context.run_id)
+    record = context.instance.get_run_record_by_id(context.run.run_id)
     created = record.create_timestamp if record else datetime.now(UTC)
     return created.astimezone(UTC).date()
 
@@ -181,7 +179,7 @@ def subscribed_skus(
         screened,
         partner_tenant_id=partner_tenant_id,
         snapshot_date=snapshot_date,
-        sync_id=context.run_id,
+        sync_id=context.run.run_id,
     )
     failing = pd.DataFrame(
         [
@@ -230,12 +228,11 @@ def license_facts(
         synced_at=sync.utcnow(),
     )
     analyst_copy = store.publish_analyst_copy()
-    preview = store.current_facts_preview(partner_tenant_id)
     return dg.MaterializeResult(
         metadata={
             "snapshot_date": str(snapshot_date),
             "rows_written": dg.MetadataValue.int(rows),
             "analyst_copy": dg.MetadataValue.path(str(analyst_copy)),
-            "preview": _markdown(preview),
+            "per_customer": _markdown(store.licenses_per_customer(), rows=50),
         }
     )

@@ -5,8 +5,6 @@ then, when it succeeds, `license_sync` over every registered tenant in ONE run. 
 widen a run's partition range mid-run, hence the split.
 """
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 
 import dagster as dg
@@ -29,7 +27,6 @@ discovery_job = dg.define_asset_job(
 license_sync_job = dg.define_asset_job(
     "license_sync",
     selection=[subscribed_skus, license_facts],
-    partitions_def=tenant_partitions,
     description="Subscribed SKUs and license facts for every registered tenant, in one run.",
 )
 

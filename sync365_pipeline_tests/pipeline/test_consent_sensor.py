@@ -73,8 +73,6 @@ def test_sensor_flags_partner_level_loss_of_consent(pipeline_factory: PipelineFa
     result = tick(pipeline, None)
     assert isinstance(result, dg.SensorResult)
     flags = pipeline.warehouse.open_consent_flags()
-    assert [(flag.tenant_id, flag.status) for flag in flags] == [
-        (None, "refresh_token_expired")
-    ]
+    assert [(flag.tenant_id, flag.status) for flag in flags] == [(None, "refresh_token_expired")]
     assert "sync365 consent" in (flags[0].message or "")
     assert HEALTHY_A not in {flag.tenant_id for flag in flags}

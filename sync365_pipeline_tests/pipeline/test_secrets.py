@@ -6,10 +6,13 @@ import json
 import logging
 import stat
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
 import pytest
+
+from sync365_pipeline.microsoft import AccessToken, TokenProvider
 
 from .conftest import PipelineFactory
 from .test_sync_graph import HEALTHY_B, PARTNER, scenario
@@ -19,10 +22,10 @@ def secrets_in_token_cache(path: Path) -> set[str]:
     cache = json.loads(path.read_text())
     found = {
         entry["secret"]
-        for section in ("AccessToken", "RefreshToken", "IdToken")
+        for section in ("RefreshToken", "IdToken")
         for entry in cache.get(section, {}).values()
     }
-    assert any(section in cache for section in ("AccessToken", "RefreshToken"))
+    assert cache.get("RefreshToken"), "the rotated refresh token is kept"
     return found
 
 
@@ -43,15 +46,33 @@ def bytes_under(root: Path) -> bytes:
     return b"\n".join(path.read_bytes() for path in root.rglob("*") if path.is_file())
 
 
+def record_access_tokens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Spy on every access token the pipeline obtains (they are never written to a file)."""
+    issued: list[str] = []
+    for name in ("partner_center_token", "partner_graph_token", "graph_token"):
+        original = getattr(TokenProvider, name)
+
+        def spy(self: TokenProvider, *args: object, _original: Any = original) -> AccessToken:
+            token = _original(self, *args)
+            issued.append(token.value.reveal())
+            return token
+
+        monkeypatch.setattr(TokenProvider, name, spy)
+    return issued
+
+
 def test_no_secret_is_written_anywhere_but_the_0600_token_cache(
     pipeline_factory: PipelineFactory,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    access_tokens = record_access_tokens(monkeypatch)
     pipeline = pipeline_factory(scenario())
     dagster_home = tmp_path / "persistent_dagster_home"
+    dagster_home.mkdir()
     with dg.instance_for_test(temp_dir=str(dagster_home)) as instance:
         pipeline.instance = instance
         assert pipeline.sync().success
@@ -60,8 +81,9 @@ def test_no_secret_is_written_anywhere_but_the_0600_token_cache(
 
     assert stat.S_IMODE(pipeline.token_cache.stat().st_mode) == 0o600
     secrets = secrets_in_token_cache(pipeline.token_cache)
-    secrets |= {PARTNER["client_secret"], PARTNER["refresh_token"]}
-    assert len(secrets) >= 4
+    assert "AccessToken" not in json.loads(pipeline.token_cache.read_text())
+    assert len(access_tokens) >= 6, "partner + three customers, over two syncs"
+    secrets |= {PARTNER["client_secret"], PARTNER["refresh_token"], *access_tokens}
 
     warehouse_text = text_in_duckdb(pipeline.warehouse.path)
     analyst_text = text_in_duckdb(pipeline.warehouse.analyst_copy_path)

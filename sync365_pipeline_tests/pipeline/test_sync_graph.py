@@ -70,8 +70,8 @@ def scenario(**overrides: Any) -> dict[str, Any]:
 
 
 def latest_statuses(pipeline: Pipeline) -> dict[str, tuple[str, str | None]]:
-    frame = pipeline.warehouse.latest_tenant_statuses()
-    return {row.tenant_id: (row.status, row.error_code) for row in frame.itertuples()}
+    rows = pipeline.query("SELECT tenant_id, status, error_code FROM latest_tenant_status")
+    return {tenant_id: (status, code) for tenant_id, status, code in rows}
 
 
 def facts_by_sku(pipeline: Pipeline, tenant_id: str) -> dict[str, tuple[int, ...]]:
@@ -131,13 +131,13 @@ def test_one_run_covers_every_tenant(pipeline_factory: PipelineFactory) -> None:
     pipeline = pipeline_factory(scenario())
     outcome = pipeline.sync()
 
-    license_runs = [
-        run for run in pipeline.instance.get_runs() if run.job_name == "license_sync"
-    ]
+    license_runs = [run for run in pipeline.instance.get_runs() if run.job_name == "license_sync"]
     assert [run.run_id for run in license_runs] == [outcome.license_run_id]
-    assert set(
-        pipeline.instance.get_materialized_partitions(dg.AssetKey("subscribed_skus"))
-    ) == {HEALTHY_A, HEALTHY_B, THROTTLED}
+    assert set(pipeline.instance.get_materialized_partitions(dg.AssetKey("subscribed_skus"))) == {
+        HEALTHY_A,
+        HEALTHY_B,
+        THROTTLED,
+    }
 
 
 def test_consent_revoked_mid_sync_keeps_last_good_facts_and_recovers(
@@ -189,9 +189,9 @@ def test_departed_customer_is_retired_with_history_kept(pipeline_factory: Pipeli
     assert active[HEALTHY_A] is True
     assert facts_by_sku(pipeline, HEALTHY_B), "history of the departed customer kept"
     assert HEALTHY_B in pipeline.instance.get_dynamic_partitions("tenants")
-    checked = pipeline.query(
-        "SELECT count(*) FROM tenant_status WHERE tenant_id = ?", [HEALTHY_B]
-    )[0][0]
+    checked = pipeline.query("SELECT count(*) FROM tenant_status WHERE tenant_id = ?", [HEALTHY_B])[
+        0
+    ][0]
     assert checked == 1, "a departed customer is no longer synced"
 
 
