@@ -1,1 +1,1 @@
-"""sync365-pipeline: Microsoft 365 license facts for Microsoft partners, in DuckDB, run by Dagster."""
+"""sync365-pipeline: Microsoft 365 license facts for Microsoft partners, in DuckDB, via Dagster."""

@@ -126,14 +126,13 @@ def show_demo_result(demo_dir: Path) -> None:
     warehouse = Warehouse(demo_dir / "sync365.duckdb")
     click.echo("\nLicenses per customer (current facts):")
     click.echo(warehouse.licenses_per_customer().to_markdown(index=False))
-    click.echo(  # noqa: S608 (help text that shows SQL, not a query)
-        f"""
-Where to look next:
-  - Analysts: duckdb {warehouse.analyst_copy_path}
-      select * from current_license_facts;  select * from unused_licenses;
-      select * from tenant_health;          select * from license_changes;
-  - Dagster UI with this demo's runs: DAGSTER_HOME={demo_dir / "dagster_home"} \\
-      .venv/bin/dagster dev -w workspace.yaml"""
+    dagster_home = demo_dir / "dagster_home"
+    click.echo(
+        "\nWhere to look next:\n"
+        f"  - Analysts: duckdb {warehouse.analyst_copy_path}\n"
+        "      views: current_license_facts, unused_licenses, tenant_health, license_changes\n"
+        f"  - This demo's runs in the Dagster UI: DAGSTER_HOME={dagster_home} "
+        ".venv/bin/dagster dev -w workspace.yaml"
     )
 
 

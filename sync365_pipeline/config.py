@@ -46,8 +46,8 @@ class Secret:
 class Endpoints:
     """Base URLs of the three Microsoft services, without a trailing slash.
 
-    The `*_resource` values are the resource identifiers put in OAuth scopes (`{resource}/.default`);
-    they stay Microsoft's even when the URLs point at the simulator.
+    The `*_resource` values are the resource identifiers put in OAuth scopes
+    (`{resource}/.default`); they stay Microsoft's even when the URLs point at the simulator.
     """
 
     authority_host: str = "https://login.microsoftonline.com"
@@ -88,7 +88,9 @@ class Settings:
                 problems.append(f"{name} is not set: {meaning}.")
             return value
 
-        client_id = required("SYNC365_CLIENT_ID", "the application (client) id of the partner's app")
+        client_id = required(
+            "SYNC365_CLIENT_ID", "the application (client) id of the partner's app"
+        )
         secret = required("SYNC365_CLIENT_SECRET", "a client secret value of that app")
         tenant = required("SYNC365_PARTNER_TENANT_ID", "the partner's own tenant id")
         refresh_token = env.get("SYNC365_REFRESH_TOKEN", "").strip()
@@ -113,7 +115,9 @@ class Settings:
             if raw.isdigit() and 1 <= int(raw) <= 256:
                 max_workers = int(raw)
             else:
-                problems.append(f"SYNC365_MAX_WORKERS must be a whole number from 1 to 256, not {raw!r}.")
+                problems.append(
+                    f"SYNC365_MAX_WORKERS must be a whole number from 1 to 256, not {raw!r}."
+                )
 
         if problems:
             raise ConfigError(

@@ -1,4 +1,4 @@
-"""A configured pipeline against a private simulator: env, Dagster home and warehouse in tmp_path."""
+"""A pipeline configured against a private simulator, its state (warehouse, cache) in tmp_path."""
 
 from __future__ import annotations
 
