@@ -143,9 +143,15 @@ class TokenCacheFile:
 
     def save(self, cache: msal.SerializableTokenCache) -> None:
         """Replace the file with the cache's state: temp file (0600) in the same folder, fsync,
-        `os.replace`. A pre-existing 0644 file is thereby replaced by a 0600 one."""
+        `os.replace`. A pre-existing 0644 file is thereby replaced by a 0600 one.
+
+        Access tokens are left out: they live only in memory, so the file holds one secret (the
+        refresh token) and every run asks for fresh tokens, which is also when Microsoft tells us
+        about revoked consent."""
         with self._lock:
-            text = cache.serialize()
+            state = json.loads(cache.serialize())
+            state.pop("AccessToken", None)
+            text = json.dumps(state)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
             try:
