@@ -358,15 +358,20 @@ def test_no_token_or_secret_in_logs_or_errors(simulator_factory, tmp_path, caplo
             except Exception as exc:
                 messages.append(str(exc))
                 messages.append(repr(exc))
-        messages.append(repr(cloud.tokens.partner_center_token()))
+        partner_token = cloud.tokens.partner_center_token()
+        messages.append(repr(partner_token))
+        # The access tokens the calls above used, from MSAL's in-memory cache (no new requests).
+        access_tokens = [partner_token, cloud.tokens.partner_graph_token()]
+        access_tokens += [cloud.tokens.graph_token(tenant) for tenant in CUSTOMERS[1:]]
     cache = json.loads(settings.token_cache_path.read_text())
-    secrets = [
+    secrets = [token.value.reveal() for token in access_tokens]
+    secrets += [
         entry["secret"]
         for section in ("AccessToken", "RefreshToken", "IdToken")
         for entry in cache.get(section, {}).values()
     ]
     secrets += ["seed-refresh-token-0123456789abcdef", "simulated-client-secret-value"]
-    assert len(secrets) > 5
+    assert cache["RefreshToken"]
     assert messages  # the consent fault was raised and checked
     loggers = {record.name.split(".")[0] for record in caplog.records}
     assert {"msal", "urllib3", "sync365_pipeline"} <= loggers  # the libraries did log
