@@ -294,7 +294,7 @@ def check_partner_sign_in(
                 checked_at=checked_at,
                 status=partner_status_of(exc),
                 error_code=exc.code,
-                message=f"{exc} {exc.remedy}",
+                message=f"{exc.problem} {exc.remedy}",
             )
         )
         raise

@@ -26,7 +26,7 @@ STEP_RETRY = dg.RetryPolicy(
 
 def _partner_failure(exc: PartnerAccessError) -> dg.Failure:
     return dg.Failure(
-        description=f"{exc}\n\nWhat to do: {exc.remedy}",
+        description=f"{exc.problem}\n\nWhat to do: {exc.remedy}",
         metadata={"error_type": type(exc).__name__, "error_code": exc.code or ""},
         allow_retries=False,
     )
