@@ -160,6 +160,37 @@ def customers_frame(
     return frame
 
 
+def direct_tenant_frame(tenant_id: str, organization: Mapping[str, Any]) -> pd.DataFrame:
+    """The one "customer" of a direct account: its own tenant, from Graph `/v1.0/organization`.
+
+    A direct tenant is its own partner (`partner_tenant_id == tenant_id`), reached by an app
+    registered in it rather than by a delegated relationship.
+    """
+    tenant = _guid(tenant_id, "tenant_id", "direct tenant")
+    organization = _mapping(organization, "organization", tenant, required=True)
+    domains = _records(organization.get("verifiedDomains", []), "verifiedDomains", tenant)
+    default_domain = next(
+        (
+            _text(domain.get("name"), f"verifiedDomains[{index}].name", tenant)
+            for index, domain in enumerate(domains)
+            if domain.get("isDefault") is True
+        ),
+        None,
+    )
+    row = {
+        "partner_tenant_id": tenant,
+        "tenant_id": tenant,
+        "display_name": _text(organization.get("displayName"), "displayName", tenant),
+        "default_domain": default_domain,
+        "relationship": "direct",
+        "gdap_status": None,
+        "gdap_end_date": None,
+    }
+    frame = pd.DataFrame([row], columns=list(CUSTOMER_COLUMNS))
+    frame["gdap_end_date"] = pd.to_datetime(frame["gdap_end_date"]).astype("datetime64[us]")
+    return frame
+
+
 def license_facts_frame(
     *,
     partner_tenant_id: str,

@@ -15,16 +15,22 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pandas as pd
 
 from sync365_pipeline.catalog import SkuCatalog
+from sync365_pipeline.config import Settings
 from sync365_pipeline.microsoft import MicrosoftCloud, MicrosoftError, PartnerAccessError
 from sync365_pipeline.microsoft.auth import TokenFacts
 from sync365_pipeline.microsoft.errors import tenant_outcome
 from sync365_pipeline.models import TenantStatus
-from sync365_pipeline.normalize import MalformedPayload, customers_frame, license_facts_frame
+from sync365_pipeline.normalize import (
+    MalformedPayload,
+    customers_frame,
+    direct_tenant_frame,
+    license_facts_frame,
+)
 from sync365_pipeline.warehouse import (
     CustomerChanges,
     PartnerStatusRow,
@@ -36,6 +42,7 @@ from sync365_pipeline.warehouse import (
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -67,28 +74,108 @@ class SyncSummary:
 
     snapshot_date: date
     statuses: Counter[str] = field(default_factory=Counter)
+    http: dict[str, float] = field(default_factory=dict)
 
     @property
     def tenants(self) -> int:
         return sum(self.statuses.values())
 
 
-def discover_customers(
-    cloud: MicrosoftCloud, warehouse: Warehouse, partner_tenant_id: str, seen_at: datetime
-) -> Discovery:
-    """Every tenant the partner can reach: Partner Center customers merged with GDAP and DAP."""
-    frame = customers_frame(
-        partner_tenant_id,
-        cloud.partner_center.customers(),
-        cloud.graph.delegated_admin_relationships(),
-        cloud.graph.contracts(),
+@dataclass
+class AccountResults(Generic[T]):
+    """Per-account results of one step; a failed account is recorded, the others go on."""
+
+    succeeded: dict[str, T] = field(default_factory=dict)
+    failed: dict[str, PartnerAccessError] = field(default_factory=dict)
+
+
+def for_each_account(
+    accounts: Sequence[Settings],
+    warehouse: Warehouse,
+    work: Callable[[Settings, MicrosoftCloud], T],
+) -> AccountResults[T]:
+    """Run one step for every account, each with its own session and token cache.
+
+    A partner-level failure (dead refresh token, rejected secret, no MFA) of one account is
+    written to `partner_status`, where the consent sensor sees it, and does not stop the other
+    accounts; the caller decides what to do when all of them failed.
+    """
+    results: AccountResults[T] = AccountResults()
+    for settings in accounts:
+        with MicrosoftCloud.from_settings(settings) as cloud:
+            try:
+                results.succeeded[settings.name] = work(settings, cloud)
+            except PartnerAccessError as exc:
+                warehouse.record_partner_status(
+                    PartnerStatusRow(
+                        partner_tenant_id=settings.tenant_id,
+                        checked_at=utcnow(),
+                        status=partner_status_of(exc),
+                        error_code=exc.code,
+                        message=f"{exc.problem} {exc.remedy}",
+                    )
+                )
+                results.failed[settings.name] = exc
+    return results
+
+
+def check_sign_in(cloud: MicrosoftCloud, warehouse: Warehouse, settings: Settings) -> TokenFacts:
+    """Prove the account can sign in, and record facts about its token (never the token).
+
+    A partner redeems its refresh token for Partner Center (which must carry MFA); a direct
+    tenant's app gets a Graph token with client credentials.
+    """
+    checked_at = utcnow()
+    if settings.kind == "direct":
+        facts = cloud.tokens.graph_token(settings.tenant_id).facts
+    else:
+        facts = cloud.tokens.partner_center_token().facts
+    warehouse.record_partner_status(
+        PartnerStatusRow(
+            partner_tenant_id=settings.tenant_id,
+            checked_at=checked_at,
+            status="ok",
+            token_expires_at=facts.expires_at,
+            account=facts.account,
+            mfa=facts.mfa,
+        )
     )
-    changes = warehouse.upsert_customers(partner_tenant_id, frame, seen_at)
+    return facts
+
+
+def partner_status_of(exc: PartnerAccessError) -> str:
+    """`partner_status.status` for a partner-level failure: the error type in snake case."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+
+
+def discover_customers(
+    cloud: MicrosoftCloud, warehouse: Warehouse, settings: Settings, seen_at: datetime
+) -> Discovery:
+    """Every tenant the account can reach, merged into `customers`.
+
+    A partner: Partner Center customers merged with GDAP relationships and DAP contracts. A
+    direct account: its own tenant.
+    """
+    if settings.kind == "direct":
+        frame = direct_tenant_frame(
+            settings.tenant_id, cloud.graph.organization(settings.tenant_id)
+        )
+    else:
+        frame = customers_frame(
+            settings.tenant_id,
+            cloud.partner_center.customers(),
+            cloud.graph.delegated_admin_relationships(),
+            cloud.graph.contracts(),
+        )
+    changes = warehouse.upsert_customers(settings.tenant_id, frame, seen_at)
     return Discovery(customers=frame, changes=changes)
 
 
-def fetch_tenant(cloud: MicrosoftCloud, tenant_id: str) -> TenantFetch:
-    """Fetch one tenant's SKUs; every customer-level failure becomes a typed status."""
+def fetch_tenant(cloud: MicrosoftCloud, tenant_id: str, *, partner_center: bool) -> TenantFetch:
+    """Fetch one tenant's SKUs; every customer-level failure becomes a typed status.
+
+    `partner_center` adds Partner Center's view of the same SKUs, used only for friendly names.
+    """
     checked_at = utcnow()
     try:
         graph_skus = cloud.graph.subscribed_skus(tenant_id)
@@ -97,16 +184,17 @@ def fetch_tenant(cloud: MicrosoftCloud, tenant_id: str) -> TenantFetch:
     except MicrosoftError as exc:
         status, code, message = tenant_outcome(exc)
         return TenantFetch(tenant_id, status, checked_at, code, message)
-    try:
-        partner_center_skus: list[dict[str, Any]] | None = cloud.partner_center.subscribed_skus(
-            tenant_id
-        )
-    except PartnerAccessError:
-        raise
-    except MicrosoftError as exc:
-        # Partner Center only adds friendly names; the catalog covers them when it fails.
-        log.info("Partner Center SKUs unavailable for %s (%s); names from catalog", tenant_id, exc)
-        partner_center_skus = None
+    partner_center_skus: list[dict[str, Any]] | None = None
+    if partner_center:
+        try:
+            partner_center_skus = cloud.partner_center.subscribed_skus(tenant_id)
+        except PartnerAccessError:
+            raise
+        except MicrosoftError as exc:
+            # Partner Center only adds friendly names; the catalog covers them when it fails.
+            log.info(
+                "Partner Center SKUs unavailable for %s (%s); names from catalog", tenant_id, exc
+            )
     return TenantFetch(
         tenant_id,
         TenantStatus.OK,
@@ -121,6 +209,7 @@ def fetch_tenants(
     tenant_ids: Sequence[str],
     *,
     max_workers: int,
+    partner_center: bool = True,
     on_progress: ProgressCallback | None = None,
 ) -> list[TenantFetch]:
     """Fetch many tenants with a bounded pool; stop everything on a partner-level failure."""
@@ -128,7 +217,7 @@ def fetch_tenants(
     lock = threading.Lock()
 
     def one(tenant_id: str) -> None:
-        fetched = fetch_tenant(cloud, tenant_id)
+        fetched = fetch_tenant(cloud, tenant_id, partner_center=partner_center)
         with lock:
             results.append(fetched)
             done = len(results)
@@ -143,7 +232,8 @@ def fetch_tenants(
                 for pending in futures:
                     pending.cancel()
                 raise error
-    return sorted(results, key=lambda fetched: tenant_ids.index(fetched.tenant_id))
+    position = {tenant_id: index for index, tenant_id in enumerate(tenant_ids)}
+    return sorted(results, key=lambda fetched: position[fetched.tenant_id])
 
 
 def facts_for(
@@ -274,43 +364,3 @@ def build_license_facts(
     }
     warehouse.replace_license_facts(snapshot_date, frames)
     return sum(len(frame) for frame in frames.values())
-
-
-def check_partner_sign_in(
-    cloud: MicrosoftCloud, warehouse: Warehouse, partner_tenant_id: str
-) -> TokenFacts:
-    """Redeem the partner's refresh token for Partner Center and record the outcome.
-
-    The outcome row (never the token) is what the consent sensor reads to flag a partner-level
-    loss of consent; the failure is re-raised so the run stops with the remedy.
-    """
-    checked_at = utcnow()
-    try:
-        facts = cloud.tokens.partner_center_token().facts
-    except PartnerAccessError as exc:
-        warehouse.record_partner_status(
-            PartnerStatusRow(
-                partner_tenant_id=partner_tenant_id,
-                checked_at=checked_at,
-                status=partner_status_of(exc),
-                error_code=exc.code,
-                message=f"{exc.problem} {exc.remedy}",
-            )
-        )
-        raise
-    warehouse.record_partner_status(
-        PartnerStatusRow(
-            partner_tenant_id=partner_tenant_id,
-            checked_at=checked_at,
-            status="ok",
-            token_expires_at=facts.expires_at,
-            account=facts.account,
-            mfa=facts.mfa,
-        )
-    )
-    return facts
-
-
-def partner_status_of(exc: PartnerAccessError) -> str:
-    """`partner_status.status` for a partner-level failure: the error type in snake case."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()

@@ -4,32 +4,56 @@ Each asset calls one function of `sync365_pipeline.sync` and reports what happen
 No asset returns data to an IO manager: facts live in DuckDB, tokens only in the token cache.
 """
 
+from collections import Counter
 from datetime import UTC, date, datetime
+from typing import TypeVar
 
 import dagster as dg
 import pandas as pd
 
 from sync365_pipeline import sync
 from sync365_pipeline.catalog import SkuCatalog
+from sync365_pipeline.config import Settings
 from sync365_pipeline.defs.partitions import tenant_partitions
 from sync365_pipeline.defs.resources import MicrosoftCloudResource, WarehouseResource
-from sync365_pipeline.microsoft import PartnerAccessError
+from sync365_pipeline.microsoft import MicrosoftCloud
 
 GROUP = "licensing"
 WAREHOUSE_POOL = "sync365_warehouse"
 # Whole-step faults (a Partner Center outage that outlasted the HTTP retries, a locked warehouse).
 # Permanent failures raise dg.Failure(allow_retries=False) and are not retried.
+T = TypeVar("T")
 STEP_RETRY = dg.RetryPolicy(
     max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 
 
-def _partner_failure(exc: PartnerAccessError) -> dg.Failure:
-    return dg.Failure(
-        description=f"{exc.problem}\n\nWhat to do: {exc.remedy}",
-        metadata={"error_type": type(exc).__name__, "error_code": exc.code or ""},
-        allow_retries=False,
-    )
+def _succeeded_or_fail(
+    context: dg.AssetExecutionContext, results: sync.AccountResults[T]
+) -> dict[str, T]:
+    """Go on with the accounts that worked; fail (without retries) only when none did.
+
+    A single account's partner-level failure thus fails the run with its remedy, while with
+    several accounts one broken account is logged (and flagged by the consent sensor) and the
+    others are synced.
+    """
+    messages = [
+        f"Account {name}: {exc.problem}\n\nWhat to do: {exc.remedy}"
+        for name, exc in results.failed.items()
+    ]
+    if not results.succeeded:
+        raise dg.Failure(
+            description="\n\n".join(messages),
+            metadata={
+                "error_codes": dg.MetadataValue.json(
+                    {name: exc.code for name, exc in results.failed.items()}
+                )
+            },
+            allow_retries=False,
+        )
+    for message in messages:
+        context.log.error(message)
+    return results.succeeded
 
 
 def _run_snapshot_date(context: dg.AssetExecutionContext) -> date:
@@ -52,27 +76,42 @@ def _markdown(frame: pd.DataFrame, rows: int = 20) -> dg.MetadataValue:
     retry_policy=STEP_RETRY,
 )
 def partner_token(
-    microsoft: MicrosoftCloudResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    microsoft: MicrosoftCloudResource,
+    warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    """The partner's Partner Center sign-in (Secure Application Model refresh token).
+    """Each account's sign-in: a partner's Partner Center token (Secure Application Model
+    refresh token, with MFA) or a direct tenant's app token.
 
-    Materializes facts about the token (expiry, account, MFA), never the token itself. A dead
-    refresh token, a sign-in without MFA or a rejected client secret fail the run with the fix.
+    Materializes facts about the tokens (expiry, account, MFA), never the tokens. A dead refresh
+    token, a sign-in without MFA or a rejected client secret fail the run with the fix.
     """
-    settings = microsoft.settings()
-    with microsoft.connect() as cloud:
-        try:
-            facts = sync.check_partner_sign_in(
-                cloud, warehouse.open(), settings.credentials.partner_tenant_id
-            )
-        except PartnerAccessError as exc:
-            raise _partner_failure(exc) from None
+    store = warehouse.open()
+    accounts = {settings.name: settings for settings in microsoft.accounts()}
+    results = sync.for_each_account(
+        list(accounts.values()),
+        store,
+        lambda settings, cloud: sync.check_sign_in(cloud, store, settings),
+    )
+    signed_in = _succeeded_or_fail(context, results)
+    table = pd.DataFrame(
+        [
+            {
+                "account": name,
+                "kind": accounts[name].kind,
+                "tenant_id": facts.tenant_id,
+                "signed_in_as": facts.account or "(app)",
+                "mfa": facts.mfa,
+                "token_expires_at": facts.expires_at.isoformat(timespec="seconds"),
+            }
+            for name, facts in signed_in.items()
+        ]
+    )
     return dg.MaterializeResult(
         metadata={
-            "partner_tenant_id": facts.tenant_id,
-            "account": facts.account or "",
-            "mfa": facts.mfa,
-            "expires_at": dg.MetadataValue.timestamp(facts.expires_at),
+            "accounts_ok": dg.MetadataValue.int(len(signed_in)),
+            "accounts_failed": dg.MetadataValue.json(sorted(results.failed)),
+            "sign_ins": _markdown(table),
         }
     )
 
@@ -89,33 +128,38 @@ def customers(
     microsoft: MicrosoftCloudResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    """Every customer tenant the partner can reach (Partner Center customers, GDAP and DAP).
+    """Every customer tenant the accounts can reach (Partner Center customers, GDAP and DAP;
+    a direct account's own tenant).
 
     Registers new tenants as partitions of `subscribed_skus`; departed tenants are marked
     inactive in the `customers` table, keeping their partition and history.
     """
-    settings = microsoft.settings()
     store = warehouse.open()
-    with microsoft.connect() as cloud:
-        try:
-            discovery = sync.discover_customers(
-                cloud, store, settings.credentials.partner_tenant_id, sync.utcnow()
-            )
-        except PartnerAccessError as exc:
-            raise _partner_failure(exc) from None
-    active = store.active_tenants(settings.credentials.partner_tenant_id)
+    seen_at = sync.utcnow()
+    results = sync.for_each_account(
+        microsoft.accounts(),
+        store,
+        lambda settings, cloud: sync.discover_customers(cloud, store, settings, seen_at),
+    )
+    discoveries = _succeeded_or_fail(context, results)
+    active = store.active_tenants()
     registered = set(context.instance.get_dynamic_partitions(tenant_partitions.name))
     if new_keys := [tenant for tenant in active if tenant not in registered]:
         context.instance.add_dynamic_partitions(tenant_partitions.name, new_keys)
-    frame = discovery.customers
-    changes = discovery.changes
+    frame = pd.concat([found.customers for found in discoveries.values()], ignore_index=True)
     return dg.MaterializeResult(
         metadata={
             "customers": dg.MetadataValue.int(len(frame)),
             "active": dg.MetadataValue.int(len(active)),
-            "new": dg.MetadataValue.json(changes.new),
-            "departed": dg.MetadataValue.json(changes.departed),
-            "returned": dg.MetadataValue.json(changes.returned),
+            "new": dg.MetadataValue.json(
+                sorted(t for d in discoveries.values() for t in d.changes.new)
+            ),
+            "departed": dg.MetadataValue.json(
+                sorted(t for d in discoveries.values() for t in d.changes.departed)
+            ),
+            "returned": dg.MetadataValue.json(
+                sorted(t for d in discoveries.values() for t in d.changes.returned)
+            ),
             "by_relationship": dg.MetadataValue.json(
                 frame["relationship"].value_counts().to_dict() if len(frame) else {}
             ),
@@ -146,58 +190,64 @@ def subscribed_skus(
     that fails (consent revoked, access removed, throttled, ...) gets a status row with
     Microsoft's error code; the others go on.
     """
-    settings = microsoft.settings()
-    partner_tenant_id = settings.credentials.partner_tenant_id
     store = warehouse.open()
-    active = set(store.active_tenants(partner_tenant_id))
-    tenant_ids = [key for key in context.partition_keys if key in active]
-    if skipped := len(context.partition_keys) - len(tenant_ids):
-        context.log.info(f"Skipping {skipped} departed tenant(s); their history is kept.")
     snapshot_date = _run_snapshot_date(context)
-    step = max(1, len(tenant_ids) // 10)
+    requested = set(context.partition_keys)
+    catalog = SkuCatalog.load()
 
-    def progress(done: int, total: int) -> None:
-        if done % step == 0 or done == total:
-            context.log.info(f"Fetched {done}/{total} tenants")
+    def sync_account(settings: Settings, cloud: MicrosoftCloud) -> sync.SyncSummary:
+        tenant_ids = [t for t in store.active_tenants(settings.tenant_id) if t in requested]
+        fetches = sync.fetch_tenants(
+            cloud,
+            tenant_ids,
+            max_workers=settings.max_workers,
+            partner_center=settings.kind == "partner",
+            on_progress=_progress_logger(context, settings.name),
+        )
+        screened = sync.screen_payloads(
+            fetches,
+            catalog=catalog,
+            partner_tenant_id=settings.tenant_id,
+            snapshot_date=snapshot_date,
+        )
+        summary = sync.store_fetches(
+            store,
+            screened,
+            partner_tenant_id=settings.tenant_id,
+            snapshot_date=snapshot_date,
+            sync_id=context.run.run_id,
+        )
+        summary.http = cloud.session.stats.snapshot()
+        return summary
 
-    with microsoft.connect() as cloud:
-        try:
-            fetches = sync.fetch_tenants(
-                cloud, tenant_ids, max_workers=settings.max_workers, on_progress=progress
-            )
-        except PartnerAccessError as exc:
-            raise _partner_failure(exc) from None
-        http = cloud.session.stats.snapshot()
-    screened = sync.screen_payloads(
-        fetches,
-        catalog=SkuCatalog.load(),
-        partner_tenant_id=partner_tenant_id,
-        snapshot_date=snapshot_date,
+    summaries = _succeeded_or_fail(
+        context, sync.for_each_account(microsoft.accounts(), store, sync_account)
     )
-    summary = sync.store_fetches(
-        store,
-        screened,
-        partner_tenant_id=partner_tenant_id,
-        snapshot_date=snapshot_date,
-        sync_id=context.run.run_id,
-    )
-    failing = pd.DataFrame(
-        [
-            {"tenant_id": f.tenant_id, "status": f.status.value, "error_code": f.error_code}
-            for f in screened
-            if f.status.value != "ok"
-        ],
-        columns=["tenant_id", "status", "error_code"],
-    )
+    statuses = sum((summary.statuses for summary in summaries.values()), Counter())
+    if skipped := len(requested) - statuses.total():
+        context.log.info(f"Skipped {skipped} departed tenant(s); their history is kept.")
+    failing = store.latest_tenant_statuses().query("status != 'ok'")
     return dg.MaterializeResult(
         metadata={
             "snapshot_date": str(snapshot_date),
-            "tenants": dg.MetadataValue.int(summary.tenants),
-            "statuses": dg.MetadataValue.json(dict(summary.statuses)),
-            "http": dg.MetadataValue.json(http),
-            "failing_tenants": _markdown(failing, rows=50),
+            "tenants": dg.MetadataValue.int(statuses.total()),
+            "statuses": dg.MetadataValue.json(dict(statuses)),
+            "http": dg.MetadataValue.json({name: s.http for name, s in summaries.items()}),
+            "failing_tenants": _markdown(
+                failing[["partner_tenant_id", "tenant_id", "status", "error_code"]], rows=50
+            ),
         }
     )
+
+
+def _progress_logger(context: dg.AssetExecutionContext, account: str) -> sync.ProgressCallback:
+    """Log about ten progress lines per account, however many tenants it has."""
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done * 10 // total > (done - 1) * 10 // total:
+            context.log.info(f"{account}: fetched {done}/{total} tenants")
+
+    return progress
 
 
 @dg.asset(
@@ -217,15 +267,18 @@ def license_facts(
     Replaces exactly today's slice of each tenant that answered; tenants that failed keep their
     last good facts (marked stale in `current_license_facts`). Publishes the analyst copy.
     """
-    partner_tenant_id = microsoft.settings().credentials.partner_tenant_id
     store = warehouse.open()
     snapshot_date = _run_snapshot_date(context)
-    rows = sync.build_license_facts(
-        store,
-        SkuCatalog.load(),
-        partner_tenant_id=partner_tenant_id,
-        snapshot_date=snapshot_date,
-        synced_at=sync.utcnow(),
+    catalog = SkuCatalog.load()
+    rows = sum(
+        sync.build_license_facts(
+            store,
+            catalog,
+            partner_tenant_id=settings.tenant_id,
+            snapshot_date=snapshot_date,
+            synced_at=sync.utcnow(),
+        )
+        for settings in microsoft.accounts()
     )
     analyst_copy = store.publish_analyst_copy()
     return dg.MaterializeResult(

@@ -115,6 +115,7 @@ class MicrosoftCloud:
             settings.endpoints,
             session,
             TokenCacheFile(settings.token_cache_path),
+            app_only=settings.kind == "direct",
         )
         return cls(
             session=session,

@@ -189,7 +189,11 @@ class _Authority:
 
 class TokenProvider:
     """Access tokens for the partner (Partner Center, partner-tenant Graph) and for each customer
-    (Graph at the customer's authority). Thread-safe."""
+    (Graph at the customer's authority). Thread-safe.
+
+    With `app_only`, a direct tenant's app signs in with client credentials instead: no user, no
+    refresh token, Graph only.
+    """
 
     def __init__(
         self,
@@ -197,7 +201,10 @@ class TokenProvider:
         endpoints: Endpoints,
         session: requests.Session,
         cache_file: TokenCacheFile,
+        *,
+        app_only: bool = False,
     ) -> None:
+        self._app_only = app_only
         self._credentials = credentials
         self._endpoints = endpoints
         self._session = session
@@ -238,8 +245,10 @@ class TokenProvider:
 
     def graph_token(self, tenant_id: str) -> AccessToken:
         """Graph in a customer tenant; failures are the tenant's unless the token or app is dead."""
-        account = self._partner_account()
-        return self._silent(tenant_id, f"{self._endpoints.graph_resource}/.default", account)
+        scope = f"{self._endpoints.graph_resource}/.default"
+        if self._app_only:
+            return self._client_credentials_token(tenant_id, scope)
+        return self._silent(tenant_id, scope, self._partner_account())
 
     def save(self) -> None:
         """Persist the cache if it changed (the rotated refresh token must not be lost)."""
@@ -337,14 +346,25 @@ class TokenProvider:
             )
         if "access_token" not in result:
             raise classify_token_error(result, tenant_id=tenant_id, partner_level=partner_level)
-        facts = TokenFacts.from_jwt(result["access_token"])
+        return self._access_token(tenant_id, result["access_token"])
+
+    @staticmethod
+    def _access_token(tenant_id: str, token: str) -> AccessToken:
+        facts = TokenFacts.from_jwt(token)
         if _GUID.match(tenant_id) and facts.tenant_id.lower() != tenant_id.lower():
             raise MalformedResponse(
                 f"A token requested for tenant {tenant_id} was issued for {facts.tenant_id}.",
                 code="tid_mismatch",
                 tenant_id=tenant_id,
             )
-        return AccessToken(Secret(result["access_token"]), facts)
+        return AccessToken(Secret(token), facts)
+
+    def _client_credentials_token(self, tenant_id: str, scope: str) -> AccessToken:
+        app = self._app(tenant_id, partner_level=False)
+        result = self._call(tenant_id, False, lambda: app.acquire_token_for_client([scope]))
+        if "access_token" not in result:
+            raise classify_token_error(result, tenant_id=tenant_id, partner_level=False)
+        return self._access_token(tenant_id, result["access_token"])
 
     def _app(self, tenant_id: str, *, partner_level: bool) -> msal.ConfidentialClientApplication:
         """The app for `tenant_id`'s authority, built once (its constructor fetches discovery)."""
