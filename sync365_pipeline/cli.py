@@ -9,7 +9,14 @@ from pathlib import Path
 
 import click
 
-from sync365_pipeline.config import DATA_DIR, ConfigError, Settings, duckdb_path_from_env
+from sync365_pipeline.config import (
+    DATA_DIR,
+    ConfigError,
+    Settings,
+    duckdb_path_from_env,
+    load_accounts,
+)
+from sync365_pipeline.warehouse import Warehouse
 
 DAGSTER_YAML = """\
 # Written by sync365. Runs that write the warehouse share one concurrency slot, because DuckDB
@@ -40,7 +47,8 @@ def ensure_dagster_home() -> Path:
 def run_sync() -> int:
     """Run the whole graph through Dagster, then print the per-status summary.
 
-    Returns 0 when the partner sign-in worked, however many customers failed.
+    Returns 0 when every account's sign-in worked, however many customers failed; 1 when an
+    account could not sign in (the others are still synced); 2 when the configuration is bad.
     """
     # Imported here: loading Dagster costs a second, which `--help` should not pay.
     import dagster as dg
@@ -49,12 +57,13 @@ def run_sync() -> int:
     from sync365_pipeline.defs.execution import run_full_sync
 
     try:
-        settings = Settings.from_env()
+        accounts = load_accounts()
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         return 2
     home = ensure_dagster_home()
-    click.echo(f"Syncing partner {settings.credentials.partner_tenant_id} (Dagster home: {home})")
+    names = ", ".join(f"{a.name} ({a.kind} {a.tenant_id})" for a in accounts)
+    click.echo(f"Syncing {names}; Dagster home: {home}")
     with dg.DagsterInstance.get() as instance:
         outcome = run_full_sync(defs, instance)
     if not outcome.success:
@@ -62,36 +71,42 @@ def run_sync() -> int:
             f"\nSync failed; the warehouse was left as it was.\n\n{outcome.failure}", err=True
         )
         return 1
-    print_summary(settings.duckdb_path, settings.credentials.partner_tenant_id)
-    return 0
+    warehouse = Warehouse(accounts[0].duckdb_path)
+    print_summary(warehouse)
+    return report_failed_accounts(warehouse, accounts)
 
 
-def print_summary(duckdb_path: Path, partner_tenant_id: str) -> None:
-    from sync365_pipeline.warehouse import Warehouse
-
-    warehouse = Warehouse(duckdb_path)
-    summary = warehouse.status_summary(partner_tenant_id)
+def print_summary(warehouse: Warehouse) -> None:
     click.echo("\nTenants by status (latest sync):")
-    click.echo(summary.to_markdown(index=False))
-    failing = warehouse.tenant_health(partner_tenant_id).query("status != 'ok'")
+    click.echo(warehouse.status_summary().to_markdown(index=False))
+    failing = warehouse.tenant_health().query("active and status != 'ok'")
     if len(failing):
         click.echo("\nCustomers that need attention:")
-        click.echo(
-            failing[["display_name", "tenant_id", "status", "error_code"]].to_markdown(index=False)
-        )
+        columns = ["display_name", "tenant_id", "status", "error_code"]
+        click.echo(failing[columns].to_markdown(index=False))
+
+
+def report_failed_accounts(warehouse: Warehouse, accounts: list[Settings]) -> int:
+    """1 if an account's latest sign-in failed (its remedy printed), else 0."""
+    latest = warehouse.latest_partner_statuses()
+    failed = latest[
+        latest["partner_tenant_id"].isin([a.tenant_id for a in accounts])
+        & (latest["status"] != "ok")
+    ]
+    for row in failed.itertuples():
+        click.echo(f"\nAccount {row.partner_tenant_id} could not sign in: {row.message}", err=True)
+    return 1 if len(failed) else 0
 
 
 @main.command()
 def sync() -> None:
-    """Sync every customer tenant once (configured by SYNC365_* variables)."""
+    """Sync every customer tenant once (SYNC365_* variables or the SYNC365_CONFIG file)."""
     sys.exit(run_sync())
 
 
 @main.command()
 def status() -> None:
     """Per-tenant health from the warehouse."""
-    from sync365_pipeline.warehouse import Warehouse
-
     path = duckdb_path_from_env()
     if not path.exists():
         raise click.ClickException(f"No warehouse at {path} yet: run `sync365 sync` first.")
@@ -121,8 +136,6 @@ def demo(scenario: str) -> None:
 
 
 def show_demo_result(demo_dir: Path) -> None:
-    from sync365_pipeline.warehouse import Warehouse
-
     warehouse = Warehouse(demo_dir / "sync365.duckdb")
     click.echo("\nLicenses per customer (current facts):")
     click.echo(warehouse.licenses_per_customer().to_markdown(index=False))
