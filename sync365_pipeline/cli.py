@@ -9,6 +9,12 @@ from pathlib import Path
 
 import click
 
+from sync365_pipeline.catalog import (
+    MICROSOFT_CSV_URL,
+    TABLE_FILE_NAME,
+    CatalogError,
+    refresh_sku_names,
+)
 from sync365_pipeline.config import (
     DATA_DIR,
     ConfigError,
@@ -16,6 +22,7 @@ from sync365_pipeline.config import (
     duckdb_path_from_env,
     load_accounts,
 )
+from sync365_pipeline.simulator.cli import simulator
 from sync365_pipeline.warehouse import Warehouse
 
 DAGSTER_YAML = """\
@@ -105,6 +112,56 @@ def sync() -> None:
 
 
 @main.command()
+@click.option("--account", "account_name", help="The partner account, when there are several.")
+@click.option("--no-sync", is_flag=True, help="Do not run the initial sync afterwards.")
+def consent(account_name: str | None, no_sync: bool) -> None:
+    """Grant Partner Center consent once (device code sign-in, with MFA), then sync."""
+    from sync365_pipeline.consent_flow import ConsentError, DeviceCode, grant_consent
+    from sync365_pipeline.consent_flow import partner_account as choose
+    from sync365_pipeline.microsoft import MicrosoftError
+
+    try:
+        settings = choose(load_accounts(), account_name)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+    def show(code: DeviceCode) -> None:
+        click.echo(
+            f"Account {settings.name}: sign in as the partner's sync account, with MFA.\n"
+            f"  1. Open {code.verification_uri}\n"
+            f"  2. Enter the code {code.user_code}\n"
+            f"Waiting for the sign-in (the code expires at {code.expires_at:%H:%M} UTC)..."
+        )
+
+    try:
+        granted = grant_consent(settings, show)
+    except (ConsentError, MicrosoftError) as exc:
+        click.echo(f"\nConsent failed: {exc}", err=True)
+        sys.exit(1)
+    amr = ", ".join(granted.facts.amr)
+    click.echo(
+        f"\nConsent granted by {granted.facts.account} with MFA (amr: {amr}); the refresh token "
+        f"is stored in {granted.token_cache_path} (mode 0600)."
+    )
+    if no_sync:
+        click.echo("Initial sync skipped (--no-sync): run `sync365 sync` when ready.")
+        return
+    click.echo("Running the initial sync...")
+    sys.exit(run_sync())
+
+
+@main.command()
+def doctor() -> None:
+    """Pre-flight checks, each with its fix; exits 1 when any fails."""
+    from sync365_pipeline.doctor import failed, render, run_doctor
+
+    sections = run_doctor()
+    click.echo(render(sections))
+    sys.exit(1 if failed(sections) else 0)
+
+
+@main.command()
 def status() -> None:
     """Per-tenant health from the warehouse."""
     path = duckdb_path_from_env()
@@ -112,6 +169,33 @@ def status() -> None:
         raise click.ClickException(f"No warehouse at {path} yet: run `sync365 sync` first.")
     health = Warehouse(path).tenant_health()
     click.echo(health.to_markdown(index=False) if len(health) else "No tenants synced yet.")
+
+
+@main.command("refresh-sku-names")
+@click.option(
+    "--from",
+    "source",
+    default=MICROSOFT_CSV_URL,
+    show_default="Microsoft's published CSV",
+    help="Microsoft's 'Product names and service plan identifiers' CSV: a file or https URL.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DATA_DIR / TABLE_FILE_NAME,
+    show_default=True,
+    help="Where to write the table; the pipeline reads data/sku_names.csv before its own.",
+)
+def refresh_sku_names_command(source: str, output: Path) -> None:
+    """Refresh the friendly product names from Microsoft's SKU CSV."""
+    try:
+        report = refresh_sku_names(source, output)
+    except CatalogError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"{report.target}: {report.total} SKUs "
+        f"({report.new} new, {report.changed} renamed, {report.removed} no longer listed)"
+    )
 
 
 @main.command()
@@ -149,10 +233,7 @@ def show_demo_result(demo_dir: Path) -> None:
     )
 
 
-def _register_simulator() -> None:
-    from sync365_pipeline.simulator.cli import simulator
+main.add_command(simulator)
 
-    main.add_command(simulator)
-
-
-_register_simulator()
+if __name__ == "__main__":
+    main()

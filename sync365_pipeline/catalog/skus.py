@@ -7,8 +7,8 @@ its own derived table (`sku_names.csv`, one row per GUID) so it never needs the 
 /work/shared at run time; `refresh_sku_names` writes a newer table under the data dir, which then
 takes precedence over the packaged one.
 
-Regenerate the packaged table with (SOURCE is Microsoft's CSV, a path or an https URL):
-    python -m sync365_pipeline.catalog SOURCE sync365_pipeline/catalog/sku_names.csv
+Refresh it with `sync365 refresh-sku-names [--from FILE_OR_URL]`; regenerate the packaged table
+with `sync365 refresh-sku-names --from SOURCE --output sync365_pipeline/catalog/sku_names.csv`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ import requests
 from sync365_pipeline.config import DATA_DIR
 
 TABLE_FILE_NAME = "sku_names.csv"
+MICROSOFT_CSV_URL = (
+    "https://download.microsoft.com/download/e/3/e/e3e9faf2-f28b-490a-9ada-c6089a1fc5b0/"
+    "Product%20names%20and%20service%20plan%20identifiers%20for%20licensing.csv"
+)
 TABLE_COLUMNS = ("sku_id", "sku_part_number", "product_name")
 MICROSOFT_COLUMNS = ("GUID", "String_Id", "Product_Display_Name")
 MAX_DOWNLOAD_BYTES = 32 * 1024 * 1024  # the real file is about 1 MB; anything far bigger is not it
