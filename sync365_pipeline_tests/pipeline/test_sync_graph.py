@@ -271,3 +271,35 @@ def test_demo_scenario_statuses(pipeline_factory: PipelineFactory) -> None:
     assert by_name["Bluebird Veterinary Clinics"] == ("ok", None)
     assert by_name["Cedar Harbor Realty"] == ("ok", None)
     assert by_name["Summit Pharmacy Inc"] == ("ok", None)
+
+
+def test_unreadable_answer_is_a_tenant_error_that_keeps_earlier_facts(
+    pipeline_factory: PipelineFactory,
+) -> None:
+    pipeline = pipeline_factory(scenario())
+    assert pipeline.sync().success
+    before = facts_by_sku(pipeline, HEALTHY_A)
+
+    pipeline.sim.control.set_fault(HEALTHY_A, {"type": "malformed", "kind": "html"})
+    assert pipeline.sync().success
+
+    status, code = latest_statuses(pipeline)[HEALTHY_A]
+    assert status == "error"
+    assert code is not None
+    assert facts_by_sku(pipeline, HEALTHY_A) == before
+    assert latest_statuses(pipeline)[HEALTHY_B] == ("ok", None)
+
+
+def test_broken_token_cache_stops_the_sync_and_is_not_overwritten(
+    pipeline_factory: PipelineFactory,
+) -> None:
+    pipeline = pipeline_factory(scenario())
+    assert pipeline.sync().success
+    pipeline.token_cache.write_text('{"RefreshToken": [not json')
+
+    outcome = pipeline.sync()
+
+    assert not outcome.success
+    assert str(pipeline.token_cache) in (outcome.failure or "")
+    assert "not json" not in (outcome.failure or ""), "the cache's content is never echoed"
+    assert pipeline.token_cache.read_text() == '{"RefreshToken": [not json'
