@@ -6,7 +6,7 @@ No asset returns data to an IO manager: facts live in DuckDB, tokens only in the
 
 from collections import Counter
 from datetime import UTC, date, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import dagster as dg
 import pandas as pd
@@ -26,6 +26,16 @@ T = TypeVar("T")
 STEP_RETRY = dg.RetryPolicy(
     max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
+
+
+def licensing_asset(**kwargs: Any) -> Any:
+    """`dg.asset` with what every asset here shares: group, warehouse pool and step retries."""
+    return dg.asset(
+        group_name=GROUP,
+        pool=WAREHOUSE_POOL,
+        retry_policy=STEP_RETRY,
+        **{"kinds": {"python", "duckdb"}, **kwargs},
+    )
 
 
 def _succeeded_or_fail(
@@ -69,12 +79,7 @@ def _markdown(frame: pd.DataFrame, rows: int = 20) -> dg.MetadataValue:
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"python", "microsoft"},
-    pool=WAREHOUSE_POOL,
-    retry_policy=STEP_RETRY,
-)
+@licensing_asset(kinds={"python", "microsoft"})
 def partner_token(
     context: dg.AssetExecutionContext,
     microsoft: MicrosoftCloudResource,
@@ -116,13 +121,7 @@ def partner_token(
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"python", "duckdb"},
-    deps=[partner_token],
-    pool=WAREHOUSE_POOL,
-    retry_policy=STEP_RETRY,
-)
+@licensing_asset(deps=[partner_token])
 def customers(
     context: dg.AssetExecutionContext,
     microsoft: MicrosoftCloudResource,
@@ -170,14 +169,10 @@ def customers(
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"python", "duckdb"},
+@licensing_asset(
     deps=[customers],
     partitions_def=tenant_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
-    retry_policy=STEP_RETRY,
 )
 def subscribed_skus(
     context: dg.AssetExecutionContext,
@@ -250,13 +245,7 @@ def _progress_logger(context: dg.AssetExecutionContext, account: str) -> sync.Pr
     return progress
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"python", "duckdb"},
-    deps=[subscribed_skus],
-    pool=WAREHOUSE_POOL,
-    retry_policy=STEP_RETRY,
-)
+@licensing_asset(deps=[subscribed_skus])
 def license_facts(
     context: dg.AssetExecutionContext,
     microsoft: MicrosoftCloudResource,
