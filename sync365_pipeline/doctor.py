@@ -202,12 +202,7 @@ def check_refresh_token_age(settings: Settings) -> Check:
         TokenAge.MISSING: None if settings.credentials.refresh_token else False,
         TokenAge.EXPIRED: False,
     }[health.age]
-    fix = {
-        TokenAge.EXPIRING: "Run `sync365 sync` now and keep the daily schedule running.",
-        TokenAge.EXPIRED: "Run `sync365 consent` (with MFA).",
-        TokenAge.MISSING: "Run `sync365 consent` (with MFA).",
-    }.get(health.age, "")
-    return Check(name, verdict, health.message, fix if verdict is not True else "")
+    return Check(name, verdict, health.message, health.remedy)
 
 
 def check_refresh_token(cloud: MicrosoftCloud) -> Check:

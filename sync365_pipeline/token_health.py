@@ -22,7 +22,8 @@ from sync365_pipeline.microsoft.auth import TokenCacheFile
 INACTIVITY_LIMIT = timedelta(days=90)
 WARN_WITHIN = timedelta(days=30)
 
-_RECONSENT = "run `sync365 consent` (with MFA) to grant a new one"
+_RECONSENT = "Run `sync365 consent` (with MFA) to grant a new refresh token."
+_SYNC = "Run `sync365 sync` now (or keep the daily schedule on): each sync saves a fresh token."
 
 
 class TokenAge(StrEnum):
@@ -35,10 +36,11 @@ class TokenAge(StrEnum):
 
 @dataclass(frozen=True)
 class TokenHealth:
-    """The cached refresh token's age, as facts and one sentence (never the token)."""
+    """The cached refresh token's age as facts, a sentence and what to do (never the token)."""
 
     age: TokenAge
     message: str
+    remedy: str = ""
     last_used_at: datetime | None = None
     days_left: float | None = None
 
@@ -57,7 +59,8 @@ def refresh_token_health(settings: Settings, now: datetime | None = None) -> Tok
         return TokenHealth(
             TokenAge.UNKNOWN,
             f"The token cache {settings.token_cache_path} holds a refresh token with no issue "
-            "time, so its age is unknown; the next sync records it.",
+            "time, so its age is unknown.",
+            _SYNC,
         )
     if last_used is None:
         configured = settings.credentials.refresh_token is not None
@@ -65,11 +68,11 @@ def refresh_token_health(settings: Settings, now: datetime | None = None) -> Tok
             TokenAge.MISSING,
             f"The token cache {settings.token_cache_path} holds no refresh token"
             + (
-                " (the configured SYNC365_REFRESH_TOKEN is imported at the next sync; its age is "
-                "unknown)."
+                " (the configured one, of unknown age, is imported at the next sync)."
                 if configured
-                else f": {_RECONSENT}."
+                else "."
             ),
+            _SYNC if configured else _RECONSENT,
         )
     return assess(last_used, now or datetime.now(UTC))
 
@@ -84,21 +87,23 @@ def assess(last_used_at: datetime, now: datetime) -> TokenHealth:
         return TokenHealth(
             TokenAge.EXPIRED,
             f"The refresh token was {when}: past Entra ID's 90-day inactivity limit, so "
-            f"Microsoft refuses it; {_RECONSENT}.",
+            "Microsoft refuses it.",
+            _RECONSENT,
             last_used_at,
             days_left,
         )
     if left <= WARN_WITHIN:
         return TokenHealth(
             TokenAge.EXPIRING,
-            f"The refresh token was {when} and expires in {days_left:.0f} days unless a sync "
-            "runs: run `sync365 sync` (or keep the daily schedule on), which saves a fresh one.",
+            f"The refresh token was {when} and expires in {days_left:.0f} days unless a sync runs.",
+            _SYNC,
             last_used_at,
             days_left,
         )
     return TokenHealth(
         TokenAge.OK,
         f"The refresh token was {when}; {days_left:.0f} days left before the inactivity limit.",
+        "",
         last_used_at,
         days_left,
     )
