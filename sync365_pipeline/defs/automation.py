@@ -104,6 +104,9 @@ def consent_sensor(
             f"Access lost: partner {flag.partner_tenant_id} tenant {flag.tenant_id or '(partner)'} "
             f"-> {flag.status} ({flag.error_code}): {flag.message}"
         )
+    notifier = warehouse.notifier(context.log)
+    if notifier is not None:
+        notifier.notify(changes.raised, changes.cleared)  # logs a failure itself, never raises
     events = []
     if changes:
         events.append(

@@ -7,6 +7,7 @@ resource config, use `dg.EnvVar("NAME")`, never a literal.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ import dagster as dg
 
 from sync365_pipeline.config import Settings, duckdb_path_from_env
 from sync365_pipeline.microsoft import MicrosoftCloud
+from sync365_pipeline.notify import WEBHOOK_URL_ENV, WebhookNotifier
 from sync365_pipeline.warehouse import Warehouse
 
 _FIELD_TO_ENV = {
@@ -65,9 +67,17 @@ class MicrosoftCloudResource(dg.ConfigurableResource):
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file (`SYNC365_DUCKDB_PATH` unless set here)."""
+    """The DuckDB warehouse file (`SYNC365_DUCKDB_PATH` unless set here), and the webhook its
+    consent flags are posted to (`SYNC365_WEBHOOK_URL` unless set here; the URL holds a secret,
+    so set it with `dg.EnvVar`)."""
 
     duckdb_path: str | None = None
+    webhook_url: str | None = None
+
+    def notifier(self, logger: logging.Logger) -> WebhookNotifier | None:
+        """The consent-flag webhook, or None when none is configured."""
+        url = self.webhook_url or os.environ.get(WEBHOOK_URL_ENV, "").strip()
+        return WebhookNotifier(url, logger=logger) if url else None
 
     def open(self) -> Warehouse:
         path = Path(self.duckdb_path) if self.duckdb_path else duckdb_path_from_env()
