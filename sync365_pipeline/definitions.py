@@ -12,6 +12,7 @@ from sync365_pipeline.defs.automation import (
     discovery_job,
     license_sync_after_discovery,
     license_sync_job,
+    refresh_token_sensor,
 )
 from sync365_pipeline.defs.resources import MicrosoftCloudResource, WarehouseResource
 
@@ -20,6 +21,6 @@ defs = dg.Definitions(
     asset_checks=[consent_granted],
     jobs=[discovery_job, license_sync_job],
     schedules=[daily_sync_schedule],
-    sensors=[license_sync_after_discovery, consent_sensor],
+    sensors=[license_sync_after_discovery, consent_sensor, refresh_token_sensor],
     resources={"microsoft": MicrosoftCloudResource(), "warehouse": WarehouseResource()},
 )

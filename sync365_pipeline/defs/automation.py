@@ -5,6 +5,7 @@ then, when it succeeds, `license_sync` over every registered tenant in ONE run. 
 widen a run's partition range mid-run, hence the split.
 """
 
+import json
 from collections.abc import Sequence
 
 import dagster as dg
@@ -13,8 +14,10 @@ import pandas as pd
 from sync365_pipeline.consent import consent_changes
 from sync365_pipeline.defs.assets import customers, license_facts, partner_token, subscribed_skus
 from sync365_pipeline.defs.partitions import all_tenants_range_tags, tenant_partitions
-from sync365_pipeline.defs.resources import WarehouseResource
+from sync365_pipeline.defs.resources import MicrosoftCloudResource, WarehouseResource
+from sync365_pipeline.microsoft import TokenCacheCorrupt
 from sync365_pipeline.sync import utcnow
+from sync365_pipeline.token_health import TokenAge, TokenHealth, refresh_token_health
 from sync365_pipeline.warehouse import ConsentFlag, WarehouseLocked
 
 CONSENT_CHECK = "consent_granted"
@@ -123,6 +126,46 @@ def consent_sensor(
             )
         )
     return dg.SensorResult(asset_events=events, cursor=marker)
+
+
+@dg.sensor(
+    minimum_interval_seconds=6 * 3600,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Warns before a partner's refresh token dies of 90 days' inactivity.",
+)
+def refresh_token_sensor(
+    context: dg.SensorEvaluationContext, microsoft: MicrosoftCloudResource
+) -> dg.SensorResult:
+    """Warn once per change of state (ok -> expiring -> expired) for each partner account.
+
+    Each sync rotates the token, so a warning means syncs stopped (the schedule is off, or the
+    runs fail for another reason); the remedy says what keeps the token alive.
+    """
+    previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    current: dict[str, str] = {}
+    events = []
+    for settings in microsoft.accounts():
+        if settings.kind != "partner":
+            continue
+        try:
+            health = refresh_token_health(settings)
+        except TokenCacheCorrupt as exc:
+            health = TokenHealth(TokenAge.UNKNOWN, exc.problem, exc.remedy)
+        current[settings.name] = health.age.value
+        if health.needs_attention and previous.get(settings.name) != health.age.value:
+            context.log.warning(f"Account {settings.name}: {health.message} {health.remedy}")
+            events.append(
+                dg.AssetObservation(
+                    asset_key=partner_token.key,
+                    metadata={
+                        "account": settings.name,
+                        "refresh_token": health.age.value,
+                        "days_left": health.days_left if health.days_left is not None else -1,
+                        "message": f"{health.message} {health.remedy}",
+                    },
+                )
+            )
+    return dg.SensorResult(asset_events=events, cursor=json.dumps(current, sort_keys=True))
 
 
 def _flags_markdown(flags: Sequence[ConsentFlag]) -> dg.MetadataValue:

@@ -25,6 +25,7 @@ def test_definitions_load_with_the_four_assets_schedule_and_sensors() -> None:
     assert repository.has_schedule_def("daily_sync")
     assert repository.has_sensor_def("consent_sensor")
     assert repository.has_sensor_def("license_sync_after_discovery")
+    assert repository.has_sensor_def("refresh_token_sensor")
 
 
 def test_schedule_requests_discovery_every_day() -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+
 import dagster as dg
 
 from sync365_pipeline.definitions import defs
-from sync365_pipeline.defs.automation import consent_sensor
+from sync365_pipeline.defs.automation import consent_sensor, refresh_token_sensor
 
 from .conftest import Pipeline, PipelineFactory
 from .test_sync_graph import HEALTHY_A, HEALTHY_B, scenario
@@ -76,3 +80,44 @@ def test_sensor_flags_partner_level_loss_of_consent(pipeline_factory: PipelineFa
     assert [(flag.tenant_id, flag.status) for flag in flags] == [(None, "refresh_token_expired")]
     assert "sync365 consent" in (flags[0].message or "")
     assert HEALTHY_A not in {flag.tenant_id for flag in flags}
+
+
+def age_refresh_token(token_cache: Path, days: float) -> None:
+    """Pretend the cached refresh token was last issued `days` ago (MSAL's own timestamp)."""
+    cache = json.loads(token_cache.read_text())
+    issued = int(time.time() - days * 86400)
+    for entry in cache["RefreshToken"].values():
+        entry["last_modification_time"] = str(issued)
+    token_cache.write_text(json.dumps(cache))
+
+
+def token_tick(pipeline: Pipeline, cursor: str | None) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        instance=pipeline.instance, cursor=cursor, resources=defs.resources
+    )
+    result = refresh_token_sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+def test_refresh_token_sensor_warns_once_before_the_90_day_limit(
+    pipeline_factory: PipelineFactory,
+) -> None:
+    pipeline = pipeline_factory(scenario())
+    assert pipeline.sync().success
+    fresh = token_tick(pipeline, None)
+    assert fresh.asset_events == []
+
+    age_refresh_token(pipeline.token_cache, days=70)
+    warned = token_tick(pipeline, fresh.cursor)
+    (observation,) = warned.asset_events
+    assert isinstance(observation, dg.AssetObservation)
+    assert observation.metadata["refresh_token"].value == "expiring"
+    assert "sync365 sync" in observation.metadata["message"].value
+    assert token_tick(pipeline, warned.cursor).asset_events == [], "no repeat"
+
+    age_refresh_token(pipeline.token_cache, days=95)
+    expired = token_tick(pipeline, warned.cursor)
+    (observation,) = expired.asset_events
+    assert observation.metadata["refresh_token"].value == "expired"
+    assert "sync365 consent" in observation.metadata["message"].value
