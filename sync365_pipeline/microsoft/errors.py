@@ -139,8 +139,8 @@ class TokenCacheCorrupt(PartnerAccessError):
 
 class EndpointUnreachable(PartnerAccessError):
     default_remedy = (
-        "Check the network, proxy settings and SYNC365_AUTHORITY_HOST / "
-        "SYNC365_PARTNER_CENTER_URL, then rerun."
+        "Check the network, proxy settings and SYNC365_AUTHORITY_HOST, SYNC365_GRAPH_URL and "
+        "SYNC365_PARTNER_CENTER_URL (or SYNC365_CLOUD), then rerun."
     )
 
 
