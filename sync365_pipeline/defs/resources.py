@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 
-from sync365_pipeline.config import Settings, duckdb_path_from_env
-from sync365_pipeline.microsoft import MicrosoftCloud
+from sync365_pipeline.config import Settings, duckdb_path_from_env, load_accounts
 from sync365_pipeline.notify import WEBHOOK_URL_ENV, WebhookNotifier
 from sync365_pipeline.warehouse import Warehouse
 
 _FIELD_TO_ENV = {
+    "config_file": "SYNC365_CONFIG",
+    "cloud": "SYNC365_CLOUD",
     "client_id": "SYNC365_CLIENT_ID",
     "client_secret": "SYNC365_CLIENT_SECRET",
     "partner_tenant_id": "SYNC365_PARTNER_TENANT_ID",
@@ -35,35 +34,32 @@ _FIELD_TO_ENV = {
 
 
 class MicrosoftCloudResource(dg.ConfigurableResource):
-    """The partner's sign-in and Microsoft's endpoints (Partner Center, Graph, identity)."""
+    """The accounts to sync and Microsoft's endpoints (Partner Center, Graph, identity).
 
+    `config_file` (or `SYNC365_CONFIG`) names an accounts file with several partner accounts and
+    direct tenants; otherwise the fields below (or `SYNC365_*`) describe one partner account.
+    """
+
+    config_file: str | None = None
     client_id: str | None = None
     client_secret: str | None = None
     partner_tenant_id: str | None = None
     refresh_token: str | None = None
     token_cache: str | None = None
+    cloud: str | None = None
     authority_host: str | None = None
     graph_url: str | None = None
     partner_center_url: str | None = None
     ca_bundle: str | None = None
     max_workers: int | None = None
 
-    def settings(self) -> Settings:
+    def accounts(self) -> list[Settings]:
         overrides = {
             env_name: str(value)
             for field_name, env_name in _FIELD_TO_ENV.items()
             if (value := getattr(self, field_name)) is not None
         }
-        return Settings.from_env({**os.environ, **overrides})
-
-    @contextmanager
-    def connect(self) -> Iterator[MicrosoftCloud]:
-        """A session for one step; closing it saves the rotated refresh token."""
-        cloud = MicrosoftCloud.from_settings(self.settings())
-        try:
-            yield cloud
-        finally:
-            cloud.close()
+        return load_accounts({**os.environ, **overrides})
 
 
 class WarehouseResource(dg.ConfigurableResource):
