@@ -5,11 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+DEV_PORT ?= 3000
 
 .PHONY: help install lint format test demo dev bench clean
 
 help:
 	@echo "make demo   - run the pipeline end to end against the built-in Microsoft cloud simulator"
+	@echo "make dev    - the Dagster UI on 127.0.0.1:$(DEV_PORT) over the simulator (Ctrl-C stops it)"
 	@echo "make test   - lint, then run every test"
 	@echo "make lint   - ruff check + ruff format --check"
 	@echo "make format - ruff format + ruff check --fix"
@@ -37,6 +39,10 @@ test: lint
 demo: $(STAMP)
 	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/sync365 demo
+
+# Its own DAGSTER_HOME, warehouse and token cache under data/dev/ (history kept between sessions).
+dev: $(STAMP)
+	$(BIN)/sync365 dev --port $(DEV_PORT)
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -22,6 +22,7 @@ from sync365_pipeline.config import (
     duckdb_path_from_env,
     load_accounts,
 )
+from sync365_pipeline.devserver import dev
 from sync365_pipeline.simulator.cli import simulator
 from sync365_pipeline.warehouse import Warehouse
 
@@ -234,6 +235,7 @@ def show_demo_result(demo_dir: Path) -> None:
 
 
 main.add_command(simulator)
+main.add_command(dev)
 
 if __name__ == "__main__":
     main()
