@@ -134,9 +134,9 @@ def test_webserver_serves_our_assets_schedule_and_running_sensors(dev_server: De
     repository = data["repositoryOrError"]
     assert repository["__typename"] == "Repository", repository
     assets = {"/".join(node["assetKey"]["path"]) for node in repository["assetNodes"]}
-    assert assets == {"partner_token", "customers", "subscribed_skus", "license_facts"}
+    assert assets >= {"partner_token", "customers", "subscribed_skus", "license_facts"}
     schedules = {item["name"]: item["scheduleState"]["status"] for item in repository["schedules"]}
-    assert schedules == {"daily_sync": "RUNNING"}
+    assert schedules["daily_sync"] == "RUNNING"
     sensors = {item["name"]: item["sensorState"]["status"] for item in repository["sensors"]}
     assert sensors["consent_sensor"] == "RUNNING"
     assert "license_sync_after_discovery" in sensors
