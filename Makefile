@@ -48,4 +48,4 @@ bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) data/*.duckdb data/*.wal data/dagster_home
+	rm -rf $(VENV) data/*.duckdb data/*.wal data/*.json data/*.pem data/dagster_home data/demo data/dev
