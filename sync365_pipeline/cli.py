@@ -164,11 +164,13 @@ def doctor() -> None:
 
 @main.command()
 def status() -> None:
-    """Per-tenant health from the warehouse."""
-    path = duckdb_path_from_env()
+    """Per-tenant health from the warehouse (its analyst copy, so a running sync is not blocked)."""
+    live = Warehouse(duckdb_path_from_env())
+    path = live.analyst_copy_path if live.analyst_copy_path.exists() else live.path
     if not path.exists():
-        raise click.ClickException(f"No warehouse at {path} yet: run `sync365 sync` first.")
+        raise click.ClickException(f"No warehouse at {live.path} yet: run `sync365 sync` first.")
     health = Warehouse(path).tenant_health()
+    click.echo(f"From {path}:")
     click.echo(health.to_markdown(index=False) if len(health) else "No tenants synced yet.")
 
 

@@ -389,7 +389,7 @@ class Warehouse:
         """One line per customer from its current facts: SKUs, units, unused, staleness."""
         return self._read(
             "SELECT coalesce(c.display_name, f.tenant_id) AS customer, f.tenant_id, "
-            "max(f.snapshot_date) AS snapshot_date, count(*) AS skus, "
+            "strftime(max(f.snapshot_date), '%Y-%m-%d') AS snapshot_date, count(*) AS skus, "
             "sum(f.enabled_units) AS enabled_units, sum(f.consumed_units) AS consumed_units, "
             "sum(greatest(f.available_units, 0)) AS unused_units, bool_or(f.is_stale) AS is_stale "
             "FROM current_license_facts AS f LEFT JOIN customers AS c "
