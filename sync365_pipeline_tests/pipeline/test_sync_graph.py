@@ -123,8 +123,13 @@ def test_full_graph_lands_facts_identical_to_what_the_simulator_served(
     }
     assert customers[HEALTHY_A] == ("Alpha Dental", "dap+gdap+reseller", True)
     assert customers[HEALTHY_B][1] == "gdap+reseller"
-    # Throttling was absorbed by honouring Retry-After, not reported as a failure.
-    assert pipeline.sim.control.request_counts()["total"] > 0
+    # Gamma Realty was throttled twice (429 + Retry-After) and still ended ok: absorbed.
+    assert pipeline.sim.control.request_counts()["by_status"].get("429") == 2
+    event = pipeline.instance.get_latest_materialization_event(dg.AssetKey("subscribed_skus"))
+    assert event is not None
+    assert event.asset_materialization is not None
+    http = event.asset_materialization.metadata["http"].value
+    assert http["default"]["throttled_responses"] == 2
 
 
 def test_one_run_covers_every_tenant(pipeline_factory: PipelineFactory) -> None:
