@@ -102,7 +102,11 @@ def report_failed_accounts(warehouse: Warehouse, accounts: list[Settings]) -> in
         & (latest["status"] != "ok")
     ]
     for row in failed.itertuples():
-        click.echo(f"\nAccount {row.partner_tenant_id} could not sign in: {row.message}", err=True)
+        click.echo(
+            f"\nAccount {row.partner_tenant_id} could not sign in "
+            f"({row.status}, {row.error_code}): {row.message}",
+            err=True,
+        )
     return 1 if len(failed) else 0
 
 

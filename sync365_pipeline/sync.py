@@ -21,7 +21,12 @@ import pandas as pd
 
 from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.config import Settings
-from sync365_pipeline.microsoft import MicrosoftCloud, MicrosoftError, PartnerAccessError
+from sync365_pipeline.microsoft import (
+    MicrosoftCloud,
+    MicrosoftError,
+    PartnerAccessError,
+    TenantAccessError,
+)
 from sync365_pipeline.microsoft.auth import TokenFacts
 from sync365_pipeline.microsoft.errors import tenant_outcome
 from sync365_pipeline.models import TenantStatus
@@ -105,18 +110,35 @@ def for_each_account(
         with MicrosoftCloud.from_settings(settings) as cloud:
             try:
                 results.succeeded[settings.name] = work(settings, cloud)
-            except PartnerAccessError as exc:
+            except (PartnerAccessError, TenantAccessError) as raised:
+                exc = account_failure(raised)
                 warehouse.record_partner_status(
                     PartnerStatusRow(
                         partner_tenant_id=settings.tenant_id,
                         checked_at=utcnow(),
-                        status=partner_status_of(exc),
+                        status=partner_status_of(raised),
                         error_code=exc.code,
                         message=f"{exc.problem} {exc.remedy}",
                     )
                 )
                 results.failed[settings.name] = exc
     return results
+
+
+def account_failure(exc: PartnerAccessError | TenantAccessError) -> PartnerAccessError:
+    """A direct account whose own tenant refuses it (consent revoked, ...) cannot sign in at all."""
+    if isinstance(exc, PartnerAccessError):
+        return exc
+    return PartnerAccessError(
+        str(exc),
+        remedy=(
+            "Check the account's tenant_id, and that the app registration still exists in that "
+            "tenant with admin consent granted (Entra admin center > Enterprise applications), "
+            "then rerun."
+        ),
+        code=exc.code,
+        tenant_id=exc.tenant_id,
+    )
 
 
 def check_sign_in(cloud: MicrosoftCloud, warehouse: Warehouse, settings: Settings) -> TokenFacts:
@@ -143,8 +165,11 @@ def check_sign_in(cloud: MicrosoftCloud, warehouse: Warehouse, settings: Setting
     return facts
 
 
-def partner_status_of(exc: PartnerAccessError) -> str:
-    """`partner_status.status` for a partner-level failure: the error type in snake case."""
+def partner_status_of(exc: PartnerAccessError | TenantAccessError) -> str:
+    """`partner_status.status` for an account that could not sign in: the error type in snake
+    case, or the tenant status that stopped a direct account."""
+    if isinstance(exc, TenantAccessError):
+        return exc.status.value
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 

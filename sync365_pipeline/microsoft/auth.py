@@ -248,7 +248,9 @@ class TokenProvider:
         scope = f"{self._endpoints.graph_resource}/.default"
         if self._app_only:
             return self._client_credentials_token(tenant_id, scope)
-        return self._silent(tenant_id, scope, self._partner_account())
+        if tenant_id.lower() == self.partner_tenant_id.lower():
+            return self._partner_token(scope)
+        return self._customer_token(tenant_id, scope)
 
     def save(self) -> None:
         """Persist the cache if it changed (the rotated refresh token must not be lost)."""
@@ -348,6 +350,51 @@ class TokenProvider:
             raise classify_token_error(result, tenant_id=tenant_id, partner_level=partner_level)
         return self._access_token(tenant_id, result["access_token"])
 
+    def _customer_token(self, tenant_id: str, scope: str) -> AccessToken:
+        """A customer's token from its app's own small cache, else by redeeming the partner's
+        refresh token at the customer's authority.
+
+        Customer apps keep their tokens in a private in-memory cache: in the shared cache every
+        lookup scans every other tenant's tokens under one lock, which made a 10,000-tenant sync
+        quadratic (bench/README.md). The partner's refresh token stays the master copy in the
+        shared cache; the rotated copies customer authorities return are not needed (Entra keeps
+        the old one valid).
+        """
+        app = self._app(tenant_id, partner_level=False)
+        result = None
+        if accounts := app.get_accounts():
+            result = self._call(
+                tenant_id,
+                False,
+                lambda: app.acquire_token_silent_with_error([scope], account=accounts[0]),
+            )
+        if result is None:
+            refresh_token = self._partner_refresh_token()
+            result = self._call(
+                tenant_id,
+                False,
+                lambda: app.acquire_token_by_refresh_token(refresh_token, scopes=[scope]),
+            )
+        if "access_token" not in result:
+            raise classify_token_error(result, tenant_id=tenant_id, partner_level=False)
+        return self._access_token(tenant_id, result["access_token"])
+
+    def _partner_refresh_token(self) -> str:
+        account = self._partner_account()
+        for entry in self._token_cache().search(
+            msal.TokenCache.CredentialType.REFRESH_TOKEN,
+            query={
+                "client_id": self._credentials.client_id,
+                "home_account_id": account.get("home_account_id"),
+            },
+        ):
+            return str(entry["secret"])
+        raise NoRefreshToken(
+            f"The token cache {self._cache_file.path} has an account but no refresh token.",
+            code="no_refresh_token",
+            tenant_id=self.partner_tenant_id,
+        )
+
     @staticmethod
     def _access_token(tenant_id: str, token: str) -> AccessToken:
         facts = TokenFacts.from_jwt(token)
@@ -386,7 +433,9 @@ class TokenProvider:
                 authority=authority_url,
                 instance_discovery=False,
                 http_client=self._session,
-                token_cache=self._token_cache(),
+                # Only the partner's own authority shares the persisted cache (see
+                # `_customer_token`); customers and direct tenants get a private one.
+                token_cache=self._token_cache() if partner_level else msal.TokenCache(),
             )
         except KeyError:
             raise MalformedResponse(

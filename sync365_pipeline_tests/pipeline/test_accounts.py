@@ -210,3 +210,35 @@ def test_accounts_file_errors_name_the_field(tmp_path: Path, body: str, expected
     with pytest.raises(ConfigError) as raised:
         accounts_from_file(config, {})
     assert expected in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [
+        # Without consent the app has no service principal there: Entra answers AADSTS700016.
+        ("consent_revoked", "invalid_client", "AADSTS700016"),
+        ("tenant_gone", "tenant_gone", "AADSTS90002"),
+    ],
+)
+def test_direct_tenant_that_refuses_its_app_is_an_account_failure(
+    two_partners_and_a_direct_tenant: tuple[SimulatorServer, SimulatorServer, Path],
+    fault: str,
+    status: str,
+    code: str,
+) -> None:
+    first, _, duckdb_path = two_partners_and_a_direct_tenant
+    first.control.set_fault(DIRECT_TENANT, {"type": fault})
+
+    result = CliRunner().invoke(main, ["sync"])
+
+    assert result.exit_code == 1, result.output
+    assert code in result.output
+    statuses = rows(
+        duckdb_path,
+        "SELECT DISTINCT status, error_code FROM partner_status "
+        f"WHERE partner_tenant_id = '{DIRECT_TENANT}'",
+    )
+    assert statuses == [(status, code)]
+    synced = {tenant for (tenant,) in rows(duckdb_path, "SELECT tenant_id FROM license_facts")}
+    assert SECOND_CUSTOMER in synced
+    assert DIRECT_TENANT not in synced
