@@ -266,6 +266,7 @@ def license_facts(
             partner_tenant_id=settings.tenant_id,
             snapshot_date=snapshot_date,
             synced_at=sync.utcnow(),
+            sync_id=context.run.run_id,
         )
         for settings in microsoft.accounts()
     )

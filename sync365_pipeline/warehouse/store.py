@@ -398,9 +398,10 @@ class Warehouse:
         )
 
     def ok_raw_payloads(
-        self, partner_tenant_id: str, snapshot_date: date
+        self, partner_tenant_id: str, snapshot_date: date, *, sync_id: str | None = None
     ) -> dict[str, dict[str, Any]]:
-        """Raw payloads of `snapshot_date` for tenants whose latest attempt by that day was ok.
+        """Raw payloads of `snapshot_date` for tenants whose latest attempt by that day was ok
+        (and, with `sync_id`, was made by that sync).
 
         Returns {tenant_id: {source: parsed JSON}} with source 'graph' and/or 'partner_center';
         tenants whose latest attempt failed are left out, so their earlier facts stay untouched.
@@ -408,16 +409,17 @@ class Warehouse:
         frame = self._read(
             """
             WITH latest AS (
-                SELECT tenant_id, status FROM tenant_status
+                SELECT tenant_id, status, sync_id FROM tenant_status
                 WHERE partner_tenant_id = $1 AND CAST(checked_at AS DATE) <= $2
                 QUALIFY row_number() OVER (PARTITION BY tenant_id ORDER BY checked_at DESC) = 1
             )
             SELECT r.tenant_id, r.source, r.payload
             FROM raw_subscribed_skus AS r JOIN latest AS l ON l.tenant_id = r.tenant_id
             WHERE r.partner_tenant_id = $1 AND r.snapshot_date = $2 AND l.status = 'ok'
+                AND ($3 IS NULL OR l.sync_id = $3)
             ORDER BY r.tenant_id, r.source
             """,
-            [partner_tenant_id, snapshot_date],
+            [partner_tenant_id, snapshot_date, sync_id],
         )
         payloads: dict[str, dict[str, Any]] = {}
         for tenant, source, payload in frame.itertuples(index=False):

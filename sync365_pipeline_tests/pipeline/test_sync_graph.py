@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from sync365_pipeline.definitions import defs
 from sync365_pipeline.simulator import load_scenario
 
 from .conftest import Pipeline, PipelineFactory
@@ -308,3 +309,23 @@ def test_broken_token_cache_stops_the_sync_and_is_not_overwritten(
     assert str(pipeline.token_cache) in (outcome.failure or "")
     assert "not json" not in (outcome.failure or ""), "the cache's content is never echoed"
     assert pipeline.token_cache.read_text() == '{"RefreshToken": [not json'
+
+
+def test_rerunning_one_tenant_rewrites_only_that_tenant(pipeline_factory: PipelineFactory) -> None:
+    pipeline = pipeline_factory(scenario())
+    assert pipeline.sync().success
+    written = dict(pipeline.query("SELECT tenant_id, written_at FROM license_snapshots"))
+    pipeline.sim.control.set_sku_units(
+        HEALTHY_A, "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46", enabled=50, consumed=45
+    )
+
+    rerun = defs.resolve_job_def("license_sync").execute_in_process(
+        instance=pipeline.instance, partition_key=HEALTHY_A
+    )
+
+    assert rerun.success
+    rewritten = dict(pipeline.query("SELECT tenant_id, written_at FROM license_snapshots"))
+    assert rewritten[HEALTHY_A] > written[HEALTHY_A]
+    assert rewritten[HEALTHY_B] == written[HEALTHY_B]
+    assert rewritten[THROTTLED] == written[THROTTLED]
+    assert facts_by_sku(pipeline, HEALTHY_A)["cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"][4] == 45
