@@ -135,16 +135,20 @@ def consent_sensor(
 )
 def refresh_token_sensor(
     context: dg.SensorEvaluationContext, microsoft: MicrosoftCloudResource
-) -> dg.SensorResult:
+) -> dg.SensorResult | dg.SkipReason:
     """Warn once per change of state (ok -> expiring -> expired) for each partner account.
 
     Each sync rotates the token, so a warning means syncs stopped (the schedule is off, or the
     runs fail for another reason); the remedy says what keeps the token alive.
     """
+    try:
+        accounts = microsoft.accounts()
+    except dg.Failure as exc:
+        return dg.SkipReason(exc.description)
     previous: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     current: dict[str, str] = {}
     events = []
-    for settings in microsoft.accounts():
+    for settings in accounts:
         if settings.kind != "partner":
             continue
         try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from sync365_pipeline.config import Settings, duckdb_path_from_env, load_accounts
+from sync365_pipeline.config import ConfigError, Settings, duckdb_path_from_env, load_accounts
 from sync365_pipeline.notify import WEBHOOK_URL_ENV, WebhookNotifier
 from sync365_pipeline.warehouse import Warehouse
 
@@ -59,7 +59,11 @@ class MicrosoftCloudResource(dg.ConfigurableResource):
             for field_name, env_name in _FIELD_TO_ENV.items()
             if (value := getattr(self, field_name)) is not None
         }
-        return load_accounts({**os.environ, **overrides})
+        try:
+            return load_accounts({**os.environ, **overrides})
+        except ConfigError as exc:
+            # A configuration problem is permanent: fail with its message, never retry.
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
 
 
 class WarehouseResource(dg.ConfigurableResource):

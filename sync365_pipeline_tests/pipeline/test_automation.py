@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from sync365_pipeline.definitions import defs
 from sync365_pipeline.defs.automation import daily_sync_schedule, license_sync_after_discovery
+from sync365_pipeline.defs.execution import run_full_sync
 
 from .conftest import PipelineFactory
 from .test_sync_graph import HEALTHY_A, HEALTHY_B, THROTTLED, scenario
@@ -74,3 +78,19 @@ def test_successful_discovery_starts_one_license_run_over_every_tenant(
     )
     assert licenses.success
     assert pipeline.query("SELECT count(DISTINCT tenant_id) FROM license_facts") == [(3,)]
+
+
+def test_unconfigured_pipeline_fails_at_once_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [name for name in os.environ if name.startswith("SYNC365_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SYNC365_DUCKDB_PATH", str(tmp_path / "sync365.duckdb"))
+    with dg.instance_for_test() as instance:
+        outcome = run_full_sync(defs, instance)
+        events = instance.all_logs(outcome.discovery_run_id)
+
+    assert not outcome.success
+    assert "SYNC365_CLIENT_ID is not set" in (outcome.failure or "")
+    restarts = [e for e in events if e.dagster_event and e.dagster_event.is_step_up_for_retry]
+    assert restarts == [], "a configuration problem is not retried"
