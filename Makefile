@@ -36,8 +36,8 @@ format: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
+# Its own simulator, DAGSTER_HOME, warehouse and token cache under data/demo/, fresh each time.
 demo: $(STAMP)
-	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/sync365 demo
 
 # Its own DAGSTER_HOME, warehouse and token cache under data/dev/ (history kept between sessions).
