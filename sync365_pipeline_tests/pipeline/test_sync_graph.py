@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import threading
+import time
 from typing import Any
 
 import dagster as dg
@@ -329,3 +331,42 @@ def test_rerunning_one_tenant_rewrites_only_that_tenant(pipeline_factory: Pipeli
     assert rewritten[HEALTHY_B] == written[HEALTHY_B]
     assert rewritten[THROTTLED] == written[THROTTLED]
     assert facts_by_sku(pipeline, HEALTHY_A)["cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"][4] == 45
+
+
+def test_consent_revoked_while_the_license_run_is_fetching(
+    pipeline_factory: PipelineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tenants are fetched one at a time, slowly; consent goes as soon as the first is asked."""
+    slow = {"type": "latency", "ms": 300}
+    customers = scenario()["customers"]
+    for customer in customers:
+        customer["faults"] = [slow]
+    pipeline = pipeline_factory(scenario(customers=customers))
+    monkeypatch.setenv("SYNC365_MAX_WORKERS", "1")
+    revoked = threading.Event()
+
+    def revoke_once_fetching_starts() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if pipeline.sim.control.request_counts()["by_tenant"].get(HEALTHY_A):
+                pipeline.sim.control.revoke_consent(THROTTLED)
+                revoked.set()
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=revoke_once_fetching_starts)
+    watcher.start()
+    outcome = pipeline.sync()
+    watcher.join()
+
+    assert revoked.is_set()
+    assert outcome.success
+    assert latest_statuses(pipeline) == {
+        HEALTHY_A: ("ok", None),
+        HEALTHY_B: ("ok", None),
+        THROTTLED: ("consent_revoked", "AADSTS65001"),
+    }
+    assert set(pipeline.query("SELECT DISTINCT tenant_id FROM license_facts")) == {
+        (HEALTHY_A,),
+        (HEALTHY_B,),
+    }
