@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DATA_DIR = Path("data")
+DEFAULT_LOCK_TIMEOUT_S = 30.0
 
 AccountKind = Literal["partner", "direct"]
 CloudName = Literal["global", "usgov", "china"]
@@ -206,6 +207,21 @@ def duckdb_path_from_env(environ: Mapping[str, str] | None = None) -> Path:
         if isinstance(configured, str) and configured:
             return Path(configured)
     return DATA_DIR / "sync365.duckdb"
+
+
+def lock_timeout_from_env(environ: Mapping[str, str] | None = None) -> float:
+    """How long a warehouse write waits for another process's lock (`SYNC365_LOCK_TIMEOUT`)."""
+    env = os.environ if environ is None else environ
+    raw = env.get("SYNC365_LOCK_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_LOCK_TIMEOUT_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise ConfigError(f"SYNC365_LOCK_TIMEOUT must be seconds from 0 to 3600, not {raw!r}.")
+    return seconds
 
 
 # --- the accounts file ------------------------------------------------------------------------

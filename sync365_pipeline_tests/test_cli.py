@@ -121,3 +121,34 @@ def test_refresh_sku_names_writes_the_table_the_pipeline_reads(tmp_path: Path) -
     assert "1 SKUs" in result.stdout
     written = (tmp_path / "data" / "sku_names.csv").read_text()
     assert "Microsoft 365 Business Premium, renamed" in written
+
+
+def test_a_warehouse_held_by_another_process_fails_clearly_and_loses_nothing(
+    configured: tuple[SimulatorServer, dict[str, str]], tmp_path: Path
+) -> None:
+    _, env = configured
+    assert run(["sync"], env, tmp_path).returncode == 0
+    before = facts(tmp_path)
+    holder = subprocess.Popen(  # an analyst who opened the live file instead of the copy
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1], read_only=True); "
+            "print('holding', flush=True); time.sleep(120)",
+            str(tmp_path / "sync365.duckdb"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        result = run(["sync"], env | {"SYNC365_LOCK_TIMEOUT": "2"}, tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+
+    assert result.returncode == 1
+    assert f"locked by process {holder.pid}" in result.stderr
+    assert "sync365_analyst.duckdb" in result.stderr, "it says where analysts should look"
+    assert facts(tmp_path) == before

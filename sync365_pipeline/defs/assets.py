@@ -4,7 +4,9 @@ Each asset calls one function of `sync365_pipeline.sync` and reports what happen
 No asset returns data to an IO manager: facts live in DuckDB, tokens only in the token cache.
 """
 
+import functools
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -17,6 +19,7 @@ from sync365_pipeline.config import Settings
 from sync365_pipeline.defs.partitions import tenant_partitions
 from sync365_pipeline.defs.resources import MicrosoftCloudResource, WarehouseResource
 from sync365_pipeline.microsoft import MicrosoftCloud
+from sync365_pipeline.warehouse import WarehouseLocked
 
 GROUP = "licensing"
 WAREHOUSE_POOL = "sync365_warehouse"
@@ -28,14 +31,30 @@ STEP_RETRY = dg.RetryPolicy(
 )
 
 
-def licensing_asset(**kwargs: Any) -> Any:
-    """`dg.asset` with what every asset here shares: group, warehouse pool and step retries."""
-    return dg.asset(
+def licensing_asset(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """`dg.asset` with what every asset here shares: group, warehouse pool and step retries.
+
+    A warehouse still locked after the warehouse's own wait fails the run with its message and
+    no step retry: a human holds the file (an analyst session on the live file, a stray process).
+    """
+    decorate = dg.asset(
         group_name=GROUP,
         pool=WAREHOUSE_POOL,
         retry_policy=STEP_RETRY,
         **{"kinds": {"python", "duckdb"}, **kwargs},
     )
+
+    def wrap(compute: Callable[..., Any]) -> dg.AssetsDefinition:
+        @functools.wraps(compute)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return compute(*args, **kwargs)
+            except WarehouseLocked as exc:
+                raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+        return decorate(guarded)
+
+    return wrap
 
 
 def _succeeded_or_fail(

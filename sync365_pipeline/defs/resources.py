@@ -13,7 +13,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from sync365_pipeline.config import ConfigError, Settings, duckdb_path_from_env, load_accounts
+from sync365_pipeline.config import (
+    ConfigError,
+    Settings,
+    duckdb_path_from_env,
+    load_accounts,
+    lock_timeout_from_env,
+)
 from sync365_pipeline.notify import WEBHOOK_URL_ENV, WebhookNotifier
 from sync365_pipeline.warehouse import Warehouse
 
@@ -67,12 +73,14 @@ class MicrosoftCloudResource(dg.ConfigurableResource):
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file (`SYNC365_DUCKDB_PATH` unless set here), and the webhook its
+    """The DuckDB warehouse file (`SYNC365_DUCKDB_PATH` unless set here), how long a write waits
+    for a lock held by another process (`SYNC365_LOCK_TIMEOUT`, seconds), and the webhook its
     consent flags are posted to (`SYNC365_WEBHOOK_URL` unless set here; the URL holds a secret,
     so set it with `dg.EnvVar`)."""
 
     duckdb_path: str | None = None
     webhook_url: str | None = None
+    lock_timeout_s: float | None = None
 
     def notifier(self, logger: logging.Logger) -> WebhookNotifier | None:
         """The consent-flag webhook, or None when none is configured."""
@@ -81,6 +89,10 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def open(self) -> Warehouse:
         path = Path(self.duckdb_path) if self.duckdb_path else duckdb_path_from_env()
-        warehouse = Warehouse(path)
+        try:
+            timeout = self.lock_timeout_s or lock_timeout_from_env()
+        except ConfigError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        warehouse = Warehouse(path, lock_timeout_s=timeout)
         warehouse.migrate()
         return warehouse
