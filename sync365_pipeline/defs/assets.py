@@ -296,5 +296,6 @@ def license_facts(
             "rows_written": dg.MetadataValue.int(rows),
             "analyst_copy": dg.MetadataValue.path(str(analyst_copy)),
             "per_customer": _markdown(store.licenses_per_customer(), rows=50),
+            "preview": _markdown(store.current_facts_preview()),
         }
     )

@@ -397,6 +397,15 @@ class Warehouse:
             "GROUP BY ALL ORDER BY customer"
         )
 
+    def current_facts_preview(self, limit: int = 20) -> pd.DataFrame:
+        """The first rows of `current_license_facts`, for a look at the facts in the UI."""
+        return self._read(
+            "SELECT tenant_id, sku_part_number, product_name, capability_status, enabled_units, "
+            "consumed_units, available_units, is_stale FROM current_license_facts "
+            "ORDER BY tenant_id, sku_part_number LIMIT ?",
+            [limit],
+        )
+
     def ok_raw_payloads(
         self, partner_tenant_id: str, snapshot_date: date, *, sync_id: str | None = None
     ) -> dict[str, dict[str, Any]]:

@@ -133,6 +133,12 @@ def test_full_graph_lands_facts_identical_to_what_the_simulator_served(
     assert event.asset_materialization is not None
     http = event.asset_materialization.metadata["http"].value
     assert http["default"]["throttled_responses"] == 2
+    facts_event = pipeline.instance.get_latest_materialization_event(dg.AssetKey("license_facts"))
+    assert facts_event is not None
+    assert facts_event.asset_materialization is not None
+    shown = facts_event.asset_materialization.metadata
+    assert shown["rows_written"].value == pipeline.query("SELECT count(*) FROM license_facts")[0][0]
+    assert "Microsoft 365 Business Premium" in shown["preview"].value
 
 
 def test_one_run_covers_every_tenant(pipeline_factory: PipelineFactory) -> None:
