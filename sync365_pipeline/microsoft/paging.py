@@ -80,8 +80,14 @@ def iter_pages(
 ) -> Iterator[Mapping[str, Any]]:
     """Every page from `url` on. The caller's `headers` are sent with every page (Graph does not
     carry custom headers over into its next links); a link seen twice or more than `max_pages`
-    pages raise `MalformedResponse` rather than loop or silently truncate."""
+    pages raise `MalformedResponse` rather than loop or silently truncate.
+
+    The caller's headers carry the bearer token, so a next link is followed only to the origin
+    (scheme, host, port) of `url`, and a link's headers cannot replace the caller's: a hostile or
+    corrupted page must not be able to send a customer's token elsewhere.
+    """
     base_headers = dict(headers or {})
+    origin = _origin(url)
     request: tuple[str, dict[str, str]] | None = (url, {})
     seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     while request is not None:
@@ -96,6 +102,17 @@ def iter_pages(
                 f"Paging stopped after {max_pages} pages without reaching the end."
             )
         seen.add(key)
+        if _origin(page_url) != origin:
+            raise MalformedResponse(
+                f"Refused a next link to {urlsplit(page_url).netloc or page_url!r}: pages must "
+                f"stay on {urlsplit(url).netloc}, where the token is meant to go."
+            )
+        overriding = {name.lower() for name in base_headers} & {n.lower() for n in extra_headers}
+        if overriding:
+            raise MalformedResponse(
+                f"Refused a next link that replaces the request's {', '.join(sorted(overriding))} "
+                "header."
+            )
         page = fetch(page_url, {**base_headers, **extra_headers})
         items = page.get(paginator.items_key)
         if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
@@ -115,6 +132,11 @@ def iter_items(
     """Every item of every page."""
     for page in iter_pages(fetch, url, paginator, headers=headers, max_pages=max_pages):
         yield from page[paginator.items_key]
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
 
 
 def _link_headers(raw: object) -> dict[str, str]:

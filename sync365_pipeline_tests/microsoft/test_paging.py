@@ -33,7 +33,7 @@ GRAPH = "https://graph.example/v1.0/tenantRelationships/delegatedAdminRelationsh
 
 def test_graph_follows_next_link_verbatim_resends_headers_and_skips_empty_pages():
     next_1 = f"{GRAPH}?$top=2&$skiptoken=A%2BB"
-    next_2 = "https://graph-other.example/v1.0/x?$skiptoken=C"
+    next_2 = "https://graph.example/v1.0/x?$skiptoken=C"
     fetch = Pages(
         {
             f"{GRAPH}?$top=2": {"value": [{"id": 1}, {"id": 2}], "@odata.nextLink": next_1},
@@ -149,3 +149,51 @@ def test_partner_center_bad_links_are_malformed(links):
                 ContinuationTokenPaginator("https://pc.example"),
             )
         )
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        "https://attacker.example/v1.0/subscribedSkus?$skiptoken=x",
+        "http://graph.example/v1.0/subscribedSkus?$skiptoken=x",  # a downgrade to plain http
+        "https://graph.example:8443/v1.0/subscribedSkus?$skiptoken=x",
+    ],
+)
+def test_a_next_link_to_another_origin_is_refused_before_the_token_is_sent(elsewhere):
+    first = f"{GRAPH}?$top=2"
+    fetch = Pages(
+        {
+            first: {"value": [{"id": 1}], "@odata.nextLink": elsewhere},
+            elsewhere: {"value": [{"id": 2}]},
+        }
+    )
+    with pytest.raises(MalformedResponse, match="Refused a next link"):
+        list(iter_items(fetch, first, ODataNextLinkPaginator(), headers={"Authorization": "B t"}))
+    assert [url for url, _ in fetch.requests] == [first], "nothing was sent elsewhere"
+
+
+def test_link_headers_cannot_replace_the_callers_authorization():
+    root = "https://api.partnercenter.example"
+    first = f"{root}/v1/customers?size=1"
+    following = f"{root}/v1/customers?size=1&seekOperation=Next"
+    fetch = Pages(
+        {
+            first: {
+                "items": [{"id": "a"}],
+                "links": {
+                    "next": {
+                        "uri": "/v1/customers?size=1&seekOperation=Next",
+                        "headers": [{"key": "authorization", "value": "Bearer other"}],
+                    }
+                },
+            },
+            following: {"items": [{"id": "b"}]},
+        }
+    )
+    with pytest.raises(MalformedResponse, match="authorization"):
+        list(
+            iter_items(
+                fetch, first, ContinuationTokenPaginator(root), headers={"Authorization": "B t"}
+            )
+        )
+    assert [url for url, _ in fetch.requests] == [first]
