@@ -95,6 +95,10 @@ class RetryStats:
             return {**self._counts, "total_wait_s": round(self._total_wait_s, 3)}
 
 
+# Microsoft's pages are kilobytes to a few megabytes; anything this large is not one of them.
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+
+
 class MicrosoftSession(requests.Session):
     """A `requests.Session` with Microsoft-aware retries, a default timeout and an extra CA.
 
@@ -129,6 +133,7 @@ class MicrosoftSession(requests.Session):
         self, method: str, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
+        kwargs["stream"] = True  # read by `_bounded`, never more than MAX_RESPONSE_BYTES
         if self._ca_file is not None:
             kwargs.setdefault("verify", str(self._ca_file))
         url_text = url.decode() if isinstance(url, bytes) else url
@@ -136,7 +141,7 @@ class MicrosoftSession(requests.Session):
         while True:
             self.stats.count("requests")
             try:
-                response = super().request(method, url, *args, **kwargs)
+                response = self._bounded(super().request(method, url, *args, **kwargs))
             except _RETRY_EXCEPTIONS as exc:
                 if not self._may_retry_exception(method, exc, attempt):
                     raise
@@ -161,6 +166,24 @@ class MicrosoftSession(requests.Session):
             self.stats.add_wait(delay)
             self._sleep(delay)
             attempt += 1
+
+    @staticmethod
+    def _bounded(response: requests.Response) -> requests.Response:
+        """Read the body, refusing one larger than `MAX_RESPONSE_BYTES` (a hostile or broken
+        service must not exhaust memory); the response then behaves as a non-streamed one."""
+        body = bytearray()
+        with response:
+            for chunk in response.iter_content(chunk_size=1 << 16):
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise MalformedResponse(
+                        f"{_describe(response.url)} sent more than {MAX_RESPONSE_BYTES >> 20} MiB;"
+                        " refusing to read further.",
+                        code=f"HTTP {response.status_code}",
+                        http_status=response.status_code,
+                    )
+        response._content = bytes(body)
+        return response
 
     def close(self) -> None:
         super().close()

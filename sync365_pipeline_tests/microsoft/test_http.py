@@ -9,6 +9,7 @@ from email.utils import format_datetime
 import pytest
 import requests
 
+from sync365_pipeline.microsoft import http
 from sync365_pipeline.microsoft.errors import MalformedResponse, parse_retry_after
 from sync365_pipeline.microsoft.http import MicrosoftSession, RetrySettings, build_session
 
@@ -165,3 +166,12 @@ def test_parse_retry_after_http_date():
     assert parse_retry_after(format_datetime(when, usegmt=True)) == pytest.approx(30, abs=2)
     past = datetime.now(UTC) - timedelta(days=1)
     assert parse_retry_after(format_datetime(past, usegmt=True)) == 0.0
+
+
+def test_a_body_larger_than_the_limit_is_refused(script_server, session, monkeypatch):
+    monkeypatch.setattr(http, "MAX_RESPONSE_BYTES", 1024)
+    script_server.script = [Scripted(200, {"value": ["x" * 2000]})]
+    with pytest.raises(MalformedResponse, match="sent more than"):
+        session.get(f"{script_server.url}/v1.0/subscribedSkus")
+    script_server.script = [Scripted(200, {"value": ["x" * 100]})]
+    assert session.get(f"{script_server.url}/v1.0/subscribedSkus").json() == {"value": ["x" * 100]}
