@@ -242,7 +242,10 @@ def fetch_tenants(
     lock = threading.Lock()
 
     def one(tenant_id: str) -> None:
-        fetched = fetch_tenant(cloud, tenant_id, partner_center=partner_center)
+        try:
+            fetched = fetch_tenant(cloud, tenant_id, partner_center=partner_center)
+        finally:
+            cloud.tokens.release(tenant_id)
         with lock:
             results.append(fetched)
             done = len(results)

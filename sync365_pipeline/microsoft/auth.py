@@ -252,6 +252,13 @@ class TokenProvider:
             return self._partner_token(scope)
         return self._customer_token(tenant_id, scope)
 
+    def release(self, tenant_id: str) -> None:
+        """Forget a customer's app (and its private token cache) once its tenant is synced, so a
+        run over thousands of tenants does not keep thousands of apps alive."""
+        if tenant_id.lower() != self.partner_tenant_id.lower():
+            with self._authorities_lock:
+                self._authorities.pop(tenant_id.lower(), None)
+
     def save(self) -> None:
         """Persist the cache if it changed (the rotated refresh token must not be lost)."""
         if self._cache is not None and self._cache.has_state_changed:
