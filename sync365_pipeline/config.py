@@ -179,9 +179,6 @@ class Settings:
             max_workers=max_workers,
         )
 
-    def with_endpoints(self, endpoints: Endpoints) -> Settings:
-        return replace(self, endpoints=endpoints)
-
 
 def load_accounts(environ: Mapping[str, str] | None = None) -> list[Settings]:
     """The accounts to sync: the file named by `SYNC365_CONFIG`, else one from `SYNC365_*`."""

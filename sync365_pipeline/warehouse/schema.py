@@ -88,17 +88,6 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             payload VARCHAR NOT NULL,
             PRIMARY KEY (snapshot_date, tenant_id, source)
         );
-        CREATE TABLE sync_runs (
-            sync_id VARCHAR PRIMARY KEY,
-            partner_tenant_id VARCHAR,
-            started_at TIMESTAMP NOT NULL,
-            finished_at TIMESTAMP,
-            status VARCHAR NOT NULL,
-            tenants_ok INTEGER,
-            tenants_failed INTEGER,
-            facts_rows BIGINT,
-            message VARCHAR
-        );
         CREATE TABLE consent_flags (
             flag_id VARCHAR PRIMARY KEY,
             partner_tenant_id VARCHAR NOT NULL,

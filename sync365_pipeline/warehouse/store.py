@@ -244,50 +244,6 @@ class Warehouse:
         ]
         return self._append("raw_subscribed_skus", records, replace=True)
 
-    def start_sync_run(
-        self, partner_tenant_id: str | None = None, *, started_at: datetime | None = None
-    ) -> str:
-        """Record a sync as running; returns the `sync_id` for status rows and `finish_sync_run`."""
-        sync_id = uuid.uuid4().hex
-        self._append(
-            "sync_runs",
-            [
-                {
-                    "sync_id": sync_id,
-                    "partner_tenant_id": partner_tenant_id,
-                    "started_at": utc_naive(started_at) if started_at else schema.utc_now(),
-                    "status": "running",
-                }
-            ],
-        )
-        return sync_id
-
-    def finish_sync_run(
-        self,
-        sync_id: str,
-        *,
-        status: str,
-        tenants_ok: int | None = None,
-        tenants_failed: int | None = None,
-        facts_rows: int | None = None,
-        message: str | None = None,
-        finished_at: datetime | None = None,
-    ) -> None:
-        with self._transaction() as con:
-            con.execute(
-                "UPDATE sync_runs SET finished_at = ?, status = ?, tenants_ok = ?, "
-                "tenants_failed = ?, facts_rows = ?, message = ? WHERE sync_id = ?",
-                [
-                    utc_naive(finished_at) if finished_at else schema.utc_now(),
-                    status,
-                    tenants_ok,
-                    tenants_failed,
-                    facts_rows,
-                    _clip(message),
-                    sync_id,
-                ],
-            )
-
     # -- consent flags (for the sensor) ----------------------------------------------------
 
     def open_consent_flags(self) -> list[ConsentFlag]:

@@ -89,7 +89,6 @@ REQUIRED_COLUMNS = {
         "mfa",
     ],
     "raw_subscribed_skus": ["snapshot_date", "tenant_id", "source", "fetched_at", "payload"],
-    "sync_runs": ["sync_id", "started_at", "finished_at"],
     "schema_version": ["version"],
     "current_license_facts": ["is_stale", "tenant_id", "sku_id", "available_units"],
     "unused_licenses": ["tenant_id", "sku_id", "unused_units"],
@@ -336,8 +335,7 @@ def test_consent_flags_raise_once_and_clear(warehouse: Warehouse) -> None:
     assert len(warehouse.raise_consent_flags([partner_flag])) == 1  # a new episode
 
 
-def test_partner_status_raw_payloads_and_sync_runs(warehouse: Warehouse) -> None:
-    sync_id = warehouse.start_sync_run(PARTNER)
+def test_partner_status_and_raw_payloads(warehouse: Warehouse) -> None:
     warehouse.record_partner_status(
         PartnerStatusRow(
             PARTNER,
@@ -346,19 +344,15 @@ def test_partner_status_raw_payloads_and_sync_runs(warehouse: Warehouse) -> None
             token_expires_at=datetime(2026, 7, 1, 6),
             account="admin@partner.example",
             mfa=True,
-            sync_id=sync_id,
         )
     )
     raw = RawPayload(DAY1, PARTNER, CONTOSO, "graph", datetime(2026, 7, 1, 5), {"value": [1]})
     warehouse.save_raw_payloads([raw])
     warehouse.save_raw_payloads([RawPayload(**{**raw.__dict__, "payload": '{"value": [2]}'})])
-    warehouse.finish_sync_run(sync_id, status="succeeded", tenants_ok=1, tenants_failed=0)
 
     assert query(warehouse, "SELECT payload FROM raw_subscribed_skus").payload.tolist() == [
         '{"value": [2]}'
     ]
-    run = query(warehouse, "SELECT * FROM sync_runs").iloc[0]
-    assert (run.sync_id, run.status, run.tenants_ok) == (sync_id, "succeeded", 1)
     assert query(warehouse, "SELECT mfa FROM partner_status").mfa.tolist() == [True]
 
 
