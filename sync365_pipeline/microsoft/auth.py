@@ -469,6 +469,12 @@ class TokenProvider:
             return operation()
         except MicrosoftError as exc:  # raised by our session below MSAL
             raise attribute(exc, tenant_id) from None
+        except json.JSONDecodeError:  # an error answer without JSON (MSAL parses every body)
+            raise MalformedResponse(
+                f"The identity platform answered for tenant {tenant_id} with a body that is not "
+                "JSON.",
+                tenant_id=tenant_id,
+            ) from None
         except msal.exceptions.MsalServiceError as exc:  # MSAL's only signal for a final 5xx
             code = _http_code(exc)
             raise TransientError(

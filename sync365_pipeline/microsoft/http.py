@@ -102,9 +102,9 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 class MicrosoftSession(requests.Session):
     """A `requests.Session` with Microsoft-aware retries, a default timeout and an extra CA.
 
-    Every response must be JSON (all three services speak JSON): a body that is not, e.g. a
-    truncated page or a proxy's HTML, is retried like a 5xx and, if it persists, raised as
-    `MalformedResponse` so that neither MSAL nor a client ever parses (or logs) it.
+    Every successful response must be JSON (all three services speak JSON): a 2xx body that is
+    not, e.g. a truncated page or a proxy's HTML, is retried like a 5xx and, if it persists,
+    raised as `MalformedResponse` so that neither MSAL nor a client ever parses (or logs) it.
     Network failures that outlast the retries are raised as the `requests` exception.
     """
 
@@ -219,7 +219,9 @@ class MicrosoftSession(requests.Session):
                 )
                 return None
             return retry_after, f"HTTP {status}, Retry-After {retry_after:g} s"
-        if _is_json(response):
+        if not response.ok or _is_json(response):
+            # An error answer without JSON (an empty 401, a proxy's HTML 403) will not change on a
+            # retry: the caller classifies it by its status.
             return None
         self.stats.count("malformed_responses")
         if attempt >= self.retry.max_attempts:

@@ -175,3 +175,11 @@ def test_a_body_larger_than_the_limit_is_refused(script_server, session, monkeyp
         session.get(f"{script_server.url}/v1.0/subscribedSkus")
     script_server.script = [Scripted(200, {"value": ["x" * 100]})]
     assert session.get(f"{script_server.url}/v1.0/subscribedSkus").json() == {"value": ["x" * 100]}
+
+
+def test_an_error_answer_without_json_is_returned_at_once(script_server, session, sleeps):
+    script_server.script = [Scripted(401, b"")]
+    response = session.get(f"{script_server.url}/v1/customers")
+    assert response.status_code == 401
+    assert len(script_server.seen) == 1
+    assert sleeps == []
