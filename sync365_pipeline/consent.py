@@ -16,7 +16,11 @@ import pandas as pd
 from sync365_pipeline.models import ACCESS_LOSS_STATUSES, TenantStatus
 from sync365_pipeline.warehouse import ConsentFlag
 
-FlagKey = tuple[str, str | None]  # (partner_tenant_id, tenant_id or None for the partner itself)
+FlagKey = tuple[str, str | None]
+# Partner-level outcomes that are not a loss of consent: ok, and faults the next run retries.
+NOT_ACCESS_LOSS = frozenset(
+    {TenantStatus.OK, TenantStatus.ERROR, TenantStatus.THROTTLED}
+)  # (partner_tenant_id, tenant_id or None for the partner itself)
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,11 @@ def consent_changes(
             restored=row.status == TenantStatus.OK,
         )
     for row in partner_statuses.itertuples():
-        consider(_flag(row, None, now), lost=row.status != "ok", restored=row.status == "ok")
+        consider(
+            _flag(row, None, now),
+            lost=row.status not in NOT_ACCESS_LOSS,
+            restored=row.status == TenantStatus.OK,
+        )
     return ConsentChanges(raised=raised, cleared=cleared)
 
 

@@ -26,6 +26,7 @@ from sync365_pipeline.microsoft import (
     MicrosoftError,
     PartnerAccessError,
     TenantAccessError,
+    Throttled,
 )
 from sync365_pipeline.microsoft.auth import TokenFacts
 from sync365_pipeline.microsoft.errors import tenant_outcome
@@ -91,7 +92,7 @@ class AccountResults(Generic[T]):
     """Per-account results of one step; a failed account is recorded, the others go on."""
 
     succeeded: dict[str, T] = field(default_factory=dict)
-    failed: dict[str, PartnerAccessError] = field(default_factory=dict)
+    failed: dict[str, MicrosoftError] = field(default_factory=dict)
 
 
 def for_each_account(
@@ -101,44 +102,47 @@ def for_each_account(
 ) -> AccountResults[T]:
     """Run one step for every account, each with its own session and token cache.
 
-    A partner-level failure (dead refresh token, rejected secret, no MFA) of one account is
-    written to `partner_status`, where the consent sensor sees it, and does not stop the other
-    accounts; the caller decides what to do when all of them failed.
+    Any Microsoft failure of one account (a dead refresh token, a rejected secret, no MFA, or a
+    Partner Center outage that outlasted the retries) is written to `partner_status`, where the
+    consent sensor sees it, and does not stop the other accounts; the caller decides what to do
+    when all of them failed.
     """
     results: AccountResults[T] = AccountResults()
     for settings in accounts:
         with MicrosoftCloud.from_settings(settings) as cloud:
             try:
                 results.succeeded[settings.name] = work(settings, cloud)
-            except (PartnerAccessError, TenantAccessError) as raised:
-                exc = account_failure(raised)
+            except MicrosoftError as exc:
                 warehouse.record_partner_status(
                     PartnerStatusRow(
                         partner_tenant_id=settings.tenant_id,
                         checked_at=utcnow(),
-                        status=partner_status_of(raised),
+                        status=partner_status_of(exc),
                         error_code=exc.code,
-                        message=f"{exc.problem} {exc.remedy}",
+                        message=f"{failure_problem(exc)} {failure_remedy(exc)}",
                     )
                 )
                 results.failed[settings.name] = exc
     return results
 
 
-def account_failure(exc: PartnerAccessError | TenantAccessError) -> PartnerAccessError:
-    """A direct account whose own tenant refuses it (consent revoked, ...) cannot sign in at all."""
+def failure_problem(exc: MicrosoftError) -> str:
+    return exc.problem if isinstance(exc, PartnerAccessError) else str(exc)
+
+
+def failure_remedy(exc: MicrosoftError) -> str:
+    """What the operator does about an account that failed."""
     if isinstance(exc, PartnerAccessError):
-        return exc
-    return PartnerAccessError(
-        str(exc),
-        remedy=(
+        return exc.remedy
+    if isinstance(exc, TenantAccessError):  # a direct account's own tenant refuses its app
+        return (
             "Check the account's tenant_id, and that the app registration still exists in that "
             "tenant with admin consent granted (Entra admin center > Enterprise applications), "
             "then rerun."
-        ),
-        code=exc.code,
-        tenant_id=exc.tenant_id,
-    )
+        )
+    if exc.retryable:
+        return "This is usually temporary: the next run tries again."
+    return "See docs/troubleshooting.md for this code, then rerun."
 
 
 def check_sign_in(cloud: MicrosoftCloud, warehouse: Warehouse, settings: Settings) -> TokenFacts:
@@ -165,12 +169,15 @@ def check_sign_in(cloud: MicrosoftCloud, warehouse: Warehouse, settings: Setting
     return facts
 
 
-def partner_status_of(exc: PartnerAccessError | TenantAccessError) -> str:
-    """`partner_status.status` for an account that could not sign in: the error type in snake
-    case, or the tenant status that stopped a direct account."""
+def partner_status_of(exc: MicrosoftError) -> str:
+    """`partner_status.status` for an account that failed: the sign-in error in snake case, the
+    tenant status that stopped a direct account, or `throttled` / `error` for a failure that is
+    not a loss of access."""
     if isinstance(exc, TenantAccessError):
         return exc.status.value
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+    if isinstance(exc, PartnerAccessError):
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+    return TenantStatus.THROTTLED.value if isinstance(exc, Throttled) else TenantStatus.ERROR.value
 
 
 def discover_customers(

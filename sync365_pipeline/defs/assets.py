@@ -60,14 +60,14 @@ def licensing_asset(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDe
 def _succeeded_or_fail(
     context: dg.AssetExecutionContext, results: sync.AccountResults[T]
 ) -> dict[str, T]:
-    """Go on with the accounts that worked; fail (without retries) only when none did.
+    """Go on with the accounts that worked; fail only when none did.
 
-    A single account's partner-level failure thus fails the run with its remedy, while with
-    several accounts one broken account is logged (and flagged by the consent sensor) and the
-    others are synced.
+    A single account's failure thus fails the run with its remedy (retried only when it was a
+    temporary fault), while with several accounts one broken account is logged (and flagged by
+    the consent sensor) and the others are synced.
     """
     messages = [
-        f"Account {name}: {exc.problem}\n\nWhat to do: {exc.remedy}"
+        f"Account {name}: {sync.failure_problem(exc)}\n\nWhat to do: {sync.failure_remedy(exc)}"
         for name, exc in results.failed.items()
     ]
     if not results.succeeded:
@@ -78,7 +78,7 @@ def _succeeded_or_fail(
                     {name: exc.code for name, exc in results.failed.items()}
                 )
             },
-            allow_retries=False,
+            allow_retries=any(exc.retryable for exc in results.failed.values()),
         )
     for message in messages:
         context.log.error(message)

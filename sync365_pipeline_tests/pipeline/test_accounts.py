@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from sync365_pipeline.cli import main
 from sync365_pipeline.config import ConfigError, accounts_from_file
 from sync365_pipeline.definitions import defs
+from sync365_pipeline.defs.automation import consent_sensor
 from sync365_pipeline.defs.execution import run_full_sync
 from sync365_pipeline.simulator import SimulatorServer
 
@@ -242,3 +243,29 @@ def test_direct_tenant_that_refuses_its_app_is_an_account_failure(
     synced = {tenant for (tenant,) in rows(duckdb_path, "SELECT tenant_id FROM license_facts")}
     assert SECOND_CUSTOMER in synced
     assert DIRECT_TENANT not in synced
+
+
+def test_an_outage_of_one_account_is_recorded_without_a_consent_flag(
+    two_partners_and_a_direct_tenant: tuple[SimulatorServer, SimulatorServer, Path],
+) -> None:
+    _, second, duckdb_path = two_partners_and_a_direct_tenant
+    second_partner = second.environment()["SYNC365_PARTNER_TENANT_ID"]
+    second.control.set_fault(
+        second_partner, {"type": "server_error", "status": 503, "service": "partner_center"}
+    )
+
+    result = CliRunner().invoke(main, ["sync"])
+
+    assert result.exit_code == 1, result.output
+    assert "temporary" in result.output
+    synced = {tenant for (tenant,) in rows(duckdb_path, "SELECT tenant_id FROM license_facts")}
+    assert synced == {HEALTHY_A, HEALTHY_B, THROTTLED, DIRECT_TENANT}
+    statuses = rows(
+        duckdb_path,
+        f"SELECT DISTINCT status FROM partner_status WHERE partner_tenant_id = '{second_partner}'",
+    )
+    assert ("error",) in statuses
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources=defs.resources)
+        consent_sensor(context)
+    assert rows(duckdb_path, "SELECT count(*) FROM consent_flags") == [(0,)]
