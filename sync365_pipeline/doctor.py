@@ -251,7 +251,12 @@ def check_gdap(cloud: MicrosoftCloud) -> Check:
     now = datetime.now(UTC)
     active = [r for r in relationships if str(r.get("status", "")).lower() == "active"]
     ending = sorted(
-        (end, r) for r in active if (end := _end(r)) is not None and end - now <= GDAP_WARN_WITHIN
+        (
+            (end, r)
+            for r in active
+            if (end := _end(r)) is not None and end - now <= GDAP_WARN_WITHIN
+        ),
+        key=lambda pair: pair[0],  # relationships made together end together: never compare dicts
     )
     detail = f"{len(relationships)} relationships, {len(active)} active"
     if not ending:

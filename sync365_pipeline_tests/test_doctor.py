@@ -10,7 +10,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import certifi
@@ -20,7 +22,7 @@ from click.testing import CliRunner
 
 from sync365_pipeline.cli import main
 from sync365_pipeline.config import Settings
-from sync365_pipeline.doctor import check_dagster_home, check_warehouse
+from sync365_pipeline.doctor import check_dagster_home, check_gdap, check_warehouse
 from sync365_pipeline.microsoft import MicrosoftCloud
 from sync365_pipeline.simulator import SimulatorServer
 
@@ -419,3 +421,22 @@ def test_direct_tenant_is_checked_with_client_credentials_only(
     assert line(output, "client secret").startswith("  PASS")
     assert "Partner Center" not in output
     assert line(output, "refresh token age") == ""
+
+
+def test_gdap_relationships_ending_together_are_listed() -> None:
+    """Relationships created together end at the same moment; the listing must not trip on it."""
+    end = (datetime.now(UTC) + timedelta(days=5)).isoformat()
+    relationships = [
+        {"status": "active", "endDateTime": end, "displayName": name, "customer": {}}
+        for name in ("first", "second")
+    ]
+
+    class Graph:
+        def delegated_admin_relationships(self) -> list[dict[str, object]]:
+            return relationships
+
+    check = check_gdap(SimpleNamespace(graph=Graph()))  # type: ignore[arg-type]
+
+    assert check.ok is None
+    assert "first" in check.detail
+    assert "second" in check.detail
