@@ -101,6 +101,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX tenant_status_by_tenant ON tenant_status (tenant_id, checked_at);
         """,
     ),
+    # Migration 1 once created a `sync_runs` table that nothing ever wrote; files made then have it.
+    (2, "DROP TABLE IF EXISTS sync_runs;"),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from sync365_pipeline.models import TenantStatus
-from sync365_pipeline.normalize import customers_frame
+from sync365_pipeline.normalize import LICENSE_FACT_COLUMNS, customers_frame
 from sync365_pipeline.warehouse import (
     ConsentFlag,
     InvalidFrameError,
@@ -375,3 +375,15 @@ def test_readers_for_the_sync_sensor_and_cli(warehouse: Warehouse) -> None:
     assert warehouse.status_marker() == "2026-07-01T06:00:00"
     line = warehouse.licenses_per_customer().iloc[0]
     assert (line.tenant_id, line.enabled_units, line.unused_units) == (CONTOSO, 10, 6)
+
+
+def test_a_day_on_which_every_tenant_has_zero_skus_empties_their_slices(
+    warehouse: Warehouse,
+) -> None:
+    warehouse.replace_license_facts(DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 4)})})
+    empty = pd.DataFrame(columns=list(LICENSE_FACT_COLUMNS))
+
+    assert warehouse.replace_license_facts(DAY1, {CONTOSO: empty}) == 0
+
+    assert query(warehouse, "SELECT count(*) AS n FROM license_facts").n.tolist() == [0]
+    assert query(warehouse, "SELECT sku_count FROM license_snapshots").sku_count.tolist() == [0]
