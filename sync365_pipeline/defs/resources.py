@@ -93,6 +93,6 @@ class WarehouseResource(dg.ConfigurableResource):
             timeout = self.lock_timeout_s or lock_timeout_from_env()
         except ConfigError as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
-        warehouse = Warehouse(path, lock_timeout_s=timeout)
-        warehouse.migrate()
-        return warehouse
+        # No migrate() here: the warehouse migrates on its first write, so a sensor tick that
+        # only reads never writes the file (or waits for a sync's lock).
+        return Warehouse(path, lock_timeout_s=timeout)
