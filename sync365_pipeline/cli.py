@@ -76,7 +76,7 @@ def run_sync() -> int:
         outcome = run_full_sync(defs, instance)
     if not outcome.success:
         click.echo(
-            f"\nSync failed; the warehouse was left as it was.\n\n{outcome.failure}", err=True
+            f"\nSync failed; license facts were left as they were.\n\n{outcome.failure}", err=True
         )
         return 1
     warehouse = Warehouse(accounts[0].duckdb_path)
