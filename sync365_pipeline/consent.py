@@ -28,21 +28,23 @@ class ConsentChanges:
     raised: list[ConsentFlag]
     cleared: list[FlagKey]
 
-    def __bool__(self) -> bool:
-        return bool(self.raised or self.cleared)
-
 
 def consent_changes(
     tenant_statuses: pd.DataFrame,
     partner_statuses: pd.DataFrame,
     open_flags: Iterable[ConsentFlag],
     now: datetime,
+    *,
+    active_tenants: set[str],
 ) -> ConsentChanges:
     """Compare each tenant's and partner's latest status with the flags already open.
 
     `tenant_statuses` and `partner_statuses` hold the latest row per tenant / partner (columns
-    partner_tenant_id, [tenant_id,] status, error_code, message).
+    partner_tenant_id, [tenant_id,] status, error_code, message). A customer that departed
+    (not in `active_tenants`) is no longer synced, so its flag is cleared rather than left open
+    for ever, and it raises none.
     """
+    open_flags = list(open_flags)
     already_open = {flag.key for flag in open_flags}
     raised: list[ConsentFlag] = []
     cleared: list[FlagKey] = []
@@ -53,7 +55,14 @@ def consent_changes(
         elif restored and flag.key in already_open:
             cleared.append(flag.key)
 
+    cleared.extend(
+        flag.key
+        for flag in open_flags
+        if flag.tenant_id is not None and flag.tenant_id not in active_tenants
+    )
     for row in tenant_statuses.itertuples():
+        if row.tenant_id not in active_tenants:
+            continue
         consider(
             _flag(row, row.tenant_id, now),
             lost=row.status in ACCESS_LOSS_STATUSES,

@@ -96,22 +96,24 @@ def consent_sensor(
             store.latest_partner_statuses(),
             store.open_consent_flags(),
             now,
+            active_tenants=set(store.active_tenants()),
         )
-        store.raise_consent_flags(changes.raised)
-        store.clear_consent_flags(changes.cleared, now)
+        raised, cleared = store.apply_consent_changes(changes.raised, changes.cleared, now)
         still_open = store.open_consent_flags()
+        if raised or cleared:
+            store.publish_analyst_copy()  # analysts and `sync365 status` see flags at once
     except WarehouseLocked as exc:
         return dg.SkipReason(f"Warehouse busy, will retry next tick: {exc}")
-    for flag in changes.raised:
+    for flag in raised:
         context.log.warning(
             f"Access lost: partner {flag.partner_tenant_id} tenant {flag.tenant_id or '(partner)'} "
             f"-> {flag.status} ({flag.error_code}): {flag.message}"
         )
     notifier = warehouse.notifier(context.log)
-    if notifier is not None:
-        notifier.notify(changes.raised, changes.cleared)  # logs a failure itself, never raises
+    if notifier is not None and (raised or cleared):
+        notifier.notify(raised, cleared)  # logs a failure itself, never raises
     events = []
-    if changes:
+    if raised or cleared:
         events.append(
             dg.AssetCheckEvaluation(
                 asset_key=customers.key,
@@ -119,8 +121,8 @@ def consent_sensor(
                 passed=not still_open,
                 severity=dg.AssetCheckSeverity.WARN,
                 metadata={
-                    "raised": _flags_markdown(changes.raised),
-                    "cleared": dg.MetadataValue.json([list(key) for key in changes.cleared]),
+                    "raised": _flags_markdown(raised),
+                    "cleared": dg.MetadataValue.json([list(key) for key in cleared]),
                     "open_flags": _flags_markdown(still_open),
                 },
             )

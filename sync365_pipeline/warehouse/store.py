@@ -252,49 +252,20 @@ class Warehouse:
         )
         return [_consent_flag(record) for record in frame.to_dict("records")]
 
-    def raise_consent_flags(self, rows: Iterable[ConsentFlag]) -> list[ConsentFlag]:
-        """Open a flag per (partner, tenant) unless one is open already; returns the new ones."""
-        with self._transaction() as con:
-            already_open = {
-                (partner, tenant)
-                for partner, tenant in con.execute(
-                    "SELECT partner_tenant_id, tenant_id FROM consent_flags "
-                    "WHERE cleared_at IS NULL"
-                ).fetchall()
-            }
-            raised: list[ConsentFlag] = []
-            for row in rows:
-                if row.key in already_open:
-                    continue
-                already_open.add(row.key)
-                flag = ConsentFlag(
-                    **{
-                        **asdict(row),
-                        "raised_at": utc_naive(row.raised_at),
-                        "message": _clip(row.message),
-                        "cleared_at": None,
-                        "flag_id": uuid.uuid4().hex,
-                    }
-                )
-                raised.append(flag)
-            if raised:
-                _insert(con, "consent_flags", [asdict(flag) for flag in raised])
-        return raised
+    def apply_consent_changes(
+        self,
+        raised: Iterable[ConsentFlag],
+        cleared: Iterable[tuple[str, str | None]],
+        cleared_at: datetime,
+    ) -> tuple[list[ConsentFlag], list[tuple[str, str | None]]]:
+        """Open the raised flags (unless one is open for that key) and close the cleared ones, in
+        one transaction; returns what actually changed, which is what must be announced.
 
-    def clear_consent_flags(
-        self, keys: Iterable[tuple[str, str | None]], cleared_at: datetime
-    ) -> int:
-        """Close the open flags of the given (partner, tenant) keys; returns how many closed."""
-        cleared = 0
+        One transaction, so a sensor tick either records and announces all of its changes or
+        none of them (a half-applied tick would leave flags that are never announced).
+        """
         with self._transaction() as con:
-            for partner, tenant in keys:
-                result = con.execute(
-                    "UPDATE consent_flags SET cleared_at = ? WHERE cleared_at IS NULL "
-                    "AND partner_tenant_id = ? AND tenant_id IS NOT DISTINCT FROM ?",
-                    [utc_naive(cleared_at), partner, tenant],
-                ).fetchone()
-                cleared += int(result[0]) if result else 0
-        return cleared
+            return _raise_flags(con, raised), _clear_flags(con, cleared, cleared_at)
 
     # -- readers ---------------------------------------------------------------------------
 
@@ -428,6 +399,50 @@ class Warehouse:
         with self._transaction() as con:
             _insert(con, table, records, replace=replace)
         return len(records)
+
+
+def _raise_flags(con: duckdb.DuckDBPyConnection, rows: Iterable[ConsentFlag]) -> list[ConsentFlag]:
+    already_open = set(
+        con.execute(
+            "SELECT partner_tenant_id, tenant_id FROM consent_flags WHERE cleared_at IS NULL"
+        ).fetchall()
+    )
+    raised: list[ConsentFlag] = []
+    for row in rows:
+        if row.key in already_open:
+            continue
+        already_open.add(row.key)
+        raised.append(
+            ConsentFlag(
+                **{
+                    **asdict(row),
+                    "raised_at": utc_naive(row.raised_at),
+                    "message": _clip(row.message),
+                    "cleared_at": None,
+                    "flag_id": uuid.uuid4().hex,
+                }
+            )
+        )
+    if raised:
+        _insert(con, "consent_flags", [asdict(flag) for flag in raised])
+    return raised
+
+
+def _clear_flags(
+    con: duckdb.DuckDBPyConnection,
+    keys: Iterable[tuple[str, str | None]],
+    cleared_at: datetime,
+) -> list[tuple[str, str | None]]:
+    cleared = []
+    for partner, tenant in keys:
+        result = con.execute(
+            "UPDATE consent_flags SET cleared_at = ? WHERE cleared_at IS NULL "
+            "AND partner_tenant_id = ? AND tenant_id IS NOT DISTINCT FROM ?",
+            [utc_naive(cleared_at), partner, tenant],
+        ).fetchone()
+        if result and result[0]:
+            cleared.append((partner, tenant))
+    return cleared
 
 
 def _insert(

@@ -121,3 +121,23 @@ def test_refresh_token_sensor_warns_once_before_the_90_day_limit(
     (observation,) = expired.asset_events
     assert observation.metadata["refresh_token"].value == "expired"
     assert "sync365 consent" in observation.metadata["message"].value
+
+
+def test_a_departed_customers_flag_is_cleared_not_left_open(
+    pipeline_factory: PipelineFactory,
+) -> None:
+    pipeline = pipeline_factory(scenario())
+    pipeline.sim.control.revoke_consent(HEALTHY_B)
+    assert pipeline.sync().success
+    raised = tick(pipeline, None)
+    assert isinstance(raised, dg.SensorResult)
+    assert open_flags(pipeline) == [(HEALTHY_B, "consent_revoked")]
+
+    pipeline.sim.control.remove_customer(HEALTHY_B)
+    assert pipeline.sync().success
+    after = tick(pipeline, raised.cursor)
+
+    assert isinstance(after, dg.SensorResult)
+    assert open_flags(pipeline) == []
+    (evaluation,) = after.asset_events
+    assert evaluation.passed is True

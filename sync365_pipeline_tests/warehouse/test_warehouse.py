@@ -321,18 +321,22 @@ def test_consent_flags_raise_once_and_clear(warehouse: Warehouse) -> None:
     tenant_flag = ConsentFlag(PARTNER, FABRIKAM, "consent_revoked", at, "AADSTS65001", "re-consent")
     partner_flag = ConsentFlag(PARTNER, None, "refresh_token_expired", at, "AADSTS700082")
 
-    raised = warehouse.raise_consent_flags([tenant_flag, partner_flag])
-    again = warehouse.raise_consent_flags([tenant_flag])
+    later = datetime(2026, 7, 3)
+    raised, cleared = warehouse.apply_consent_changes([tenant_flag, partner_flag], [], at)
+    again, _ = warehouse.apply_consent_changes([tenant_flag], [], at)
 
     assert [flag.key for flag in raised] == [(PARTNER, FABRIKAM), (PARTNER, None)]
+    assert cleared == []
     assert again == []
     assert {flag.key for flag in warehouse.open_consent_flags()} == {
         (PARTNER, FABRIKAM),
         (PARTNER, None),
     }
-    assert warehouse.clear_consent_flags([(PARTNER, None)], datetime(2026, 7, 3)) == 1
+    _, cleared = warehouse.apply_consent_changes([], [(PARTNER, None), (PARTNER, CONTOSO)], later)
+    assert cleared == [(PARTNER, None)], "only a flag that was open is reported cleared"
     assert [flag.key for flag in warehouse.open_consent_flags()] == [(PARTNER, FABRIKAM)]
-    assert len(warehouse.raise_consent_flags([partner_flag])) == 1  # a new episode
+    raised, _ = warehouse.apply_consent_changes([partner_flag], [], later)
+    assert len(raised) == 1  # a new episode
 
 
 def test_partner_status_and_raw_payloads(warehouse: Warehouse) -> None:
