@@ -16,11 +16,9 @@ import pandas as pd
 from sync365_pipeline.models import ACCESS_LOSS_STATUSES, TenantStatus
 from sync365_pipeline.warehouse import ConsentFlag
 
-FlagKey = tuple[str, str | None]
+FlagKey = tuple[str, str | None]  # (partner_tenant_id, tenant_id or None for the partner itself)
 # Partner-level outcomes that are not a loss of consent: ok, and faults the next run retries.
-NOT_ACCESS_LOSS = frozenset(
-    {TenantStatus.OK, TenantStatus.ERROR, TenantStatus.THROTTLED}
-)  # (partner_tenant_id, tenant_id or None for the partner itself)
+NOT_ACCESS_LOSS = frozenset({TenantStatus.OK, TenantStatus.ERROR, TenantStatus.THROTTLED})
 
 
 @dataclass(frozen=True)
