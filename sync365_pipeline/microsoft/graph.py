@@ -72,8 +72,6 @@ class GraphClient:
         def fetch(page_url: str, headers: Mapping[str, str]) -> Mapping[str, Any]:
             request_headers = {
                 **headers,
-                "Authorization": token.authorization(),
-                "Accept": "application/json",
                 "client-request-id": str(uuid.uuid4()),
             }
             return get_json(
@@ -84,4 +82,7 @@ class GraphClient:
                 tenant_id=tenant_id,
             )
 
-        return list(iter_items(fetch, url, self._paginator))
+        # The token goes in as the paging's own headers, which no next link may redirect or
+        # replace (`iter_pages`).
+        credentials = {"Authorization": token.authorization(), "Accept": "application/json"}
+        return list(iter_items(fetch, url, self._paginator, headers=credentials))

@@ -56,8 +56,6 @@ class PartnerCenterClient:
         def fetch(page_url: str, headers: Mapping[str, str]) -> Mapping[str, Any]:
             request_headers = {
                 **headers,
-                "Authorization": token.authorization(),
-                "Accept": "application/json",
                 "MS-RequestId": str(uuid.uuid4()),
                 "MS-CorrelationId": correlation_id,
             }
@@ -69,4 +67,7 @@ class PartnerCenterClient:
                 tenant_id=tenant_id,
             )
 
-        return list(iter_items(fetch, url, self._paginator))
+        # The token goes in as the paging's own headers, which no next link may redirect or
+        # replace (`iter_pages`).
+        credentials = {"Authorization": token.authorization(), "Accept": "application/json"}
+        return list(iter_items(fetch, url, self._paginator, headers=credentials))

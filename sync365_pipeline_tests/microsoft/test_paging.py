@@ -4,16 +4,21 @@ headers joined to the service root, loops and page limits."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from sync365_pipeline.microsoft.errors import MalformedResponse
+from sync365_pipeline.microsoft.http import build_session
 from sync365_pipeline.microsoft.paging import (
     ContinuationTokenPaginator,
     ODataNextLinkPaginator,
     iter_items,
 )
+from sync365_pipeline.microsoft.partner_center import PartnerCenterClient
+
+from .conftest import Scripted
 
 
 class Pages:
@@ -197,3 +202,33 @@ def test_link_headers_cannot_replace_the_callers_authorization():
             )
         )
     assert [url for url, _ in fetch.requests] == [first]
+
+
+def test_partner_center_client_refuses_a_link_that_would_replace_its_token(script_server):
+    """The clients hand the token to the paging as its own headers, so the guard applies."""
+    script_server.script = [
+        Scripted(
+            200,
+            {
+                "items": [{"id": "a"}],
+                "links": {
+                    "next": {
+                        "uri": "/v1/customers?seekOperation=Next",
+                        "headers": [{"key": "Authorization", "value": "Bearer someone-else"}],
+                    }
+                },
+            },
+        )
+    ]
+    tokens = SimpleNamespace(
+        partner_center_token=lambda: SimpleNamespace(authorization=lambda: "Bearer ours")
+    )
+    session = build_session(ca_bundle=script_server.ca_path)
+    client = PartnerCenterClient(session, script_server.url, tokens)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(MalformedResponse, match="authorization"):
+            client.customers()
+    finally:
+        session.close()
+    assert len(script_server.seen) == 1
+    assert script_server.seen[0].headers["Authorization"] == "Bearer ours"
