@@ -138,8 +138,11 @@ def test_webserver_serves_our_assets_schedule_and_running_sensors(dev_server: De
     schedules = {item["name"]: item["scheduleState"]["status"] for item in repository["schedules"]}
     assert schedules["daily_sync"] == "RUNNING"
     sensors = {item["name"]: item["sensorState"]["status"] for item in repository["sensors"]}
-    assert sensors["consent_sensor"] == "RUNNING"
-    assert "license_sync_after_discovery" in sensors
+    assert sensors == {
+        "consent_sensor": "RUNNING",
+        "license_sync_after_discovery": "RUNNING",
+        "refresh_token_sensor": "RUNNING",
+    }
 
 
 def test_discovery_launched_through_graphql_succeeds_against_the_simulator(

@@ -76,11 +76,16 @@ def test_no_secret_is_written_anywhere_but_the_0600_token_cache(
     with dg.instance_for_test(temp_dir=str(dagster_home)) as instance:
         pipeline.instance = instance
         assert pipeline.sync().success
-        pipeline.sim.control.revoke_consent(HEALTHY_B)  # failures log and record errors too
+        pipeline.sim.control.revoke_consent(HEALTHY_B)  # a customer's failure is recorded
         assert pipeline.sync().success
+        # A partner-level failure goes through the error log, Dagster's failure event and
+        # partner_status, carrying Microsoft's text: it must carry no secret either.
+        secrets_before_failure = secrets_in_token_cache(pipeline.token_cache)
+        pipeline.sim.control.set_partner_refresh_token_state("revoked")
+        assert not pipeline.sync().success
 
     assert stat.S_IMODE(pipeline.token_cache.stat().st_mode) == 0o600
-    secrets = secrets_in_token_cache(pipeline.token_cache)
+    secrets = secrets_before_failure | secrets_in_token_cache(pipeline.token_cache)
     assert "AccessToken" not in json.loads(pipeline.token_cache.read_text())
     assert len(access_tokens) >= 6, "partner + three customers, over two syncs"
     secrets |= {PARTNER["client_secret"], PARTNER["refresh_token"], *access_tokens}
@@ -91,6 +96,9 @@ def test_no_secret_is_written_anywhere_but_the_0600_token_cache(
     captured = capsys.readouterr()
     logs = caplog.text + captured.out + captured.err
     assert "consent_revoked" in warehouse_text, "the search covers the tables that matter"
+    assert "AADSTS50173" in warehouse_text, "the partner-level failure was recorded"
+    assert "AADSTS50173" in logs, "and logged, where we look"
+    assert b"AADSTS50173" in dagster_bytes, "and in Dagster's event log"
     assert dagster_bytes, "Dagster wrote its event log where we look"
     for secret in secrets:
         assert secret not in warehouse_text
