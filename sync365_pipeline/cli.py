@@ -19,7 +19,6 @@ from sync365_pipeline.config import (
     DATA_DIR,
     ConfigError,
     Settings,
-    duckdb_path_from_env,
     load_accounts,
 )
 from sync365_pipeline.devserver import dev
@@ -66,6 +65,7 @@ def run_sync() -> int:
 
     try:
         accounts = load_accounts()
+        warehouse = Warehouse.from_env()
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         return 2
@@ -79,7 +79,6 @@ def run_sync() -> int:
             f"\nSync failed; license facts were left as they were.\n\n{outcome.failure}", err=True
         )
         return 1
-    warehouse = Warehouse(accounts[0].duckdb_path)
     print_summary(warehouse)
     return report_failed_accounts(warehouse, accounts)
 
@@ -169,7 +168,10 @@ def doctor() -> None:
 @main.command()
 def status() -> None:
     """Per-tenant health from the warehouse (its analyst copy, so a running sync is not blocked)."""
-    live = Warehouse(duckdb_path_from_env())
+    try:
+        live = Warehouse.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     path = live.analyst_copy_path if live.analyst_copy_path.exists() else live.path
     if not path.exists():
         raise click.ClickException(f"No warehouse at {live.path} yet: run `sync365 sync` first.")

@@ -111,7 +111,6 @@ class Settings:
     endpoints: Endpoints = field(default_factory=Endpoints)
     ca_bundle: Path | None = None
     token_cache_path: Path = DATA_DIR / "token_cache.json"
-    duckdb_path: Path = DATA_DIR / "sync365.duckdb"
     max_workers: int = 16
     name: str = "default"
     kind: AccountKind = "partner"
@@ -175,7 +174,6 @@ class Settings:
             endpoints=endpoints,
             ca_bundle=ca_bundle,
             token_cache_path=Path(env.get("SYNC365_TOKEN_CACHE") or DATA_DIR / "token_cache.json"),
-            duckdb_path=duckdb_path_from_env(env),
             max_workers=max_workers,
         )
 
@@ -291,9 +289,6 @@ def accounts_from_file(path: Path, environ: Mapping[str, str] | None = None) -> 
         raise ConfigError(f"{path} is invalid:\n- " + "\n- ".join(problems)) from None
 
     problems: list[str] = []
-    duckdb_path = Path(
-        env.get("SYNC365_DUCKDB_PATH") or parsed.duckdb_path or DATA_DIR / "sync365.duckdb"
-    )
     accounts = []
     for index, entry in enumerate(parsed.accounts):
         where = f"accounts[{index}] ({entry.name})"
@@ -325,7 +320,6 @@ def accounts_from_file(path: Path, environ: Mapping[str, str] | None = None) -> 
                     problems,
                 ),
                 token_cache_path=entry.token_cache or DATA_DIR / f"token_cache-{entry.name}.json",
-                duckdb_path=duckdb_path,
                 max_workers=parsed.max_workers,
                 name=entry.name,
                 kind=entry.kind,

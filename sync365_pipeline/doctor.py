@@ -36,7 +36,7 @@ from sync365_pipeline.microsoft import (
 )
 from sync365_pipeline.microsoft.errors import classify_transport_error
 from sync365_pipeline.token_health import TokenAge, refresh_token_health
-from sync365_pipeline.warehouse import WarehouseLocked
+from sync365_pipeline.warehouse import Warehouse, WarehouseLocked
 from sync365_pipeline.warehouse.connection import connect
 
 # A pre-flight screen should answer in seconds: one retry, short waits.
@@ -307,7 +307,7 @@ def check_warehouse(path: Path) -> Check:
         return Check(name, True, "not created yet; the first sync creates it")
     if not os.access(path, os.W_OK):
         return Check(name, False, "the file is read-only for this user", _WRITABLE)
-    analyst_copy = path.with_name(path.stem + "_analyst.duckdb")
+    analyst_copy = Warehouse(path).analyst_copy_path
     try:
         connect(path, read_only=False, timeout_s=LOCK_WAIT_S, analyst_copy=analyst_copy).close()
     except WarehouseLocked as exc:

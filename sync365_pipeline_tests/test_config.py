@@ -124,7 +124,6 @@ def test_accounts_file_reads_secrets_from_where_it_says(tmp_path: Path) -> None:
     assert direct.kind == "direct"
     assert direct.credentials.client_secret.reveal() == "file-secret"
     assert direct.credentials.refresh_token is None
-    assert gov.duckdb_path == direct.duckdb_path == tmp_path / "w.duckdb"
     assert duckdb_path_from_env(env) == tmp_path / "w.duckdb"
 
 

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import dagster as dg
 
 from sync365_pipeline.config import (
     ConfigError,
     Settings,
-    duckdb_path_from_env,
     load_accounts,
-    lock_timeout_from_env,
 )
 from sync365_pipeline.notify import WEBHOOK_URL_ENV, WebhookNotifier
 from sync365_pipeline.warehouse import Warehouse
@@ -88,11 +85,17 @@ class WarehouseResource(dg.ConfigurableResource):
         return WebhookNotifier(url, logger=logger) if url else None
 
     def open(self) -> Warehouse:
-        path = Path(self.duckdb_path) if self.duckdb_path else duckdb_path_from_env()
-        try:
-            timeout = self.lock_timeout_s or lock_timeout_from_env()
-        except ConfigError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
         # No migrate() here: the warehouse migrates on its first write, so a sensor tick that
         # only reads never writes the file (or waits for a sync's lock).
-        return Warehouse(path, lock_timeout_s=timeout)
+        overrides = {
+            name: str(value)
+            for name, value in (
+                ("SYNC365_DUCKDB_PATH", self.duckdb_path),
+                ("SYNC365_LOCK_TIMEOUT", self.lock_timeout_s),
+            )
+            if value is not None
+        }
+        try:
+            return Warehouse.from_env({**os.environ, **overrides})
+        except ConfigError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None

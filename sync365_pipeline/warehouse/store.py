@@ -21,6 +21,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from sync365_pipeline.config import (
+    DEFAULT_LOCK_TIMEOUT_S,
+    duckdb_path_from_env,
+    lock_timeout_from_env,
+)
 from sync365_pipeline.models import TenantStatus
 from sync365_pipeline.normalize import (
     CUSTOMER_COLUMNS,
@@ -49,10 +54,16 @@ class InvalidFrameError(ValueError):
 class Warehouse:
     """One DuckDB file. Cheap to construct; holds no connection between calls."""
 
-    def __init__(self, path: Path, *, lock_timeout_s: float = 30.0) -> None:
+    def __init__(self, path: Path, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> None:
         self.path = Path(path)
         self.lock_timeout_s = lock_timeout_s
         self._schema_ready = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Warehouse:
+        """The configured warehouse: `SYNC365_DUCKDB_PATH` (or the accounts file's
+        `duckdb_path`) and `SYNC365_LOCK_TIMEOUT`; raises `ConfigError` on a bad value."""
+        return cls(duckdb_path_from_env(environ), lock_timeout_s=lock_timeout_from_env(environ))
 
     @property
     def analyst_copy_path(self) -> Path:
