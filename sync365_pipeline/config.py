@@ -224,6 +224,11 @@ def lock_timeout_from_env(environ: Mapping[str, str] | None = None) -> float:
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
+def is_guid(value: str) -> bool:
+    """A tenant or application id in GUID form (tenants may also be named by a domain)."""
+    return bool(_GUID.match(value))
+
+
 class _FileModel(BaseModel):
     """Unknown keys are errors: a typo must not silently fall back to a default."""
 
@@ -251,7 +256,7 @@ class AccountEntry(_FileModel):
             raise ValueError("give exactly one of client_secret_env or client_secret_file")
         if self.kind == "direct" and self.refresh_token_env is not None:
             raise ValueError("a direct tenant signs in with client credentials: no refresh token")
-        if not _GUID.match(self.client_id):
+        if not is_guid(self.client_id):
             raise ValueError(f"client_id {self.client_id!r} is not an application (client) id")
         return self
 

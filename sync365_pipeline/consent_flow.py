@@ -53,14 +53,10 @@ NO_MFA_CAUSES = (
 
 
 class ConsentError(Exception):
-    """The consent sign-in did not produce a usable refresh token; nothing was stored.
+    """The consent sign-in did not produce a usable refresh token; nothing was stored."""
 
-    `reason` is one of declined, expired, no_mfa, public_client, bad_code.
-    """
-
-    def __init__(self, reason: str, problem: str, remedy: str) -> None:
+    def __init__(self, problem: str, remedy: str) -> None:
         super().__init__(f"{problem} {remedy}")
-        self.reason = reason
         self.problem = problem
         self.remedy = remedy
 
@@ -185,26 +181,22 @@ def _refused(settings: Settings, result: dict[str, Any]) -> Exception:
     error = result.get("error")
     if error == "authorization_declined":
         return ConsentError(
-            "declined",
             "The sign-in was declined, so no consent was granted.",
             "Run `sync365 consent` again and approve the request as the sync account.",
         )
     if error in ("expired_token", "authorization_pending", "slow_down"):
         # MSAL stops polling at the code's expiry and returns the last "pending" answer.
         return ConsentError(
-            "expired",
             "The code expired before the sign-in was completed.",
             "Run `sync365 consent` again and finish signing in before the printed expiry time.",
         )
     if error == "bad_verification_code":
         return ConsentError(
-            "bad_code",
             "The identity platform no longer recognises the device code.",
             "Run `sync365 consent` again.",
         )
     if 700025 in (result.get("error_codes") or []):
         return ConsentError(
-            "public_client",
             "The app registration is set to treat device sign-ins as a public client "
             "(AADSTS700025), but the sync signs in with the client secret.",
             "In Entra ID > App registrations > the app > Authentication, set 'Allow public "
@@ -217,7 +209,6 @@ def _no_mfa(facts: TokenFacts) -> ConsentError:
     amr = ", ".join(facts.amr) or "none"
     causes = "".join(f"\n  - {cause}" for cause in NO_MFA_CAUSES)
     return ConsentError(
-        "no_mfa",
         f"The sign-in of {facts.account or 'the account'} carried no multi-factor "
         f"authentication (amr: {amr}). Partner Center refuses such tokens, so nothing was "
         f"stored. Likely causes:{causes}",

@@ -82,10 +82,6 @@ class SyncSummary:
     statuses: Counter[str] = field(default_factory=Counter)
     http: dict[str, float] = field(default_factory=dict)
 
-    @property
-    def tenants(self) -> int:
-        return sum(self.statuses.values())
-
 
 @dataclass
 class AccountResults(Generic[T]):

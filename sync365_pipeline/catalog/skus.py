@@ -76,9 +76,6 @@ class SkuCatalog:
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def __contains__(self, sku_id: object) -> bool:
-        return isinstance(sku_id, str) and sku_id.lower() in self._by_id
-
     def get(self, sku_id: str) -> SkuName | None:
         return self._by_id.get(sku_id.lower())
 

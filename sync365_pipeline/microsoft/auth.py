@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import msal
 import requests
 
-from sync365_pipeline.config import Endpoints, PartnerCredentials, Secret
+from sync365_pipeline.config import Endpoints, PartnerCredentials, Secret, is_guid
 from sync365_pipeline.microsoft.errors import (
     MalformedResponse,
     MicrosoftError,
@@ -51,7 +51,6 @@ from sync365_pipeline.microsoft.http import attribute
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_GUID = re.compile(r"^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$", re.IGNORECASE)
 _MSAL_CACHE_SECTIONS = frozenset(
     {"AccessToken", "RefreshToken", "IdToken", "Account", "AppMetadata"}
 )
@@ -65,7 +64,6 @@ class TokenFacts:
     audience: str
     expires_at: datetime
     account: str | None
-    object_id: str | None
     amr: tuple[str, ...]
     scopes: tuple[str, ...]
 
@@ -93,7 +91,6 @@ class TokenFacts:
             account=claims.get("upn")
             or claims.get("unique_name")
             or claims.get("preferred_username"),
-            object_id=claims.get("oid"),
             amr=tuple(str(method) for method in amr) if isinstance(amr, list) else (),
             scopes=tuple(str(claims.get("scp", "")).split()),
         )
@@ -405,7 +402,7 @@ class TokenProvider:
     @staticmethod
     def _access_token(tenant_id: str, token: str) -> AccessToken:
         facts = TokenFacts.from_jwt(token)
-        if _GUID.match(tenant_id) and facts.tenant_id.lower() != tenant_id.lower():
+        if is_guid(tenant_id) and facts.tenant_id.lower() != tenant_id.lower():
             raise MalformedResponse(
                 f"A token requested for tenant {tenant_id} was issued for {facts.tenant_id}.",
                 code="tid_mismatch",
