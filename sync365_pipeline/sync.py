@@ -375,18 +375,19 @@ def build_license_facts(
     partner_tenant_id: str,
     snapshot_date: date,
     synced_at: datetime,
-    sync_id: str,
+    sync_id: str | None,
 ) -> int:
     """Replace the facts of the tenants whose latest attempt on `snapshot_date` was ok.
 
-    Only the tenants fetched by `sync_id` (this run) are rebuilt, so rerunning one tenant
-    costs one tenant; a run that fetched none (facts rebuilt on their own) takes the whole day.
+    With `sync_id` (the facts are built in the run that fetched), only the tenants that sync
+    fetched are rebuilt: rerunning one tenant costs one tenant, and an account that failed in
+    this run is left alone. Without it (facts rebuilt on their own) the whole day is rebuilt.
     Returns the number of fact rows written. Tenants that failed are not touched, so their
     earlier facts stay (the views mark them stale).
     """
     payloads_by_tenant = warehouse.ok_raw_payloads(
         partner_tenant_id, snapshot_date, sync_id=sync_id
-    ) or warehouse.ok_raw_payloads(partner_tenant_id, snapshot_date)
+    )
     frames = {
         tenant_id: facts_for(
             tenant_id,

@@ -278,6 +278,9 @@ def license_facts(
     store = warehouse.open()
     snapshot_date = _run_snapshot_date(context)
     catalog = SkuCatalog.load()
+    in_this_run = context.run.asset_selection or context.job_def.asset_layer.executable_asset_keys
+    fetched_in_this_run = subscribed_skus.key in in_this_run
+    sync_id = context.run.run_id if fetched_in_this_run else None
     rows = sum(
         sync.build_license_facts(
             store,
@@ -285,7 +288,7 @@ def license_facts(
             partner_tenant_id=settings.tenant_id,
             snapshot_date=snapshot_date,
             synced_at=sync.utcnow(),
-            sync_id=context.run.run_id,
+            sync_id=sync_id,
         )
         for settings in microsoft.accounts()
     )

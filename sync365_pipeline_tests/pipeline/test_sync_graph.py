@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from sync365_pipeline.definitions import defs
+from sync365_pipeline.defs.assets import license_facts
 from sync365_pipeline.simulator import load_scenario
 
 from .conftest import Pipeline, PipelineFactory
@@ -376,3 +377,17 @@ def test_consent_revoked_while_the_license_run_is_fetching(
         (HEALTHY_A,),
         (HEALTHY_B,),
     }
+
+
+def test_license_facts_materialized_on_its_own_rebuilds_the_whole_day(
+    pipeline_factory: PipelineFactory,
+) -> None:
+    pipeline = pipeline_factory(scenario())
+    assert pipeline.sync().success
+    written = dict(pipeline.query("SELECT tenant_id, written_at FROM license_snapshots"))
+
+    alone = dg.materialize([license_facts], instance=pipeline.instance, resources=defs.resources)
+
+    assert alone.success
+    rewritten = dict(pipeline.query("SELECT tenant_id, written_at FROM license_snapshots"))
+    assert all(rewritten[tenant] > written[tenant] for tenant in written)
