@@ -30,12 +30,9 @@ import requests
 
 from sync365_pipeline.config import ConfigError, Settings
 from sync365_pipeline.microsoft import MicrosoftSession, TokenCacheFile, TokenFacts, build_session
+from sync365_pipeline.microsoft.auth import build_app, call_msal
 from sync365_pipeline.microsoft.errors import (
-    MicrosoftError,
-    PartnerAccessError,
-    TransientError,
     classify_token_error,
-    classify_transport_error,
 )
 
 T = TypeVar("T")
@@ -89,47 +86,29 @@ class _DeviceFlowApp(msal.ConfidentialClientApplication):
 def confidential_app(
     settings: Settings, session: requests.Session, cache: msal.TokenCache
 ) -> _DeviceFlowApp:
-    """The app at the account's own authority, built as `microsoft.auth` builds it."""
-    authority = f"{settings.endpoints.authority_host}/{settings.tenant_id}"
-
-    def build() -> _DeviceFlowApp:
-        try:
-            return _DeviceFlowApp(
-                settings.credentials.client_id,
-                client_credential=settings.credentials.client_secret.reveal(),
-                authority=authority,
-                instance_discovery=False,
-                http_client=session,
-                token_cache=cache,
-            )
-        except ValueError:  # MSAL's signal that OpenID discovery answered 4xx
-            raise PartnerAccessError(
-                f"The identity platform does not know tenant {settings.tenant_id} "
-                "(discovery failed).",
-                remedy="Check the tenant id and the authority host in the configuration.",
-                code="AADSTS90002",
-                tenant_id=settings.tenant_id,
-            ) from None
-
-    return msal_call(settings, build)
+    """The app at the account's own authority, built exactly as the pipeline builds its apps."""
+    return msal_call(
+        settings,
+        lambda: build_app(
+            settings.credentials,
+            settings.endpoints,
+            settings.tenant_id,
+            session,
+            cache,
+            partner_level=True,
+            app_class=_DeviceFlowApp,
+        ),
+    )
 
 
 def msal_call(settings: Settings, operation: Callable[[], T]) -> T:
-    """Run an MSAL call at the account's authority; network failures become classified errors."""
-    try:
-        return operation()
-    except MicrosoftError:
-        raise
-    except msal.exceptions.MsalServiceError:
-        raise TransientError(
-            "The identity platform kept failing (HTTP 5xx); retrying later may succeed.",
-            tenant_id=settings.tenant_id,
-        ) from None
-    except requests.RequestException as exc:
-        url = exc.request.url if exc.request is not None else settings.endpoints.authority_host
-        raise classify_transport_error(
-            exc, url=url, tenant_id=settings.tenant_id, partner_level=True
-        ) from None
+    """Run an MSAL call at the account's own authority; failures become classified errors."""
+    return call_msal(
+        operation,
+        tenant_id=settings.tenant_id,
+        partner_level=True,
+        authority_host=settings.endpoints.authority_host,
+    )
 
 
 def grant_consent(

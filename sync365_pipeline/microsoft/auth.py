@@ -429,63 +429,96 @@ class TokenProvider:
             return authority.app
 
     def _new_app(self, tenant_id: str, partner_level: bool) -> msal.ConfidentialClientApplication:
-        authority_url = f"{self._endpoints.authority_host}/{tenant_id}"
-        try:
-            return msal.ConfidentialClientApplication(
-                self._credentials.client_id,
-                client_credential=self._credentials.client_secret.reveal(),
-                authority=authority_url,
-                instance_discovery=False,
-                http_client=self._session,
-                # Only the partner's own authority shares the persisted cache (see
-                # `_customer_token`); customers and direct tenants get a private one.
-                token_cache=self._token_cache() if partner_level else msal.TokenCache(),
-            )
-        except KeyError:
-            raise MalformedResponse(
-                f"The OpenID configuration of {authority_url} lacks a required endpoint.",
-                tenant_id=tenant_id,
-            ) from None
-        except ValueError:
-            # MSAL's way of saying that OpenID discovery answered 4xx: an unknown tenant.
-            problem = f"The identity platform does not know tenant {tenant_id} (discovery failed)."
-            if partner_level:
-                raise PartnerAccessError(
-                    problem,
-                    remedy=(
-                        "Check SYNC365_PARTNER_TENANT_ID and SYNC365_AUTHORITY_HOST, then rerun."
-                    ),
-                    code="AADSTS90002",
-                    tenant_id=tenant_id,
-                ) from None
-            raise TenantGone(problem, code="AADSTS90002", tenant_id=tenant_id) from None
+        return build_app(
+            self._credentials,
+            self._endpoints,
+            tenant_id,
+            self._session,
+            # Only the partner's own authority shares the persisted cache (see
+            # `_customer_token`); customers and direct tenants get a private one.
+            self._token_cache() if partner_level else msal.TokenCache(),
+            partner_level=partner_level,
+        )
 
     def _call(self, tenant_id: str, partner_level: bool, operation: Callable[[], T]) -> T:
-        """Run an MSAL call, turning its exceptions into classified errors."""
-        try:
-            return operation()
-        except MicrosoftError as exc:  # raised by our session below MSAL
-            raise attribute(exc, tenant_id) from None
-        except json.JSONDecodeError:  # an error answer without JSON (MSAL parses every body)
-            raise MalformedResponse(
-                f"The identity platform answered for tenant {tenant_id} with a body that is not "
-                "JSON.",
+        return call_msal(
+            operation,
+            tenant_id=tenant_id,
+            partner_level=partner_level,
+            authority_host=self._endpoints.authority_host,
+        )
+
+
+AppT = TypeVar("AppT", bound=msal.ConfidentialClientApplication)
+
+
+def build_app(
+    credentials: PartnerCredentials,
+    endpoints: Endpoints,
+    tenant_id: str,
+    session: requests.Session,
+    cache: msal.TokenCache,
+    *,
+    partner_level: bool,
+    app_class: type[AppT] = msal.ConfidentialClientApplication,  # type: ignore[assignment]
+) -> AppT:
+    """The app at `tenant_id`'s authority (its constructor fetches OpenID discovery), with
+    MSAL's constructor failures classified. Also used by `sync365 consent` and `doctor`."""
+    authority_url = f"{endpoints.authority_host}/{tenant_id}"
+    try:
+        return app_class(
+            credentials.client_id,
+            client_credential=credentials.client_secret.reveal(),
+            authority=authority_url,
+            instance_discovery=False,
+            http_client=session,
+            token_cache=cache,
+        )
+    except KeyError:
+        raise MalformedResponse(
+            f"The OpenID configuration of {authority_url} lacks a required endpoint.",
+            tenant_id=tenant_id,
+        ) from None
+    except ValueError:
+        # MSAL's way of saying that OpenID discovery answered 4xx: an unknown tenant.
+        problem = f"The identity platform does not know tenant {tenant_id} (discovery failed)."
+        if partner_level:
+            raise PartnerAccessError(
+                problem,
+                remedy="Check the partner's tenant id and SYNC365_AUTHORITY_HOST, then rerun.",
+                code="AADSTS90002",
                 tenant_id=tenant_id,
             ) from None
-        except msal.exceptions.MsalServiceError as exc:  # MSAL's only signal for a final 5xx
-            code = _http_code(exc)
-            raise TransientError(
-                f"The identity platform failed for tenant {tenant_id} with {code} after retries.",
-                code=code,
-                tenant_id=tenant_id,
-            ) from None
-        except requests.RequestException as exc:
-            raise classify_transport_error(
-                exc,
-                url=exc.request.url if exc.request is not None else self._endpoints.authority_host,
-                tenant_id=tenant_id,
-                partner_level=partner_level,
-            ) from None
+        raise TenantGone(problem, code="AADSTS90002", tenant_id=tenant_id) from None
+
+
+def call_msal(
+    operation: Callable[[], T], *, tenant_id: str, partner_level: bool, authority_host: str
+) -> T:
+    """Run an MSAL call (or build an app), turning its exceptions into classified errors."""
+    try:
+        return operation()
+    except MicrosoftError as exc:  # raised by our session below MSAL
+        raise attribute(exc, tenant_id) from None
+    except json.JSONDecodeError:  # an error answer without JSON (MSAL parses every body)
+        raise MalformedResponse(
+            f"The identity platform answered for tenant {tenant_id} with a body that is not JSON.",
+            tenant_id=tenant_id,
+        ) from None
+    except msal.exceptions.MsalServiceError as exc:  # MSAL's only signal for a final 5xx
+        code = _http_code(exc)
+        raise TransientError(
+            f"The identity platform failed for tenant {tenant_id} with {code} after retries.",
+            code=code,
+            tenant_id=tenant_id,
+        ) from None
+    except requests.RequestException as exc:
+        raise classify_transport_error(
+            exc,
+            url=exc.request.url if exc.request is not None else authority_host,
+            tenant_id=tenant_id,
+            partner_level=partner_level,
+        ) from None
 
 
 def _http_code(exc: msal.exceptions.MsalServiceError) -> str:
