@@ -1,4 +1,4 @@
--- Analyst views, recreated by Warehouse.migrate(). Stale rule (one place, used twice below): a
+-- Analyst views, recreated by Warehouse.migrate(). Stale rule (one place, `tenant_freshness`): a
 -- tenant's facts are stale when its latest sync attempt was not 'ok', or its latest written slice
 -- is older than the newest snapshot date written for any tenant (the latest successful sync).
 -- Failed tenants therefore keep showing their last good facts, flagged, never zeroed.
@@ -8,24 +8,30 @@ SELECT *
 FROM tenant_status
 QUALIFY row_number() OVER (PARTITION BY tenant_id ORDER BY checked_at DESC, status) = 1;
 
-CREATE OR REPLACE VIEW current_license_facts AS
+-- The stale rule, in this one place: per tenant, the date of its latest written slice, its latest
+-- attempt, and whether those facts are stale.
+CREATE OR REPLACE VIEW tenant_freshness AS
 WITH latest_slice AS (
-    SELECT tenant_id, max(snapshot_date) AS snapshot_date
+    SELECT tenant_id, max(snapshot_date) AS facts_as_of
     FROM license_snapshots
     GROUP BY tenant_id
-),
-newest AS (
-    SELECT max(snapshot_date) AS newest_snapshot_date FROM license_snapshots
 )
 SELECT
-    f.*,
+    l.tenant_id,
+    l.facts_as_of,
     s.status AS last_status,
     s.checked_at AS last_checked_at,
-    (coalesce(s.status, 'ok') <> 'ok' OR f.snapshot_date < n.newest_snapshot_date) AS is_stale
+    (
+        coalesce(s.status, 'ok') <> 'ok'
+        OR l.facts_as_of < (SELECT max(snapshot_date) FROM license_snapshots)
+    ) AS is_stale
+FROM latest_slice AS l
+LEFT JOIN latest_tenant_status AS s ON s.tenant_id = l.tenant_id;
+
+CREATE OR REPLACE VIEW current_license_facts AS
+SELECT f.*, r.last_status, r.last_checked_at, r.is_stale
 FROM license_facts AS f
-JOIN latest_slice AS l ON l.tenant_id = f.tenant_id AND l.snapshot_date = f.snapshot_date
-CROSS JOIN newest AS n
-LEFT JOIN latest_tenant_status AS s ON s.tenant_id = f.tenant_id;
+JOIN tenant_freshness AS r ON r.tenant_id = f.tenant_id AND r.facts_as_of = f.snapshot_date;
 
 -- Units paid for but not assigned, per tenant and SKU, on each tenant's current snapshot.
 CREATE OR REPLACE VIEW unused_licenses AS
@@ -134,14 +140,6 @@ last_ok AS (
     FROM tenant_status
     WHERE status = 'ok'
     GROUP BY tenant_id
-),
-facts AS (
-    SELECT tenant_id, max(snapshot_date) AS facts_as_of
-    FROM license_snapshots
-    GROUP BY tenant_id
-),
-newest AS (
-    SELECT max(snapshot_date) AS newest_snapshot_date FROM license_snapshots
 )
 SELECT
     t.partner_tenant_id,
@@ -158,12 +156,11 @@ SELECT
     l.checked_at AS last_checked_at,
     s.status_since,
     k.last_ok_at,
-    f.facts_as_of,
-    (coalesce(l.status, 'ok') <> 'ok' OR f.facts_as_of < n.newest_snapshot_date) AS is_stale
+    r.facts_as_of,
+    coalesce(r.is_stale, coalesce(l.status, 'ok') <> 'ok') AS is_stale
 FROM tenants AS t
 LEFT JOIN customers AS c ON c.partner_tenant_id = t.partner_tenant_id AND c.tenant_id = t.tenant_id
 LEFT JOIN latest_tenant_status AS l ON l.tenant_id = t.tenant_id
 LEFT JOIN status_since AS s ON s.tenant_id = t.tenant_id
 LEFT JOIN last_ok AS k ON k.tenant_id = t.tenant_id
-LEFT JOIN facts AS f ON f.tenant_id = t.tenant_id
-CROSS JOIN newest AS n;
+LEFT JOIN tenant_freshness AS r ON r.tenant_id = t.tenant_id;
