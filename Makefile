@@ -13,7 +13,7 @@ help:
 	@echo "make demo   - run the pipeline end to end against the built-in Microsoft cloud simulator"
 	@echo "make dev    - the Dagster UI on 127.0.0.1:$(DEV_PORT) over the simulator (Ctrl-C stops it)"
 	@echo "make test   - lint, then run every test"
-	@echo "make lint   - ruff check + ruff format --check"
+	@echo "make lint   - ruff check, ruff format --check, and the import layers (lint-imports)"
 	@echo "make format - ruff format + ruff check --fix"
 	@echo "make bench  - run the benchmarks under bench/"
 
@@ -28,6 +28,7 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -29,7 +29,7 @@ from pathlib import Path
 import dagster as dg
 from sync_scale import Simulator, configure_pipeline, simulator_process, write_scenario
 
-from sync365_pipeline.definitions import defs
+from sync365_pipeline.defs.definitions import defs
 from sync365_pipeline.defs.partitions import all_tenants_range_tags, tenant_partitions
 
 # Step and progress events stay in the event log; the console shows only problems.

@@ -8,7 +8,7 @@ sqlite-backed Dagster instance, as `dagster dev` would persist it. It prints wal
 and per step, tenants/s, HTTP requests made (the simulator's count), peak RSS and rows written.
 
 Baselines measured in the same run, on a subset of tenants (`--subset`), calling
-`sync.fetch_tenants` (what the `subscribed_skus` step calls) with fresh clients:
+`tenants.fetch_tenants` (what the `subscribed_skus` step calls) with fresh clients:
 - the sequential fetch (`SYNC365_MAX_WORKERS=1`) extrapolated to every tenant;
 - the latency floor: ceil(tenants / workers) x (requests per tenant) x (mean latency).
 The same subset is then fetched with other pool sizes (`--workers`) to show what the pool buys.
@@ -40,11 +40,11 @@ import duckdb
 import yaml
 
 import sync365_pipeline.simulator
-from sync365_pipeline import sync
-from sync365_pipeline.config import Settings
-from sync365_pipeline.definitions import defs
+from sync365_pipeline.core.settings import Settings
+from sync365_pipeline.defs.definitions import defs
 from sync365_pipeline.defs.execution import run_full_sync
 from sync365_pipeline.defs.partitions import tenant_partitions
+from sync365_pipeline.licensing.tenants import fetch_tenants
 from sync365_pipeline.microsoft import MicrosoftCloud
 from sync365_pipeline.simulator import SimulatorClient
 
@@ -148,7 +148,7 @@ class FetchPoint:
 
 
 def timed_fetch(control: SimulatorClient, tenant_ids: list[str], workers: int) -> FetchPoint:
-    """`sync.fetch_tenants` over `tenant_ids` with a fresh client (no access token cached, as at
+    """`tenants.fetch_tenants` over `tenant_ids` with a fresh client (no access token cached, as at
     the start of every run); the partner's own sign-in is done before the clock starts."""
     os.environ["SYNC365_MAX_WORKERS"] = str(workers)
     with MicrosoftCloud.from_settings(Settings.from_env()) as cloud:
@@ -156,7 +156,7 @@ def timed_fetch(control: SimulatorClient, tenant_ids: list[str], workers: int) -
         control.reset_request_counts()
         cpu_before = cpu_seconds()
         started = time.perf_counter()
-        fetches = sync.fetch_tenants(cloud, tenant_ids, max_workers=workers)
+        fetches = fetch_tenants(cloud, tenant_ids, max_workers=workers)
         seconds = time.perf_counter() - started
         cpu = cpu_seconds() - cpu_before
     assert len(fetches) == len(tenant_ids)
@@ -257,7 +257,7 @@ def report_baselines(
     latency_s = args.latency_ms / 1000
     sequential = next(point for point in points if point.workers == 1)
     per_tenant = sequential.requests / subset
-    print(f"\nFetch of {subset} tenants (sync.fetch_tenants), {per_tenant:.2f} requests per tenant")
+    print(f"\nFetch of {subset} tenants (fetch_tenants), {per_tenant:.2f} requests per tenant")
     print("  workers   wall s  tenants/s  vs 1 worker  latency floor s  vs floor  CPU s  in flight")
     for point in points:
         floor = math.ceil(subset / point.workers) * per_tenant * latency_s

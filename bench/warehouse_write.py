@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from sync365_pipeline.normalize import LICENSE_FACT_COLUMNS
+from sync365_pipeline.licensing.normalize import LICENSE_FACT_COLUMNS
 from sync365_pipeline.warehouse import Warehouse
 
 PARTNER = "11111111-1111-1111-1111-111111111111"

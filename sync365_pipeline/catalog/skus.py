@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from sync365_pipeline.config import DATA_DIR
+from sync365_pipeline.core.settings import DATA_DIR
 
 TABLE_FILE_NAME = "sku_names.csv"
 MICROSOFT_CSV_URL = (

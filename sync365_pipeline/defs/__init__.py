@@ -1,4 +1,4 @@
-"""Dagster definitions: thin wiring around the plain-Python sync (`sync365_pipeline.sync`)."""
+"""Dagster definitions: thin wiring around the plain-Python sync (`sync365_pipeline.licensing`)."""
 
 import warnings
 

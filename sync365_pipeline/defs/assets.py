@@ -1,6 +1,6 @@
 """The asset graph: partner_token -> customers -> subscribed_skus (per tenant) -> license_facts.
 
-Each asset calls one function of `sync365_pipeline.sync` and reports what happened as metadata.
+Each asset calls plain Python in `sync365_pipeline.licensing` and reports what happened as metadata.
 No asset returns data to an IO manager: facts live in DuckDB, tokens only in the token cache.
 """
 
@@ -13,11 +13,12 @@ from typing import Any, TypeVar
 import dagster as dg
 import pandas as pd
 
-from sync365_pipeline import sync
 from sync365_pipeline.catalog import SkuCatalog
-from sync365_pipeline.config import Settings
+from sync365_pipeline.core.clock import utcnow
+from sync365_pipeline.core.settings import Settings
 from sync365_pipeline.defs.partitions import tenant_partitions
 from sync365_pipeline.defs.resources import MicrosoftCloudResource, WarehouseResource
+from sync365_pipeline.licensing import accounts, discovery, facts, tenants
 from sync365_pipeline.microsoft import MicrosoftCloud
 from sync365_pipeline.warehouse import WarehouseLocked
 
@@ -58,7 +59,7 @@ def licensing_asset(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDe
 
 
 def _succeeded_or_fail(
-    context: dg.AssetExecutionContext, results: sync.AccountResults[T]
+    context: dg.AssetExecutionContext, results: accounts.AccountResults[T]
 ) -> dict[str, T]:
     """Go on with the accounts that worked; fail only when none did.
 
@@ -67,7 +68,8 @@ def _succeeded_or_fail(
     the consent sensor) and the others are synced.
     """
     messages = [
-        f"Account {name}: {sync.failure_problem(exc)}\n\nWhat to do: {sync.failure_remedy(exc)}"
+        f"Account {name}: {accounts.failure_problem(exc)}\n\n"
+        f"What to do: {accounts.failure_remedy(exc)}"
         for name, exc in results.failed.items()
     ]
     if not results.succeeded:
@@ -111,18 +113,18 @@ def partner_token(
     token, a sign-in without MFA or a rejected client secret fail the run with the fix.
     """
     store = warehouse.open()
-    accounts = {settings.name: settings for settings in microsoft.accounts()}
-    results = sync.for_each_account(
-        list(accounts.values()),
+    by_name = {settings.name: settings for settings in microsoft.accounts()}
+    results = accounts.for_each_account(
+        list(by_name.values()),
         store,
-        lambda settings, cloud: sync.check_sign_in(cloud, store, settings),
+        lambda settings, cloud: accounts.check_sign_in(cloud, store, settings),
     )
     signed_in = _succeeded_or_fail(context, results)
     table = pd.DataFrame(
         [
             {
                 "account": name,
-                "kind": accounts[name].kind,
+                "kind": by_name[name].kind,
                 "tenant_id": facts.tenant_id,
                 "signed_in_as": facts.account or "(app)",
                 "mfa": facts.mfa,
@@ -153,11 +155,11 @@ def customers(
     inactive in the `customers` table, keeping their partition and history.
     """
     store = warehouse.open()
-    seen_at = sync.utcnow()
-    results = sync.for_each_account(
+    seen_at = utcnow()
+    results = accounts.for_each_account(
         microsoft.accounts(),
         store,
-        lambda settings, cloud: sync.discover_customers(cloud, store, settings, seen_at),
+        lambda settings, cloud: discovery.discover_customers(cloud, store, settings, seen_at),
     )
     discoveries = _succeeded_or_fail(context, results)
     active = store.active_tenants()
@@ -209,22 +211,22 @@ def subscribed_skus(
     requested = set(context.partition_keys)
     catalog = SkuCatalog.load()
 
-    def sync_account(settings: Settings, cloud: MicrosoftCloud) -> sync.SyncSummary:
+    def sync_account(settings: Settings, cloud: MicrosoftCloud) -> facts.SyncSummary:
         tenant_ids = [t for t in store.active_tenants(settings.tenant_id) if t in requested]
-        fetches = sync.fetch_tenants(
+        fetches = tenants.fetch_tenants(
             cloud,
             tenant_ids,
             max_workers=settings.max_workers,
             partner_center=settings.kind == "partner",
             on_progress=_progress_logger(context, settings.name),
         )
-        screened = sync.screen_payloads(
+        screened = facts.screen_payloads(
             fetches,
             catalog=catalog,
             partner_tenant_id=settings.tenant_id,
             snapshot_date=snapshot_date,
         )
-        summary = sync.store_fetches(
+        summary = facts.store_fetches(
             store,
             screened,
             partner_tenant_id=settings.tenant_id,
@@ -235,7 +237,7 @@ def subscribed_skus(
         return summary
 
     summaries = _succeeded_or_fail(
-        context, sync.for_each_account(microsoft.accounts(), store, sync_account)
+        context, accounts.for_each_account(microsoft.accounts(), store, sync_account)
     )
     statuses = sum((summary.statuses for summary in summaries.values()), Counter())
     if skipped := len(requested) - statuses.total():
@@ -254,7 +256,7 @@ def subscribed_skus(
     )
 
 
-def _progress_logger(context: dg.AssetExecutionContext, account: str) -> sync.ProgressCallback:
+def _progress_logger(context: dg.AssetExecutionContext, account: str) -> tenants.ProgressCallback:
     """Log about ten progress lines per account, however many tenants it has."""
 
     def progress(done: int, total: int) -> None:
@@ -282,12 +284,12 @@ def license_facts(
     fetched_in_this_run = subscribed_skus.key in in_this_run
     sync_id = context.run.run_id if fetched_in_this_run else None
     rows = sum(
-        sync.build_license_facts(
+        facts.build_license_facts(
             store,
             catalog,
             partner_tenant_id=settings.tenant_id,
             snapshot_date=snapshot_date,
-            synced_at=sync.utcnow(),
+            synced_at=utcnow(),
             sync_id=sync_id,
         )
         for settings in microsoft.accounts()

@@ -12,12 +12,12 @@ import os
 
 import dagster as dg
 
-from sync365_pipeline.config import (
+from sync365_pipeline.core.settings import (
     ConfigError,
     Settings,
     load_accounts,
 )
-from sync365_pipeline.notify import WEBHOOK_URL_ENV, WebhookNotifier
+from sync365_pipeline.licensing.notify import WEBHOOK_URL_ENV, WebhookNotifier
 from sync365_pipeline.warehouse import Warehouse
 
 _FIELD_TO_ENV = {

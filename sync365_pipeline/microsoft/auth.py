@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import msal
 import requests
 
-from sync365_pipeline.config import Endpoints, PartnerCredentials, Secret, is_guid
+from sync365_pipeline.core.settings import Endpoints, PartnerCredentials, Secret, is_guid
 from sync365_pipeline.microsoft.errors import (
     MalformedResponse,
     MicrosoftError,

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from sync365_pipeline.models import TenantStatus
+from sync365_pipeline.core.status import TenantStatus
 
 _MAX_QUOTE = 300  # characters of Microsoft's own text quoted in a message
 _RECONSENT = (

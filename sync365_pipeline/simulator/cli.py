@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from sync365_pipeline.config import DATA_DIR
+from sync365_pipeline.core.settings import DATA_DIR
 from sync365_pipeline.simulator.scenario import ScenarioError, bundled_scenario_names, load_scenario
 from sync365_pipeline.simulator.server import HOST, environment, start_site
 from sync365_pipeline.simulator.state import SimulatorState

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from sync365_pipeline.models import TenantStatus
+from sync365_pipeline.core.status import TenantStatus
 
 
 @dataclass(frozen=True)

@@ -21,19 +21,15 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from sync365_pipeline.config import (
+from sync365_pipeline.core.clock import utc_naive
+from sync365_pipeline.core.settings import (
     DEFAULT_LOCK_TIMEOUT_S,
     duckdb_path_from_env,
     lock_timeout_from_env,
 )
-from sync365_pipeline.models import TenantStatus
-from sync365_pipeline.normalize import (
-    CUSTOMER_COLUMNS,
-    LICENSE_FACT_COLUMNS,
-    UNIT_COLUMNS,
-    utc_naive,
-)
+from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.warehouse import schema
+from sync365_pipeline.warehouse.columns import CUSTOMER_COLUMNS, LICENSE_FACT_COLUMNS, UNIT_COLUMNS
 from sync365_pipeline.warehouse.connection import connect
 from sync365_pipeline.warehouse.rows import (
     ConsentFlag,

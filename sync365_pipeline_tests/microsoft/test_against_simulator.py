@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from sync365_pipeline.config import Settings
+from sync365_pipeline.core.settings import Settings
+from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.microsoft import (
     AccessRemoved,
     Blocked,
@@ -43,7 +44,6 @@ from sync365_pipeline.microsoft import (
     build_session,
     tenant_outcome,
 )
-from sync365_pipeline.models import TenantStatus
 from sync365_pipeline.simulator import Scenario
 
 PARTNER = "aaaaaaaa-0000-4000-8000-000000000001"

@@ -11,7 +11,7 @@ import threading
 import msal
 import pytest
 
-from sync365_pipeline.config import Secret
+from sync365_pipeline.core.settings import Secret
 from sync365_pipeline.microsoft.auth import AccessToken, TokenCacheFile, TokenFacts
 from sync365_pipeline.microsoft.errors import MalformedResponse, TokenCacheCorrupt
 

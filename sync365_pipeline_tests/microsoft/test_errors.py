@@ -8,6 +8,7 @@ import json
 import pytest
 import requests
 
+from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.microsoft.errors import (
     AccessRemoved,
     Blocked,
@@ -27,7 +28,6 @@ from sync365_pipeline.microsoft.errors import (
     classify_token_error,
     tenant_outcome,
 )
-from sync365_pipeline.models import TenantStatus
 
 PARTNER = "df845f1a-7b35-40a2-ba78-6481de91f8ae"
 CUSTOMER = "b44bb1fb-c595-45b0-9e09-d657365580bf"

@@ -7,7 +7,7 @@ from datetime import date, datetime
 import pandas as pd
 
 from sync365_pipeline.catalog import SkuCatalog, SkuName
-from sync365_pipeline.normalize import license_facts_frame
+from sync365_pipeline.licensing.normalize import license_facts_frame
 
 PARTNER = "11111111-1111-1111-1111-111111111111"
 CONTOSO = "b44bb1fb-c595-45b0-9e09-d657365580bf"

@@ -8,8 +8,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from sync365_pipeline.models import TenantStatus
-from sync365_pipeline.normalize import LICENSE_FACT_COLUMNS, customers_frame
+from sync365_pipeline.core.status import TenantStatus
+from sync365_pipeline.licensing.normalize import LICENSE_FACT_COLUMNS, customers_frame
 from sync365_pipeline.warehouse import (
     ConsentFlag,
     InvalidFrameError,

@@ -1,0 +1,187 @@
+"""The `sync365` command: sync, demo, status, and the simulator."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sync365_pipeline.catalog import (
+    MICROSOFT_CSV_URL,
+    TABLE_FILE_NAME,
+    CatalogError,
+    refresh_sku_names,
+)
+from sync365_pipeline.commands.dev import dev
+from sync365_pipeline.commands.run import run_sync
+from sync365_pipeline.core.settings import DATA_DIR, ConfigError, load_accounts
+from sync365_pipeline.warehouse import Warehouse
+
+
+class LazyGroup(click.Group):
+    """Loads a subcommand's module only when that subcommand runs or its help is shown.
+
+    The simulator (aiohttp, trustme) is a heavy import that `sync365 sync` must never pay.
+    """
+
+    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            module, _, attribute = self.lazy[cmd_name].partition(":")
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, lazy={"simulator": "sync365_pipeline.simulator.cli:simulator"})
+def main() -> None:
+    """sync365: Microsoft 365 license facts for Microsoft partners, in DuckDB."""
+
+
+@main.command()
+def sync() -> None:
+    """Sync every customer tenant once (SYNC365_* variables or the SYNC365_CONFIG file)."""
+    sys.exit(run_sync())
+
+
+@main.command()
+@click.option("--account", "account_name", help="The partner account, when there are several.")
+@click.option("--no-sync", is_flag=True, help="Do not run the initial sync afterwards.")
+def consent(account_name: str | None, no_sync: bool) -> None:
+    """Grant Partner Center consent once (device code sign-in, with MFA), then sync."""
+    from sync365_pipeline.microsoft import MicrosoftError
+    from sync365_pipeline.microsoft.device_consent import ConsentError, DeviceCode, grant_consent
+    from sync365_pipeline.microsoft.device_consent import partner_account as choose
+
+    try:
+        settings = choose(load_accounts(), account_name)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+    def show(code: DeviceCode) -> None:
+        click.echo(
+            f"Account {settings.name}: sign in as the partner's sync account, with MFA.\n"
+            f"  1. Open {code.verification_uri}\n"
+            f"  2. Enter the code {code.user_code}\n"
+            f"Waiting for the sign-in (the code expires at {code.expires_at:%H:%M} UTC)..."
+        )
+
+    try:
+        granted = grant_consent(settings, show)
+    except (ConsentError, MicrosoftError) as exc:
+        click.echo(f"\nConsent failed: {exc}", err=True)
+        sys.exit(1)
+    amr = ", ".join(granted.facts.amr)
+    click.echo(
+        f"\nConsent granted by {granted.facts.account} with MFA (amr: {amr}); the refresh token "
+        f"is stored in {granted.token_cache_path} (mode 0600)."
+    )
+    if no_sync:
+        click.echo("Initial sync skipped (--no-sync): run `sync365 sync` when ready.")
+        return
+    click.echo("Running the initial sync...")
+    sys.exit(run_sync())
+
+
+@main.command()
+def doctor() -> None:
+    """Pre-flight checks, each with its fix; exits 1 when any fails."""
+    from sync365_pipeline.commands.doctor import failed, render, run_doctor
+
+    sections = run_doctor()
+    click.echo(render(sections))
+    sys.exit(1 if failed(sections) else 0)
+
+
+@main.command()
+def status() -> None:
+    """Per-tenant health from the warehouse (its analyst copy, so a running sync is not blocked)."""
+    try:
+        live = Warehouse.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    path = live.analyst_copy_path if live.analyst_copy_path.exists() else live.path
+    if not path.exists():
+        raise click.ClickException(f"No warehouse at {live.path} yet: run `sync365 sync` first.")
+    health = Warehouse(path).tenant_health()
+    click.echo(f"From {path}:")
+    click.echo(health.to_markdown(index=False) if len(health) else "No tenants synced yet.")
+
+
+@main.command("refresh-sku-names")
+@click.option(
+    "--from",
+    "source",
+    default=MICROSOFT_CSV_URL,
+    show_default="Microsoft's published CSV",
+    help="Microsoft's 'Product names and service plan identifiers' CSV: a file or https URL.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DATA_DIR / TABLE_FILE_NAME,
+    show_default=True,
+    help="Where to write the table; the pipeline reads data/sku_names.csv before its own.",
+)
+def refresh_sku_names_command(source: str, output: Path) -> None:
+    """Refresh the friendly product names from Microsoft's SKU CSV."""
+    try:
+        report = refresh_sku_names(source, output)
+    except CatalogError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"{report.target}: {report.total} SKUs "
+        f"({report.new} new, {report.changed} renamed, {report.removed} no longer listed)"
+    )
+
+
+@main.command()
+@click.option("--scenario", default="demo", show_default=True, help="Simulator scenario.")
+def demo(scenario: str) -> None:
+    """Run the pipeline end to end against the built-in Microsoft cloud simulator."""
+    from sync365_pipeline.simulator import SimulatorServer, load_scenario
+
+    demo_dir = (DATA_DIR / "demo").resolve()
+    shutil.rmtree(demo_dir, ignore_errors=True)  # every demo starts from a fresh simulator state
+    demo_dir.mkdir(parents=True)
+    os.environ["DAGSTER_HOME"] = str(demo_dir / "dagster_home")
+    with SimulatorServer(load_scenario(scenario), ca_path=demo_dir / "simulator-ca.pem") as sim:
+        click.echo(f"Microsoft cloud simulator ({scenario}) listening on {sim.url}")
+        os.environ.update(sim.environment())
+        os.environ["SYNC365_TOKEN_CACHE"] = str(demo_dir / "token_cache.json")
+        os.environ["SYNC365_DUCKDB_PATH"] = str(demo_dir / "sync365.duckdb")
+        code = run_sync()
+    if code == 0:
+        show_demo_result(demo_dir)
+    sys.exit(code)
+
+
+def show_demo_result(demo_dir: Path) -> None:
+    warehouse = Warehouse(demo_dir / "sync365.duckdb")
+    click.echo("\nLicenses per customer (current facts):")
+    click.echo(warehouse.licenses_per_customer().to_markdown(index=False))
+    dagster_home = demo_dir / "dagster_home"
+    click.echo(
+        "\nWhere to look next:\n"
+        f"  - Analysts: duckdb {warehouse.analyst_copy_path}\n"
+        "      views: current_license_facts, unused_licenses, tenant_health, license_changes\n"
+        f"  - This demo's runs in the Dagster UI: DAGSTER_HOME={dagster_home} "
+        ".venv/bin/dagster dev -w workspace.yaml"
+    )
+
+
+main.add_command(dev)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,357 @@
+"""Microsoft payloads -> pandas DataFrames shaped like the warehouse tables. Pure: no I/O.
+
+Payloads come from the network, so every field is checked: ids must be GUIDs, counts whole
+non-negative numbers, strings bounded. A bad field raises `MalformedPayload` naming the field and
+the tenant, never echoing the value (it may be huge or hostile). Unit counts stay int64 end to end.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+
+from sync365_pipeline.catalog import SkuCatalog
+from sync365_pipeline.core.clock import utc_naive
+from sync365_pipeline.warehouse.columns import CUSTOMER_COLUMNS, LICENSE_FACT_COLUMNS, UNIT_COLUMNS
+
+MAX_TEXT_LENGTH = 1024  # product names, company names and domains are far shorter
+MAX_COUNT = 2**63 - 1  # BIGINT; Microsoft documents Int32
+NAME_SOURCE_PARTNER_CENTER = "partner_center"
+
+# When one skuId comes in several billing-account rows, the combined status is the first of these
+# that any row has: "Enabled" means at least one prepaid unit is usable, and so on down.
+CAPABILITY_PRECEDENCE = ("Enabled", "Warning", "Suspended", "LockedOut", "Deleted")
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_WORD = re.compile(r"[A-Za-z][A-Za-z_]{0,63}")
+_PREPAID_KEYS = {
+    "enabled": "enabled_units",
+    "suspended": "suspended_units",
+    "warning": "warning_units",
+    "lockedOut": "locked_out_units",
+}
+
+
+class MalformedPayload(ValueError):  # noqa: N818 (the name other layers catch)
+    """A Microsoft payload does not have the documented shape; names the field and tenant."""
+
+
+def customers_frame(
+    partner_tenant_id: str,
+    partner_center_customers: Sequence[Mapping[str, Any]],
+    gdap_relationships: Sequence[Mapping[str, Any]],
+    contracts: Sequence[Mapping[str, Any]],
+) -> pd.DataFrame:
+    """One row per customer tenant reachable by any route, merged on tenant id.
+
+    Sources: Partner Center `/v1/customers` items (reseller/advisor relationships), Graph GDAP
+    `delegatedAdminRelationships` and Graph `contracts` (DAP). `relationship` is the sorted
+    '+'-joined set of routes (e.g. `dap+gdap+reseller`). Names prefer Partner Center, then GDAP,
+    then contracts (contracts keep a stale copy from when the partnership began). Of several GDAP
+    relationships the active one wins, then the latest `endDateTime`; `MLT_*` ones (Microsoft-led
+    transition, not the partner's own) are ignored, as CIPP does.
+    """
+    partner = _guid(partner_tenant_id, "partner_tenant_id", "partner")
+    names: dict[str, list[str | None]] = {}  # tenant -> [pc name, gdap name, contract name]
+    domains: dict[str, list[str | None]] = {}  # tenant -> [pc domain, contract domain]
+    routes: dict[str, set[str]] = {}
+
+    for index, item in enumerate(_records(partner_center_customers, "customers", partner)):
+        where = f"Partner Center customers[{index}]"
+        profile = _mapping(item.get("companyProfile", {}), f"{where}.companyProfile", partner)
+        raw_tenant = profile.get("tenantId") or item.get("id")
+        tenant = _guid(raw_tenant, f"{where}.companyProfile.tenantId", partner)
+        names.setdefault(tenant, [None, None, None])[0] = _text(
+            profile.get("companyName"), f"{where}.companyProfile.companyName", tenant
+        )
+        domains.setdefault(tenant, [None, None])[0] = _text(
+            profile.get("domain"), f"{where}.companyProfile.domain", tenant
+        )
+        relation = _text(
+            item.get("relationshipToPartner"), f"{where}.relationshipToPartner", tenant
+        )
+        tenant_routes = routes.setdefault(tenant, set())
+        if relation and relation.lower() not in ("none", "unknown"):
+            if not _WORD.fullmatch(relation):
+                raise MalformedPayload(
+                    f"{where}.relationshipToPartner of tenant {tenant} is not a word."
+                )
+            tenant_routes.add(relation.lower())
+
+    gdap_by_tenant: dict[str, tuple[str | None, datetime | None]] = {}
+    for index, item in enumerate(
+        _records(gdap_relationships, "delegatedAdminRelationships", partner)
+    ):
+        where = f"delegatedAdminRelationships[{index}]"
+        label = _text(item.get("displayName"), f"{where}.displayName", partner) or ""
+        if label.startswith("MLT_"):
+            continue
+        customer = _mapping(item.get("customer"), f"{where}.customer", partner, required=True)
+        tenant = _guid(customer.get("tenantId"), f"{where}.customer.tenantId", partner)
+        status = _text(item.get("status"), f"{where}.status", tenant)
+        end = _timestamp(item.get("endDateTime"), f"{where}.endDateTime", tenant)
+        routes.setdefault(tenant, set()).add("gdap")
+        names.setdefault(tenant, [None, None, None])
+        names[tenant][1] = names[tenant][1] or _text(
+            customer.get("displayName"), f"{where}.customer.displayName", tenant
+        )
+        if tenant not in gdap_by_tenant or _gdap_rank(status, end) > _gdap_rank(
+            *gdap_by_tenant[tenant]
+        ):
+            gdap_by_tenant[tenant] = (status, end)
+
+    for index, item in enumerate(_records(contracts, "contracts", partner)):
+        where = f"contracts[{index}]"
+        tenant = _guid(item.get("customerId"), f"{where}.customerId", partner)
+        routes.setdefault(tenant, set()).add("dap")
+        names.setdefault(tenant, [None, None, None])[2] = _text(
+            item.get("displayName"), f"{where}.displayName", tenant
+        )
+        domains.setdefault(tenant, [None, None])[1] = _text(
+            item.get("defaultDomainName"), f"{where}.defaultDomainName", tenant
+        )
+
+    rows = [
+        {
+            "partner_tenant_id": partner,
+            "tenant_id": tenant,
+            "display_name": _first(names.get(tenant, ())),
+            "default_domain": _first(domains.get(tenant, ())),
+            "relationship": "+".join(sorted(routes[tenant])) or "none",
+            "gdap_status": gdap_by_tenant.get(tenant, (None, None))[0],
+            "gdap_end_date": gdap_by_tenant.get(tenant, (None, None))[1],
+        }
+        for tenant in sorted(routes)
+    ]
+    frame = pd.DataFrame(rows, columns=list(CUSTOMER_COLUMNS))
+    frame["gdap_end_date"] = pd.to_datetime(frame["gdap_end_date"]).astype("datetime64[us]")
+    return frame
+
+
+def direct_tenant_frame(tenant_id: str, organization: Mapping[str, Any]) -> pd.DataFrame:
+    """The one "customer" of a direct account: its own tenant, from Graph `/v1.0/organization`.
+
+    A direct tenant is its own partner (`partner_tenant_id == tenant_id`), reached by an app
+    registered in it rather than by a delegated relationship.
+    """
+    tenant = _guid(tenant_id, "tenant_id", "direct tenant")
+    organization = _mapping(organization, "organization", tenant, required=True)
+    domains = _records(organization.get("verifiedDomains", []), "verifiedDomains", tenant)
+    default_domain = next(
+        (
+            _text(domain.get("name"), f"verifiedDomains[{index}].name", tenant)
+            for index, domain in enumerate(domains)
+            if domain.get("isDefault") is True
+        ),
+        None,
+    )
+    row = {
+        "partner_tenant_id": tenant,
+        "tenant_id": tenant,
+        "display_name": _text(organization.get("displayName"), "displayName", tenant),
+        "default_domain": default_domain,
+        "relationship": "direct",
+        "gdap_status": None,
+        "gdap_end_date": None,
+    }
+    frame = pd.DataFrame([row], columns=list(CUSTOMER_COLUMNS))
+    frame["gdap_end_date"] = pd.to_datetime(frame["gdap_end_date"]).astype("datetime64[us]")
+    return frame
+
+
+def license_facts_frame(
+    *,
+    partner_tenant_id: str,
+    tenant_id: str,
+    snapshot_date: date,
+    synced_at: datetime,
+    graph_skus: Sequence[Mapping[str, Any]],
+    partner_center_skus: Sequence[Mapping[str, Any]] | None,
+    catalog: SkuCatalog,
+) -> pd.DataFrame:
+    """One row per skuId of a tenant's Graph `subscribedSkus`, with every unit count as int64.
+
+    Graph is the source of counts; Partner Center only improves `product_name` (its
+    `productSku.name` for the same id), then the catalog, then the part number
+    (`product_name_source` says which). Partner Center SKUs that Graph does not list are ignored.
+
+    Duplicate skuIds: newer tenants can return one object per billing account for the same skuId
+    (`accountId`). The table's key is (snapshot date, tenant, sku), and the question analysts ask is
+    "how many units does this customer have", so the counts of distinct objects are **summed**,
+    `billing_accounts` says how many were combined, and `capability_status` is the most usable one
+    (`CAPABILITY_PRECEDENCE`). An object is identified by its `id` (else `accountId`); the same
+    object seen twice (a paging overlap) counts once if identical and is rejected if it differs,
+    so nothing is double-counted silently. Differing part numbers for one skuId are rejected.
+    """
+    partner = _guid(partner_tenant_id, "partner_tenant_id", "partner")
+    tenant = _guid(tenant_id, "tenant_id", "tenant")
+    synced = utc_naive(synced_at)
+    pc_names = _partner_center_names(partner_center_skus, tenant)
+
+    objects: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for index, item in enumerate(_records(graph_skus, "subscribedSkus", tenant)):
+        row = _graph_sku_row(item, f"subscribedSkus[{index}]", tenant)
+        identity = (row["sku_id"], row.pop("object_id"))
+        if identity in objects and objects[identity] != row:
+            raise MalformedPayload(
+                f"subscribedSkus[{index}] of tenant {tenant} repeats object "
+                f"{identity[1] or identity[0]} with different values."
+            )
+        objects[identity] = row
+
+    combined: dict[str, dict[str, Any]] = {}
+    for row in objects.values():
+        if (total := combined.get(row["sku_id"])) is None:
+            combined[row["sku_id"]] = {**row, "billing_accounts": 1}
+            continue
+        if total["sku_part_number"] != row["sku_part_number"]:
+            raise MalformedPayload(
+                f"subscribedSkus of tenant {tenant} give skuId {row['sku_id']} two part numbers."
+            )
+        for column in _PREPAID_KEYS.values():
+            total[column] += row[column]
+        total["consumed_units"] += row["consumed_units"]
+        total["billing_accounts"] += 1
+        total["capability_status"] = min(
+            total["capability_status"], row["capability_status"], key=_capability_rank
+        )
+
+    rows = []
+    for sku_id in sorted(combined):
+        fact = combined[sku_id]
+        if sku_id in pc_names:
+            name, source = pc_names[sku_id], NAME_SOURCE_PARTNER_CENTER
+        else:
+            name, source = catalog.name_for(sku_id, fact["sku_part_number"])
+        rows.append(
+            {
+                **fact,
+                "snapshot_date": snapshot_date,
+                "partner_tenant_id": partner,
+                "tenant_id": tenant,
+                "product_name": name,
+                "product_name_source": source,
+                "available_units": fact["enabled_units"] - fact["consumed_units"],
+                "synced_at": synced,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=list(LICENSE_FACT_COLUMNS))
+    for column in (*UNIT_COLUMNS, "billing_accounts"):
+        frame[column] = frame[column].astype("int64")
+    frame["synced_at"] = frame["synced_at"].astype("datetime64[us]")
+    return frame
+
+
+def _graph_sku_row(item: Mapping[str, Any], where: str, tenant: str) -> dict[str, Any]:
+    sku_id = _guid(item.get("skuId"), f"{where}.skuId", tenant)
+    where = f"{where} (skuId {sku_id})"
+    prepaid = _mapping(item.get("prepaidUnits"), f"{where}.prepaidUnits", tenant, required=True)
+    row: dict[str, Any] = {
+        "sku_id": sku_id,
+        "object_id": _text(item.get("id"), f"{where}.id", tenant)
+        or _text(item.get("accountId"), f"{where}.accountId", tenant),
+        "sku_part_number": _text(
+            item.get("skuPartNumber"), f"{where}.skuPartNumber", tenant, required=True
+        ),
+        "capability_status": _text(
+            item.get("capabilityStatus"), f"{where}.capabilityStatus", tenant, required=True
+        ),
+        "consumed_units": _count(item.get("consumedUnits"), f"{where}.consumedUnits", tenant),
+    }
+    for key, column in _PREPAID_KEYS.items():
+        # lockedOut only exists in newer payloads; older ones mean zero by omitting it.
+        value = prepaid.get(key, 0 if key == "lockedOut" else None)
+        row[column] = _count(value, f"{where}.prepaidUnits.{key}", tenant)
+    return row
+
+
+def _partner_center_names(items: Sequence[Mapping[str, Any]] | None, tenant: str) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for index, item in enumerate(_records(items or [], "Partner Center subscribedskus", tenant)):
+        where = f"Partner Center subscribedskus[{index}].productSku"
+        product = _mapping(item.get("productSku"), where, tenant, required=True)
+        sku_id = _guid(product.get("id"), f"{where}.id", tenant)
+        if name := _text(product.get("name"), f"{where}.name", tenant):
+            names[sku_id] = name
+    return names
+
+
+def _records(items: object, field: str, tenant: str) -> list[Mapping[str, Any]]:
+    if not isinstance(items, Sequence) or isinstance(items, str | bytes):
+        raise MalformedPayload(f"{field} for tenant {tenant} is not a list.")
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise MalformedPayload(f"{field}[{index}] for tenant {tenant} is not an object.")
+    return list(items)
+
+
+def _mapping(
+    value: object, field: str, tenant: str, *, required: bool = False
+) -> Mapping[str, Any]:
+    if value is None and not required:
+        return {}
+    if not isinstance(value, Mapping):
+        problem = "is missing" if value is None else "is not an object"
+        raise MalformedPayload(f"{field} of tenant {tenant} {problem}.")
+    return value
+
+
+def _guid(value: object, field: str, tenant: str) -> str:
+    if not isinstance(value, str) or not _GUID.fullmatch(value):
+        problem = "is missing" if value is None else "is not a GUID"
+        raise MalformedPayload(f"{field} of tenant {tenant} {problem}.")
+    return value.lower()
+
+
+def _text(value: object, field: str, tenant: str, *, required: bool = False) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise MalformedPayload(f"{field} of tenant {tenant} is missing.")
+        return None
+    if not isinstance(value, str):
+        raise MalformedPayload(f"{field} of tenant {tenant} is a {type(value).__name__}, not text.")
+    if len(value) > MAX_TEXT_LENGTH:
+        raise MalformedPayload(
+            f"{field} of tenant {tenant} is {len(value)} characters long (limit {MAX_TEXT_LENGTH})."
+        )
+    return value.strip()
+
+
+def _count(value: object, field: str, tenant: str) -> int:
+    # bool is an int subclass and floats like 2.5 or 1e300 are not counts: accept real ints only.
+    if value is None:
+        raise MalformedPayload(f"{field} of tenant {tenant} is missing.")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MalformedPayload(f"{field} of tenant {tenant} is not a whole number.")
+    if not 0 <= value <= MAX_COUNT:
+        raise MalformedPayload(f"{field} of tenant {tenant} is out of range (0 to {MAX_COUNT}).")
+    return value
+
+
+def _timestamp(value: object, field: str, tenant: str) -> datetime | None:
+    text = _text(value, field, tenant)
+    if text is None:
+        return None
+    try:
+        return utc_naive(datetime.fromisoformat(text))
+    except ValueError:
+        raise MalformedPayload(f"{field} of tenant {tenant} is not an ISO 8601 time.") from None
+
+
+def _gdap_rank(status: str | None, end: datetime | None) -> tuple[bool, datetime]:
+    return (status == "active", end or datetime.min)
+
+
+def _capability_rank(status: str) -> int:
+    try:
+        return CAPABILITY_PRECEDENCE.index(status)
+    except ValueError:
+        return len(CAPABILITY_PRECEDENCE)
+
+
+def _first(values: Sequence[str | None]) -> str | None:
+    return next((value for value in values if value), None)

@@ -1,0 +1,73 @@
+"""`MicrosoftCloud`: one account's session, token provider and API clients, built in one place."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sync365_pipeline.core.settings import Settings
+from sync365_pipeline.microsoft.auth import TokenCacheFile, TokenProvider
+from sync365_pipeline.microsoft.graph import GraphClient
+from sync365_pipeline.microsoft.http import MicrosoftSession, RetrySettings, build_session
+from sync365_pipeline.microsoft.partner_center import PartnerCenterClient
+
+
+class MicrosoftCloud:
+    """Everything one partner account needs: session, tokens, both clients.
+
+    Close it (or use it as a context manager) so the rotated refresh token is saved.
+    """
+
+    def __init__(
+        self,
+        session: MicrosoftSession,
+        tokens: TokenProvider,
+        partner_center: PartnerCenterClient,
+        graph: GraphClient,
+    ) -> None:
+        self.session = session
+        self.tokens = tokens
+        self.partner_center = partner_center
+        self.graph = graph
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, retry: RetrySettings | None = None
+    ) -> MicrosoftCloud:
+        session = build_session(
+            ca_bundle=settings.ca_bundle,
+            pool_size=max(16, settings.max_workers),
+            retry=retry or RetrySettings(),
+        )
+        tokens = TokenProvider(
+            settings.credentials,
+            settings.endpoints,
+            session,
+            TokenCacheFile(settings.token_cache_path),
+            app_only=settings.kind == "direct",
+        )
+        return cls(
+            session=session,
+            tokens=tokens,
+            partner_center=PartnerCenterClient(
+                session, settings.endpoints.partner_center_url, tokens
+            ),
+            graph=GraphClient(session, settings.endpoints.graph_url, tokens),
+        )
+
+    def close(self) -> None:
+        """Save the token cache (the rotated refresh token), then close the session."""
+        try:
+            self.tokens.save()
+        finally:
+            self.session.close()
+
+    def __enter__(self) -> MicrosoftCloud:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

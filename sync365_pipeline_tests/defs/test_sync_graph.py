@@ -1,0 +1,393 @@
+"""The whole asset graph, run by Dagster against the simulator into a real DuckDB file."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from sync365_pipeline.defs.assets import license_facts
+from sync365_pipeline.defs.definitions import defs
+from sync365_pipeline.simulator import load_scenario
+
+from .conftest import Pipeline, PipelineFactory
+
+PARTNER = {
+    "tenant_id": "5b7a3c1e-0f4d-4c55-9d1a-2f8e6b0c9a11",
+    "domain": "fourthcoffeepartners.onmicrosoft.com",
+    "client_id": "0c7e9d9a-6a53-4b1e-9f3e-8b1c2d3e4f50",
+    "client_secret": "test-secret-value-123",
+    "user_upn": "agent@fourthcoffeepartners.onmicrosoft.com",
+    "refresh_token": "1.test-seed-refresh-token",
+}
+HEALTHY_A = "11111111-1111-4111-8111-111111111111"
+HEALTHY_B = "22222222-2222-4222-8222-222222222222"
+THROTTLED = "33333333-3333-4333-8333-333333333333"
+
+
+def scenario(**overrides: Any) -> dict[str, Any]:
+    """Three customers: two healthy, one throttled twice before it answers."""
+    base: dict[str, Any] = {
+        "name": "pipeline-test",
+        "partner": copy.deepcopy(PARTNER),
+        "settings": {"page_size_customers": 2, "page_size_graph": 2},
+        "customers": [
+            {
+                "tenant_id": HEALTHY_A,
+                "display_name": "Alpha Dental",
+                "default_domain": "alphadental.onmicrosoft.com",
+                "dap": True,
+                "gdap_relationships": [{"ends_in_days": 200}],
+                "skus": [
+                    {"part_number": "SPB", "enabled": 40, "consumed": 37},
+                    {"part_number": "FLOW_FREE", "enabled": 10000, "consumed": 12},
+                    {"part_number": "POWER_BI_PRO", "enabled": 0, "consumed": 3, "suspended": 5},
+                ],
+            },
+            {
+                "tenant_id": HEALTHY_B,
+                "display_name": "Beta Logistics",
+                "default_domain": "betalogistics.onmicrosoft.com",
+                "gdap_relationships": [{"ends_in_days": 20}],
+                "skus": [
+                    {"part_number": "SPE_E3", "enabled": 120, "consumed": 104, "warning": 5},
+                    {"part_number": "EMSPREMIUM", "enabled": 20, "consumed": 9},
+                    {"part_number": "VISIOCLIENT", "enabled": 3, "consumed": 1},
+                ],
+            },
+            {
+                "tenant_id": THROTTLED,
+                "display_name": "Gamma Realty",
+                "default_domain": "gammarealty.onmicrosoft.com",
+                "dap": True,
+                "skus": [{"part_number": "O365_BUSINESS", "enabled": 14, "consumed": 11}],
+                "faults": [{"type": "throttle", "times": 2, "retry_after": 1}],
+            },
+        ],
+    }
+    base.update(overrides)
+    return base
+
+
+def latest_statuses(pipeline: Pipeline) -> dict[str, tuple[str, str | None]]:
+    rows = pipeline.query("SELECT tenant_id, status, error_code FROM latest_tenant_status")
+    return {tenant_id: (status, code) for tenant_id, status, code in rows}
+
+
+def facts_by_sku(pipeline: Pipeline, tenant_id: str) -> dict[str, tuple[int, ...]]:
+    rows = pipeline.query(
+        "SELECT sku_id, enabled_units, suspended_units, warning_units, locked_out_units, "
+        "consumed_units, available_units FROM license_facts WHERE tenant_id = ? "
+        "AND snapshot_date = (SELECT max(snapshot_date) FROM license_facts)",
+        [tenant_id],
+    )
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def served_by_simulator(pipeline: Pipeline, tenant_id: str) -> dict[str, tuple[int, ...]]:
+    served = {}
+    for sku in pipeline.sim.control.expected_subscribed_skus(tenant_id):
+        units = sku["prepaidUnits"]
+        served[sku["skuId"]] = (
+            units["enabled"],
+            units["suspended"],
+            units["warning"],
+            units["lockedOut"],
+            sku["consumedUnits"],
+            units["enabled"] - sku["consumedUnits"],
+        )
+    return served
+
+
+def test_full_graph_lands_facts_identical_to_what_the_simulator_served(
+    pipeline_factory: PipelineFactory,
+) -> None:
+    pipeline = pipeline_factory(scenario())
+    outcome = pipeline.sync()
+
+    assert outcome.success, outcome.failure
+    assert latest_statuses(pipeline) == {
+        HEALTHY_A: ("ok", None),
+        HEALTHY_B: ("ok", None),
+        THROTTLED: ("ok", None),
+    }
+    for tenant in (HEALTHY_A, HEALTHY_B, THROTTLED):
+        assert facts_by_sku(pipeline, tenant) == served_by_simulator(pipeline, tenant)
+    names = dict(pipeline.query("SELECT sku_part_number, product_name FROM license_facts"))
+    assert names["SPB"] == "Microsoft 365 Business Premium"
+    customers = {
+        row[0]: row[1:]
+        for row in pipeline.query(
+            "SELECT tenant_id, display_name, relationship, active FROM customers"
+        )
+    }
+    assert customers[HEALTHY_A] == ("Alpha Dental", "dap+gdap+reseller", True)
+    assert customers[HEALTHY_B][1] == "gdap+reseller"
+    # Gamma Realty was throttled twice (429 + Retry-After) and still ended ok: absorbed.
+    assert pipeline.sim.control.request_counts()["by_status"].get("429") == 2
+    event = pipeline.instance.get_latest_materialization_event(dg.AssetKey("subscribed_skus"))
+    assert event is not None
+    assert event.asset_materialization is not None
+    http = event.asset_materialization.metadata["http"].value
+    assert http["default"]["throttled_responses"] == 2
+    facts_event = pipeline.instance.get_latest_materialization_event(dg.AssetKey("license_facts"))
+    assert facts_event is not None
+    assert facts_event.asset_materialization is not None
+    shown = facts_event.asset_materialization.metadata
+    assert shown["rows_written"].value == pipeline.query("SELECT count(*) FROM license_facts")[0][0]
+    assert "Microsoft 365 Business Premium" in shown["preview"].value
+
+
+def test_one_run_covers_every_tenant(pipeline_factory: PipelineFactory) -> None:
+    pipeline = pipeline_factory(scenario())
+    outcome = pipeline.sync()
+
+    license_runs = [run for run in pipeline.instance.get_runs() if run.job_name == "license_sync"]
+    assert [run.run_id for run in license_runs] == [outcome.license_run_id]
+    assert set(pipeline.instance.get_materialized_partitions(dg.AssetKey("subscribed_skus"))) == {
+        HEALTHY_A,
+        HEALTHY_B,
+        THROTTLED,
+    }
+
+
+def test_consent_revoked_mid_sync_keeps_last_good_facts_and_recovers(
+    pipeline_factory: PipelineFactory,
+) -> None:
+    pipeline = pipeline_factory(scenario())
+    assert pipeline.sync().success
+    first_facts = facts_by_sku(pipeline, HEALTHY_B)
+
+    pipeline.sim.control.revoke_consent(HEALTHY_B)
+    pipeline.sim.control.set_sku_units(
+        HEALTHY_A,
+        "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46",
+        enabled=41,
+        consumed=38,
+    )
+    assert pipeline.sync().success, "a customer's lost consent must not fail the sync"
+
+    statuses = latest_statuses(pipeline)
+    assert statuses[HEALTHY_B] == ("consent_revoked", "AADSTS65001")
+    assert statuses[HEALTHY_A] == ("ok", None)
+    assert facts_by_sku(pipeline, HEALTHY_B) == first_facts, "failed tenant's facts kept"
+    assert facts_by_sku(pipeline, HEALTHY_A)["cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"][:5] == (
+        41,
+        0,
+        0,
+        0,
+        38,
+    )
+    stale = dict(pipeline.query("SELECT DISTINCT tenant_id, is_stale FROM current_license_facts"))
+    assert stale[HEALTHY_B] is True
+    assert stale[HEALTHY_A] is False
+
+    pipeline.sim.control.restore_consent(HEALTHY_B)
+    assert pipeline.sync().success
+    assert latest_statuses(pipeline)[HEALTHY_B] == ("ok", None)
+    stale = dict(pipeline.query("SELECT DISTINCT tenant_id, is_stale FROM current_license_facts"))
+    assert stale[HEALTHY_B] is False
+
+
+def test_departed_customer_is_retired_with_history_kept(pipeline_factory: PipelineFactory) -> None:
+    pipeline = pipeline_factory(scenario())
+    assert pipeline.sync().success
+    pipeline.sim.control.remove_customer(HEALTHY_B)
+    assert pipeline.sync().success
+
+    active = dict(pipeline.query("SELECT tenant_id, active FROM customers"))
+    assert active[HEALTHY_B] is False
+    assert active[HEALTHY_A] is True
+    assert facts_by_sku(pipeline, HEALTHY_B), "history of the departed customer kept"
+    assert HEALTHY_B in pipeline.instance.get_dynamic_partitions("tenants")
+    checked = pipeline.query("SELECT count(*) FROM tenant_status WHERE tenant_id = ?", [HEALTHY_B])[
+        0
+    ][0]
+    assert checked == 1, "a departed customer is no longer synced"
+
+
+@pytest.mark.parametrize(
+    ("state", "code"), [("expired", "AADSTS700082"), ("revoked", "AADSTS50173")]
+)
+def test_dead_refresh_token_stops_the_sync_and_leaves_the_warehouse_as_it_was(
+    pipeline_factory: PipelineFactory, state: str, code: str
+) -> None:
+    pipeline = pipeline_factory(scenario())
+    assert pipeline.sync().success
+    before = pipeline.query("SELECT * FROM license_facts ORDER BY tenant_id, sku_id")
+    customers_before = pipeline.query("SELECT * FROM customers ORDER BY tenant_id")
+
+    pipeline.sim.control.set_partner_refresh_token_state(state)
+    pipeline.token_cache.unlink()  # force a redemption instead of a cached access token
+    outcome = pipeline.sync()
+
+    assert not outcome.success
+    assert outcome.failure is not None
+    assert code in outcome.failure
+    assert "sync365 consent" in outcome.failure, "the message says what to do"
+    assert pipeline.query("SELECT * FROM license_facts ORDER BY tenant_id, sku_id") == before
+    assert pipeline.query("SELECT * FROM customers ORDER BY tenant_id") == customers_before
+    partner_status = pipeline.query(
+        "SELECT status, error_code FROM partner_status ORDER BY checked_at DESC LIMIT 1"
+    )
+    assert partner_status == [(f"refresh_token_{state}", code)]
+
+
+def test_rejected_client_secret_is_a_partner_level_failure(
+    pipeline_factory: PipelineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = pipeline_factory(scenario())
+    assert pipeline.sync().success
+    before = pipeline.query("SELECT * FROM license_facts ORDER BY tenant_id, sku_id")
+
+    monkeypatch.setenv("SYNC365_CLIENT_SECRET", "an-old-secret-that-was-rotated")
+    pipeline.token_cache.unlink()
+    outcome = pipeline.sync()
+
+    assert not outcome.success
+    assert "AADSTS7000215" in (outcome.failure or "")
+    assert "an-old-secret-that-was-rotated" not in (outcome.failure or "")
+    assert pipeline.query("SELECT * FROM license_facts ORDER BY tenant_id, sku_id") == before
+
+
+def test_sign_in_without_mfa_is_refused_with_the_likely_cause(
+    pipeline_factory: PipelineFactory,
+) -> None:
+    partner = {**PARTNER, "mfa": False}
+    pipeline = pipeline_factory(scenario(partner=partner))
+    outcome = pipeline.sync()
+
+    assert not outcome.success
+    assert "MFA" in (outcome.failure or "")
+    assert pipeline.query("SELECT count(*) FROM license_facts") == [(0,)]
+
+
+def test_demo_scenario_statuses(pipeline_factory: PipelineFactory) -> None:
+    demo = load_scenario("demo")
+    pipeline = pipeline_factory(demo)
+    assert pipeline.sync().success
+
+    by_name = {
+        row[0]: (row[1], row[2])
+        for row in pipeline.query(
+            "SELECT c.display_name, s.status, s.error_code FROM latest_tenant_status s "
+            "JOIN customers c USING (partner_tenant_id, tenant_id)"
+        )
+    }
+    assert by_name["Adatum Legal LLP"] == ("consent_revoked", "AADSTS65001")
+    assert by_name["Proseware Engineering"] == ("access_removed", "AADSTS50020")
+    assert by_name["Wingtip Toys"] == ("mfa_required", "AADSTS50076")
+    assert by_name["Alpine Ski House"][0] == "tenant_gone"
+    assert by_name["Litware Architects"] == ("access_removed", "Authorization_RequestDenied")
+    assert by_name["Bluebird Veterinary Clinics"] == ("ok", None)
+    assert by_name["Cedar Harbor Realty"] == ("ok", None)
+    assert by_name["Summit Pharmacy Inc"] == ("ok", None)
+
+
+def test_unreadable_answer_is_a_tenant_error_that_keeps_earlier_facts(
+    pipeline_factory: PipelineFactory,
+) -> None:
+    pipeline = pipeline_factory(scenario())
+    assert pipeline.sync().success
+    before = facts_by_sku(pipeline, HEALTHY_A)
+
+    pipeline.sim.control.set_fault(HEALTHY_A, {"type": "malformed", "kind": "html"})
+    assert pipeline.sync().success
+
+    status, code = latest_statuses(pipeline)[HEALTHY_A]
+    assert status == "error"
+    assert code is not None
+    assert facts_by_sku(pipeline, HEALTHY_A) == before
+    assert latest_statuses(pipeline)[HEALTHY_B] == ("ok", None)
+
+
+def test_broken_token_cache_stops_the_sync_and_is_not_overwritten(
+    pipeline_factory: PipelineFactory,
+) -> None:
+    pipeline = pipeline_factory(scenario())
+    assert pipeline.sync().success
+    pipeline.token_cache.write_text('{"RefreshToken": [not json')
+
+    outcome = pipeline.sync()
+
+    assert not outcome.success
+    assert str(pipeline.token_cache) in (outcome.failure or "")
+    assert "not json" not in (outcome.failure or ""), "the cache's content is never echoed"
+    assert pipeline.token_cache.read_text() == '{"RefreshToken": [not json'
+
+
+def test_rerunning_one_tenant_rewrites_only_that_tenant(pipeline_factory: PipelineFactory) -> None:
+    pipeline = pipeline_factory(scenario())
+    assert pipeline.sync().success
+    written = dict(pipeline.query("SELECT tenant_id, written_at FROM license_snapshots"))
+    pipeline.sim.control.set_sku_units(
+        HEALTHY_A, "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46", enabled=50, consumed=45
+    )
+
+    rerun = defs.resolve_job_def("license_sync").execute_in_process(
+        instance=pipeline.instance, partition_key=HEALTHY_A
+    )
+
+    assert rerun.success
+    rewritten = dict(pipeline.query("SELECT tenant_id, written_at FROM license_snapshots"))
+    assert rewritten[HEALTHY_A] > written[HEALTHY_A]
+    assert rewritten[HEALTHY_B] == written[HEALTHY_B]
+    assert rewritten[THROTTLED] == written[THROTTLED]
+    assert facts_by_sku(pipeline, HEALTHY_A)["cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"][4] == 45
+
+
+def test_consent_revoked_while_the_license_run_is_fetching(
+    pipeline_factory: PipelineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tenants are fetched one at a time, slowly; consent goes as soon as the first is asked."""
+    slow = {"type": "latency", "ms": 300}
+    customers = scenario()["customers"]
+    for customer in customers:
+        customer["faults"] = [slow]
+    pipeline = pipeline_factory(scenario(customers=customers))
+    monkeypatch.setenv("SYNC365_MAX_WORKERS", "1")
+    revoked = threading.Event()
+
+    def revoke_once_fetching_starts() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if pipeline.sim.control.request_counts()["by_tenant"].get(HEALTHY_A):
+                pipeline.sim.control.revoke_consent(THROTTLED)
+                revoked.set()
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=revoke_once_fetching_starts)
+    watcher.start()
+    outcome = pipeline.sync()
+    watcher.join()
+
+    assert revoked.is_set()
+    assert outcome.success
+    assert latest_statuses(pipeline) == {
+        HEALTHY_A: ("ok", None),
+        HEALTHY_B: ("ok", None),
+        THROTTLED: ("consent_revoked", "AADSTS65001"),
+    }
+    assert set(pipeline.query("SELECT DISTINCT tenant_id FROM license_facts")) == {
+        (HEALTHY_A,),
+        (HEALTHY_B,),
+    }
+
+
+def test_license_facts_materialized_on_its_own_rebuilds_the_whole_day(
+    pipeline_factory: PipelineFactory,
+) -> None:
+    pipeline = pipeline_factory(scenario())
+    assert pipeline.sync().success
+    written = dict(pipeline.query("SELECT tenant_id, written_at FROM license_snapshots"))
+
+    alone = dg.materialize([license_facts], instance=pipeline.instance, resources=defs.resources)
+
+    assert alone.success
+    rewritten = dict(pipeline.query("SELECT tenant_id, written_at FROM license_snapshots"))
+    assert all(rewritten[tenant] > written[tenant] for tenant in written)

@@ -1,0 +1,233 @@
+"""Consent flags posted to a webhook: once per raise and per clear, never at the sensor's cost."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from sync365_pipeline.defs.definitions import defs
+from sync365_pipeline.defs.resources import WarehouseResource
+from sync365_pipeline.defs.sensors import consent_sensor
+from sync365_pipeline.licensing.notify import WebhookNotifier
+from sync365_pipeline.warehouse import ConsentFlag
+
+from .conftest import Pipeline, PipelineFactory
+from .test_sync_graph import HEALTHY_B, PARTNER, scenario
+
+# Real webhook URLs carry their secret in the path, as Slack's /services/T../B../XXXX do.
+SECRET_PATH = "/services/T000/B000/webhook-path-secret-0123456789"
+
+
+@dataclass
+class Receiver:
+    """A webhook endpoint on 127.0.0.1 that records every POST and answers `status`."""
+
+    server: ThreadingHTTPServer
+    status: int = 200
+    delay_s: float = 0.0
+    posts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{SECRET_PATH}"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    holder: list[Receiver] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            recorder = holder[0]
+            recorder.posts.append(
+                {"path": self.path, "type": self.headers["Content-Type"], "json": json.loads(body)}
+            )
+            time.sleep(recorder.delay_s)
+            self.send_response(recorder.status)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Keep the test output quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    holder.append(Receiver(server))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield holder[0]
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def dead_url() -> str:
+    """A loopback URL nothing listens on (connection refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}{SECRET_PATH}"
+
+
+def tick(
+    pipeline: Pipeline, cursor: str | None, webhook_url: str | None = None
+) -> dg.SensorResult | dg.SkipReason:
+    resources = dict(defs.resources)
+    if webhook_url is not None:
+        resources["warehouse"] = WarehouseResource(webhook_url=webhook_url)
+    context = dg.build_sensor_context(
+        instance=pipeline.instance, cursor=cursor, resources=resources
+    )
+    result = consent_sensor(context)
+    assert isinstance(result, dg.SensorResult | dg.SkipReason)
+    return result
+
+
+def test_raise_and_clear_post_exactly_once_each(
+    pipeline_factory: PipelineFactory, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = pipeline_factory(scenario())
+    monkeypatch.setenv("SYNC365_WEBHOOK_URL", receiver.url)
+    assert pipeline.sync().success
+    first = tick(pipeline, None)
+    assert receiver.posts == []  # all tenants healthy: nothing to say
+
+    pipeline.sim.control.revoke_consent(HEALTHY_B)
+    assert pipeline.sync().success
+    raised = tick(pipeline, first.cursor)
+    (post,) = receiver.posts
+    assert post["path"] == SECRET_PATH
+    assert post["type"] == "application/json"
+    body = post["json"]
+    assert body["event"] == "sync365.consent"
+    assert body["cleared"] == []
+    (flag,) = body["raised"]
+    assert flag["tenant_id"] == HEALTHY_B
+    assert flag["partner_tenant_id"] == PARTNER["tenant_id"]
+    assert (flag["status"], flag["error_code"]) == ("consent_revoked", "AADSTS65001")
+    assert "Global Administrator" in flag["remedy"]
+    for fragment in (HEALTHY_B, "consent_revoked", "AADSTS65001", "What to do:"):
+        assert fragment in body["text"]
+
+    # The same failure seen again: no second post, on a skipped tick or on a new sync's tick.
+    assert isinstance(tick(pipeline, raised.cursor), dg.SkipReason)
+    assert pipeline.sync().success
+    repeated = tick(pipeline, raised.cursor)
+    assert len(receiver.posts) == 1
+
+    pipeline.sim.control.restore_consent(HEALTHY_B)
+    assert pipeline.sync().success
+    tick(pipeline, repeated.cursor)
+    assert len(receiver.posts) == 2
+    cleared = receiver.posts[1]["json"]
+    assert cleared["raised"] == []
+    assert cleared["cleared"] == [
+        {"partner_tenant_id": PARTNER["tenant_id"], "tenant_id": HEALTHY_B}
+    ]
+    assert f"Access restored: customer tenant {HEALTHY_B}" in cleared["text"]
+
+
+def test_partner_level_flag_posts_reconsent_instructions_and_no_secret(
+    pipeline_factory: PipelineFactory, receiver: Receiver
+) -> None:
+    pipeline = pipeline_factory(scenario())
+    assert pipeline.sync().success
+    pipeline.sim.control.set_partner_refresh_token_state("expired")
+    pipeline.token_cache.unlink()
+    assert not pipeline.sync().success
+
+    tick(pipeline, None, webhook_url=receiver.url)  # configured on the resource, not the env
+
+    (post,) = receiver.posts
+    (flag,) = post["json"]["raised"]
+    assert (flag["tenant_id"], flag["status"]) == (None, "refresh_token_expired")
+    assert flag["error_code"] == "AADSTS700082"
+    assert "sync365 consent" in flag["remedy"]
+    assert f"partner {PARTNER['tenant_id']} (the partner's own sign-in)" in post["json"]["text"]
+    raw = json.dumps(post["json"])
+    for secret in (PARTNER["client_secret"], PARTNER["refresh_token"], "eyJ", "1.AXoA"):
+        assert secret not in raw
+
+
+@pytest.mark.parametrize("failure", ["connection_refused", "http_500"])
+def test_failing_webhook_never_breaks_the_sensor(
+    pipeline_factory: PipelineFactory, receiver: Receiver, failure: str
+) -> None:
+    pipeline = pipeline_factory(scenario())
+    pipeline.sim.control.revoke_consent(HEALTHY_B)
+    assert pipeline.sync().success
+    receiver.status = 500
+    url = dead_url() if failure == "connection_refused" else receiver.url
+
+    result = tick(pipeline, None, webhook_url=url)
+
+    assert isinstance(result, dg.SensorResult)
+    (evaluation,) = result.asset_events
+    assert evaluation.passed is False
+    flags = pipeline.warehouse.open_consent_flags()
+    assert [(flag.tenant_id, flag.status) for flag in flags] == [(HEALTHY_B, "consent_revoked")]
+    assert len(receiver.posts) == (1 if failure == "http_500" else 0)
+
+
+FLAG = ConsentFlag(
+    partner_tenant_id=PARTNER["tenant_id"],
+    tenant_id=HEALTHY_B,
+    status="access_removed",
+    raised_at=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
+    error_code="Authorization_RequestDenied",
+    message="Insufficient privileges to complete the operation.",
+)
+
+
+@pytest.mark.parametrize("failure", ["connection_refused", "http_500", "timeout"])
+def test_failed_post_is_logged_without_the_url_secret(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture, failure: str
+) -> None:
+    # A slow receiver that would answer 200 in the end: only the notifier's timeout fails it.
+    receiver.status = 200 if failure == "timeout" else 500
+    receiver.delay_s = 3.0 if failure == "timeout" else 0.0
+    url = dead_url() if failure == "connection_refused" else receiver.url
+    notifier = WebhookNotifier(url, timeout=0.2, logger=logging.getLogger("test.webhook"))
+
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="test.webhook"):
+        assert notifier.notify([FLAG], []) is False
+    assert time.monotonic() - started < (1.5 if failure == "timeout" else 5)
+
+    (record,) = caplog.records
+    if failure == "timeout":
+        assert "Timeout" in record.getMessage()
+    assert "127.0.0.1" in record.getMessage()
+    assert "consent_flags" in record.getMessage()
+    assert "webhook-path-secret" not in caplog.text
+
+
+def test_payload_lists_every_change_with_its_remedy(receiver: Receiver) -> None:
+    partner_key = (PARTNER["tenant_id"], None)
+    assert WebhookNotifier(receiver.url).notify([FLAG], [partner_key]) is True
+    assert WebhookNotifier(receiver.url).notify([], []) is True  # nothing to say: no post
+
+    (post,) = receiver.posts
+    body = post["json"]
+    assert body["text"].splitlines() == [
+        "sync365 consent check: 1 lost access, 1 regained access.",
+        f"- Access lost: customer tenant {HEALTHY_B} (partner {PARTNER['tenant_id']}): status "
+        "access_removed, Microsoft error Authorization_RequestDenied. Insufficient privileges to "
+        "complete the operation. What to do: The partner's delegated admin access (GDAP "
+        "relationship or DAP) was removed or has expired: request a new GDAP relationship in "
+        "Partner Center and have the customer approve it.",
+        f"- Access restored: partner {PARTNER['tenant_id']} (the partner's own sign-in).",
+    ]
+    assert body["raised"][0]["raised_at"] == "2025-01-02T03:04:05+00:00"
+    assert body["cleared"] == [{"partner_tenant_id": PARTNER["tenant_id"], "tenant_id": None}]

@@ -1,0 +1,251 @@
+"""The normalizer: Microsoft payloads -> DataFrames, and its refusal of hostile payloads."""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from sync365_pipeline.catalog import SkuCatalog, SkuName
+from sync365_pipeline.licensing.normalize import (
+    LICENSE_FACT_COLUMNS,
+    MalformedPayload,
+    customers_frame,
+    license_facts_frame,
+)
+
+PARTNER = "11111111-1111-1111-1111-111111111111"
+CONTOSO = "b44bb1fb-c595-45b0-9e09-d657365580bf"
+FABRIKAM = "45c44870-ef77-4fdd-b6fe-3dacb075cff2"
+NORTHWIND = "52eaad04-13a2-4a2f-9ce8-93a294fadf36"
+SPB = "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"
+POWER_BI_PRO = "f8a1db68-be16-40ed-86d5-cb42ce701560"
+UNKNOWN_SKU = "0b0b0b0b-0000-4000-8000-000000000000"
+CATALOG = SkuCatalog(
+    [
+        SkuName(SPB, "SPB", "Microsoft 365 Business Premium"),
+        SkuName(POWER_BI_PRO, "POWER_BI_PRO", "Power BI Pro"),
+    ]
+)
+
+
+def pc_customer(tenant: str, name: str, relation: str = "reseller") -> dict[str, Any]:
+    return {
+        "id": tenant,
+        "companyProfile": {
+            "tenantId": tenant,
+            "domain": f"{name.lower()}.com",
+            "companyName": name,
+        },
+        "relationshipToPartner": relation,
+    }
+
+
+def gdap(tenant: str, status: str, end: str, label: str = "rel") -> dict[str, Any]:
+    return {
+        "displayName": label,
+        "customer": {"tenantId": tenant, "displayName": f"GDAP name {tenant[:4]}"},
+        "status": status,
+        "endDateTime": end,
+    }
+
+
+def graph_sku(
+    sku_id: str = SPB, part: str = "SPB", *, enabled: int = 25, consumed: int = 14, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "id": f"{CONTOSO}_{sku_id}",
+        "skuId": sku_id,
+        "skuPartNumber": part,
+        "capabilityStatus": "Enabled",
+        "consumedUnits": consumed,
+        "prepaidUnits": {"enabled": enabled, "suspended": 0, "warning": 0, "lockedOut": 0},
+        **extra,
+    }
+
+
+def facts(
+    graph_skus: list[dict[str, Any]], partner_center_skus: list[dict[str, Any]] | None = None
+):
+    return license_facts_frame(
+        partner_tenant_id=PARTNER,
+        tenant_id=CONTOSO,
+        snapshot_date=date(2026, 7, 1),
+        synced_at=datetime(2026, 7, 1, 7, 0, tzinfo=UTC),
+        graph_skus=graph_skus,
+        partner_center_skus=partner_center_skus,
+        catalog=CATALOG,
+    )
+
+
+def test_customers_merge_partner_center_gdap_and_contracts() -> None:
+    frame = customers_frame(
+        PARTNER,
+        [pc_customer(CONTOSO, "Contoso"), pc_customer(FABRIKAM, "Fabrikam", "advisor")],
+        [
+            gdap(CONTOSO, "expired", "2027-01-01T00:00:00Z"),
+            gdap(CONTOSO, "active", "2026-12-01T10:00:00.1234567Z"),
+            gdap(CONTOSO, "terminated", "2025-01-01T00:00:00Z"),
+            gdap(NORTHWIND, "expired", "2025-01-01T00:00:00Z"),
+            gdap(NORTHWIND, "expired", "2025-06-01T00:00:00Z"),
+            gdap(FABRIKAM, "active", "2030-01-01T00:00:00Z", label="MLT_transition"),
+        ],
+        [
+            {"customerId": CONTOSO, "displayName": "Contoso (old)", "defaultDomainName": "c.old"},
+            {"customerId": NORTHWIND, "displayName": "Northwind", "defaultDomainName": "nw.com"},
+        ],
+    ).set_index("tenant_id")
+
+    assert frame.loc[CONTOSO, "relationship"] == "dap+gdap+reseller"
+    assert frame.loc[CONTOSO, "display_name"] == "Contoso"  # Partner Center first
+    assert frame.loc[CONTOSO, "default_domain"] == "contoso.com"
+    assert frame.loc[CONTOSO, "gdap_status"] == "active"  # active beats a later end date
+    assert frame.loc[CONTOSO, "gdap_end_date"] == datetime(2026, 12, 1, 10, 0, 0, 123456)
+    assert frame.loc[FABRIKAM, "relationship"] == "advisor"  # the MLT_ relationship is ignored
+    assert frame.loc[NORTHWIND, "relationship"] == "dap+gdap"
+    assert frame.loc[NORTHWIND, "display_name"] == "GDAP name 52ea"  # GDAP before contracts
+    assert frame.loc[NORTHWIND, "default_domain"] == "nw.com"
+    assert frame.loc[NORTHWIND, "gdap_end_date"] == datetime(2025, 6, 1)  # latest of the expired
+    assert set(frame["partner_tenant_id"]) == {PARTNER}
+
+
+def test_license_facts_keep_every_count_as_int64() -> None:
+    raw = facts(
+        [
+            graph_sku(enabled=1_000_000, consumed=0),
+            graph_sku(
+                POWER_BI_PRO, "POWER_BI_PRO", enabled=0, consumed=3, capabilityStatus="Warning"
+            ),
+        ]
+    )
+    assert list(raw.columns) == list(LICENSE_FACT_COLUMNS)
+    frame = raw.set_index("sku_id")
+    assert frame.loc[SPB, "enabled_units"] == 1_000_000
+    assert frame.loc[SPB, "available_units"] == 1_000_000
+    assert frame.loc[POWER_BI_PRO, "available_units"] == -3  # consumed > enabled stays exact
+    assert frame.loc[POWER_BI_PRO, "capability_status"] == "Warning"
+    for column in ("enabled_units", "consumed_units", "available_units", "locked_out_units"):
+        assert str(frame[column].dtype) == "int64"
+    assert frame.loc[SPB, "synced_at"] == datetime(2026, 7, 1, 7, 0)  # stored as naive UTC
+
+
+def test_product_name_prefers_partner_center_then_catalog_then_part_number() -> None:
+    frame = facts(
+        [graph_sku(), graph_sku(POWER_BI_PRO, "POWER_BI_PRO"), graph_sku(UNKNOWN_SKU, "NEW_SKU")],
+        [{"productSku": {"id": SPB.upper(), "name": "Business Premium (PC)"}}],
+    ).set_index("sku_id")
+
+    assert frame.loc[SPB, ["product_name", "product_name_source"]].tolist() == [
+        "Business Premium (PC)",
+        "partner_center",
+    ]
+    assert frame.loc[POWER_BI_PRO, "product_name_source"] == "catalog"
+    assert frame.loc[UNKNOWN_SKU, ["product_name", "product_name_source"]].tolist() == [
+        "NEW_SKU",
+        "part_number",
+    ]
+
+
+def test_one_sku_in_several_billing_accounts_is_summed() -> None:
+    first = graph_sku(enabled=10, consumed=4, accountId="acc-1", id="obj-1")
+    second = graph_sku(enabled=5, consumed=7, accountId="acc-2", id="obj-2")
+    second["capabilityStatus"] = "Suspended"
+    second["prepaidUnits"]["suspended"] = 2
+
+    row = facts([first, second]).iloc[0]
+
+    assert (row.enabled_units, row.consumed_units, row.suspended_units) == (15, 11, 2)
+    assert row.available_units == 4
+    assert row.billing_accounts == 2
+    assert row.capability_status == "Enabled"
+
+
+def test_the_same_object_twice_counts_once_and_conflicting_copies_are_rejected() -> None:
+    sku = graph_sku()
+    assert facts([sku, copy.deepcopy(sku)]).iloc[0].enabled_units == 25
+
+    changed = graph_sku(enabled=26)
+    with pytest.raises(MalformedPayload, match="repeats object"):
+        facts([sku, changed])
+
+
+def test_missing_locked_out_means_zero_and_empty_payload_gives_empty_frame() -> None:
+    sku = graph_sku()
+    del sku["prepaidUnits"]["lockedOut"]
+    assert facts([sku]).iloc[0].locked_out_units == 0
+
+    empty = facts([])
+    assert empty.empty
+    assert list(empty.columns) == list(LICENSE_FACT_COLUMNS)
+    assert str(empty["enabled_units"].dtype) == "int64"
+
+
+def _with(path: tuple[str, ...], value: object) -> dict[str, Any]:
+    sku = graph_sku()
+    target = sku
+    for key in path[:-1]:
+        target = target[key]
+    if value is KeyError:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return sku
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("skuId",), "not-a-guid", "skuId"),
+        (("skuId",), KeyError, "skuId"),
+        (("consumedUnits",), -1, "consumedUnits"),
+        (("consumedUnits",), 2.5, "consumedUnits"),
+        (("consumedUnits",), "14", "consumedUnits"),
+        (("consumedUnits",), True, "consumedUnits"),
+        (("consumedUnits",), 2**64, "consumedUnits"),
+        (("prepaidUnits", "enabled"), KeyError, "prepaidUnits.enabled"),
+        (("prepaidUnits", "warning"), None, "prepaidUnits.warning"),
+        (("prepaidUnits",), [1, 2], "prepaidUnits"),
+        (("skuPartNumber",), "X" * 100_000, "skuPartNumber"),
+        (("skuPartNumber",), 42, "skuPartNumber"),
+        (("capabilityStatus",), KeyError, "capabilityStatus"),
+    ],
+)
+def test_hostile_sku_payload_names_field_and_tenant(
+    path: tuple[str, ...], value: object, field: str
+) -> None:
+    with pytest.raises(MalformedPayload) as caught:
+        facts([_with(path, value)])
+    message = str(caught.value)
+    assert field in message
+    assert CONTOSO in message
+    assert len(message) < 300  # never echoes the payload
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"value": []}, "subscribedSkus"),
+        (["not an object"], "subscribedSkus[0]"),
+    ],
+)
+def test_payload_that_is_not_a_list_of_objects(payload: object, field: str) -> None:
+    with pytest.raises(MalformedPayload, match=re.escape(field)):
+        facts(payload)  # type: ignore[arg-type]
+
+
+def test_hostile_customer_payloads() -> None:
+    with pytest.raises(MalformedPayload, match=re.escape("companyProfile.tenantId")):
+        customers_frame(PARTNER, [{"id": "x" * 10_000}], [], [])
+    with pytest.raises(
+        MalformedPayload, match=re.escape("delegatedAdminRelationships[0].customer")
+    ):
+        customers_frame(PARTNER, [], [{"displayName": "rel", "status": "active"}], [])
+    with pytest.raises(MalformedPayload, match="endDateTime"):
+        customers_frame(PARTNER, [], [gdap(CONTOSO, "active", "next tuesday")], [])
+    with pytest.raises(MalformedPayload, match=re.escape("contracts[0].customerId")):
+        customers_frame(PARTNER, [], [], [{"customerId": 7}])
+    with pytest.raises(MalformedPayload, match="partner_tenant_id"):
+        customers_frame("partner", [], [], [])
