@@ -10,7 +10,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -120,8 +120,109 @@ class MalformedFault(_Model):
     service: Service = "graph"
 
 
+class RedirectFault(_Model):
+    """A 3xx to another origin: a hostile hop or a misconfigured proxy fishing for the token."""
+
+    type: Literal["redirect"]
+    location: str = Field(pattern=r"^https?://", description="absolute URL the answer points to")
+    status: Literal[301, 302, 303, 307, 308] = 307
+    times: int | None = Field(default=None, ge=1)
+    service: Service = "graph"
+
+
+class ResetFault(_Model):
+    """The connection is reset (TCP RST) before any answer, as a flaky network or gateway does."""
+
+    type: Literal["reset"]
+    times: int | None = Field(default=None, ge=1)
+    service: Service = "graph"
+
+
+class TrickleFault(_Model):
+    """The real answer, sent `chunk_bytes` at a time every `interval_ms`: a body that never ends."""
+
+    type: Literal["trickle"]
+    interval_ms: int = Field(default=2000, ge=1, le=60_000)
+    chunk_bytes: int = Field(default=1, ge=1, le=65_536)
+    times: int | None = Field(default=None, ge=1)
+    service: Service = "graph"
+
+
+class DeepJsonFault(_Model):
+    """A 200 whose JSON nests `depth` arrays: valid JSON that exhausts a recursive parser."""
+
+    type: Literal["deep_json"]
+    depth: int = Field(default=100_000, ge=1, le=10_000_000)
+    times: int | None = Field(default=None, ge=1)
+    service: Service = "graph"
+
+
+class EchoFault(_Model):
+    """An error that echoes the request (its headers and form body) back, as some proxies do:
+    the client secret, refresh token or bearer token come back inside the error text."""
+
+    type: Literal["echo"]
+    status: int = Field(default=400, ge=400, le=599)
+    times: int | None = Field(default=None, ge=1)
+    service: Service = "identity"
+
+
+class OddBodyFault(_Model):
+    """Exactly this JSON body and status instead of the real answer (odd token responses)."""
+
+    type: Literal["odd_body"]
+    body: Any = None
+    status: int = Field(default=200, ge=200, le=599)
+    times: int | None = Field(default=None, ge=1)
+    service: Service = "identity"
+
+
+class BadRecordFault(_Model):
+    """One malformed record slipped into a list answer (`value` or `items`), beside good ones."""
+
+    type: Literal["bad_record"]
+    record: Any = Field(default_factory=lambda: {"id": 42, "displayName": ["not", "a", "name"]})
+    times: int | None = Field(default=None, ge=1)
+    service: Service = "graph"
+
+
+HOSTILE_TEXT = "\x1b[2J\x1b]0;pwned\x07Evil\u202eCorp\x00\ud800" + "A" * 4000
+
+
+class HostileTextFault(_Model):
+    """Every display name in the answer replaced by `text`: terminal escapes, a NUL, a lone
+    surrogate, a right-to-left override and a long tail by default."""
+
+    type: Literal["hostile_text"]
+    text: str = HOSTILE_TEXT
+    times: int | None = Field(default=None, ge=1)
+    service: Service = "any"
+
+
+class HugeNumbersFault(_Model):
+    """Every unit count in the answer set to `value` (int64's maximum by default): sums overflow."""
+
+    type: Literal["huge_numbers"]
+    value: int = 2**63 - 1
+    times: int | None = Field(default=None, ge=1)
+    service: Service = "graph"
+
+
 Fault = Annotated[
-    AccessFault | ThrottleFault | ServerErrorFault | LatencyFault | MalformedFault,
+    AccessFault
+    | ThrottleFault
+    | ServerErrorFault
+    | LatencyFault
+    | MalformedFault
+    | RedirectFault
+    | ResetFault
+    | TrickleFault
+    | DeepJsonFault
+    | EchoFault
+    | OddBodyFault
+    | BadRecordFault
+    | HostileTextFault
+    | HugeNumbersFault,
     Field(discriminator="type"),
 ]
 

@@ -34,7 +34,22 @@ from sync365_pipeline.simulator.scenario import (
 from sync365_pipeline.simulator.tokens import RefreshTokenGrant, TokenSigner
 from sync365_pipeline.simulator.wire import utc_now
 
-DISRUPTIONS = frozenset({"throttle", "server_error", "malformed"})
+DISRUPTIONS = frozenset(
+    {
+        "throttle",
+        "server_error",
+        "malformed",
+        "redirect",
+        "reset",
+        "trickle",
+        "deep_json",
+        "echo",
+        "odd_body",
+        "bad_record",
+        "hostile_text",
+        "huge_numbers",
+    }
+)
 REQUEST_LOG_SIZE = 10_000
 
 
