@@ -1,0 +1,82 @@
+"""One redaction function for every message the pipeline stores, logs or prints.
+
+Two nets, so that a secret is caught even where nobody thought of it:
+- every secret the process holds (client secrets, refresh and access tokens, the webhook URL) is
+  registered here once, when it is read or received, and its every occurrence is replaced;
+- anything token-shaped (JWTs, bearer credentials, `client_secret=`/`refresh_token=`-style
+  fields, long opaque runs of token characters) is replaced even when it was never registered,
+  e.g. a token that a hostile service echoes back in an error.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+REDACTED = "[redacted]"
+MIN_SECRET_LENGTH = 8  # shorter values would blank out ordinary words
+
+_CREDENTIAL_NAMES = r"(?:client_secret|refresh_token|access_token|id_token|assertion|password)"
+# Each shape keeps its `keep` group (the label in front of the credential) and loses the rest.
+_TOKEN_SHAPES = re.compile(
+    "|".join(
+        [
+            # A JWT (access and id tokens): three base64url parts, the first two JSON objects.
+            r"(?P<jwt>eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*)",
+            # An Authorization header value.
+            r"(?i:(?P<scheme>\b(?:bearer|basic)\s+)[^\s\"',;&]{8,})",
+            # A credential in a form body or query (`name=value`) or in JSON (`"name": "value"`).
+            rf"(?i:(?P<field>\b{_CREDENTIAL_NAMES}=)[^\s&\"',;]+)",
+            rf"(?i:(?P<json>\b{_CREDENTIAL_NAMES}[\"']?\s*:\s*[\"'])[^\"']+)",
+            # A long opaque run of token characters mixing upper and lower case and digits
+            # (refresh tokens, client secrets, signatures); GUIDs, domains, words and URL paths
+            # do not mix all three or are shorter.
+            r"(?<![A-Za-z0-9._~-])(?=[A-Za-z0-9._~-]*[0-9])(?=[A-Za-z0-9._~-]*[a-z])"
+            r"(?=[A-Za-z0-9._~-]*[A-Z])[A-Za-z0-9._~-]{40,}",
+        ]
+    )
+)
+
+
+def _keep_label(match: re.Match[str]) -> str:
+    label = match.group("scheme") or match.group("field") or match.group("json") or ""
+    return label + REDACTED
+
+
+class Redactor:
+    """The secrets one process holds, and the function that removes them from text."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+
+    def register(self, value: str | None) -> None:
+        """Remember a secret so that `redact` removes it wherever it appears."""
+        if not value or len(value) < MIN_SECRET_LENGTH:
+            return
+        with self._lock:
+            if value not in self._secrets:
+                self._secrets.add(value)
+                self._pattern = None
+
+    def redact(self, text: object) -> str:
+        """`text` as a string with every registered secret and token-shaped run replaced."""
+        result = text if isinstance(text, str) else str(text)
+        if (pattern := self._secrets_pattern()) is not None:
+            result = pattern.sub(REDACTED, result)
+        return _TOKEN_SHAPES.sub(_keep_label, result)
+
+    def _secrets_pattern(self) -> re.Pattern[str] | None:
+        with self._lock:
+            if self._pattern is None and self._secrets:
+                # Longest first, so a secret that contains another is removed whole.
+                ordered = sorted(self._secrets, key=len, reverse=True)
+                self._pattern = re.compile("|".join(re.escape(secret) for secret in ordered))
+            return self._pattern
+
+
+# The process's one redactor: `Secret` values and tokens register here as they are read.
+_PROCESS = Redactor()
+register_secret = _PROCESS.register
+redact = _PROCESS.redact
