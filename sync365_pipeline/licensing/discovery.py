@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,11 +13,14 @@ from sync365_pipeline.licensing.normalize import customers_frame, direct_tenant_
 from sync365_pipeline.microsoft import MicrosoftCloud
 from sync365_pipeline.warehouse import CustomerChanges, Warehouse
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Discovery:
     customers: pd.DataFrame
     changes: CustomerChanges
+    skipped: tuple[str, ...] = ()  # why each customer or relationship record was not used
 
 
 def discover_customers(
@@ -28,15 +32,17 @@ def discover_customers(
     direct account: its own tenant.
     """
     if settings.kind == "direct":
-        frame = direct_tenant_frame(
+        normalized = direct_tenant_frame(
             settings.tenant_id, cloud.graph.organization(settings.tenant_id)
         )
     else:
-        frame = customers_frame(
+        normalized = customers_frame(
             settings.tenant_id,
             cloud.partner_center.customers(),
             cloud.graph.delegated_admin_relationships(),
             cloud.graph.contracts(),
         )
-    changes = warehouse.upsert_customers(settings.tenant_id, frame, seen_at)
-    return Discovery(customers=frame, changes=changes)
+    for reason in normalized.skipped:
+        log.warning("Account %s: skipped a record: %s", settings.name, reason)
+    changes = warehouse.upsert_customers(settings.tenant_id, normalized.frame, seen_at)
+    return Discovery(customers=normalized.frame, changes=changes, skipped=normalized.skipped)

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-import pandas as pd
-
 from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.status import TenantStatus
-from sync365_pipeline.licensing.normalize import MalformedPayload, license_facts_frame
+from sync365_pipeline.licensing.normalize import (
+    MalformedPayload,
+    Normalized,
+    license_facts_frame,
+)
 from sync365_pipeline.licensing.tenants import TenantFetch
 from sync365_pipeline.warehouse import RawPayload, TenantStatusRow, Warehouse
 
@@ -34,7 +36,7 @@ def facts_for(
     partner_tenant_id: str,
     snapshot_date: date,
     synced_at: datetime,
-) -> pd.DataFrame:
+) -> Normalized:
     """One tenant's license facts from its raw payloads; raises `MalformedPayload`."""
     return license_facts_frame(
         partner_tenant_id=partner_tenant_id,
@@ -57,13 +59,14 @@ def screen_payloads(
     """Turn a tenant whose payload does not validate into an `error` outcome before it is stored.
 
     The raw payload is still kept (for diagnosis) but its facts are never written, so the
-    tenant's earlier facts stay as they were.
+    tenant's earlier facts stay as they were. A tenant with some bad SKU records stays `ok` (its
+    other SKUs land) with `SkippedRecords` and the reasons as its code and message.
     """
     screened = []
     for fetched in fetches:
         if fetched.status is TenantStatus.OK:
             try:
-                facts_for(
+                normalized = facts_for(
                     fetched.tenant_id,
                     {"graph": fetched.graph_skus, "partner_center": fetched.partner_center_skus},
                     catalog=catalog,
@@ -78,6 +81,13 @@ def screen_payloads(
                     error_code="MalformedPayload",
                     message=str(exc),
                 )
+            else:
+                if normalized.skipped:
+                    fetched = replace(
+                        fetched,
+                        error_code="SkippedRecords",
+                        message=" ".join(normalized.skipped),
+                    )
         screened.append(fetched)
     return screened
 
@@ -155,7 +165,7 @@ def build_license_facts(
             partner_tenant_id=partner_tenant_id,
             snapshot_date=snapshot_date,
             synced_at=synced_at,
-        )
+        ).frame
         for tenant_id, payloads in payloads_by_tenant.items()
     }
     warehouse.replace_license_facts(snapshot_date, frames)

@@ -1,16 +1,20 @@
 """Microsoft payloads -> pandas DataFrames shaped like the warehouse tables. Pure: no I/O.
 
 Payloads come from the network, so every field is checked: ids must be GUIDs, counts whole
-non-negative numbers, strings bounded. A bad field raises `MalformedPayload` naming the field and
-the tenant, never echoing the value (it may be huge or hostile). Unit counts stay int64 end to end.
+non-negative numbers within int64 after every sum, text valid (control characters and lone
+surrogates replaced, length bounded). A bad field names the field and the tenant, never echoing
+the value (it may be huge or hostile). One bad record in a list is skipped with its reason
+(`Normalized.skipped`) and the others go on; a list that cannot be trusted as a whole (not a list,
+conflicting duplicates, a sum out of range) raises `MalformedPayload`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -18,14 +22,18 @@ from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.clock import utc_naive
 from sync365_pipeline.warehouse.columns import CUSTOMER_COLUMNS, LICENSE_FACT_COLUMNS, UNIT_COLUMNS
 
-MAX_TEXT_LENGTH = 1024  # product names, company names and domains are far shorter
+MAX_TEXT_LENGTH = 1024  # product names, company names and domains are far shorter; longer is cut
 MAX_COUNT = 2**63 - 1  # BIGINT; Microsoft documents Int32
 NAME_SOURCE_PARTNER_CENTER = "partner_center"
+T = TypeVar("T")
 
 # When one skuId comes in several billing-account rows, the combined status is the first of these
 # that any row has: "Enabled" means at least one prepaid unit is usable, and so on down.
 CAPABILITY_PRECEDENCE = ("Enabled", "Warning", "Suspended", "LockedOut", "Deleted")
 
+# C0 and C1 control characters (terminal escapes among them) and lone surrogates, which DuckDB
+# cannot store as UTF-8 and a terminal would obey.
+_UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _WORD = re.compile(r"[A-Za-z][A-Za-z_]{0,63}")
 _PREPAID_KEYS = {
@@ -40,12 +48,20 @@ class MalformedPayload(ValueError):  # noqa: N818 (the name other layers catch)
     """A Microsoft payload does not have the documented shape; names the field and tenant."""
 
 
+@dataclass(frozen=True)
+class Normalized:
+    """A table's rows from one payload, and why each record that could not be used was skipped."""
+
+    frame: pd.DataFrame
+    skipped: tuple[str, ...] = ()
+
+
 def customers_frame(
     partner_tenant_id: str,
     partner_center_customers: Sequence[Mapping[str, Any]],
     gdap_relationships: Sequence[Mapping[str, Any]],
     contracts: Sequence[Mapping[str, Any]],
-) -> pd.DataFrame:
+) -> Normalized:
     """One row per customer tenant reachable by any route, merged on tenant id.
 
     Sources: Partner Center `/v1/customers` items (reseller/advisor relationships), Graph GDAP
@@ -53,67 +69,44 @@ def customers_frame(
     '+'-joined set of routes (e.g. `dap+gdap+reseller`). Names prefer Partner Center, then GDAP,
     then contracts (contracts keep a stale copy from when the partnership began). Of several GDAP
     relationships the active one wins, then the latest `endDateTime`; `MLT_*` ones (Microsoft-led
-    transition, not the partner's own) are ignored, as CIPP does.
+    transition, not the partner's own) are ignored, as CIPP does. A bad record is skipped (its
+    reason in `skipped`); the customers of every other record are kept.
     """
     partner = _guid(partner_tenant_id, "partner_tenant_id", "partner")
+    skipped: list[str] = []
     names: dict[str, list[str | None]] = {}  # tenant -> [pc name, gdap name, contract name]
     domains: dict[str, list[str | None]] = {}  # tenant -> [pc domain, contract domain]
     routes: dict[str, set[str]] = {}
-
-    for index, item in enumerate(_records(partner_center_customers, "customers", partner)):
-        where = f"Partner Center customers[{index}]"
-        profile = _mapping(item.get("companyProfile", {}), f"{where}.companyProfile", partner)
-        raw_tenant = profile.get("tenantId") or item.get("id")
-        tenant = _guid(raw_tenant, f"{where}.companyProfile.tenantId", partner)
-        names.setdefault(tenant, [None, None, None])[0] = _text(
-            profile.get("companyName"), f"{where}.companyProfile.companyName", tenant
-        )
-        domains.setdefault(tenant, [None, None])[0] = _text(
-            profile.get("domain"), f"{where}.companyProfile.domain", tenant
-        )
-        relation = _text(
-            item.get("relationshipToPartner"), f"{where}.relationshipToPartner", tenant
-        )
-        tenant_routes = routes.setdefault(tenant, set())
-        if relation and relation.lower() not in ("none", "unknown"):
-            if not _WORD.fullmatch(relation):
-                raise MalformedPayload(
-                    f"{where}.relationshipToPartner of tenant {tenant} is not a word."
-                )
-            tenant_routes.add(relation.lower())
-
     gdap_by_tenant: dict[str, tuple[str | None, datetime | None]] = {}
-    for index, item in enumerate(
-        _records(gdap_relationships, "delegatedAdminRelationships", partner)
-    ):
-        where = f"delegatedAdminRelationships[{index}]"
-        label = _text(item.get("displayName"), f"{where}.displayName", partner) or ""
-        if label.startswith("MLT_"):
+
+    for where, item in _each_record(partner_center_customers, "customers", partner, skipped):
+        if (customer := _parsed(_partner_center_customer, item, where, partner, skipped)) is None:
             continue
-        customer = _mapping(item.get("customer"), f"{where}.customer", partner, required=True)
-        tenant = _guid(customer.get("tenantId"), f"{where}.customer.tenantId", partner)
-        status = _text(item.get("status"), f"{where}.status", tenant)
-        end = _timestamp(item.get("endDateTime"), f"{where}.endDateTime", tenant)
+        tenant, name, domain, relation = customer
+        names.setdefault(tenant, [None, None, None])[0] = name
+        domains.setdefault(tenant, [None, None])[0] = domain
+        routes.setdefault(tenant, set()).update([relation] if relation else [])
+
+    relationships = "delegatedAdminRelationships"
+    for where, item in _each_record(gdap_relationships, relationships, partner, skipped):
+        if (relationship := _parsed(_gdap_relationship, item, where, partner, skipped)) is None:
+            continue
+        tenant, name, status, end = relationship
         routes.setdefault(tenant, set()).add("gdap")
         names.setdefault(tenant, [None, None, None])
-        names[tenant][1] = names[tenant][1] or _text(
-            customer.get("displayName"), f"{where}.customer.displayName", tenant
-        )
+        names[tenant][1] = names[tenant][1] or name
         if tenant not in gdap_by_tenant or _gdap_rank(status, end) > _gdap_rank(
             *gdap_by_tenant[tenant]
         ):
             gdap_by_tenant[tenant] = (status, end)
 
-    for index, item in enumerate(_records(contracts, "contracts", partner)):
-        where = f"contracts[{index}]"
-        tenant = _guid(item.get("customerId"), f"{where}.customerId", partner)
+    for where, item in _each_record(contracts, "contracts", partner, skipped):
+        if (contract := _parsed(_contract, item, where, partner, skipped)) is None:
+            continue
+        tenant, name, domain = contract
         routes.setdefault(tenant, set()).add("dap")
-        names.setdefault(tenant, [None, None, None])[2] = _text(
-            item.get("displayName"), f"{where}.displayName", tenant
-        )
-        domains.setdefault(tenant, [None, None])[1] = _text(
-            item.get("defaultDomainName"), f"{where}.defaultDomainName", tenant
-        )
+        names.setdefault(tenant, [None, None, None])[2] = name
+        domains.setdefault(tenant, [None, None])[1] = domain
 
     rows = [
         {
@@ -129,10 +122,58 @@ def customers_frame(
     ]
     frame = pd.DataFrame(rows, columns=list(CUSTOMER_COLUMNS))
     frame["gdap_end_date"] = pd.to_datetime(frame["gdap_end_date"]).astype("datetime64[us]")
-    return frame
+    return Normalized(frame, tuple(skipped))
 
 
-def direct_tenant_frame(tenant_id: str, organization: Mapping[str, Any]) -> pd.DataFrame:
+def _partner_center_customer(
+    item: Mapping[str, Any], where: str, partner: str
+) -> tuple[str, str | None, str | None, str | None] | None:
+    """(tenant, name, domain, relationship route) of one Partner Center customer."""
+    profile = _mapping(item.get("companyProfile", {}), f"{where}.companyProfile", partner)
+    raw_tenant = profile.get("tenantId") or item.get("id")
+    tenant = _guid(raw_tenant, f"{where}.companyProfile.tenantId", partner)
+    name = _text(profile.get("companyName"), f"{where}.companyProfile.companyName", tenant)
+    domain = _text(profile.get("domain"), f"{where}.companyProfile.domain", tenant)
+    relation = _text(item.get("relationshipToPartner"), f"{where}.relationshipToPartner", tenant)
+    if relation and relation.lower() not in ("none", "unknown"):
+        if not _WORD.fullmatch(relation):
+            raise MalformedPayload(
+                f"{where}.relationshipToPartner of tenant {tenant} is not a word."
+            )
+        return tenant, name, domain, relation.lower()
+    return tenant, name, domain, None
+
+
+def _gdap_relationship(
+    item: Mapping[str, Any], where: str, partner: str
+) -> tuple[str, str | None, str | None, datetime | None] | None:
+    """(tenant, customer name, status, end) of one GDAP relationship; None for `MLT_*` ones."""
+    label = _text(item.get("displayName"), f"{where}.displayName", partner) or ""
+    if label.startswith("MLT_"):
+        return None
+    customer = _mapping(item.get("customer"), f"{where}.customer", partner, required=True)
+    tenant = _guid(customer.get("tenantId"), f"{where}.customer.tenantId", partner)
+    return (
+        tenant,
+        _text(customer.get("displayName"), f"{where}.customer.displayName", tenant),
+        _text(item.get("status"), f"{where}.status", tenant),
+        _timestamp(item.get("endDateTime"), f"{where}.endDateTime", tenant),
+    )
+
+
+def _contract(
+    item: Mapping[str, Any], where: str, partner: str
+) -> tuple[str, str | None, str | None]:
+    """(tenant, name, domain) of one DAP contract."""
+    tenant = _guid(item.get("customerId"), f"{where}.customerId", partner)
+    return (
+        tenant,
+        _text(item.get("displayName"), f"{where}.displayName", tenant),
+        _text(item.get("defaultDomainName"), f"{where}.defaultDomainName", tenant),
+    )
+
+
+def direct_tenant_frame(tenant_id: str, organization: Mapping[str, Any]) -> Normalized:
     """The one "customer" of a direct account: its own tenant, from Graph `/v1.0/organization`.
 
     A direct tenant is its own partner (`partner_tenant_id == tenant_id`), reached by an app
@@ -140,11 +181,13 @@ def direct_tenant_frame(tenant_id: str, organization: Mapping[str, Any]) -> pd.D
     """
     tenant = _guid(tenant_id, "tenant_id", "direct tenant")
     organization = _mapping(organization, "organization", tenant, required=True)
-    domains = _records(organization.get("verifiedDomains", []), "verifiedDomains", tenant)
+    skipped: list[str] = []
     default_domain = next(
         (
-            _text(domain.get("name"), f"verifiedDomains[{index}].name", tenant)
-            for index, domain in enumerate(domains)
+            _text(domain.get("name"), f"{where}.name", tenant)
+            for where, domain in _each_record(
+                organization.get("verifiedDomains", []), "verifiedDomains", tenant, skipped
+            )
             if domain.get("isDefault") is True
         ),
         None,
@@ -160,7 +203,7 @@ def direct_tenant_frame(tenant_id: str, organization: Mapping[str, Any]) -> pd.D
     }
     frame = pd.DataFrame([row], columns=list(CUSTOMER_COLUMNS))
     frame["gdap_end_date"] = pd.to_datetime(frame["gdap_end_date"]).astype("datetime64[us]")
-    return frame
+    return Normalized(frame, tuple(skipped))
 
 
 def license_facts_frame(
@@ -172,7 +215,7 @@ def license_facts_frame(
     graph_skus: Sequence[Mapping[str, Any]],
     partner_center_skus: Sequence[Mapping[str, Any]] | None,
     catalog: SkuCatalog,
-) -> pd.DataFrame:
+) -> Normalized:
     """One row per skuId of a tenant's Graph `subscribedSkus`, with every unit count as int64.
 
     Graph is the source of counts; Partner Center only improves `product_name` (its
@@ -185,20 +228,23 @@ def license_facts_frame(
     `billing_accounts` says how many were combined, and `capability_status` is the most usable one
     (`CAPABILITY_PRECEDENCE`). An object is identified by its `id` (else `accountId`); the same
     object seen twice (a paging overlap) counts once if identical and is rejected if it differs,
-    so nothing is double-counted silently. Differing part numbers for one skuId are rejected.
+    so nothing is double-counted silently. Differing part numbers for one skuId are rejected, and
+    so is a sum beyond int64. A SKU object that does not validate is skipped with its reason.
     """
     partner = _guid(partner_tenant_id, "partner_tenant_id", "partner")
     tenant = _guid(tenant_id, "tenant_id", "tenant")
     synced = utc_naive(synced_at)
-    pc_names = _partner_center_names(partner_center_skus, tenant)
+    skipped: list[str] = []
+    pc_names = _partner_center_names(partner_center_skus, tenant, skipped)
 
     objects: dict[tuple[str, str | None], dict[str, Any]] = {}
-    for index, item in enumerate(_records(graph_skus, "subscribedSkus", tenant)):
-        row = _graph_sku_row(item, f"subscribedSkus[{index}]", tenant)
+    for where, item in _each_record(graph_skus, "subscribedSkus", tenant, skipped):
+        if (row := _parsed(_graph_sku_row, item, where, tenant, skipped)) is None:
+            continue
         identity = (row["sku_id"], row.pop("object_id"))
         if identity in objects and objects[identity] != row:
             raise MalformedPayload(
-                f"subscribedSkus[{index}] of tenant {tenant} repeats object "
+                f"{where} of tenant {tenant} repeats object "
                 f"{identity[1] or identity[0]} with different values."
             )
         objects[identity] = row
@@ -212,9 +258,8 @@ def license_facts_frame(
             raise MalformedPayload(
                 f"subscribedSkus of tenant {tenant} give skuId {row['sku_id']} two part numbers."
             )
-        for column in _PREPAID_KEYS.values():
-            total[column] += row[column]
-        total["consumed_units"] += row["consumed_units"]
+        for column in (*_PREPAID_KEYS.values(), "consumed_units"):
+            total[column] = _checked_sum(total[column], row[column], column, row["sku_id"], tenant)
         total["billing_accounts"] += 1
         total["capability_status"] = min(
             total["capability_status"], row["capability_status"], key=_capability_rank
@@ -243,7 +288,7 @@ def license_facts_frame(
     for column in (*UNIT_COLUMNS, "billing_accounts"):
         frame[column] = frame[column].astype("int64")
     frame["synced_at"] = frame["synced_at"].astype("datetime64[us]")
-    return frame
+    return Normalized(frame, tuple(skipped))
 
 
 def _graph_sku_row(item: Mapping[str, Any], where: str, tenant: str) -> dict[str, Any]:
@@ -269,24 +314,66 @@ def _graph_sku_row(item: Mapping[str, Any], where: str, tenant: str) -> dict[str
     return row
 
 
-def _partner_center_names(items: Sequence[Mapping[str, Any]] | None, tenant: str) -> dict[str, str]:
+def _partner_center_names(
+    items: Sequence[Mapping[str, Any]] | None, tenant: str, skipped: list[str]
+) -> dict[str, str]:
     names: dict[str, str] = {}
-    for index, item in enumerate(_records(items or [], "Partner Center subscribedskus", tenant)):
-        where = f"Partner Center subscribedskus[{index}].productSku"
-        product = _mapping(item.get("productSku"), where, tenant, required=True)
-        sku_id = _guid(product.get("id"), f"{where}.id", tenant)
-        if name := _text(product.get("name"), f"{where}.name", tenant):
-            names[sku_id] = name
+    for where, item in _each_record(items or [], "Partner Center subscribedskus", tenant, skipped):
+        if (named := _parsed(_partner_center_name, item, where, tenant, skipped)) is not None:
+            sku_id, name = named
+            if name:
+                names[sku_id] = name
     return names
 
 
-def _records(items: object, field: str, tenant: str) -> list[Mapping[str, Any]]:
+def _partner_center_name(
+    item: Mapping[str, Any], where: str, tenant: str
+) -> tuple[str, str | None]:
+    product = _mapping(item.get("productSku"), f"{where}.productSku", tenant, required=True)
+    sku_id = _guid(product.get("id"), f"{where}.productSku.id", tenant)
+    return sku_id, _text(product.get("name"), f"{where}.productSku.name", tenant)
+
+
+def _each_record(
+    items: object, field: str, tenant: str, skipped: list[str]
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(`field[i]`, record) for each object of a list; a non-object is skipped with its reason.
+
+    A value that is not a list at all cannot be trusted as a whole: `MalformedPayload`.
+    """
     if not isinstance(items, Sequence) or isinstance(items, str | bytes):
         raise MalformedPayload(f"{field} for tenant {tenant} is not a list.")
     for index, item in enumerate(items):
-        if not isinstance(item, Mapping):
-            raise MalformedPayload(f"{field}[{index}] for tenant {tenant} is not an object.")
-    return list(items)
+        where = f"{field}[{index}]"
+        if isinstance(item, Mapping):
+            yield where, item
+        else:
+            skipped.append(f"{where} for tenant {tenant} is not an object.")
+
+
+def _parsed(
+    parse: Callable[[Mapping[str, Any], str, str], T],
+    item: Mapping[str, Any],
+    where: str,
+    tenant: str,
+    skipped: list[str],
+) -> T | None:
+    """`parse(item, where, tenant)`, or None with the reason recorded when the record is bad."""
+    try:
+        return parse(item, where, tenant)
+    except MalformedPayload as exc:
+        skipped.append(str(exc))
+        return None
+
+
+def _checked_sum(total: int, value: int, column: str, sku_id: str, tenant: str) -> int:
+    """A running sum of unit counts that stays a BIGINT, or `MalformedPayload`."""
+    result = total + value
+    if result > MAX_COUNT:
+        raise MalformedPayload(
+            f"{column} of skuId {sku_id} of tenant {tenant} sums beyond {MAX_COUNT}."
+        )
+    return result
 
 
 def _mapping(
@@ -308,17 +395,18 @@ def _guid(value: object, field: str, tenant: str) -> str:
 
 
 def _text(value: object, field: str, tenant: str, *, required: bool = False) -> str | None:
+    """Stripped text, safe to store and print: control characters and lone surrogates become
+    U+FFFD, and text past `MAX_TEXT_LENGTH` is cut (marked with an ellipsis)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise MalformedPayload(f"{field} of tenant {tenant} is missing.")
         return None
     if not isinstance(value, str):
         raise MalformedPayload(f"{field} of tenant {tenant} is a {type(value).__name__}, not text.")
-    if len(value) > MAX_TEXT_LENGTH:
-        raise MalformedPayload(
-            f"{field} of tenant {tenant} is {len(value)} characters long (limit {MAX_TEXT_LENGTH})."
-        )
-    return value.strip()
+    text = _UNSAFE_TEXT.sub("\ufffd", value.strip())
+    if len(text) > MAX_TEXT_LENGTH:
+        text = text[: MAX_TEXT_LENGTH - 1] + "\u2026"
+    return text
 
 
 def _count(value: object, field: str, tenant: str) -> int:

@@ -1,4 +1,5 @@
-"""The normalizer: Microsoft payloads -> DataFrames, and its refusal of hostile payloads."""
+"""The normalizer: Microsoft payloads -> DataFrames; bad records skipped with their reasons,
+hostile text made safe, lists that cannot be trusted refused."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import pytest
 from sync365_pipeline.catalog import SkuCatalog, SkuName
 from sync365_pipeline.licensing.normalize import (
     LICENSE_FACT_COLUMNS,
+    MAX_TEXT_LENGTH,
     MalformedPayload,
+    Normalized,
     customers_frame,
     license_facts_frame,
 )
@@ -70,6 +73,12 @@ def graph_sku(
 def facts(
     graph_skus: list[dict[str, Any]], partner_center_skus: list[dict[str, Any]] | None = None
 ):
+    return normalized(graph_skus, partner_center_skus).frame
+
+
+def normalized(
+    graph_skus: list[dict[str, Any]], partner_center_skus: list[dict[str, Any]] | None = None
+) -> Normalized:
     return license_facts_frame(
         partner_tenant_id=PARTNER,
         tenant_id=CONTOSO,
@@ -97,7 +106,7 @@ def test_customers_merge_partner_center_gdap_and_contracts() -> None:
             {"customerId": CONTOSO, "displayName": "Contoso (old)", "defaultDomainName": "c.old"},
             {"customerId": NORTHWIND, "displayName": "Northwind", "defaultDomainName": "nw.com"},
         ],
-    ).set_index("tenant_id")
+    ).frame.set_index("tenant_id")
 
     assert frame.loc[CONTOSO, "relationship"] == "dap+gdap+reseller"
     assert frame.loc[CONTOSO, "display_name"] == "Contoso"  # Partner Center first
@@ -208,44 +217,69 @@ def _with(path: tuple[str, ...], value: object) -> dict[str, Any]:
         (("prepaidUnits", "enabled"), KeyError, "prepaidUnits.enabled"),
         (("prepaidUnits", "warning"), None, "prepaidUnits.warning"),
         (("prepaidUnits",), [1, 2], "prepaidUnits"),
-        (("skuPartNumber",), "X" * 100_000, "skuPartNumber"),
         (("skuPartNumber",), 42, "skuPartNumber"),
         (("capabilityStatus",), KeyError, "capabilityStatus"),
     ],
 )
-def test_hostile_sku_payload_names_field_and_tenant(
+def test_a_hostile_sku_record_is_skipped_naming_field_and_tenant_and_the_others_land(
     path: tuple[str, ...], value: object, field: str
 ) -> None:
-    with pytest.raises(MalformedPayload) as caught:
-        facts([_with(path, value)])
-    message = str(caught.value)
-    assert field in message
-    assert CONTOSO in message
-    assert len(message) < 300  # never echoes the payload
+    result = normalized([_with(path, value), graph_sku(POWER_BI_PRO, "POWER_BI_PRO")])
+    assert result.frame["sku_id"].tolist() == [POWER_BI_PRO]
+    (reason,) = result.skipped
+    assert field in reason
+    assert CONTOSO in reason
+    assert len(reason) < 300  # never echoes the payload
 
 
-@pytest.mark.parametrize(
-    ("payload", "field"),
-    [
-        ({"value": []}, "subscribedSkus"),
-        (["not an object"], "subscribedSkus[0]"),
-    ],
-)
-def test_payload_that_is_not_a_list_of_objects(payload: object, field: str) -> None:
-    with pytest.raises(MalformedPayload, match=re.escape(field)):
+@pytest.mark.parametrize("payload", [{"value": []}, "subscribedSkus", None])
+def test_a_payload_that_is_not_a_list_is_refused_whole(payload: object) -> None:
+    with pytest.raises(MalformedPayload, match=re.escape("subscribedSkus")):
         facts(payload)  # type: ignore[arg-type]
 
 
-def test_hostile_customer_payloads() -> None:
-    with pytest.raises(MalformedPayload, match=re.escape("companyProfile.tenantId")):
-        customers_frame(PARTNER, [{"id": "x" * 10_000}], [], [])
-    with pytest.raises(
-        MalformedPayload, match=re.escape("delegatedAdminRelationships[0].customer")
+def test_a_list_item_that_is_not_an_object_is_skipped() -> None:
+    result = normalized(["not an object", graph_sku()])  # type: ignore[list-item]
+    assert result.frame["sku_id"].tolist() == [SPB]
+    assert result.skipped == (f"subscribedSkus[0] for tenant {CONTOSO} is not an object.",)
+
+
+def test_hostile_text_is_stored_safe_and_bounded() -> None:
+    hostile = "\x1b[2J\x1b]0;pwned\x07Evil\u202eCorp\x00\ud800" + "A" * 4000
+    frame = facts([graph_sku(), graph_sku(POWER_BI_PRO, hostile)])
+    part = frame.set_index("sku_id").loc[POWER_BI_PRO, "sku_part_number"]
+    assert len(part) == MAX_TEXT_LENGTH
+    assert part.endswith("\u2026")
+    assert part.startswith("\ufffd[2J\ufffd]0;pwned\ufffdEvil\u202eCorp\ufffd\ufffd")
+    part.encode("utf-8")  # no lone surrogate left: DuckDB can store it
+
+
+def test_a_unit_sum_beyond_int64_refuses_the_tenant() -> None:
+    big = 2**63 - 1
+    first = graph_sku(enabled=big, accountId="a", id="a")
+    second = graph_sku(enabled=1, accountId="b", id="b")
+    with pytest.raises(MalformedPayload, match="sums beyond"):
+        facts([first, second])
+
+
+def test_hostile_customer_records_are_skipped_and_the_others_kept() -> None:
+    result = customers_frame(
+        PARTNER,
+        [{"id": "x" * 10_000}, pc_customer(CONTOSO, "Contoso")],
+        [{"displayName": "rel", "status": "active"}, gdap(FABRIKAM, "active", "next tuesday")],
+        [{"customerId": 7}, 5],
+    )
+    assert result.frame["tenant_id"].tolist() == [CONTOSO]
+    reasons = " | ".join(result.skipped)
+    for field in (
+        "customers[0].companyProfile.tenantId",
+        "delegatedAdminRelationships[0].customer",
+        "delegatedAdminRelationships[1].endDateTime",
+        "contracts[0].customerId",
+        "contracts[1]",
     ):
-        customers_frame(PARTNER, [], [{"displayName": "rel", "status": "active"}], [])
-    with pytest.raises(MalformedPayload, match="endDateTime"):
-        customers_frame(PARTNER, [], [gdap(CONTOSO, "active", "next tuesday")], [])
-    with pytest.raises(MalformedPayload, match=re.escape("contracts[0].customerId")):
-        customers_frame(PARTNER, [], [], [{"customerId": 7}])
+        assert field in reasons
+    assert len(result.skipped) == 5
+    assert "x" * 100 not in reasons  # never echoes the payload
     with pytest.raises(MalformedPayload, match="partner_tenant_id"):
         customers_frame("partner", [], [], [])

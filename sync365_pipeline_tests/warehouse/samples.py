@@ -41,4 +41,4 @@ def facts(tenant: str, day: date, units: dict[str, tuple[int, int]]) -> pd.DataF
         ],
         partner_center_skus=None,
         catalog=CATALOG,
-    )
+    ).frame

@@ -214,7 +214,7 @@ def test_customers_first_last_seen_departed_and_returned(warehouse: Warehouse) -
             ],
             [],
             [],
-        )
+        ).frame
 
     day1, day2, day3 = (datetime(2026, 7, d, 5) for d in (1, 2, 3))
     first = warehouse.upsert_customers(PARTNER, listing(CONTOSO, FABRIKAM), day1)
@@ -298,7 +298,7 @@ def test_two_day_views(warehouse: Warehouse) -> None:
 def test_status_summary_counts_active_tenants(warehouse: Warehouse) -> None:
     warehouse.upsert_customers(
         PARTNER,
-        customers_frame(PARTNER, [], [], [{"customerId": CONTOSO}, {"customerId": FABRIKAM}]),
+        customers_frame(PARTNER, [], [], [{"customerId": CONTOSO}, {"customerId": FABRIKAM}]).frame,
         datetime(2026, 7, 1),
     )
     warehouse.record_tenant_statuses(
