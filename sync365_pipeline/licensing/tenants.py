@@ -14,7 +14,7 @@ from typing import Any
 
 from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.core.status import TenantStatus
-from sync365_pipeline.microsoft import MicrosoftCloud, MicrosoftError, PartnerAccessError
+from sync365_pipeline.microsoft import MicrosoftCloud, PartnerAccessError
 from sync365_pipeline.microsoft.errors import tenant_outcome
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,9 @@ class TenantFetch:
 
 
 def fetch_tenant(cloud: MicrosoftCloud, tenant_id: str, *, partner_center: bool) -> TenantFetch:
-    """Fetch one tenant's SKUs; every customer-level failure becomes a typed status.
+    """Fetch one tenant's SKUs; every failure inside this tenant's work, whatever its type (an
+    odd token answer MSAL chokes on, JSON deep enough to exhaust recursion, a bug), becomes a
+    typed status with a short, redacted message. Only a partner-level failure propagates.
 
     `partner_center` adds Partner Center's view of the same SKUs, used only for friendly names.
     """
@@ -45,7 +47,7 @@ def fetch_tenant(cloud: MicrosoftCloud, tenant_id: str, *, partner_center: bool)
         graph_skus = cloud.graph.subscribed_skus(tenant_id)
     except PartnerAccessError:
         raise
-    except MicrosoftError as exc:
+    except Exception as exc:
         status, code, message = tenant_outcome(exc)
         return TenantFetch(tenant_id, status, checked_at, code, message)
     partner_center_skus: list[dict[str, Any]] | None = None
@@ -54,7 +56,7 @@ def fetch_tenant(cloud: MicrosoftCloud, tenant_id: str, *, partner_center: bool)
             partner_center_skus = cloud.partner_center.subscribed_skus(tenant_id)
         except PartnerAccessError:
             raise
-        except MicrosoftError as exc:
+        except Exception as exc:
             # Partner Center only adds friendly names; the catalog covers them when it fails.
             log.info(
                 "Partner Center SKUs unavailable for %s (%s); names from catalog", tenant_id, exc

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from sync365_pipeline.core.redaction import redact
 from sync365_pipeline.core.status import TenantStatus
 
 _MAX_QUOTE = 300  # characters of Microsoft's own text quoted in a message
@@ -37,7 +38,8 @@ _RECONSENT = (
 
 
 class MicrosoftError(Exception):
-    """A Microsoft call failed. `str(exc)` is safe to log: never a token, secret or whole body."""
+    """A Microsoft call failed. `str(exc)` is safe to log: never a token, secret or whole body
+    (the message passes `redact`, whatever a hostile service echoed into it)."""
 
     retryable: ClassVar[bool] = False
 
@@ -49,6 +51,7 @@ class MicrosoftError(Exception):
         http_status: int | None = None,
         tenant_id: str | None = None,
     ) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.code = code
@@ -90,7 +93,7 @@ class PartnerAccessError(MicrosoftError):
     default_remedy: ClassVar[str] = "Check the partner's sign-in settings (SYNC365_*), then rerun."
 
     def __init__(self, problem: str, *, remedy: str | None = None, **kwargs: Any) -> None:
-        self.problem = problem
+        self.problem = redact(problem)
         self.remedy = remedy or self.default_remedy
         super().__init__(f"{problem} {self.remedy}", **kwargs)
 
@@ -448,10 +451,11 @@ def _first_sentence(description: object) -> str:
 
 
 def _quote(text: str | None) -> str:
-    """Microsoft's own text, trimmed to a size that keeps logs and tables readable."""
+    """Microsoft's own text, redacted, then trimmed to a size that keeps logs and tables readable
+    (in that order: a cut secret would no longer be recognised)."""
     if not text:
         return ""
-    text = " ".join(text.split())
+    text = " ".join(redact(text).split())
     return text if len(text) <= _MAX_QUOTE else text[: _MAX_QUOTE - 1] + "…"
 
 
