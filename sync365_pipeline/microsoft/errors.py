@@ -17,15 +17,20 @@ quoted (its first sentence) in messages. Messages never contain a token, a secre
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
+import socket
+import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from sync365_pipeline.core.redaction import redact
 from sync365_pipeline.core.status import TenantStatus
@@ -360,30 +365,130 @@ def classify_response(
     )
 
 
+class TransportFailure(StrEnum):
+    """What went wrong below HTTP, read from the whole chain of causes `requests` wraps."""
+
+    CERTIFICATE = "certificate"  # the server's certificate failed verification
+    UNRESOLVED = "unresolved"  # the host name does not resolve
+    REFUSED = "refused"  # nothing listens there
+    TIMEOUT = "timeout"
+    RESET = "reset"  # reset, EOF or a broken connection mid-request
+    OTHER = "other"
+
+    @property
+    def is_configuration(self) -> bool:
+        """Retrying cannot help: a setting points at the wrong place or trusts the wrong CA."""
+        return self in (
+            TransportFailure.CERTIFICATE,
+            TransportFailure.UNRESOLVED,
+            TransportFailure.REFUSED,
+        )
+
+
+# The setting that points at each service, as the environment and the accounts file name it.
+ENDPOINT_SETTINGS = {
+    "identity": "SYNC365_AUTHORITY_HOST (authority_host in an accounts file)",
+    "graph": "SYNC365_GRAPH_URL (graph_url in an accounts file)",
+    "partner_center": "SYNC365_PARTNER_CENTER_URL (partner_center_url in an accounts file)",
+}
+
+
+def transport_failure(exc: BaseException) -> TransportFailure:
+    """Classify a network exception by every exception in its chain (causes, contexts, the
+    urllib3 reason wrapped in `args`), most specific first."""
+    chain = _causes(exc)
+    kinds = [
+        (TransportFailure.CERTIFICATE, (ssl.SSLCertVerificationError,)),
+        (TransportFailure.UNRESOLVED, (socket.gaierror, urllib3.exceptions.NameResolutionError)),
+        (TransportFailure.REFUSED, (ConnectionRefusedError,)),
+        (TransportFailure.TIMEOUT, (TimeoutError, requests.exceptions.Timeout)),
+        (
+            TransportFailure.RESET,
+            (
+                ConnectionResetError,
+                BrokenPipeError,
+                ConnectionAbortedError,
+                ssl.SSLEOFError,
+                ssl.SSLZeroReturnError,
+                http.client.RemoteDisconnected,
+                http.client.IncompleteRead,
+                urllib3.exceptions.ProtocolError,
+                requests.exceptions.ChunkedEncodingError,
+            ),
+        ),
+    ]
+    for kind, types in kinds:
+        if any(isinstance(link, types) for link in chain):
+            return kind
+    return TransportFailure.OTHER
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    pending = [exc]
+    while pending and len(seen) < 32:
+        link = pending.pop()
+        if any(link is known for known in seen):
+            continue
+        seen.append(link)
+        pending += [arg for arg in link.args if isinstance(arg, BaseException)]
+        pending += [
+            linked
+            for linked in (getattr(link, "reason", None), link.__cause__, link.__context__)
+            if isinstance(linked, BaseException)
+        ]
+    return seen
+
+
 def classify_transport_error(
-    exc: requests.RequestException, *, url: str | None, tenant_id: str | None, partner_level: bool
+    exc: requests.RequestException,
+    *,
+    url: str | None,
+    tenant_id: str | None,
+    partner_level: bool,
+    service: Literal["identity", "graph", "partner_center"] | None = None,
 ) -> MicrosoftError:
     """Type a network failure that outlasted the HTTP layer's retries.
 
-    At partner level it is `EndpointUnreachable` (naming the host and, for a TLS failure, the
-    CA setting); for one customer it is transient.
+    A certificate that fails verification, a host that does not resolve or refuses connections is
+    `EndpointUnreachable` for the whole account, whichever tenant met it: it names the setting that
+    points there and is never retried. A reset or a timeout is transient.
     """
     host = urlsplit(url).netloc if url else "the Microsoft endpoint"
-    tls = isinstance(exc, requests.exceptions.SSLError)
-    kind = "TLS verification failed" if tls else type(exc).__name__
-    problem = f"Could not reach {host}: {kind}."
-    if partner_level:
-        remedy = (
-            f"The certificate of {host} is not trusted: set SYNC365_CA_BUNDLE to the CA that "
-            "signed it (the simulator writes its CA file), or fix a proxy that rewrites TLS, "
-            "then rerun."
-            if tls
-            else None
-        )
+    kind = transport_failure(exc)
+    setting = ENDPOINT_SETTINGS.get(service or "", "the endpoint settings (SYNC365_*_URL)")
+    if kind is TransportFailure.CERTIFICATE:
         return EndpointUnreachable(
-            problem, remedy=remedy, code=type(exc).__name__, tenant_id=tenant_id
+            f"The TLS certificate of {host} failed verification.",
+            remedy=(
+                f"If {host} is right, set SYNC365_CA_BUNDLE to the CA that signed it (the "
+                "simulator writes its CA file) or fix a proxy that rewrites TLS; otherwise correct "
+                f"{setting}. Then rerun."
+            ),
+            code="CertificateVerifyFailed",
+            tenant_id=tenant_id,
         )
-    return TransientError(problem, code=type(exc).__name__, tenant_id=tenant_id)
+    if kind.is_configuration:
+        problem = {
+            TransportFailure.UNRESOLVED: f"The host {host} does not resolve.",
+            TransportFailure.REFUSED: f"{host} refused the connection.",
+        }[kind]
+        return EndpointUnreachable(
+            problem,
+            remedy=f"Check {setting} (and SYNC365_CLOUD, proxy and DNS settings), then rerun.",
+            code=f"Connection{kind.value.title()}",
+            tenant_id=tenant_id,
+        )
+    what = {
+        TransportFailure.TIMEOUT: "timed out",
+        TransportFailure.RESET: "dropped the connection",
+    }.get(kind, f"failed ({type(exc).__name__})")
+    code = f"Connection{kind.value.title()}"
+    if partner_level:
+        return TransientError(
+            f"{host} {what}; this is usually temporary.", code=code, tenant_id=tenant_id
+        )
+    return TransientError(f"{host} {what}.", code=code, tenant_id=tenant_id)
 
 
 def tenant_outcome(exc: BaseException) -> tuple[TenantStatus, str | None, str]:

@@ -430,4 +430,4 @@ def test_untrusted_simulator_certificate_names_the_ca_setting(simulator_factory,
         cloud.tokens.partner_center_token()
     assert f"127.0.0.1:{sim.port}" in str(caught.value)
     assert "SYNC365_CA_BUNDLE" in caught.value.remedy
-    assert caught.value.code == "SSLError"
+    assert caught.value.code == "CertificateVerifyFailed"
