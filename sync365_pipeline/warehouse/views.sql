@@ -1,7 +1,9 @@
 -- Analyst views, recreated by Warehouse.migrate(). Stale rule (one place, `tenant_freshness`): a
--- tenant's facts are stale when its latest sync attempt was not 'ok', or its latest written slice
--- is older than the newest snapshot date written for any tenant (the latest successful sync).
--- Failed tenants therefore keep showing their last good facts, flagged, never zeroed.
+-- tenant's facts are stale when its latest sync attempt was not 'ok', when that attempt produced
+-- no facts (its latest slice was written before the attempt: the facts step failed or never
+-- ran), or when its latest written slice is older than the newest snapshot date written for any
+-- tenant (the latest successful sync). Failed tenants therefore keep showing their last good
+-- facts, flagged, never zeroed, and nothing reads as fresh that was not written.
 
 CREATE OR REPLACE VIEW latest_tenant_status AS
 SELECT *
@@ -12,7 +14,7 @@ QUALIFY row_number() OVER (PARTITION BY tenant_id ORDER BY checked_at DESC, stat
 -- attempt, and whether those facts are stale.
 CREATE OR REPLACE VIEW tenant_freshness AS
 WITH latest_slice AS (
-    SELECT tenant_id, max(snapshot_date) AS facts_as_of
+    SELECT tenant_id, max(snapshot_date) AS facts_as_of, max(written_at) AS facts_written_at
     FROM license_snapshots
     GROUP BY tenant_id
 )
@@ -23,6 +25,7 @@ SELECT
     s.checked_at AS last_checked_at,
     (
         coalesce(s.status, 'ok') <> 'ok'
+        OR l.facts_written_at < s.checked_at
         OR l.facts_as_of < (SELECT max(snapshot_date) FROM license_snapshots)
     ) AS is_stale
 FROM latest_slice AS l

@@ -1,0 +1,35 @@
+"""Nothing reads as fresh that was not written: the stale rule against a real DuckDB file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sync365_pipeline.core.status import TenantStatus
+from sync365_pipeline.warehouse import TenantStatusRow, Warehouse
+from sync365_pipeline_tests.warehouse.samples import CONTOSO, FABRIKAM, PARTNER, SPB, facts
+
+
+def stale_by_tenant(warehouse: Warehouse) -> dict[str, bool]:
+    frame = warehouse.tenant_health().set_index("tenant_id")
+    return {tenant: bool(stale) for tenant, stale in frame["is_stale"].items()}
+
+
+def ok(tenant: str, at: datetime) -> TenantStatusRow:
+    return TenantStatusRow(PARTNER, tenant, at, TenantStatus.OK)
+
+
+def test_an_ok_attempt_whose_facts_were_never_written_is_stale(warehouse: Warehouse) -> None:
+    today = datetime.now(UTC).date()
+    fetched_at = datetime.now(UTC) - timedelta(minutes=1)
+    warehouse.record_tenant_statuses([ok(CONTOSO, fetched_at), ok(FABRIKAM, fetched_at)])
+    warehouse.replace_license_facts(
+        today, {CONTOSO: facts(CONTOSO, today, {SPB: (5, 3)}), FABRIKAM: facts(FABRIKAM, today, {})}
+    )
+    assert stale_by_tenant(warehouse) == {CONTOSO: False, FABRIKAM: False}
+
+    # The next sync fetched both and recorded `ok`, then its facts step failed: nothing new was
+    # written, so neither tenant's facts may read as fresh.
+    warehouse.record_tenant_statuses(
+        [ok(CONTOSO, datetime.now(UTC) + timedelta(minutes=1)), ok(FABRIKAM, fetched_at)]
+    )
+    assert stale_by_tenant(warehouse) == {CONTOSO: True, FABRIKAM: False}
