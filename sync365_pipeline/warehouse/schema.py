@@ -12,6 +12,8 @@ from importlib import resources
 
 import duckdb
 
+from sync365_pipeline.warehouse.connection import transaction
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
         1,
@@ -124,16 +126,11 @@ def applied_version(con: duckdb.DuckDBPyConnection) -> int:
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
     """Apply pending migrations and recreate the views, in one transaction; returns the version."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         current = applied_version(con)
         for version, sql in MIGRATIONS:
             if version > current:
                 con.execute(sql)
                 con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utc_now()])
         con.execute(resources.files(__package__).joinpath("views.sql").read_text("utf-8"))
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return LATEST_VERSION

@@ -30,7 +30,7 @@ from sync365_pipeline.core.settings import (
 from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.warehouse import schema
 from sync365_pipeline.warehouse.columns import CUSTOMER_COLUMNS, LICENSE_FACT_COLUMNS, UNIT_COLUMNS
-from sync365_pipeline.warehouse.connection import connect
+from sync365_pipeline.warehouse.connection import connect, transaction
 from sync365_pipeline.warehouse.rows import (
     ConsentFlag,
     CustomerChanges,
@@ -93,13 +93,8 @@ class Warehouse:
             self.migrate()
         con = self._connect()
         try:
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(con):
                 yield con
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
         finally:
             con.close()
 
