@@ -40,6 +40,7 @@ from sync365_pipeline.warehouse.rows import (
 )
 
 MAX_MESSAGE_LENGTH = 2000
+OF_PARTNER = "($partner IS NULL OR partner_tenant_id = $partner)"
 _INTEGER_COLUMNS = (*UNIT_COLUMNS, "billing_accounts")
 
 
@@ -98,14 +99,20 @@ class Warehouse:
         finally:
             con.close()
 
-    def _read(self, sql: str, params: Sequence[object] = ()) -> pd.DataFrame:
+    def _read(self, sql: str, params: Sequence[object] | Mapping[str, object] = ()) -> pd.DataFrame:
         if not self._schema_ready and not self.path.exists():
             self.migrate()
         con = self._connect(read_only=True)
         try:
-            return con.execute(sql, list(params)).df()
+            return con.execute(
+                sql, dict(params) if isinstance(params, Mapping) else list(params)
+            ).df()
         finally:
             con.close()
+
+    def _read_of_partner(self, sql: str, partner_tenant_id: str | None) -> pd.DataFrame:
+        """`sql` whose `{of_partner}` condition keeps one partner's rows, or all for None."""
+        return self._read(sql.format(of_partner=OF_PARTNER), {"partner": partner_tenant_id})
 
     # -- license facts ---------------------------------------------------------------------
 
@@ -203,10 +210,9 @@ class Warehouse:
 
     def active_tenants(self, partner_tenant_id: str | None = None) -> list[str]:
         """Tenant ids to sync: customers currently active (of one partner, or of all)."""
-        frame = self._read(
-            "SELECT tenant_id FROM customers WHERE active "
-            "AND ($1 IS NULL OR partner_tenant_id = $1) ORDER BY tenant_id",
-            [partner_tenant_id],
+        frame = self._read_of_partner(
+            "SELECT tenant_id FROM customers WHERE active AND {of_partner} ORDER BY tenant_id",
+            partner_tenant_id,
         )
         return frame["tenant_id"].tolist()
 
@@ -273,17 +279,16 @@ class Warehouse:
 
     def latest_tenant_statuses(self, partner_tenant_id: str | None = None) -> pd.DataFrame:
         """The newest status row of every tenant ever checked."""
-        return self._read(
-            "SELECT * FROM latest_tenant_status WHERE $1 IS NULL OR partner_tenant_id = $1 "
-            "ORDER BY tenant_id",
-            [partner_tenant_id],
+        return self._read_of_partner(
+            "SELECT * FROM latest_tenant_status WHERE {of_partner} ORDER BY tenant_id",
+            partner_tenant_id,
         )
 
     def tenant_health(self, partner_tenant_id: str | None = None) -> pd.DataFrame:
-        return self._read(
-            "SELECT * FROM tenant_health WHERE $1 IS NULL OR partner_tenant_id = $1 "
+        return self._read_of_partner(
+            "SELECT * FROM tenant_health WHERE {of_partner} "
             "ORDER BY active DESC, status, tenant_id",
-            [partner_tenant_id],
+            partner_tenant_id,
         )
 
     def latest_partner_statuses(self) -> pd.DataFrame:
@@ -305,13 +310,13 @@ class Warehouse:
 
     def status_summary(self, partner_tenant_id: str | None = None) -> pd.DataFrame:
         """Active tenants per latest status, with how many of them show stale facts."""
-        return self._read(
+        return self._read_of_partner(
             "SELECT partner_tenant_id, coalesce(status, 'never_synced') AS status, "
             "count(*) AS tenants, count(*) FILTER (WHERE is_stale) AS stale_tenants, "
             "min(status_since) AS oldest_since FROM tenant_health "
-            "WHERE active AND ($1 IS NULL OR partner_tenant_id = $1) "
+            "WHERE active AND {of_partner} "
             "GROUP BY ALL ORDER BY partner_tenant_id, tenants DESC, status",
-            [partner_tenant_id],
+            partner_tenant_id,
         )
 
     def licenses_per_customer(self) -> pd.DataFrame:
