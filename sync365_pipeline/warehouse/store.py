@@ -21,7 +21,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from sync365_pipeline.core.clock import utc_naive
+from sync365_pipeline.core.clock import utc_naive, utcnow
 from sync365_pipeline.core.settings import (
     DEFAULT_LOCK_TIMEOUT_S,
     duckdb_path_from_env,
@@ -146,7 +146,7 @@ class Warehouse:
             con.execute(
                 "INSERT INTO license_snapshots "
                 "SELECT ?, tenant_id, sku_count, ? FROM incoming_slices",
-                [snapshot_date, schema.utc_now()],
+                [snapshot_date, utc_naive(utcnow())],
             )
         return len(facts)
 
