@@ -21,18 +21,15 @@ class AnalystCopy(WarehouseFile):
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         temporary.unlink(missing_ok=True)
-        if not self._schema_ready:
-            self.migrate()
-        con = self._connect()
         try:
-            row = con.execute("SELECT current_database()").fetchone()
-            source = _identifier(row[0] if row else "")
-            con.execute(f"ATTACH {_string_literal(str(temporary))} AS sync365_publish")
-            con.execute(f"COPY FROM DATABASE {source} TO sync365_publish")
-            con.execute("DETACH sync365_publish")
-            os.replace(temporary, target)
+            with self._open() as con:
+                row = con.execute("SELECT current_database()").fetchone()
+                source = _identifier(row[0] if row else "")
+                con.execute(f"ATTACH {_string_literal(str(temporary))} AS sync365_publish")
+                con.execute(f"COPY FROM DATABASE {source} TO sync365_publish")
+                con.execute("DETACH sync365_publish")
+                os.replace(temporary, target)
         finally:
-            con.close()
             temporary.unlink(missing_ok=True)
         return target
 

@@ -67,26 +67,27 @@ class WarehouseFile:
         return version
 
     @contextmanager
-    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        if not self._schema_ready:
+    def _open(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one operation, closed after it. The schema is migrated first, except
+        for a read of an existing file: readers never take the write lock."""
+        if not self._schema_ready and not (read_only and self.path.exists()):
             self.migrate()
-        con = self._connect()
+        con = self._connect(read_only=read_only)
         try:
-            with transaction(con):
-                yield con
+            yield con
         finally:
             con.close()
 
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._open() as con, transaction(con):
+            yield con
+
     def _read(self, sql: str, params: Sequence[object] | Mapping[str, object] = ()) -> pd.DataFrame:
-        if not self._schema_ready and not self.path.exists():
-            self.migrate()
-        con = self._connect(read_only=True)
-        try:
+        with self._open(read_only=True) as con:
             return con.execute(
                 sql, dict(params) if isinstance(params, Mapping) else list(params)
             ).df()
-        finally:
-            con.close()
 
 
 def insert_records(
