@@ -8,13 +8,14 @@ token in memory but never saves the token cache, and it never creates the wareho
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 from urllib.parse import urlsplit
 
 import duckdb
@@ -50,6 +51,8 @@ PROBE_TIMEOUT = (5.0, 10.0)
 GDAP_WARN_WITHIN = timedelta(days=30)
 LOCK_WAIT_S = 0.5
 
+P = ParamSpec("P")
+
 
 @dataclass(frozen=True)
 class Check:
@@ -63,6 +66,15 @@ class Check:
     @property
     def label(self) -> str:
         return {True: "PASS", None: "WARN", False: "FAIL"}[self.ok]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a check that asks Microsoft found; `microsoft_check` names it as a `Check`."""
+
+    ok: bool | None
+    detail: str
+    fix: str = ""
 
 
 @dataclass(frozen=True)
@@ -175,31 +187,49 @@ def _probe(session: MicrosoftSession, host: str, services: list[tuple[str, str]]
     return Check(name, True, f"reachable (HTTP {response.status_code}), TLS certificate trusted")
 
 
-def check_client_secret(settings: Settings, session: requests.Session) -> Check:
+def microsoft_check(name: str) -> Callable[[Callable[P, Outcome]], Callable[P, Check]]:
+    """The check `name` from a function that asks Microsoft: the `MicrosoftError` it raises is the
+    check's failure (with the typed error's problem and remedy), so the function states only what
+    it found."""
+
+    def named(find: Callable[P, Outcome]) -> Callable[P, Check]:
+        @functools.wraps(find)
+        def check(*args: P.args, **kwargs: P.kwargs) -> Check:
+            try:
+                outcome = find(*args, **kwargs)
+            except MicrosoftError as exc:
+                return _failure(name, exc)
+            return Check(name, outcome.ok, outcome.detail, outcome.fix)
+
+        return check
+
+    return named
+
+
+def _failure(name: str, exc: MicrosoftError) -> Check:
+    if isinstance(exc, PartnerAccessError):
+        return Check(name, False, exc.problem, exc.remedy)
+    return Check(name, False, str(exc), "Retry later; if it persists, check the service health.")
+
+
+@microsoft_check("client secret")
+def check_client_secret(settings: Settings, session: requests.Session) -> Outcome:
     """The app signs in by itself (client credentials): the secret is current and right."""
-    name = "client secret"
-    try:
-        app = confidential_app(settings, session, msal.TokenCache())
-        scope = f"{settings.endpoints.graph_resource}/.default"
-        result = msal_call(settings, lambda: app.acquire_token_for_client([scope]))
-        if "access_token" not in result:
-            raise classify_token_error(result, tenant_id=settings.tenant_id, partner_level=True)
-        facts = TokenFacts.from_jwt(result["access_token"])
-    except MicrosoftError as exc:
-        return _failure(name, exc)
-    return Check(
-        name,
+    app = confidential_app(settings, session, msal.TokenCache())
+    scope = f"{settings.endpoints.graph_resource}/.default"
+    result = msal_call(settings, lambda: app.acquire_token_for_client([scope]))
+    if "access_token" not in result:
+        raise classify_token_error(result, tenant_id=settings.tenant_id, partner_level=True)
+    facts = TokenFacts.from_jwt(result["access_token"])
+    return Outcome(
         True,
         f"accepted: app {settings.credentials.client_id} signed in to tenant {facts.tenant_id}",
     )
 
 
-def check_refresh_token_age(settings: Settings) -> Check:
-    name = "refresh token age"
-    try:
-        health = refresh_token_health(settings)
-    except MicrosoftError as exc:  # a corrupt token cache
-        return _failure(name, exc)
+@microsoft_check("refresh token age")
+def check_refresh_token_age(settings: Settings) -> Outcome:
+    health = refresh_token_health(settings)  # raises on a corrupt token cache
     verdict = {
         TokenAge.OK: True,
         TokenAge.EXPIRING: None,
@@ -207,52 +237,40 @@ def check_refresh_token_age(settings: Settings) -> Check:
         TokenAge.MISSING: None if settings.credentials.refresh_token else False,
         TokenAge.EXPIRED: False,
     }[health.age]
-    return Check(name, verdict, health.message, health.remedy)
+    return Outcome(verdict, health.message, health.remedy)
 
 
-def check_refresh_token(cloud: MicrosoftCloud) -> Check:
-    name = "refresh token redeemable"
-    try:
-        facts = cloud.tokens.partner_graph_token().facts
-    except MicrosoftError as exc:
-        return _failure(name, exc)
-    return Check(name, True, f"redeemed for {facts.account or 'the partner account'}")
+@microsoft_check("refresh token redeemable")
+def check_refresh_token(cloud: MicrosoftCloud) -> Outcome:
+    facts = cloud.tokens.partner_graph_token().facts
+    return Outcome(True, f"redeemed for {facts.account or 'the partner account'}")
 
 
-def check_mfa(cloud: MicrosoftCloud) -> Check:
+@microsoft_check("MFA claim")
+def check_mfa(cloud: MicrosoftCloud) -> Outcome:
     """Partner Center's own test: `mfa` in the `amr` claim of its token (microsoft-apis §3.3)."""
-    name = "MFA claim"
     try:
         facts = cloud.tokens.partner_center_token().facts
     except PartnerMfaMissing as exc:
         causes = "".join(f"\n  - {cause}" for cause in NO_MFA_CAUSES)
-        return Check(
-            name,
+        return Outcome(
             False,
             f"{exc.problem} Likely causes:{causes}",
             "Fix the cause, then run `sync365 consent` again and complete the MFA prompt.",
         )
-    except MicrosoftError as exc:
-        return _failure(name, exc)
-    return Check(name, True, f"present in the Partner Center token (amr: {', '.join(facts.amr)})")
+    return Outcome(True, f"present in the Partner Center token (amr: {', '.join(facts.amr)})")
 
 
-def check_customers(cloud: MicrosoftCloud) -> Check:
-    name = "Partner Center customers"
-    try:
-        customers = cloud.partner_center.customers()
-    except MicrosoftError as exc:
-        return _failure(name, exc)
-    return Check(name, True, f"customer list reachable: {len(customers)} customers")
+@microsoft_check("Partner Center customers")
+def check_customers(cloud: MicrosoftCloud) -> Outcome:
+    customers = cloud.partner_center.customers()
+    return Outcome(True, f"customer list reachable: {len(customers)} customers")
 
 
-def check_gdap(cloud: MicrosoftCloud) -> Check:
+@microsoft_check("GDAP relationships")
+def check_gdap(cloud: MicrosoftCloud) -> Outcome:
     """How many GDAP relationships, and which active ones end within `GDAP_WARN_WITHIN`."""
-    name = "GDAP relationships"
-    try:
-        relationships = cloud.graph.delegated_admin_relationships()
-    except MicrosoftError as exc:
-        return _failure(name, exc)
+    relationships = cloud.graph.delegated_admin_relationships()
     now = datetime.now(UTC)
     active = [r for r in relationships if str(r.get("status", "")).lower() == "active"]
     ending = sorted(
@@ -265,14 +283,13 @@ def check_gdap(cloud: MicrosoftCloud) -> Check:
     )
     detail = f"{len(relationships)} relationships, {len(active)} active"
     if not ending:
-        return Check(name, True, f"{detail}; none ends within {GDAP_WARN_WITHIN.days} days")
+        return Outcome(True, f"{detail}; none ends within {GDAP_WARN_WITHIN.days} days")
     lines = "".join(
         f"\n  - {_customer(r)}: {r.get('displayName', 'relationship')} ends {end:%Y-%m-%d} "
         f"(in {round((end - now) / timedelta(days=1))} days)"
         for end, r in ending
     )
-    return Check(
-        name,
+    return Outcome(
         None,
         f"{detail}; {len(ending)} end within {GDAP_WARN_WITHIN.days} days:{lines}",
         "Extend them in Partner Center (Customers > Admin relationships) or turn on auto-extend; "
@@ -291,12 +308,6 @@ def _end(relationship: Mapping[str, Any]) -> datetime | None:
 def _customer(relationship: Mapping[str, Any]) -> str:
     customer = relationship.get("customer") or {}
     return str(customer.get("displayName") or customer.get("tenantId") or "unknown customer")
-
-
-def _failure(name: str, exc: MicrosoftError) -> Check:
-    if isinstance(exc, PartnerAccessError):
-        return Check(name, False, exc.problem, exc.remedy)
-    return Check(name, False, str(exc), "Retry later; if it persists, check the service health.")
 
 
 # --- local state -------------------------------------------------------------------------------

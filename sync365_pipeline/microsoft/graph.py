@@ -3,41 +3,28 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
-import requests
-
-from sync365_pipeline.microsoft.auth import AccessToken, TokenProvider
+from sync365_pipeline.microsoft.api import ApiClient
+from sync365_pipeline.microsoft.auth import AccessToken
 from sync365_pipeline.microsoft.errors import MalformedResponse
-from sync365_pipeline.microsoft.http import get_json
-from sync365_pipeline.microsoft.paging import ODataNextLinkPaginator, iter_items
+from sync365_pipeline.microsoft.paging import ODataNextLinkPaginator
 
 MAX_RELATIONSHIPS_PAGE = 300  # `$top` limit of delegatedAdminRelationships
 
 
-class GraphClient:
+class GraphClient(ApiClient):
     """Graph with a customer-tenant token (SKUs, organization) or the partner's (GDAP, contracts).
 
     Each request carries a fresh `client-request-id` (resent unchanged by the session's retries)
     so a failure can be traced with Microsoft support.
     """
 
-    def __init__(
-        self,
-        session: requests.Session,
-        base_url: str,
-        tokens: TokenProvider,
-        *,
-        page_size: int = MAX_RELATIONSHIPS_PAGE,
-    ) -> None:
-        if not 1 <= page_size <= MAX_RELATIONSHIPS_PAGE:
-            raise ValueError(f"page_size must be 1..{MAX_RELATIONSHIPS_PAGE}, not {page_size}")
-        self._session = session
-        self._base_url = base_url.rstrip("/")
-        self._tokens = tokens
-        self._page_size = page_size
-        self._paginator = ODataNextLinkPaginator()
+    service = "graph"
+    max_page_size = MAX_RELATIONSHIPS_PAGE
+
+    def _new_paginator(self) -> ODataNextLinkPaginator:
+        return ODataNextLinkPaginator()
 
     def subscribed_skus(self, tenant_id: str) -> list[dict[str, Any]]:
         """The customer's subscribed SKUs (all pages of `GET /v1.0/subscribedSkus`)."""
@@ -69,20 +56,9 @@ class GraphClient:
         )
 
     def _items(self, url: str, token: AccessToken, tenant_id: str | None) -> list[dict[str, Any]]:
-        def fetch(page_url: str, headers: Mapping[str, str]) -> Mapping[str, Any]:
-            request_headers = {
-                **headers,
-                "client-request-id": str(uuid.uuid4()),
-            }
-            return get_json(
-                self._session,
-                page_url,
-                headers=request_headers,
-                service="graph",
-                tenant_id=tenant_id,
-            )
-
-        # The token goes in as the paging's own headers, which no next link may redirect or
-        # replace (`iter_pages`).
-        credentials = {"Authorization": token.authorization(), "Accept": "application/json"}
-        return list(iter_items(fetch, url, self._paginator, headers=credentials))
+        return self._fetch_all(
+            url,
+            token,
+            tenant_id=tenant_id,
+            request_ids=lambda: {"client-request-id": str(uuid.uuid4())},
+        )

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-import requests
-
-from sync365_pipeline.microsoft.auth import TokenProvider
-from sync365_pipeline.microsoft.http import get_json
-from sync365_pipeline.microsoft.paging import ContinuationTokenPaginator, iter_items
+from sync365_pipeline.microsoft.api import ApiClient
+from sync365_pipeline.microsoft.paging import ContinuationTokenPaginator
 
 MAX_PAGE_SIZE = 500  # the service's default and maximum `size`
 
 
-class PartnerCenterClient:
+class PartnerCenterClient(ApiClient):
     """App+User calls with the partner's Partner Center token.
 
     Each request gets a fresh `MS-RequestId` (the session's retries resend the same one, which
@@ -24,21 +20,11 @@ class PartnerCenterClient:
     `MS-CorrelationId`.
     """
 
-    def __init__(
-        self,
-        session: requests.Session,
-        base_url: str,
-        tokens: TokenProvider,
-        *,
-        page_size: int = MAX_PAGE_SIZE,
-    ) -> None:
-        if not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}, not {page_size}")
-        self._session = session
-        self._base_url = base_url.rstrip("/")
-        self._tokens = tokens
-        self._page_size = page_size
-        self._paginator = ContinuationTokenPaginator(self._base_url)
+    service = "partner_center"
+    max_page_size = MAX_PAGE_SIZE
+
+    def _new_paginator(self) -> ContinuationTokenPaginator:
+        return ContinuationTokenPaginator(self._base_url)
 
     def customers(self) -> list[dict[str, Any]]:
         """Every customer of the partner (all pages of `GET /v1/customers`)."""
@@ -52,22 +38,12 @@ class PartnerCenterClient:
     def _items(self, url: str, *, tenant_id: str | None) -> list[dict[str, Any]]:
         token = self._tokens.partner_center_token()
         correlation_id = str(uuid.uuid4())
-
-        def fetch(page_url: str, headers: Mapping[str, str]) -> Mapping[str, Any]:
-            request_headers = {
-                **headers,
+        return self._fetch_all(
+            url,
+            token,
+            tenant_id=tenant_id,
+            request_ids=lambda: {
                 "MS-RequestId": str(uuid.uuid4()),
                 "MS-CorrelationId": correlation_id,
-            }
-            return get_json(
-                self._session,
-                page_url,
-                headers=request_headers,
-                service="partner_center",
-                tenant_id=tenant_id,
-            )
-
-        # The token goes in as the paging's own headers, which no next link may redirect or
-        # replace (`iter_pages`).
-        credentials = {"Authorization": token.authorization(), "Accept": "application/json"}
-        return list(iter_items(fetch, url, self._paginator, headers=credentials))
+            },
+        )

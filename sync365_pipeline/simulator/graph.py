@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
+from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.simulator.disruptions import ServiceErrors, serve
 from sync365_pipeline.simulator.identity import GRAPH_RESOURCES
 from sync365_pipeline.simulator.payloads import organization, partner_organization
@@ -29,7 +30,6 @@ from sync365_pipeline.simulator.wire import (
     graph_error,
     graph_request_ids,
     json_response,
-    utc_now,
 )
 
 _SERVER_ERROR_CODES = {
@@ -134,7 +134,7 @@ class Graph:
         if customer is None:
             return True
         is_app_only = claims.get("idtyp") == "app"
-        return not is_app_only and not customer.has_delegated_access(utc_now())
+        return not is_app_only and not customer.has_delegated_access(utcnow())
 
     # --- collections -----------------------------------------------------------------------------
 

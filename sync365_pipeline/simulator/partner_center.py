@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.simulator.disruptions import ServiceErrors, serve
 from sync365_pipeline.simulator.identity import PARTNER_CENTER_RESOURCES
 from sync365_pipeline.simulator.payloads import partner_center_subscribed_sku
@@ -26,7 +27,6 @@ from sync365_pipeline.simulator.wire import (
     partner_center_error,
     partner_center_ids,
     partner_center_throttled,
-    utc_now,
 )
 
 MAX_PAGE_SIZE = 500
@@ -170,7 +170,7 @@ class PartnerCenter:
                 f"Partner {self.state.partner.tenant_id} has no commerce relationship with "
                 f"customer {customer_id}",
             )
-        if claims.get("idtyp") == "app" or not customer.has_delegated_access(utc_now()):
+        if claims.get("idtyp") == "app" or not customer.has_delegated_access(utcnow()):
             return partner_center_error(request, 403, 2032, "Access denied")
         items = [partner_center_subscribed_sku(sku, self.state.catalog) for sku in customer.skus]
         body = {

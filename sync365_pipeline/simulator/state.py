@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
+from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.simulator.catalog import load_catalog
 from sync365_pipeline.simulator.generator import generate_customers
 from sync365_pipeline.simulator.payloads import (
@@ -32,7 +33,6 @@ from sync365_pipeline.simulator.scenario import (
     SkuAssignment,
 )
 from sync365_pipeline.simulator.tokens import RefreshTokenGrant, TokenSigner
-from sync365_pipeline.simulator.wire import utc_now
 
 DISRUPTIONS = frozenset(
     {
@@ -306,7 +306,7 @@ class SimulatorState:
 
     def gdap_relationships(self) -> list[dict[str, Any]]:
         """Rebuilt each minute: statuses depend on the clock (relationships expire at their end)."""
-        now = utc_now()
+        now = utcnow()
         return self._cached(
             f"gdap@{now:%Y%m%d%H%M}",
             lambda: [

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+
+from sync365_pipeline.core.clock import utcnow
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 NO_CACHE_HEADERS = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache", "Expires": "-1"}
@@ -27,10 +28,6 @@ def json_response(
         status=status,
         headers={"Content-Type": JSON_CONTENT_TYPE, **(headers or {})},
     )
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- Identity platform (ESTS) ------------------------------------------------------------------
@@ -52,7 +49,7 @@ def identity_error(
     """
     trace_id = str(uuid.uuid4())
     correlation_id = request.headers.get("client-request-id") or str(uuid.uuid4())
-    timestamp = utc_now().strftime("%Y-%m-%d %H:%M:%SZ")
+    timestamp = utcnow().strftime("%Y-%m-%d %H:%M:%SZ")
     body: dict[str, Any] = {
         "error": error,
         "error_description": (
@@ -98,7 +95,7 @@ def graph_error(
     headers: dict[str, str] | None = None,
 ) -> web.Response:
     ids = graph_request_ids(request)
-    inner = {"date": utc_now().strftime("%Y-%m-%dT%H:%M:%S"), **ids}
+    inner = {"date": utcnow().strftime("%Y-%m-%dT%H:%M:%S"), **ids}
     return json_response(
         {"error": {"code": code, "message": message, "innerError": inner}},
         status,

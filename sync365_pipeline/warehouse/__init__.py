@@ -8,7 +8,8 @@ from sync365_pipeline.warehouse.rows import (
     RawPayload,
     TenantStatusRow,
 )
-from sync365_pipeline.warehouse.store import InvalidFrameError, Warehouse
+from sync365_pipeline.warehouse.store import Warehouse
+from sync365_pipeline.warehouse.writes import InvalidFrameError
 
 __all__ = [
     "ConsentFlag",

@@ -12,6 +12,8 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -57,3 +59,16 @@ def connect(
                 ) from exc
             time.sleep(min(remaining, random.uniform(ceiling / 2, ceiling)))
             ceiling = min(ceiling * 2, MAX_BACKOFF_S)
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN, then COMMIT, or ROLLBACK on any exception (an interrupt too), so a failed write
+    leaves the previous data exactly as it was."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

@@ -7,10 +7,12 @@ TIMESTAMP. Unit counts are BIGINT exactly as Microsoft reports them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from importlib import resources
 
 import duckdb
+
+from sync365_pipeline.core.clock import utc_naive, utcnow
+from sync365_pipeline.warehouse.connection import transaction
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -107,11 +109,6 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 
-def utc_now() -> datetime:
-    """Now as the naive-UTC value every TIMESTAMP column holds."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def applied_version(con: duckdb.DuckDBPyConnection) -> int:
     """The newest migration recorded in the file, 0 for a new file."""
     con.execute(
@@ -124,16 +121,13 @@ def applied_version(con: duckdb.DuckDBPyConnection) -> int:
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
     """Apply pending migrations and recreate the views, in one transaction; returns the version."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         current = applied_version(con)
         for version, sql in MIGRATIONS:
             if version > current:
                 con.execute(sql)
-                con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, utc_now()])
+                con.execute(
+                    "INSERT INTO schema_version VALUES (?, ?)", [version, utc_naive(utcnow())]
+                )
         con.execute(resources.files(__package__).joinpath("views.sql").read_text("utf-8"))
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return LATEST_VERSION

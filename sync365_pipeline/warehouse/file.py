@@ -1,0 +1,111 @@
+"""One DuckDB file, opened per operation: the base every part of `Warehouse` builds on.
+
+Every operation opens the file, does one short transaction and closes it, so the single-writer
+lock is held for milliseconds to seconds and never across network calls. A failed write rolls back
+and leaves the previous data exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Self
+
+import duckdb
+import pandas as pd
+
+from sync365_pipeline.core.settings import (
+    DEFAULT_LOCK_TIMEOUT_S,
+    duckdb_path_from_env,
+    lock_timeout_from_env,
+)
+from sync365_pipeline.warehouse import schema
+from sync365_pipeline.warehouse.connection import connect, transaction
+
+MAX_MESSAGE_LENGTH = 2000
+
+
+class WarehouseFile:
+    """One DuckDB file. Cheap to construct; holds no connection between calls."""
+
+    def __init__(self, path: Path, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> None:
+        self.path = Path(path)
+        self.lock_timeout_s = lock_timeout_s
+        self._schema_ready = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """The configured warehouse: `SYNC365_DUCKDB_PATH` (or the accounts file's
+        `duckdb_path`) and `SYNC365_LOCK_TIMEOUT`; raises `ConfigError` on a bad value."""
+        return cls(duckdb_path_from_env(environ), lock_timeout_s=lock_timeout_from_env(environ))
+
+    @property
+    def analyst_copy_path(self) -> Path:
+        """Where analysts should point their tools: a copy published after each write."""
+        return self.path.with_name(self.path.stem + "_analyst.duckdb")
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _connect(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        return connect(
+            self.path,
+            read_only=read_only,
+            timeout_s=self.lock_timeout_s,
+            analyst_copy=self.analyst_copy_path,
+        )
+
+    def migrate(self) -> int:
+        """Create or upgrade the schema and views; idempotent. Returns the schema version."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = self._connect()
+        try:
+            version = schema.migrate(con)
+        finally:
+            con.close()
+        self._schema_ready = True
+        return version
+
+    @contextmanager
+    def _open(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one operation, closed after it. The schema is migrated first, except
+        for a read of an existing file: readers never take the write lock."""
+        if not self._schema_ready and not (read_only and self.path.exists()):
+            self.migrate()
+        con = self._connect(read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._open() as con, transaction(con):
+            yield con
+
+    def _read(self, sql: str, params: Sequence[object] | Mapping[str, object] = ()) -> pd.DataFrame:
+        with self._open(read_only=True) as con:
+            return con.execute(
+                sql, dict(params) if isinstance(params, Mapping) else list(params)
+            ).df()
+
+
+def insert_records(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    records: list[dict[str, object]],
+    *,
+    replace: bool = False,
+) -> None:
+    """Insert `records` (dicts of column values) into `table` in one statement."""
+    frame = pd.DataFrame.from_records(records)
+    con.register("incoming_rows", frame)
+    columns = ", ".join(frame.columns)
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    con.execute(f"{verb} INTO {table} ({columns}) SELECT {columns} FROM incoming_rows")  # noqa: S608
+    con.unregister("incoming_rows")
+
+
+def clip(message: str | None) -> str | None:
+    """A message short enough to store (Microsoft's error texts can be long)."""
+    return message[:MAX_MESSAGE_LENGTH] if message else message

@@ -1,0 +1,122 @@
+"""The readers of `Warehouse`: what to sync, statuses and health, facts for people to look at."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from sync365_pipeline.warehouse.file import WarehouseFile
+
+OF_PARTNER = "($partner IS NULL OR partner_tenant_id = $partner)"
+
+
+class Readers(WarehouseFile):
+    """Each reader opens the file read-only; one that takes `partner_tenant_id` reads that
+    partner's rows, or every partner's for None."""
+
+    def active_tenants(self, partner_tenant_id: str | None = None) -> list[str]:
+        """Tenant ids to sync: customers currently active (of one partner, or of all)."""
+        frame = self._read_of_partner(
+            "SELECT tenant_id FROM customers WHERE active AND {of_partner} ORDER BY tenant_id",
+            partner_tenant_id,
+        )
+        return frame["tenant_id"].tolist()
+
+    def latest_tenant_statuses(self, partner_tenant_id: str | None = None) -> pd.DataFrame:
+        """The newest status row of every tenant ever checked."""
+        return self._read_of_partner(
+            "SELECT * FROM latest_tenant_status WHERE {of_partner} ORDER BY tenant_id",
+            partner_tenant_id,
+        )
+
+    def tenant_health(self, partner_tenant_id: str | None = None) -> pd.DataFrame:
+        return self._read_of_partner(
+            "SELECT * FROM tenant_health WHERE {of_partner} "
+            "ORDER BY active DESC, status, tenant_id",
+            partner_tenant_id,
+        )
+
+    def latest_partner_statuses(self) -> pd.DataFrame:
+        """The newest partner-level sign-in outcome of every partner."""
+        return self._read(
+            "SELECT * FROM partner_status QUALIFY row_number() OVER "
+            "(PARTITION BY partner_tenant_id ORDER BY checked_at DESC) = 1 "
+            "ORDER BY partner_tenant_id"
+        )
+
+    def status_marker(self) -> str | None:
+        """The newest tenant or partner status time as ISO text (a sensor cursor), or None."""
+        frame = self._read(
+            "SELECT max(checked_at) AS newest FROM "
+            "(SELECT checked_at FROM tenant_status UNION ALL SELECT checked_at FROM partner_status)"
+        )
+        newest = frame["newest"].iloc[0]
+        return None if pd.isna(newest) else pd.Timestamp(newest).isoformat()
+
+    def status_summary(self, partner_tenant_id: str | None = None) -> pd.DataFrame:
+        """Active tenants per latest status, with how many of them show stale facts."""
+        return self._read_of_partner(
+            "SELECT partner_tenant_id, coalesce(status, 'never_synced') AS status, "
+            "count(*) AS tenants, count(*) FILTER (WHERE is_stale) AS stale_tenants, "
+            "min(status_since) AS oldest_since FROM tenant_health "
+            "WHERE active AND {of_partner} "
+            "GROUP BY ALL ORDER BY partner_tenant_id, tenants DESC, status",
+            partner_tenant_id,
+        )
+
+    def licenses_per_customer(self) -> pd.DataFrame:
+        """One line per customer from its current facts: SKUs, units, unused, staleness."""
+        return self._read(
+            "SELECT coalesce(c.display_name, f.tenant_id) AS customer, f.tenant_id, "
+            "strftime(max(f.snapshot_date), '%Y-%m-%d') AS snapshot_date, count(*) AS skus, "
+            "sum(f.enabled_units) AS enabled_units, sum(f.consumed_units) AS consumed_units, "
+            "sum(greatest(f.available_units, 0)) AS unused_units, bool_or(f.is_stale) AS is_stale "
+            "FROM current_license_facts AS f LEFT JOIN customers AS c "
+            "ON c.partner_tenant_id = f.partner_tenant_id AND c.tenant_id = f.tenant_id "
+            "GROUP BY ALL ORDER BY customer"
+        )
+
+    def current_facts_preview(self, limit: int = 20) -> pd.DataFrame:
+        """The first rows of `current_license_facts`, for a look at the facts in the UI."""
+        return self._read(
+            "SELECT tenant_id, sku_part_number, product_name, capability_status, enabled_units, "
+            "consumed_units, available_units, is_stale FROM current_license_facts "
+            "ORDER BY tenant_id, sku_part_number LIMIT ?",
+            [limit],
+        )
+
+    def ok_raw_payloads(
+        self, partner_tenant_id: str, snapshot_date: date, *, sync_id: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Raw payloads of `snapshot_date` for tenants whose latest attempt by that day was ok
+        (and, with `sync_id`, was made by that sync).
+
+        Returns {tenant_id: {source: parsed JSON}} with source 'graph' and/or 'partner_center';
+        tenants whose latest attempt failed are left out, so their earlier facts stay untouched.
+        """
+        frame = self._read(
+            """
+            WITH latest AS (
+                SELECT tenant_id, status, sync_id FROM tenant_status
+                WHERE partner_tenant_id = $1 AND CAST(checked_at AS DATE) <= $2
+                QUALIFY row_number() OVER (PARTITION BY tenant_id ORDER BY checked_at DESC) = 1
+            )
+            SELECT r.tenant_id, r.source, r.payload
+            FROM raw_subscribed_skus AS r JOIN latest AS l ON l.tenant_id = r.tenant_id
+            WHERE r.partner_tenant_id = $1 AND r.snapshot_date = $2 AND l.status = 'ok'
+                AND ($3 IS NULL OR l.sync_id = $3)
+            ORDER BY r.tenant_id, r.source
+            """,
+            [partner_tenant_id, snapshot_date, sync_id],
+        )
+        payloads: dict[str, dict[str, Any]] = {}
+        for tenant, source, payload in frame.itertuples(index=False):
+            payloads.setdefault(tenant, {})[source] = json.loads(payload)
+        return payloads
+
+    def _read_of_partner(self, sql: str, partner_tenant_id: str | None) -> pd.DataFrame:
+        """`sql` whose `{of_partner}` condition keeps one partner's rows, or all for None."""
+        return self._read(sql.format(of_partner=OF_PARTNER), {"partner": partner_tenant_id})
