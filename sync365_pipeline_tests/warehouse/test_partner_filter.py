@@ -19,7 +19,7 @@ AT = datetime(2026, 7, 1, 5)
 def two_partners(warehouse: Warehouse) -> Warehouse:
     """PARTNER has Contoso and Fabrikam, OTHER_PARTNER has Northwind; each tenant synced ok."""
     for partner, tenants in ((PARTNER, [CONTOSO, FABRIKAM]), (OTHER_PARTNER, [NORTHWIND])):
-        listing = customers_frame(partner, [], [], [{"customerId": t} for t in tenants])
+        listing = customers_frame(partner, [], [], [{"customerId": t} for t in tenants]).frame
         warehouse.upsert_customers(partner, listing, AT)
         warehouse.record_tenant_statuses(
             [TenantStatusRow(partner, tenant, AT, TenantStatus.OK) for tenant in tenants]
