@@ -1,15 +1,96 @@
-"""Running the asset graph from code (the CLI's `sync`), through real Dagster executions."""
+"""Running the asset graph from code (the CLI's `sync`), through real Dagster executions.
+
+A sync from the command line may be killed at any moment (SIGKILL, a full disk, `docker stop`
+past its grace period). It then leaves its Dagster runs STARTED and its slot in the warehouse
+pool taken, which would make every later sync wait for ever. So: one CLI sync at a time per
+Dagster home (`exclusive_sync`, an OS file lock that dies with its process), and the sync that
+gets the lock marks the runs its dead predecessors left as failed and frees their pool slots
+(`recover_abandoned_runs`) before it starts.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 
+from sync365_pipeline.core.clock import utcnow
+from sync365_pipeline.defs.assets import WAREHOUSE_POOL
 from sync365_pipeline.defs.partitions import all_tenants_range_tags, tenant_partitions
 
 # Our progress lines are INFO; Dagster's own step events are DEBUG and would drown them.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+LAUNCHER_TAG = "sync365/launcher"
+CLI_TAGS = {LAUNCHER_TAG: "cli"}
+SYNC_LOCK_FILE = "sync365-sync.lock"
+UNFINISHED = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+@contextmanager
+def exclusive_sync(home: Path, on_wait: Callable[[str], None]) -> Iterator[None]:
+    """Hold this Dagster home's sync lock for the block, saying what it waits for if taken.
+
+    The lock is `flock`: the kernel releases it when its holder dies, however it dies, so a
+    killed sync never blocks the next one. It is taken before Dagster's storage is opened, so two
+    first syncs on a fresh home never create its schema at the same time.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / SYNC_LOCK_FILE).open("a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            on_wait(f"Waiting for the sync already running in {home} ({holder}) to finish...")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"PID {os.getpid()}, started {utcnow():%Y-%m-%d %H:%M:%S} UTC")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def recover_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark the CLI runs a dead sync left unfinished as failed and free every pool slot held by a
+    run that is over; returns the run ids recovered. Call it only under `exclusive_sync`, when no
+    other CLI sync of this home can be alive."""
+    recovered = []
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED, tags=CLI_TAGS)):
+        instance.report_run_failed(
+            run,
+            "The sync365 process running this sync ended before it finished (killed or "
+            "stopped); the next sync marked it failed and freed its warehouse slot.",
+        )
+        recovered.append(run.run_id)
+    storage = instance.event_log_storage
+    if storage.supports_global_concurrency_limits:
+        for run_id in storage.get_concurrency_run_ids():
+            run = instance.get_run_by_id(run_id)
+            if run is None or run.is_finished:
+                storage.free_concurrency_slots_for_run(run_id)
+    return recovered
+
+
+def warehouse_holders(instance: dg.DagsterInstance) -> list[str]:
+    """Runs that hold the warehouse pool's slot right now (e.g. a `dagster dev` run)."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return []
+    info = storage.get_concurrency_info(WAREHOUSE_POOL)
+    return sorted(info.active_run_ids)
 
 
 @dataclass(frozen=True)
@@ -28,7 +109,7 @@ class SyncRun:
 def run_full_sync(defs: dg.Definitions, instance: dg.DagsterInstance) -> SyncRun:
     """Discovery, then the license sync of every registered tenant in one run (as the schedule)."""
     discovery = defs.resolve_job_def("discovery").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG
+        instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG, tags=CLI_TAGS
     )
     if not discovery.success:
         return SyncRun(discovery.run_id, None, _failure_message(discovery))
@@ -39,7 +120,7 @@ def run_full_sync(defs: dg.Definitions, instance: dg.DagsterInstance) -> SyncRun
         instance=instance,
         raise_on_error=False,
         run_config=QUIET_RUN_CONFIG,
-        tags=all_tenants_range_tags(tenant_ids),
+        tags={**all_tenants_range_tags(tenant_ids), **CLI_TAGS},
     )
     failure = None if licenses.success else _failure_message(licenses)
     return SyncRun(discovery.run_id, licenses.run_id, failure)

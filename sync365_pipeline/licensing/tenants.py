@@ -78,7 +78,8 @@ def fetch_tenants(
     partner_center: bool = True,
     on_progress: ProgressCallback | None = None,
 ) -> list[TenantFetch]:
-    """Fetch many tenants with a bounded pool; stop everything on a partner-level failure."""
+    """Fetch many tenants with a bounded pool; stop starting new ones on a partner-level
+    failure or an interrupt, which then propagates."""
     results: list[TenantFetch] = []
     lock = threading.Lock()
 
@@ -93,13 +94,18 @@ def fetch_tenants(
         if on_progress is not None:
             on_progress(done, len(tenant_ids))
 
-    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tenant") as pool:
-        futures = [pool.submit(one, tenant_id) for tenant_id in tenant_ids]
+    pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tenant")
+    futures = [pool.submit(one, tenant_id) for tenant_id in tenant_ids]
+    try:
         finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
         for future in finished:
             if (error := future.exception()) is not None:
-                for pending in futures:
-                    pending.cancel()
                 raise error
+    except BaseException:
+        # A partner-level failure, or SIGINT/SIGTERM (Dagster raises it here, in the main
+        # thread): start no further tenant; those in flight end within their response deadline.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     position = {tenant_id: index for index, tenant_id in enumerate(tenant_ids)}
     return sorted(results, key=lambda fetched: position[fetched.tenant_id])

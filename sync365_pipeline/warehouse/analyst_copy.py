@@ -19,6 +19,7 @@ class AnalystCopy(WarehouseFile):
         """
         target = Path(target) if target else self.analyst_copy_path
         target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_copies(target)
         temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         temporary.unlink(missing_ok=True)
         try:
@@ -32,6 +33,24 @@ class AnalystCopy(WarehouseFile):
         finally:
             temporary.unlink(missing_ok=True)
         return target
+
+
+def _remove_abandoned_copies(target: Path) -> None:
+    """Delete half-written copies left by publishers that were killed (their PID is gone)."""
+    for leftover in target.parent.glob(f".{target.name}.*.tmp"):
+        pid = leftover.name.removeprefix(f".{target.name}.").removesuffix(".tmp")
+        if pid.isdigit() and not _alive(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
 
 
 def _identifier(name: str) -> str:
