@@ -20,6 +20,7 @@ import pandas as pd
 
 from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.clock import utc_naive
+from sync365_pipeline.core.text import safe_text
 from sync365_pipeline.warehouse.columns import CUSTOMER_COLUMNS, LICENSE_FACT_COLUMNS, UNIT_COLUMNS
 
 MAX_TEXT_LENGTH = 1024  # product names, company names and domains are far shorter; longer is cut
@@ -31,9 +32,6 @@ T = TypeVar("T")
 # that any row has: "Enabled" means at least one prepaid unit is usable, and so on down.
 CAPABILITY_PRECEDENCE = ("Enabled", "Warning", "Suspended", "LockedOut", "Deleted")
 
-# C0 and C1 control characters (terminal escapes among them) and lone surrogates, which DuckDB
-# cannot store as UTF-8 and a terminal would obey.
-_UNSAFE_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _WORD = re.compile(r"[A-Za-z][A-Za-z_]{0,63}")
 _PREPAID_KEYS = {
@@ -403,7 +401,7 @@ def _text(value: object, field: str, tenant: str, *, required: bool = False) -> 
         return None
     if not isinstance(value, str):
         raise MalformedPayload(f"{field} of tenant {tenant} is a {type(value).__name__}, not text.")
-    text = _UNSAFE_TEXT.sub("\ufffd", value.strip())
+    text = safe_text(value.strip())
     if len(text) > MAX_TEXT_LENGTH:
         text = text[: MAX_TEXT_LENGTH - 1] + "\u2026"
     return text
