@@ -1,12 +1,17 @@
-"""Fixtures shared by every test package: running Microsoft cloud simulators.
+"""Fixtures shared by every test package: running Microsoft cloud simulators, and other
+processes holding the DuckDB file.
 
 - `demo_simulator` (session): the bundled `demo` scenario, shared; do not change its state.
 - `simulator_factory` (function): `simulator_factory(scenario_or_dict_or_name)` starts a private
   simulator (about 50 ms) that tests may change through `sim.control`; stopped at teardown.
+- `hold_duckdb` (function): `hold_duckdb(path, read_only=...)` starts a process that opens the
+  file, as a running sync or an analyst would, and returns once it holds it; stopped at teardown.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,3 +51,70 @@ def simulator_factory(tmp_path: Path) -> Iterator[SimulatorFactory]:
     yield start
     for server in servers:
         server.stop()
+
+
+# Opens the file, says "holding", then answers each stdin line with the license_facts row count,
+# until stdin closes.
+_HOLDER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == "ro")
+print("holding", flush=True)
+for _ in sys.stdin:
+    print(con.execute("SELECT count(*) FROM license_facts").fetchone()[0], flush=True)
+"""
+
+
+class DuckDBHolder:
+    """Another process with the DuckDB file open (read-only or read-write) until `release`."""
+
+    def __init__(self, path: Path, *, read_only: bool) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, str(path), "ro" if read_only else "rw"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self._stdin, self._stdout = self.process.stdin, self.process.stdout
+        said = self._stdout.readline().strip()  # blocks until the file is open (or it died)
+        if said != "holding":
+            self.release()
+            raise AssertionError(f"the holder could not open {path} (said {said!r})")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def count_license_facts(self) -> int:
+        """The row count the holder sees through its own connection."""
+        self._stdin.write("count\n")
+        self._stdin.flush()
+        return int(self._stdout.readline())
+
+    def release(self) -> None:
+        """Close the file and end the process (idempotent)."""
+        self._stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._stdout.close()
+
+
+HoldDuckDB = Callable[..., DuckDBHolder]
+
+
+@pytest.fixture
+def hold_duckdb() -> Iterator[HoldDuckDB]:
+    holders: list[DuckDBHolder] = []
+
+    def hold(path: Path, *, read_only: bool) -> DuckDBHolder:
+        holder = DuckDBHolder(path, read_only=read_only)
+        holders.append(holder)
+        return holder
+
+    yield hold
+    for holder in holders:
+        holder.release()

@@ -9,6 +9,7 @@ refuses plain http).
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import tempfile
 import threading
@@ -98,6 +99,21 @@ class SimulatorServer:
 
     def environment(self) -> dict[str, str]:
         return environment(self.url, self.ca_path, self.state)
+
+    def connection_sockets(self) -> list[socket.socket]:
+        """The server ends of the client connections open now, to check their socket options."""
+        if self._loop is None or self._runner is None or self._runner.server is None:
+            return []
+        server = self._runner.server
+
+        async def sockets() -> list[socket.socket]:
+            return [
+                handler.transport.get_extra_info("socket")
+                for handler in server.connections
+                if handler.transport is not None
+            ]
+
+        return asyncio.run_coroutine_threadsafe(sockets(), self._loop).result(timeout=10)
 
     def start(self) -> SimulatorServer:
         started = threading.Event()

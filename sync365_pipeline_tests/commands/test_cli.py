@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,47 +11,34 @@ import duckdb
 import pytest
 
 from sync365_pipeline.simulator import SimulatorServer
-from sync365_pipeline_tests.defs.test_sync_graph import HEALTHY_B, scenario
+from sync365_pipeline.warehouse import Warehouse
+from sync365_pipeline_tests.conftest import HoldDuckDB
+from sync365_pipeline_tests.samples import CONTOSO, DAY1, SPB, facts
+from sync365_pipeline_tests.scenarios import HEALTHY_B, pipeline_scenario
 
-SYNC365 = [sys.executable, "-m", "sync365_pipeline.commands.cli"]
+from .processes import clean_env, run_sync365
 
-
-def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*SYNC365, *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-
-
-def clean_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYNC365_", "DAGSTER_"))}
-    env["DAGSTER_HOME"] = str(tmp_path / "dagster_home")
-    return env
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def configured(
     simulator_factory: Callable[[Any], SimulatorServer], tmp_path: Path
 ) -> tuple[SimulatorServer, dict[str, str]]:
-    sim = simulator_factory(scenario())
+    sim = simulator_factory(pipeline_scenario())
     env = clean_env(tmp_path) | sim.environment()
     env["SYNC365_TOKEN_CACHE"] = str(tmp_path / "token_cache.json")
     env["SYNC365_DUCKDB_PATH"] = str(tmp_path / "sync365.duckdb")
     return sim, env
 
 
-def facts(tmp_path: Path) -> list[tuple[Any, ...]]:
+def license_facts(tmp_path: Path) -> list[tuple[Any, ...]]:
     with duckdb.connect(str(tmp_path / "sync365.duckdb"), read_only=True) as con:
         return con.execute("SELECT * FROM license_facts ORDER BY tenant_id, sku_id").fetchall()
 
 
 def test_missing_configuration_exits_2_naming_every_variable(tmp_path: Path) -> None:
-    result = run(["sync"], clean_env(tmp_path), tmp_path)
+    result = run_sync365(["sync"], clean_env(tmp_path), tmp_path)
 
     assert result.returncode == 2
     for name in ("SYNC365_CLIENT_ID", "SYNC365_CLIENT_SECRET", "SYNC365_PARTNER_TENANT_ID"):
@@ -68,25 +52,25 @@ def test_sync_exits_0_with_failing_customers_then_1_when_the_partner_token_dies(
     sim, env = configured
     sim.control.revoke_consent(HEALTHY_B)
 
-    first = run(["sync"], env, tmp_path)
+    first = run_sync365(["sync"], env, tmp_path)
     assert first.returncode == 0, first.stderr
     assert "consent_revoked" in first.stdout
     assert "Beta Logistics" in first.stdout, "the failing customer is named"
-    status = run(["status"], env, tmp_path)
+    status = run_sync365(["status"], env, tmp_path)
     assert status.returncode == 0
     assert "consent_revoked" in status.stdout
-    before = facts(tmp_path)
+    before = license_facts(tmp_path)
     assert before
 
     sim.control.set_partner_refresh_token_state("expired")
     (tmp_path / "token_cache.json").unlink()
-    second = run(["sync"], env, tmp_path)
+    second = run_sync365(["sync"], env, tmp_path)
 
     assert second.returncode == 1
     assert "AADSTS700082" in second.stderr
     assert "sync365 consent" in second.stderr
     assert "license facts were left as they were" in second.stderr
-    assert facts(tmp_path) == before
+    assert license_facts(tmp_path) == before
     assert env["SYNC365_CLIENT_SECRET"] not in second.stdout + second.stderr
 
 
@@ -99,7 +83,7 @@ def test_unreachable_endpoint_is_a_clear_partner_level_failure(
         closed_port = probe.getsockname()[1]
     env["SYNC365_AUTHORITY_HOST"] = f"https://127.0.0.1:{closed_port}"
 
-    result = run(["sync"], env, tmp_path)
+    result = run_sync365(["sync"], env, tmp_path)
 
     assert result.returncode == 1
     assert f"127.0.0.1:{closed_port}" in result.stderr
@@ -114,7 +98,9 @@ def test_refresh_sku_names_writes_the_table_the_pipeline_reads(tmp_path: Path) -
         "EXCHANGE_S_STANDARD,9aaf7827-d63c-4b61-89c3-182f06f82e5c,Exchange Online (Plan 1)\n",
         encoding="utf-8",
     )
-    result = run(["refresh-sku-names", "--from", str(source)], clean_env(tmp_path), tmp_path)
+    result = run_sync365(
+        ["refresh-sku-names", "--from", str(source)], clean_env(tmp_path), tmp_path
+    )
 
     assert result.returncode == 0, result.stderr
     assert "1 SKUs" in result.stdout
@@ -123,31 +109,19 @@ def test_refresh_sku_names_writes_the_table_the_pipeline_reads(tmp_path: Path) -
 
 
 def test_a_warehouse_held_by_another_process_fails_clearly_and_loses_nothing(
-    configured: tuple[SimulatorServer, dict[str, str]], tmp_path: Path
+    configured: tuple[SimulatorServer, dict[str, str]], tmp_path: Path, hold_duckdb: HoldDuckDB
 ) -> None:
     _, env = configured
-    assert run(["sync"], env, tmp_path).returncode == 0
-    before = facts(tmp_path)
-    holder = subprocess.Popen(  # an analyst who opened the live file instead of the copy
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1], read_only=True); "
-            "print('holding', flush=True); time.sleep(120)",
-            str(tmp_path / "sync365.duckdb"),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "holding"
-        result = run(["sync"], env | {"SYNC365_LOCK_TIMEOUT": "2"}, tmp_path)
-    finally:
-        holder.kill()
-        holder.wait()
+    earlier = Warehouse(tmp_path / "sync365.duckdb")  # what an earlier sync left
+    earlier.replace_license_facts(DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (5, 2)})})
+    before = license_facts(tmp_path)
+    # An analyst who opened the live file instead of the copy.
+    holder = hold_duckdb(tmp_path / "sync365.duckdb", read_only=True)
+
+    result = run_sync365(["sync"], env | {"SYNC365_LOCK_TIMEOUT": "0.5"}, tmp_path)
 
     assert result.returncode == 1
     assert f"locked by process {holder.pid}" in result.stderr
     assert "sync365_analyst.duckdb" in result.stderr, "it says where analysts should look"
-    assert facts(tmp_path) == before
+    holder.release()
+    assert license_facts(tmp_path) == before

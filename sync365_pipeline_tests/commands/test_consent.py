@@ -19,18 +19,11 @@ from click.testing import CliRunner
 
 from sync365_pipeline.commands.cli import main
 from sync365_pipeline.simulator import SimulatorServer
-from sync365_pipeline_tests.defs.test_sync_graph import HEALTHY_A, HEALTHY_B, scenario
+from sync365_pipeline_tests.scenarios import HEALTHY_A, HEALTHY_B, consent_scenario
 
-from .test_cli import SYNC365, clean_env
+from .processes import SYNC365, clean_env
 
 WAIT_S = 30  # bound on every wait below; a healthy run takes about a second
-
-
-def consent_scenario() -> dict[str, Any]:
-    """Two healthy customers; one-second polling and a code that lives long enough to test."""
-    base = scenario(settings={"device_code_interval_s": 1, "device_code_lifetime_s": WAIT_S})
-    base["customers"] = [c for c in base["customers"] if c["tenant_id"] in (HEALTHY_A, HEALTHY_B)]
-    return base
 
 
 class ConsentRun:
@@ -77,7 +70,7 @@ def start(
     whatever the sync then uses must come from the consent. `overrides` change the env."""
 
     def run(args: list[str] | None = None, **overrides: str) -> tuple[SimulatorServer, ConsentRun]:
-        sim = simulator_factory(consent_scenario())
+        sim = simulator_factory(consent_scenario(code_lifetime_s=WAIT_S))
         env = clean_env(tmp_path) | sim.environment() | overrides
         del env["SYNC365_REFRESH_TOKEN"]
         env["SYNC365_TOKEN_CACHE"] = str(tmp_path / "token_cache.json")
@@ -87,6 +80,7 @@ def start(
     return run
 
 
+@pytest.mark.e2e
 def test_approved_with_mfa_stores_the_token_0600_and_runs_the_initial_sync(
     start: Callable[..., tuple[SimulatorServer, ConsentRun]], tmp_path: Path
 ) -> None:
@@ -107,6 +101,7 @@ def test_approved_with_mfa_stores_the_token_0600_and_runs_the_initial_sync(
     assert sorted(tenant for (tenant,) in tenants) == sorted([HEALTHY_A, HEALTHY_B])
 
 
+@pytest.mark.e2e
 def test_no_sync_stores_the_token_and_leaves_the_warehouse_alone(
     start: Callable[..., tuple[SimulatorServer, ConsentRun]], tmp_path: Path
 ) -> None:
@@ -119,6 +114,7 @@ def test_no_sync_stores_the_token_and_leaves_the_warehouse_alone(
     assert "sync365 sync" in consent.output
 
 
+@pytest.mark.e2e
 def test_sign_in_without_mfa_is_refused_naming_the_likely_causes(
     start: Callable[..., tuple[SimulatorServer, ConsentRun]], tmp_path: Path
 ) -> None:
@@ -135,6 +131,7 @@ def test_sign_in_without_mfa_is_refused_naming_the_likely_causes(
     assert not (tmp_path / "sync365.duckdb").exists(), "no sync ran"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("decide", "message"),
     [("decline_device_code", "declined"), ("expire_device_code", "code expired")],
@@ -154,6 +151,7 @@ def test_declined_or_expired_code_stores_nothing(
     assert not (tmp_path / "token_cache.json").exists()
 
 
+@pytest.mark.e2e
 def test_polls_carry_the_client_secret(
     start: Callable[..., tuple[SimulatorServer, ConsentRun]], tmp_path: Path
 ) -> None:

@@ -26,7 +26,10 @@ RUN_TIMEOUT_S = 90
 STOP_TIMEOUT_S = 60
 REPOSITORY = {"repositoryLocationName": "sync365_pipeline", "repositoryName": "__repository__"}
 
-pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds processes in /proc")
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds processes in /proc"),
+]
 
 
 def session_processes(session_id: int) -> list[int]:

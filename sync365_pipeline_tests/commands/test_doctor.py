@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,24 +23,10 @@ from sync365_pipeline.commands.doctor import check_dagster_home, check_gdap, che
 from sync365_pipeline.core.settings import Settings
 from sync365_pipeline.microsoft import MicrosoftCloud
 from sync365_pipeline.simulator import SimulatorServer
-from sync365_pipeline_tests.defs.test_sync_graph import HEALTHY_A, HEALTHY_B, scenario
+from sync365_pipeline_tests.conftest import HoldDuckDB
+from sync365_pipeline_tests.scenarios import HEALTHY_A, HEALTHY_B, pipeline_scenario
 
 Env = dict[str, str | None]
-
-
-def one_customer(**partner: Any) -> dict[str, Any]:
-    """Alpha Dental only, whose GDAP relationship ends in 200 days."""
-    base = scenario()
-    base["customers"] = [c for c in base["customers"] if c["tenant_id"] == HEALTHY_A]
-    base["partner"].update(partner)
-    return base
-
-
-def two_customers() -> dict[str, Any]:
-    """Alpha Dental and Beta Logistics, whose GDAP relationship ends in 20 days."""
-    base = scenario()
-    base["customers"] = [c for c in base["customers"] if c["tenant_id"] in (HEALTHY_A, HEALTHY_B)]
-    return base
 
 
 @pytest.fixture(autouse=True)
@@ -98,7 +82,7 @@ def account(
     def start(
         scenario_: dict[str, Any] | None = None, **overrides: str | None
     ) -> tuple[SimulatorServer, Env]:
-        sim = simulator_factory(scenario_ or one_customer())
+        sim = simulator_factory(scenario_ or pipeline_scenario(HEALTHY_A))
         return sim, environment(sim, tmp_path, **overrides)
 
     return start
@@ -151,7 +135,7 @@ def test_doctor_never_rewrites_the_token_cache(
 def test_gdap_relationships_all_far_from_their_end_pass(
     account: Callable[..., tuple[SimulatorServer, Env]],
 ) -> None:
-    _, env = account(one_customer())
+    _, env = account(pipeline_scenario(HEALTHY_A))
     sign_in(env)
 
     _, output = doctor(env)
@@ -163,7 +147,7 @@ def test_gdap_relationships_all_far_from_their_end_pass(
 def test_gdap_relationship_ending_soon_warns_with_its_customer(
     account: Callable[..., tuple[SimulatorServer, Env]],
 ) -> None:
-    _, env = account(two_customers())
+    _, env = account(pipeline_scenario(HEALTHY_A, HEALTHY_B))
     sign_in(env)
 
     code, output = doctor(env)
@@ -311,7 +295,7 @@ def test_no_refresh_token_at_all_fails(
 def test_sign_in_without_mfa_fails_naming_the_likely_causes(
     account: Callable[..., tuple[SimulatorServer, Env]],
 ) -> None:
-    _, env = account(one_customer(mfa=False))
+    _, env = account(pipeline_scenario(HEALTHY_A, partner={"mfa": False}))
 
     code, output = doctor(env)
 
@@ -324,36 +308,11 @@ def test_sign_in_without_mfa_fails_naming_the_likely_causes(
     assert line(output, "Partner Center customers") == ""
 
 
-@pytest.fixture
-def held_warehouse(tmp_path: Path) -> Iterator[Path]:
-    """The warehouse file held open by another process, as a running sync or an analyst would."""
-    path = tmp_path / "sync365.duckdb"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys, time\n"
-            "con = duckdb.connect(sys.argv[1])\n"
-            "print('held', flush=True)\n"
-            "time.sleep(60)",
-            str(path),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "held"
-        yield path
-    finally:
-        holder.kill()
-        holder.wait(timeout=10)
-
-
 def test_warehouse_locked_by_another_process_fails(
-    account: Callable[..., tuple[SimulatorServer, Env]], held_warehouse: Path
+    account: Callable[..., tuple[SimulatorServer, Env]], hold_duckdb: HoldDuckDB, tmp_path: Path
 ) -> None:
     _, env = account()
+    hold_duckdb(tmp_path / "sync365.duckdb", read_only=False)  # as a running sync would
 
     code, output = doctor(env)
 
@@ -399,7 +358,7 @@ def test_dagster_home_outside_temp_passes(tmp_path: Path) -> None:
 def test_direct_tenant_is_checked_with_client_credentials_only(
     simulator_factory: Callable[[Any], SimulatorServer], tmp_path: Path
 ) -> None:
-    sim = simulator_factory(one_customer())
+    sim = simulator_factory(pipeline_scenario(HEALTHY_A))
     settings = sim.environment()
     config = tmp_path / "accounts.toml"
     config.write_text(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,50 +17,15 @@ from sync365_pipeline.defs.definitions import defs
 from sync365_pipeline.defs.execution import run_full_sync
 from sync365_pipeline.defs.sensors import consent_sensor
 from sync365_pipeline.simulator import SimulatorServer
-
-from .test_sync_graph import HEALTHY_A, HEALTHY_B, PARTNER, THROTTLED, scenario
-
-SECOND_PARTNER = {
-    **PARTNER,
-    "tenant_id": "6c8b4d2f-1a5e-4d66-8e2b-3a9f7c1d0b22",
-    "domain": "adventureworksmsp.onmicrosoft.com",
-    "client_id": "1d8f0e0b-7b64-4c2f-a04f-9c2d3e4f5061",
-    "client_secret": "second-partner-secret-456",
-    "refresh_token": "1.second-partner-seed-token",
-}
-SECOND_CUSTOMER = "44444444-4444-4444-8444-444444444444"
-DIRECT_TENANT = "55555555-5555-4555-8555-555555555555"
-
-
-def first_partner_scenario() -> dict[str, Any]:
-    """The usual three customers, plus a tenant that is not a customer but runs the app itself."""
-    base = scenario()
-    base["customers"].append(
-        {
-            "tenant_id": DIRECT_TENANT,
-            "display_name": "Direct Manufacturing",
-            "default_domain": "directmanufacturing.onmicrosoft.com",
-            "in_partner_center": False,
-            "skus": [{"part_number": "SPE_E5", "enabled": 35, "consumed": 33}],
-        }
-    )
-    return base
-
-
-def second_partner_scenario() -> dict[str, Any]:
-    return {
-        "name": "second-partner",
-        "partner": copy.deepcopy(SECOND_PARTNER),
-        "customers": [
-            {
-                "tenant_id": SECOND_CUSTOMER,
-                "display_name": "Delta Bakery",
-                "default_domain": "deltabakery.onmicrosoft.com",
-                "dap": True,
-                "skus": [{"part_number": "O365_BUSINESS_ESSENTIALS", "enabled": 6, "consumed": 5}],
-            }
-        ],
-    }
+from sync365_pipeline_tests.scenarios import (
+    DIRECT_TENANT,
+    HEALTHY_A,
+    HEALTHY_B,
+    HEALTHY_C,
+    SECOND_CUSTOMER,
+    second_partner_scenario,
+    with_direct_tenant_scenario,
+)
 
 
 def account_entry(
@@ -92,7 +56,7 @@ def two_partners_and_a_direct_tenant(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> tuple[SimulatorServer, SimulatorServer, Path]:
-    first = simulator_factory(first_partner_scenario())
+    first = simulator_factory(with_direct_tenant_scenario())
     second = simulator_factory(second_partner_scenario())
     config = tmp_path / "sync365.toml"
     config.write_text(
@@ -135,7 +99,7 @@ def test_accounts_sync_into_one_warehouse_kept_apart_by_partner(
     assert customers == {
         HEALTHY_A: first_partner,
         HEALTHY_B: first_partner,
-        THROTTLED: first_partner,
+        HEALTHY_C: first_partner,
         SECOND_CUSTOMER: second_partner,
         DIRECT_TENANT: DIRECT_TENANT,
     }
@@ -147,7 +111,7 @@ def test_accounts_sync_into_one_warehouse_kept_apart_by_partner(
         )
     )
     assert facts_by_partner == {
-        first_partner: sorted([HEALTHY_A, THROTTLED]),
+        first_partner: sorted([HEALTHY_A, HEALTHY_C]),
         second_partner: [SECOND_CUSTOMER],
         DIRECT_TENANT: [DIRECT_TENANT],
     }
@@ -184,7 +148,7 @@ def test_one_broken_account_does_not_stop_the_others(
     assert result.exit_code == 1, result.output
     assert "AADSTS50173" in result.output
     tenants = {tenant for (tenant,) in rows(duckdb_path, "SELECT tenant_id FROM license_facts")}
-    assert tenants == {HEALTHY_A, HEALTHY_B, THROTTLED, DIRECT_TENANT}
+    assert tenants == {HEALTHY_A, HEALTHY_B, HEALTHY_C, DIRECT_TENANT}
     failed = rows(
         duckdb_path,
         "SELECT DISTINCT status FROM partner_status WHERE partner_tenant_id = "
@@ -250,16 +214,15 @@ def test_an_outage_of_one_account_is_recorded_without_a_consent_flag(
 ) -> None:
     _, second, duckdb_path = two_partners_and_a_direct_tenant
     second_partner = second.environment()["SYNC365_PARTNER_TENANT_ID"]
-    second.control.set_fault(
-        second_partner, {"type": "server_error", "status": 503, "service": "partner_center"}
-    )
+    outage = {"type": "server_error", "status": 503, "retry_after": 0, "service": "partner_center"}
+    second.control.set_fault(second_partner, outage)  # Retry-After 0: the retries do not wait
 
     result = CliRunner().invoke(main, ["sync"])
 
     assert result.exit_code == 1, result.output
     assert "temporary" in result.output
     synced = {tenant for (tenant,) in rows(duckdb_path, "SELECT tenant_id FROM license_facts")}
-    assert synced == {HEALTHY_A, HEALTHY_B, THROTTLED, DIRECT_TENANT}
+    assert synced == {HEALTHY_A, HEALTHY_B, HEALTHY_C, DIRECT_TENANT}
     statuses = rows(
         duckdb_path,
         f"SELECT DISTINCT status FROM partner_status WHERE partner_tenant_id = '{second_partner}'",

@@ -13,9 +13,9 @@ from sync365_pipeline.defs.definitions import defs
 from sync365_pipeline.defs.execution import run_full_sync
 from sync365_pipeline.defs.jobs import daily_sync_schedule
 from sync365_pipeline.defs.sensors import license_sync_after_discovery
+from sync365_pipeline_tests.scenarios import HEALTHY_A, HEALTHY_B, HEALTHY_C, pipeline_scenario
 
 from .conftest import PipelineFactory
-from .test_sync_graph import HEALTHY_A, HEALTHY_B, THROTTLED, scenario
 
 
 def test_definitions_load_with_the_four_assets_schedule_and_sensors() -> None:
@@ -50,7 +50,7 @@ def test_schedule_requests_discovery_every_day() -> None:
 def test_successful_discovery_starts_one_license_run_over_every_tenant(
     pipeline_factory: PipelineFactory,
 ) -> None:
-    pipeline = pipeline_factory(scenario())
+    pipeline = pipeline_factory(pipeline_scenario())
     discovery = defs.resolve_job_def("discovery").execute_in_process(instance=pipeline.instance)
     assert discovery.success
     success_event = next(
@@ -71,7 +71,7 @@ def test_successful_discovery_starts_one_license_run_over_every_tenant(
 
     assert isinstance(request, dg.RunRequest)
     tenants = pipeline.instance.get_dynamic_partitions("tenants")
-    assert set(tenants) == {HEALTHY_A, HEALTHY_B, THROTTLED}
+    assert set(tenants) == {HEALTHY_A, HEALTHY_B, HEALTHY_C}
     assert request.tags["dagster/asset_partition_range_start"] == tenants[0]
     assert request.tags["dagster/asset_partition_range_end"] == tenants[-1]
     licenses = defs.resolve_job_def("license_sync").execute_in_process(

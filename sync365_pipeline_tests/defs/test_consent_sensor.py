@@ -1,4 +1,9 @@
-"""The consent sensor: raises a flag once when a tenant loses access, clears it when it returns."""
+"""The consent sensor: raises a flag once when a tenant loses access, clears it when it returns.
+The refresh-token sensor: warns once per change of the token's age.
+
+The sensors' logic runs on a seeded warehouse (`seeded`); two tests run a real sync first, so
+what a sync records is what the sensor reads.
+"""
 
 from __future__ import annotations
 
@@ -7,79 +12,146 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
+from sync365_pipeline.core.status import TenantStatus
+from sync365_pipeline.defs.assets import partner_token
 from sync365_pipeline.defs.definitions import defs
 from sync365_pipeline.defs.sensors import consent_sensor, refresh_token_sensor
+from sync365_pipeline.warehouse import Warehouse
+from sync365_pipeline_tests.scenarios import HEALTHY_A, HEALTHY_B, pipeline_scenario
 
-from .conftest import Pipeline, PipelineFactory
-from .test_sync_graph import HEALTHY_A, HEALTHY_B, scenario
+from .conftest import PipelineFactory, SeededWarehouse
 
-
-def tick(pipeline: Pipeline, cursor: str | None) -> dg.SensorResult | dg.SkipReason:
-    context = dg.build_sensor_context(
-        instance=pipeline.instance, cursor=cursor, resources=defs.resources
-    )
-    return consent_sensor(context)
+OK = TenantStatus.OK
+REVOKED = (TenantStatus.CONSENT_REVOKED, "AADSTS65001")
 
 
-def open_flags(pipeline: Pipeline) -> list[tuple[str | None, str]]:
-    return [(flag.tenant_id, flag.status) for flag in pipeline.warehouse.open_consent_flags()]
+def tick(cursor: str | None) -> dg.SensorResult | dg.SkipReason:
+    """One evaluation of the consent sensor over the configured warehouse."""
+    return consent_sensor(dg.build_sensor_context(cursor=cursor, resources=defs.resources))
 
 
-def test_sensor_raises_once_and_clears_when_access_returns(
-    pipeline_factory: PipelineFactory,
-) -> None:
-    pipeline = pipeline_factory(scenario())
-    assert pipeline.sync().success
-    first = tick(pipeline, None)
+def open_flags(warehouse: Warehouse) -> list[tuple[str | None, str]]:
+    return [(flag.tenant_id, flag.status) for flag in warehouse.open_consent_flags()]
+
+
+def every_flag(warehouse: Warehouse) -> list[tuple[str | None, str, bool]]:
+    with duckdb.connect(str(warehouse.path), read_only=True) as con:
+        return con.execute(
+            "SELECT tenant_id, status, cleared_at IS NOT NULL FROM consent_flags"
+        ).fetchall()
+
+
+def test_sensor_raises_once_and_clears_when_access_returns(seeded: SeededWarehouse) -> None:
+    seeded.customers(HEALTHY_A, HEALTHY_B)
+    seeded.tenant_statuses({HEALTHY_A: OK, HEALTHY_B: OK})
+    first = tick(None)
     assert isinstance(first, dg.SensorResult)
-    assert open_flags(pipeline) == []
+    assert first.asset_events == []
+    assert open_flags(seeded.warehouse) == []
 
-    pipeline.sim.control.revoke_consent(HEALTHY_B)
-    assert pipeline.sync().success
-    raised = tick(pipeline, first.cursor)
+    seeded.tenant_statuses({HEALTHY_A: OK, HEALTHY_B: REVOKED})
+    raised = tick(first.cursor)
     assert isinstance(raised, dg.SensorResult)
-    assert open_flags(pipeline) == [(HEALTHY_B, "consent_revoked")]
+    assert open_flags(seeded.warehouse) == [(HEALTHY_B, "consent_revoked")]
     (evaluation,) = raised.asset_events
     assert isinstance(evaluation, dg.AssetCheckEvaluation)
     assert evaluation.passed is False
     assert evaluation.check_name == "consent_granted"
 
     # Nothing new: the same cursor skips; a new sync with the same failure does not repeat it.
-    assert isinstance(tick(pipeline, raised.cursor), dg.SkipReason)
-    assert pipeline.sync().success
-    repeated = tick(pipeline, raised.cursor)
+    assert isinstance(tick(raised.cursor), dg.SkipReason)
+    seeded.tenant_statuses({HEALTHY_A: OK, HEALTHY_B: REVOKED})
+    repeated = tick(raised.cursor)
     assert isinstance(repeated, dg.SensorResult)
     assert repeated.asset_events == []
-    assert open_flags(pipeline) == [(HEALTHY_B, "consent_revoked")]
-    flags_ever = pipeline.query("SELECT count(*) FROM consent_flags")[0][0]
-    assert flags_ever == 1
+    assert open_flags(seeded.warehouse) == [(HEALTHY_B, "consent_revoked")]
+    assert len(every_flag(seeded.warehouse)) == 1
 
-    pipeline.sim.control.restore_consent(HEALTHY_B)
-    assert pipeline.sync().success
-    cleared = tick(pipeline, repeated.cursor)
+    seeded.tenant_statuses({HEALTHY_A: OK, HEALTHY_B: OK})
+    cleared = tick(repeated.cursor)
     assert isinstance(cleared, dg.SensorResult)
-    assert open_flags(pipeline) == []
+    assert open_flags(seeded.warehouse) == []
     (evaluation,) = cleared.asset_events
     assert evaluation.passed is True
-    assert pipeline.query(
-        "SELECT tenant_id, status, cleared_at IS NOT NULL FROM consent_flags"
-    ) == [(HEALTHY_B, "consent_revoked", True)]
+    assert every_flag(seeded.warehouse) == [(HEALTHY_B, "consent_revoked", True)]
 
 
-def test_sensor_flags_partner_level_loss_of_consent(pipeline_factory: PipelineFactory) -> None:
-    pipeline = pipeline_factory(scenario())
+def test_sensor_flags_partner_level_loss_of_consent(seeded: SeededWarehouse) -> None:
+    seeded.customers(HEALTHY_A)
+    seeded.partner_status("ok")
+    seeded.tenant_statuses({HEALTHY_A: OK})
+    seeded.partner_status("refresh_token_expired", "AADSTS700082")
+
+    result = tick(None)
+
+    assert isinstance(result, dg.SensorResult)
+    assert open_flags(seeded.warehouse) == [(None, "refresh_token_expired")]
+    (evaluation,) = result.asset_events
+    assert evaluation.passed is False
+
+
+def test_a_temporary_partner_level_fault_raises_no_flag(seeded: SeededWarehouse) -> None:
+    seeded.customers(HEALTHY_A)
+    seeded.partner_status("error", "HTTP 503")
+    seeded.partner_status("throttled", "HTTP 429")
+
+    result = tick(None)
+
+    assert isinstance(result, dg.SensorResult)
+    assert result.asset_events == []
+    assert open_flags(seeded.warehouse) == []
+
+
+def test_a_departed_customers_flag_is_cleared_not_left_open(seeded: SeededWarehouse) -> None:
+    seeded.customers(HEALTHY_A, HEALTHY_B)
+    seeded.tenant_statuses({HEALTHY_A: OK, HEALTHY_B: REVOKED})
+    raised = tick(None)
+    assert isinstance(raised, dg.SensorResult)
+    assert open_flags(seeded.warehouse) == [(HEALTHY_B, "consent_revoked")]
+
+    seeded.customers(HEALTHY_A)  # Beta Logistics left; it is no longer synced
+    seeded.tenant_statuses({HEALTHY_A: OK})
+    after = tick(raised.cursor)
+
+    assert isinstance(after, dg.SensorResult)
+    assert open_flags(seeded.warehouse) == []
+    (evaluation,) = after.asset_events
+    assert evaluation.passed is True
+
+
+def test_a_real_sync_then_the_sensor_flags_the_customer_that_lost_consent(
+    pipeline_factory: PipelineFactory,
+) -> None:
+    pipeline = pipeline_factory(pipeline_scenario())
+    pipeline.sim.control.revoke_consent(HEALTHY_B)
     assert pipeline.sync().success
-    pipeline.sim.control.set_partner_refresh_token_state("expired")
-    pipeline.token_cache.unlink()
+
+    result = tick(None)
+
+    assert isinstance(result, dg.SensorResult)
+    (flag,) = pipeline.warehouse.open_consent_flags()
+    assert (flag.tenant_id, flag.status, flag.error_code) == (
+        HEALTHY_B,
+        "consent_revoked",
+        "AADSTS65001",
+    )
+    assert flag.partner_tenant_id == pipeline.partner_tenant_id
+
+
+def test_a_real_failed_sign_in_then_the_sensor_flags_the_partner_with_the_remedy(
+    pipeline_factory: PipelineFactory,
+) -> None:
+    pipeline = pipeline_factory(pipeline_scenario(partner={"refresh_token_state": "expired"}))
     assert not pipeline.sync().success
 
-    result = tick(pipeline, None)
+    result = tick(None)
+
     assert isinstance(result, dg.SensorResult)
     flags = pipeline.warehouse.open_consent_flags()
     assert [(flag.tenant_id, flag.status) for flag in flags] == [(None, "refresh_token_expired")]
     assert "sync365 consent" in (flags[0].message or "")
-    assert HEALTHY_A not in {flag.tenant_id for flag in flags}
 
 
 def age_refresh_token(token_cache: Path, days: float) -> None:
@@ -91,10 +163,8 @@ def age_refresh_token(token_cache: Path, days: float) -> None:
     token_cache.write_text(json.dumps(cache))
 
 
-def token_tick(pipeline: Pipeline, cursor: str | None) -> dg.SensorResult:
-    context = dg.build_sensor_context(
-        instance=pipeline.instance, cursor=cursor, resources=defs.resources
-    )
+def token_tick(cursor: str | None) -> dg.SensorResult:
+    context = dg.build_sensor_context(cursor=cursor, resources=defs.resources)
     result = refresh_token_sensor(context)
     assert isinstance(result, dg.SensorResult)
     return result
@@ -103,41 +173,25 @@ def token_tick(pipeline: Pipeline, cursor: str | None) -> dg.SensorResult:
 def test_refresh_token_sensor_warns_once_before_the_90_day_limit(
     pipeline_factory: PipelineFactory,
 ) -> None:
-    pipeline = pipeline_factory(scenario())
-    assert pipeline.sync().success
-    fresh = token_tick(pipeline, None)
+    pipeline = pipeline_factory(pipeline_scenario())
+    # Only the sign-in: it leaves the rotated refresh token in the cache, as every sync does.
+    signed_in = dg.materialize(
+        [partner_token], instance=pipeline.instance, resources=defs.resources
+    )
+    assert signed_in.success
+    fresh = token_tick(None)
     assert fresh.asset_events == []
 
     age_refresh_token(pipeline.token_cache, days=70)
-    warned = token_tick(pipeline, fresh.cursor)
+    warned = token_tick(fresh.cursor)
     (observation,) = warned.asset_events
     assert isinstance(observation, dg.AssetObservation)
     assert observation.metadata["refresh_token"].value == "expiring"
     assert "sync365 sync" in observation.metadata["message"].value
-    assert token_tick(pipeline, warned.cursor).asset_events == [], "no repeat"
+    assert token_tick(warned.cursor).asset_events == [], "no repeat"
 
     age_refresh_token(pipeline.token_cache, days=95)
-    expired = token_tick(pipeline, warned.cursor)
+    expired = token_tick(warned.cursor)
     (observation,) = expired.asset_events
     assert observation.metadata["refresh_token"].value == "expired"
     assert "sync365 consent" in observation.metadata["message"].value
-
-
-def test_a_departed_customers_flag_is_cleared_not_left_open(
-    pipeline_factory: PipelineFactory,
-) -> None:
-    pipeline = pipeline_factory(scenario())
-    pipeline.sim.control.revoke_consent(HEALTHY_B)
-    assert pipeline.sync().success
-    raised = tick(pipeline, None)
-    assert isinstance(raised, dg.SensorResult)
-    assert open_flags(pipeline) == [(HEALTHY_B, "consent_revoked")]
-
-    pipeline.sim.control.remove_customer(HEALTHY_B)
-    assert pipeline.sync().success
-    after = tick(pipeline, raised.cursor)
-
-    assert isinstance(after, dg.SensorResult)
-    assert open_flags(pipeline) == []
-    (evaluation,) = after.asset_events
-    assert evaluation.passed is True

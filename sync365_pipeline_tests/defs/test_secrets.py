@@ -13,9 +13,9 @@ import duckdb
 import pytest
 
 from sync365_pipeline.microsoft import AccessToken, TokenProvider
+from sync365_pipeline_tests.scenarios import HEALTHY_B, PARTNER, pipeline_scenario
 
 from .conftest import PipelineFactory
-from .test_sync_graph import HEALTHY_B, PARTNER, scenario
 
 
 def secrets_in_token_cache(path: Path) -> set[str]:
@@ -70,7 +70,7 @@ def test_no_secret_is_written_anywhere_but_the_0600_token_cache(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     access_tokens = record_access_tokens(monkeypatch)
-    pipeline = pipeline_factory(scenario())
+    pipeline = pipeline_factory(pipeline_scenario())
     dagster_home = tmp_path / "persistent_dagster_home"
     dagster_home.mkdir()
     with dg.instance_for_test(temp_dir=str(dagster_home)) as instance:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
-from typing import Any
 
 import dagster as dg
 import pytest
@@ -13,64 +11,17 @@ import pytest
 from sync365_pipeline.defs.assets import license_facts
 from sync365_pipeline.defs.definitions import defs
 from sync365_pipeline.simulator import load_scenario
+from sync365_pipeline_tests.samples import SPB
+from sync365_pipeline_tests.scenarios import (
+    HEALTHY_A,
+    HEALTHY_B,
+    HEALTHY_C,
+    THROTTLE_TWICE,
+    add_fault,
+    pipeline_scenario,
+)
 
 from .conftest import Pipeline, PipelineFactory
-
-PARTNER = {
-    "tenant_id": "5b7a3c1e-0f4d-4c55-9d1a-2f8e6b0c9a11",
-    "domain": "fourthcoffeepartners.onmicrosoft.com",
-    "client_id": "0c7e9d9a-6a53-4b1e-9f3e-8b1c2d3e4f50",
-    "client_secret": "test-secret-value-123",
-    "user_upn": "agent@fourthcoffeepartners.onmicrosoft.com",
-    "refresh_token": "1.test-seed-refresh-token",
-}
-HEALTHY_A = "11111111-1111-4111-8111-111111111111"
-HEALTHY_B = "22222222-2222-4222-8222-222222222222"
-THROTTLED = "33333333-3333-4333-8333-333333333333"
-
-
-def scenario(**overrides: Any) -> dict[str, Any]:
-    """Three customers: two healthy, one throttled twice before it answers."""
-    base: dict[str, Any] = {
-        "name": "pipeline-test",
-        "partner": copy.deepcopy(PARTNER),
-        "settings": {"page_size_customers": 2, "page_size_graph": 2},
-        "customers": [
-            {
-                "tenant_id": HEALTHY_A,
-                "display_name": "Alpha Dental",
-                "default_domain": "alphadental.onmicrosoft.com",
-                "dap": True,
-                "gdap_relationships": [{"ends_in_days": 200}],
-                "skus": [
-                    {"part_number": "SPB", "enabled": 40, "consumed": 37},
-                    {"part_number": "FLOW_FREE", "enabled": 10000, "consumed": 12},
-                    {"part_number": "POWER_BI_PRO", "enabled": 0, "consumed": 3, "suspended": 5},
-                ],
-            },
-            {
-                "tenant_id": HEALTHY_B,
-                "display_name": "Beta Logistics",
-                "default_domain": "betalogistics.onmicrosoft.com",
-                "gdap_relationships": [{"ends_in_days": 20}],
-                "skus": [
-                    {"part_number": "SPE_E3", "enabled": 120, "consumed": 104, "warning": 5},
-                    {"part_number": "EMSPREMIUM", "enabled": 20, "consumed": 9},
-                    {"part_number": "VISIOCLIENT", "enabled": 3, "consumed": 1},
-                ],
-            },
-            {
-                "tenant_id": THROTTLED,
-                "display_name": "Gamma Realty",
-                "default_domain": "gammarealty.onmicrosoft.com",
-                "dap": True,
-                "skus": [{"part_number": "O365_BUSINESS", "enabled": 14, "consumed": 11}],
-                "faults": [{"type": "throttle", "times": 2, "retry_after": 1}],
-            },
-        ],
-    }
-    base.update(overrides)
-    return base
 
 
 def latest_statuses(pipeline: Pipeline) -> dict[str, tuple[str, str | None]]:
@@ -106,16 +57,17 @@ def served_by_simulator(pipeline: Pipeline, tenant_id: str) -> dict[str, tuple[i
 def test_full_graph_lands_facts_identical_to_what_the_simulator_served(
     pipeline_factory: PipelineFactory,
 ) -> None:
-    pipeline = pipeline_factory(scenario())
+    """Also the pipeline's throttling test: Gamma Realty answers 429 twice before it answers."""
+    pipeline = pipeline_factory(add_fault(pipeline_scenario(), HEALTHY_C, THROTTLE_TWICE))
     outcome = pipeline.sync()
 
     assert outcome.success, outcome.failure
     assert latest_statuses(pipeline) == {
         HEALTHY_A: ("ok", None),
         HEALTHY_B: ("ok", None),
-        THROTTLED: ("ok", None),
+        HEALTHY_C: ("ok", None),
     }
-    for tenant in (HEALTHY_A, HEALTHY_B, THROTTLED):
+    for tenant in (HEALTHY_A, HEALTHY_B, HEALTHY_C):
         assert facts_by_sku(pipeline, tenant) == served_by_simulator(pipeline, tenant)
     names = dict(pipeline.query("SELECT sku_part_number, product_name FROM license_facts"))
     assert names["SPB"] == "Microsoft 365 Business Premium"
@@ -143,7 +95,7 @@ def test_full_graph_lands_facts_identical_to_what_the_simulator_served(
 
 
 def test_one_run_covers_every_tenant(pipeline_factory: PipelineFactory) -> None:
-    pipeline = pipeline_factory(scenario())
+    pipeline = pipeline_factory(pipeline_scenario())
     outcome = pipeline.sync()
 
     license_runs = [run for run in pipeline.instance.get_runs() if run.job_name == "license_sync"]
@@ -151,31 +103,26 @@ def test_one_run_covers_every_tenant(pipeline_factory: PipelineFactory) -> None:
     assert set(pipeline.instance.get_materialized_partitions(dg.AssetKey("subscribed_skus"))) == {
         HEALTHY_A,
         HEALTHY_B,
-        THROTTLED,
+        HEALTHY_C,
     }
 
 
 def test_consent_revoked_mid_sync_keeps_last_good_facts_and_recovers(
     pipeline_factory: PipelineFactory,
 ) -> None:
-    pipeline = pipeline_factory(scenario())
+    pipeline = pipeline_factory(pipeline_scenario())
     assert pipeline.sync().success
     first_facts = facts_by_sku(pipeline, HEALTHY_B)
 
     pipeline.sim.control.revoke_consent(HEALTHY_B)
-    pipeline.sim.control.set_sku_units(
-        HEALTHY_A,
-        "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46",
-        enabled=41,
-        consumed=38,
-    )
+    pipeline.sim.control.set_sku_units(HEALTHY_A, SPB, enabled=41, consumed=38)
     assert pipeline.sync().success, "a customer's lost consent must not fail the sync"
 
     statuses = latest_statuses(pipeline)
     assert statuses[HEALTHY_B] == ("consent_revoked", "AADSTS65001")
     assert statuses[HEALTHY_A] == ("ok", None)
     assert facts_by_sku(pipeline, HEALTHY_B) == first_facts, "failed tenant's facts kept"
-    assert facts_by_sku(pipeline, HEALTHY_A)["cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"][:5] == (
+    assert facts_by_sku(pipeline, HEALTHY_A)[SPB][:5] == (
         41,
         0,
         0,
@@ -194,7 +141,7 @@ def test_consent_revoked_mid_sync_keeps_last_good_facts_and_recovers(
 
 
 def test_departed_customer_is_retired_with_history_kept(pipeline_factory: PipelineFactory) -> None:
-    pipeline = pipeline_factory(scenario())
+    pipeline = pipeline_factory(pipeline_scenario())
     assert pipeline.sync().success
     pipeline.sim.control.remove_customer(HEALTHY_B)
     assert pipeline.sync().success
@@ -216,7 +163,7 @@ def test_departed_customer_is_retired_with_history_kept(pipeline_factory: Pipeli
 def test_dead_refresh_token_stops_the_sync_and_leaves_the_warehouse_as_it_was(
     pipeline_factory: PipelineFactory, state: str, code: str
 ) -> None:
-    pipeline = pipeline_factory(scenario())
+    pipeline = pipeline_factory(pipeline_scenario())
     assert pipeline.sync().success
     before = pipeline.query("SELECT * FROM license_facts ORDER BY tenant_id, sku_id")
     customers_before = pipeline.query("SELECT * FROM customers ORDER BY tenant_id")
@@ -240,7 +187,7 @@ def test_dead_refresh_token_stops_the_sync_and_leaves_the_warehouse_as_it_was(
 def test_rejected_client_secret_is_a_partner_level_failure(
     pipeline_factory: PipelineFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pipeline = pipeline_factory(scenario())
+    pipeline = pipeline_factory(pipeline_scenario())
     assert pipeline.sync().success
     before = pipeline.query("SELECT * FROM license_facts ORDER BY tenant_id, sku_id")
 
@@ -257,8 +204,7 @@ def test_rejected_client_secret_is_a_partner_level_failure(
 def test_sign_in_without_mfa_is_refused_with_the_likely_cause(
     pipeline_factory: PipelineFactory,
 ) -> None:
-    partner = {**PARTNER, "mfa": False}
-    pipeline = pipeline_factory(scenario(partner=partner))
+    pipeline = pipeline_factory(pipeline_scenario(partner={"mfa": False}))
     outcome = pipeline.sync()
 
     assert not outcome.success
@@ -291,7 +237,7 @@ def test_demo_scenario_statuses(pipeline_factory: PipelineFactory) -> None:
 def test_unreadable_answer_is_a_tenant_error_that_keeps_earlier_facts(
     pipeline_factory: PipelineFactory,
 ) -> None:
-    pipeline = pipeline_factory(scenario())
+    pipeline = pipeline_factory(pipeline_scenario())
     assert pipeline.sync().success
     before = facts_by_sku(pipeline, HEALTHY_A)
 
@@ -308,7 +254,7 @@ def test_unreadable_answer_is_a_tenant_error_that_keeps_earlier_facts(
 def test_broken_token_cache_stops_the_sync_and_is_not_overwritten(
     pipeline_factory: PipelineFactory,
 ) -> None:
-    pipeline = pipeline_factory(scenario())
+    pipeline = pipeline_factory(pipeline_scenario())
     assert pipeline.sync().success
     pipeline.token_cache.write_text('{"RefreshToken": [not json')
 
@@ -321,12 +267,10 @@ def test_broken_token_cache_stops_the_sync_and_is_not_overwritten(
 
 
 def test_rerunning_one_tenant_rewrites_only_that_tenant(pipeline_factory: PipelineFactory) -> None:
-    pipeline = pipeline_factory(scenario())
+    pipeline = pipeline_factory(pipeline_scenario())
     assert pipeline.sync().success
     written = dict(pipeline.query("SELECT tenant_id, written_at FROM license_snapshots"))
-    pipeline.sim.control.set_sku_units(
-        HEALTHY_A, "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46", enabled=50, consumed=45
-    )
+    pipeline.sim.control.set_sku_units(HEALTHY_A, SPB, enabled=50, consumed=45)
 
     rerun = defs.resolve_job_def("license_sync").execute_in_process(
         instance=pipeline.instance, partition_key=HEALTHY_A
@@ -336,19 +280,16 @@ def test_rerunning_one_tenant_rewrites_only_that_tenant(pipeline_factory: Pipeli
     rewritten = dict(pipeline.query("SELECT tenant_id, written_at FROM license_snapshots"))
     assert rewritten[HEALTHY_A] > written[HEALTHY_A]
     assert rewritten[HEALTHY_B] == written[HEALTHY_B]
-    assert rewritten[THROTTLED] == written[THROTTLED]
-    assert facts_by_sku(pipeline, HEALTHY_A)["cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"][4] == 45
+    assert rewritten[HEALTHY_C] == written[HEALTHY_C]
+    assert facts_by_sku(pipeline, HEALTHY_A)[SPB][4] == 45
 
 
 def test_consent_revoked_while_the_license_run_is_fetching(
     pipeline_factory: PipelineFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Tenants are fetched one at a time, slowly; consent goes as soon as the first is asked."""
-    slow = {"type": "latency", "ms": 300}
-    customers = scenario()["customers"]
-    for customer in customers:
-        customer["faults"] = [slow]
-    pipeline = pipeline_factory(scenario(customers=customers))
+    """Tenants are fetched one at a time, the first slowly; consent goes as soon as it is asked."""
+    slow = {"type": "latency", "ms": 400}
+    pipeline = pipeline_factory(add_fault(pipeline_scenario(), HEALTHY_A, slow))
     monkeypatch.setenv("SYNC365_MAX_WORKERS", "1")
     revoked = threading.Event()
 
@@ -356,7 +297,7 @@ def test_consent_revoked_while_the_license_run_is_fetching(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if pipeline.sim.control.request_counts()["by_tenant"].get(HEALTHY_A):
-                pipeline.sim.control.revoke_consent(THROTTLED)
+                pipeline.sim.control.revoke_consent(HEALTHY_C)
                 revoked.set()
                 return
             time.sleep(0.05)
@@ -371,7 +312,7 @@ def test_consent_revoked_while_the_license_run_is_fetching(
     assert latest_statuses(pipeline) == {
         HEALTHY_A: ("ok", None),
         HEALTHY_B: ("ok", None),
-        THROTTLED: ("consent_revoked", "AADSTS65001"),
+        HEALTHY_C: ("consent_revoked", "AADSTS65001"),
     }
     assert set(pipeline.query("SELECT DISTINCT tenant_id FROM license_facts")) == {
         (HEALTHY_A,),
@@ -382,7 +323,7 @@ def test_consent_revoked_while_the_license_run_is_fetching(
 def test_license_facts_materialized_on_its_own_rebuilds_the_whole_day(
     pipeline_factory: PipelineFactory,
 ) -> None:
-    pipeline = pipeline_factory(scenario())
+    pipeline = pipeline_factory(pipeline_scenario())
     assert pipeline.sync().success
     written = dict(pipeline.query("SELECT tenant_id, written_at FROM license_snapshots"))
 

@@ -6,7 +6,6 @@ import json
 import logging
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,14 +15,18 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.defs.definitions import defs
 from sync365_pipeline.defs.resources import WarehouseResource
 from sync365_pipeline.defs.sensors import consent_sensor
 from sync365_pipeline.licensing.notify import WebhookNotifier
 from sync365_pipeline.warehouse import ConsentFlag
+from sync365_pipeline_tests.scenarios import HEALTHY_A, HEALTHY_B, PARTNER, pipeline_scenario
 
-from .conftest import Pipeline, PipelineFactory
-from .test_sync_graph import HEALTHY_B, PARTNER, scenario
+from .conftest import PipelineFactory, SeededWarehouse
+
+OK = TenantStatus.OK
+REVOKED = (TenantStatus.CONSENT_REVOKED, "AADSTS65001")
 
 # Real webhook URLs carry their secret in the path, as Slack's /services/T../B../XXXX do.
 SECRET_PATH = "/services/T000/B000/webhook-path-secret-0123456789"
@@ -35,8 +38,11 @@ class Receiver:
 
     server: ThreadingHTTPServer
     status: int = 200
-    delay_s: float = 0.0
     posts: list[dict[str, Any]] = field(default_factory=list)
+    answer: threading.Event = field(default_factory=threading.Event)  # cleared: hold answers
+
+    def __post_init__(self) -> None:
+        self.answer.set()
 
     @property
     def url(self) -> str:
@@ -54,7 +60,7 @@ def receiver() -> Iterator[Receiver]:
             recorder.posts.append(
                 {"path": self.path, "type": self.headers["Content-Type"], "json": json.loads(body)}
             )
-            time.sleep(recorder.delay_s)
+            recorder.answer.wait(timeout=60)
             self.send_response(recorder.status)
             self.end_headers()
             self.wfile.write(b"ok")
@@ -64,9 +70,10 @@ def receiver() -> Iterator[Receiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     holder.append(Receiver(server))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield holder[0]
+    holder[0].answer.set()
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
@@ -80,32 +87,27 @@ def dead_url() -> str:
     return f"http://127.0.0.1:{port}{SECRET_PATH}"
 
 
-def tick(
-    pipeline: Pipeline, cursor: str | None, webhook_url: str | None = None
-) -> dg.SensorResult | dg.SkipReason:
+def tick(cursor: str | None, webhook_url: str | None = None) -> dg.SensorResult | dg.SkipReason:
     resources = dict(defs.resources)
     if webhook_url is not None:
         resources["warehouse"] = WarehouseResource(webhook_url=webhook_url)
-    context = dg.build_sensor_context(
-        instance=pipeline.instance, cursor=cursor, resources=resources
-    )
+    context = dg.build_sensor_context(cursor=cursor, resources=resources)
     result = consent_sensor(context)
     assert isinstance(result, dg.SensorResult | dg.SkipReason)
     return result
 
 
 def test_raise_and_clear_post_exactly_once_each(
-    pipeline_factory: PipelineFactory, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    seeded: SeededWarehouse, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pipeline = pipeline_factory(scenario())
     monkeypatch.setenv("SYNC365_WEBHOOK_URL", receiver.url)
-    assert pipeline.sync().success
-    first = tick(pipeline, None)
+    seeded.customers(HEALTHY_A, HEALTHY_B)
+    seeded.tenant_statuses({HEALTHY_A: OK, HEALTHY_B: OK})
+    first = tick(None)
     assert receiver.posts == []  # all tenants healthy: nothing to say
 
-    pipeline.sim.control.revoke_consent(HEALTHY_B)
-    assert pipeline.sync().success
-    raised = tick(pipeline, first.cursor)
+    seeded.tenant_statuses({HEALTHY_A: OK, HEALTHY_B: REVOKED})
+    raised = tick(first.cursor)
     (post,) = receiver.posts
     assert post["path"] == SECRET_PATH
     assert post["type"] == "application/json"
@@ -121,14 +123,13 @@ def test_raise_and_clear_post_exactly_once_each(
         assert fragment in body["text"]
 
     # The same failure seen again: no second post, on a skipped tick or on a new sync's tick.
-    assert isinstance(tick(pipeline, raised.cursor), dg.SkipReason)
-    assert pipeline.sync().success
-    repeated = tick(pipeline, raised.cursor)
+    assert isinstance(tick(raised.cursor), dg.SkipReason)
+    seeded.tenant_statuses({HEALTHY_A: OK, HEALTHY_B: REVOKED})
+    repeated = tick(raised.cursor)
     assert len(receiver.posts) == 1
 
-    pipeline.sim.control.restore_consent(HEALTHY_B)
-    assert pipeline.sync().success
-    tick(pipeline, repeated.cursor)
+    seeded.tenant_statuses({HEALTHY_A: OK, HEALTHY_B: OK})
+    tick(repeated.cursor)
     assert len(receiver.posts) == 2
     cleared = receiver.posts[1]["json"]
     assert cleared["raised"] == []
@@ -141,13 +142,11 @@ def test_raise_and_clear_post_exactly_once_each(
 def test_partner_level_flag_posts_reconsent_instructions_and_no_secret(
     pipeline_factory: PipelineFactory, receiver: Receiver
 ) -> None:
-    pipeline = pipeline_factory(scenario())
-    assert pipeline.sync().success
-    pipeline.sim.control.set_partner_refresh_token_state("expired")
-    pipeline.token_cache.unlink()
+    """After a real failed sign-in: what Microsoft said reaches the webhook, no secret does."""
+    pipeline = pipeline_factory(pipeline_scenario(partner={"refresh_token_state": "expired"}))
     assert not pipeline.sync().success
 
-    tick(pipeline, None, webhook_url=receiver.url)  # configured on the resource, not the env
+    tick(None, webhook_url=receiver.url)  # configured on the resource, not the env
 
     (post,) = receiver.posts
     (flag,) = post["json"]["raised"]
@@ -162,20 +161,19 @@ def test_partner_level_flag_posts_reconsent_instructions_and_no_secret(
 
 @pytest.mark.parametrize("failure", ["connection_refused", "http_500"])
 def test_failing_webhook_never_breaks_the_sensor(
-    pipeline_factory: PipelineFactory, receiver: Receiver, failure: str
+    seeded: SeededWarehouse, receiver: Receiver, failure: str
 ) -> None:
-    pipeline = pipeline_factory(scenario())
-    pipeline.sim.control.revoke_consent(HEALTHY_B)
-    assert pipeline.sync().success
+    seeded.customers(HEALTHY_A, HEALTHY_B)
+    seeded.tenant_statuses({HEALTHY_A: OK, HEALTHY_B: REVOKED})
     receiver.status = 500
     url = dead_url() if failure == "connection_refused" else receiver.url
 
-    result = tick(pipeline, None, webhook_url=url)
+    result = tick(None, webhook_url=url)
 
     assert isinstance(result, dg.SensorResult)
     (evaluation,) = result.asset_events
     assert evaluation.passed is False
-    flags = pipeline.warehouse.open_consent_flags()
+    flags = seeded.warehouse.open_consent_flags()
     assert [(flag.tenant_id, flag.status) for flag in flags] == [(HEALTHY_B, "consent_revoked")]
     assert len(receiver.posts) == (1 if failure == "http_500" else 0)
 
@@ -194,16 +192,17 @@ FLAG = ConsentFlag(
 def test_failed_post_is_logged_without_the_url_secret(
     receiver: Receiver, caplog: pytest.LogCaptureFixture, failure: str
 ) -> None:
-    # A slow receiver that would answer 200 in the end: only the notifier's timeout fails it.
+    # The timeout case: a receiver that holds its (200) answer until the notifier gave up, so
+    # `notify` can only return False by timing out.
     receiver.status = 200 if failure == "timeout" else 500
-    receiver.delay_s = 3.0 if failure == "timeout" else 0.0
+    if failure == "timeout":
+        receiver.answer.clear()
     url = dead_url() if failure == "connection_refused" else receiver.url
     notifier = WebhookNotifier(url, timeout=0.2, logger=logging.getLogger("test.webhook"))
 
-    started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="test.webhook"):
         assert notifier.notify([FLAG], []) is False
-    assert time.monotonic() - started < (1.5 if failure == "timeout" else 5)
+    receiver.answer.set()
 
     (record,) = caplog.records
     if failure == "timeout":

@@ -19,13 +19,8 @@ from sync365_pipeline.licensing.normalize import (
     customers_frame,
     license_facts_frame,
 )
+from sync365_pipeline_tests.samples import CONTOSO, FABRIKAM, NORTHWIND, PARTNER, POWER_BI_PRO, SPB
 
-PARTNER = "11111111-1111-1111-1111-111111111111"
-CONTOSO = "b44bb1fb-c595-45b0-9e09-d657365580bf"
-FABRIKAM = "45c44870-ef77-4fdd-b6fe-3dacb075cff2"
-NORTHWIND = "52eaad04-13a2-4a2f-9ce8-93a294fadf36"
-SPB = "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"
-POWER_BI_PRO = "f8a1db68-be16-40ed-86d5-cb42ce701560"
 UNKNOWN_SKU = "0b0b0b0b-0000-4000-8000-000000000000"
 CATALOG = SkuCatalog(
     [

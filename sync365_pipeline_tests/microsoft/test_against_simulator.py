@@ -44,52 +44,16 @@ from sync365_pipeline.microsoft import (
     build_session,
     tenant_outcome,
 )
-from sync365_pipeline.simulator import Scenario
+from sync365_pipeline_tests.scenarios import (
+    UNIFORM_CLIENT_SECRET,
+    UNIFORM_CUSTOMERS,
+    UNIFORM_PARTNER,
+    UNIFORM_SEED_REFRESH_TOKEN,
+    uniform_scenario,
+)
 
-PARTNER = "aaaaaaaa-0000-4000-8000-000000000001"
-CUSTOMERS = [f"cccccccc-0000-4000-8000-{n:012d}" for n in range(1, 6)]
 FAST_RETRY = RetrySettings(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05)
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-
-
-def scenario(
-    *,
-    partner: dict[str, Any] | None = None,
-    faults: dict[str, list[dict[str, Any]]] | None = None,
-    settings: dict[str, Any] | None = None,
-) -> Scenario:
-    """Five customers with three SKUs each and an active GDAP relationship."""
-    customers = [
-        {
-            "tenant_id": tenant_id,
-            "display_name": f"Customer {index}",
-            "default_domain": f"customer{index}.onmicrosoft.com",
-            "gdap_relationships": [{"status": "active"}],
-            "skus": [
-                {"part_number": "SPB", "enabled": 25, "consumed": 14},
-                {"part_number": "POWER_BI_PRO", "enabled": 5, "consumed": 3},
-                {"part_number": "FLOW_FREE", "enabled": 10000, "consumed": 2},
-            ],
-            "faults": (faults or {}).get(tenant_id, []),
-        }
-        for index, tenant_id in enumerate(CUSTOMERS, start=1)
-    ]
-    return Scenario.model_validate(
-        {
-            "name": "microsoft-client-tests",
-            "partner": {
-                "tenant_id": PARTNER,
-                "domain": "partner.onmicrosoft.com",
-                "client_id": "bbbbbbbb-0000-4000-8000-000000000002",
-                "client_secret": "simulated-client-secret-value",
-                "user_upn": "agent@partner.onmicrosoft.com",
-                "refresh_token": "seed-refresh-token-0123456789abcdef",
-                **(partner or {}),
-            },
-            "settings": settings or {},
-            "customers": customers,
-        }
-    )
 
 
 def settings_for(sim: Any, tmp_path: Path, **overrides: str) -> Settings:
@@ -123,23 +87,23 @@ def system_ca_bundle_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_partner_center_and_customer_graph_tokens(simulator_factory, tmp_path):
-    sim = simulator_factory(scenario())
+    sim = simulator_factory(uniform_scenario())
     with MicrosoftCloud.from_settings(settings_for(sim, tmp_path)) as cloud:
         partner_center = cloud.tokens.partner_center_token().facts
-        first = cloud.tokens.graph_token(CUSTOMERS[0]).facts
-        second = cloud.tokens.graph_token(CUSTOMERS[1]).facts
-    assert partner_center.tenant_id == PARTNER
+        first = cloud.tokens.graph_token(UNIFORM_CUSTOMERS[0]).facts
+        second = cloud.tokens.graph_token(UNIFORM_CUSTOMERS[1]).facts
+    assert partner_center.tenant_id == UNIFORM_PARTNER
     assert partner_center.audience == "https://api.partnercenter.microsoft.com"
     assert partner_center.mfa
     assert partner_center.account == "agent@partner.onmicrosoft.com"
-    assert (first.tenant_id, second.tenant_id) == (CUSTOMERS[0], CUSTOMERS[1])
+    assert (first.tenant_id, second.tenant_id) == (UNIFORM_CUSTOMERS[0], UNIFORM_CUSTOMERS[1])
     assert first.audience == "https://graph.microsoft.com"
 
 
 def test_rotated_refresh_token_is_saved_0600_and_reused_without_the_seed(
     simulator_factory, tmp_path
 ):
-    sim = simulator_factory(scenario())
+    sim = simulator_factory(uniform_scenario())
     settings = settings_for(sim, tmp_path)
     with MicrosoftCloud.from_settings(settings) as cloud:
         cloud.tokens.partner_center_token()
@@ -149,16 +113,18 @@ def test_rotated_refresh_token_is_saved_0600_and_reused_without_the_seed(
         rt["secret"] for rt in json.loads(cache_path.read_text())["RefreshToken"].values()
     ]
     assert refresh_tokens
-    assert "seed-refresh-token-0123456789abcdef" not in refresh_tokens
+    assert UNIFORM_SEED_REFRESH_TOKEN not in refresh_tokens
 
     without_seed = settings_for(sim, tmp_path, SYNC365_REFRESH_TOKEN="")
     assert without_seed.credentials.refresh_token is None
     with MicrosoftCloud.from_settings(without_seed) as cloud:
-        assert cloud.tokens.graph_token(CUSTOMERS[2]).facts.tenant_id == CUSTOMERS[2]
+        assert (
+            cloud.tokens.graph_token(UNIFORM_CUSTOMERS[2]).facts.tenant_id == UNIFORM_CUSTOMERS[2]
+        )
 
 
 def test_no_cache_and_no_refresh_token(simulator_factory, tmp_path):
-    sim = simulator_factory(scenario())
+    sim = simulator_factory(uniform_scenario())
     settings = settings_for(sim, tmp_path, SYNC365_REFRESH_TOKEN="")
     with MicrosoftCloud.from_settings(settings) as cloud, pytest.raises(NoRefreshToken) as caught:
         cloud.tokens.partner_center_token()
@@ -166,7 +132,7 @@ def test_no_cache_and_no_refresh_token(simulator_factory, tmp_path):
 
 
 def test_corrupt_cache_file_is_named_not_shown_nor_overwritten(simulator_factory, tmp_path):
-    sim = simulator_factory(scenario())
+    sim = simulator_factory(uniform_scenario())
     settings = settings_for(sim, tmp_path)
     settings.token_cache_path.write_text('{"RefreshToken": "half-written secret-ish')
     with (
@@ -198,8 +164,8 @@ def test_corrupt_cache_file_is_named_not_shown_nor_overwritten(simulator_factory
 def test_customer_faults_become_tenant_statuses(
     simulator_factory, tmp_path, fault, error_type, status, code
 ):
-    broken, healthy = CUSTOMERS[0], CUSTOMERS[1]
-    sim = simulator_factory(scenario(faults={broken: [{"type": fault}]}))
+    broken, healthy = UNIFORM_CUSTOMERS[0], UNIFORM_CUSTOMERS[1]
+    sim = simulator_factory(uniform_scenario(faults={broken: [{"type": fault}]}))
     with cloud_for(settings_for(sim, tmp_path)) as cloud:
         with pytest.raises(error_type) as caught:
             cloud.graph.subscribed_skus(broken)
@@ -217,7 +183,7 @@ def test_customer_faults_become_tenant_statuses(
     ],
 )
 def test_partner_level_failures_say_what_to_do(simulator_factory, tmp_path, partner, error_type):
-    sim = simulator_factory(scenario(partner=partner))
+    sim = simulator_factory(uniform_scenario(partner=partner))
     with cloud_for(settings_for(sim, tmp_path)) as cloud, pytest.raises(error_type) as caught:
         cloud.partner_center.customers()
     assert "sync365 consent" in caught.value.remedy
@@ -225,7 +191,7 @@ def test_partner_level_failures_say_what_to_do(simulator_factory, tmp_path, part
 
 
 def test_wrong_client_secret_is_invalid_client(simulator_factory, tmp_path):
-    sim = simulator_factory(scenario())
+    sim = simulator_factory(uniform_scenario())
     settings = settings_for(sim, tmp_path, SYNC365_CLIENT_SECRET="not-the-secret-value")
     with cloud_for(settings) as cloud, pytest.raises(InvalidClient) as caught:
         cloud.tokens.partner_center_token()
@@ -234,40 +200,35 @@ def test_wrong_client_secret_is_invalid_client(simulator_factory, tmp_path):
 
 
 def test_refresh_token_revoked_mid_run_stops_customer_calls(simulator_factory, tmp_path):
-    sim = simulator_factory(scenario())
+    sim = simulator_factory(uniform_scenario())
     with cloud_for(settings_for(sim, tmp_path)) as cloud:
         cloud.tokens.partner_center_token()
         sim.control.set_partner_refresh_token_state("revoked")
         with pytest.raises(RefreshTokenRevoked):
-            cloud.graph.subscribed_skus(CUSTOMERS[3])
+            cloud.graph.subscribed_skus(UNIFORM_CUSTOMERS[2])
 
 
 def test_throttling_is_absorbed_honouring_retry_after(simulator_factory, tmp_path):
-    tenant = CUSTOMERS[0]
+    tenant = UNIFORM_CUSTOMERS[0]
     sim = simulator_factory(
-        scenario(faults={tenant: [{"type": "throttle", "times": 1, "retry_after": 1}]})
+        uniform_scenario(faults={tenant: [{"type": "throttle", "times": 1, "retry_after": 1}]})
     )
-    waits: list[float] = []
+    waits: list[float] = []  # what the client was told to sleep, recorded instead of slept
 
-    def sleep(seconds: float) -> None:
-        waits.append(seconds)
-        time.sleep(seconds)
-
-    with cloud_for(settings_for(sim, tmp_path), sleep=sleep) as cloud:
-        began = time.monotonic()
+    with cloud_for(settings_for(sim, tmp_path), sleep=waits.append) as cloud:
         skus = cloud.graph.subscribed_skus(tenant)
-        elapsed = time.monotonic() - began
         stats = cloud.session.stats.snapshot()
     assert len(skus) == 3
     assert waits == [1.0]
-    assert elapsed >= 1.0
     assert stats["throttled_responses"] == 1
     assert stats["retries"] == 1
 
 
 def test_throttling_that_outlasts_the_retries_is_throttled(simulator_factory, tmp_path):
-    tenant = CUSTOMERS[0]
-    sim = simulator_factory(scenario(faults={tenant: [{"type": "throttle", "retry_after": 0}]}))
+    tenant = UNIFORM_CUSTOMERS[0]
+    sim = simulator_factory(
+        uniform_scenario(faults={tenant: [{"type": "throttle", "retry_after": 0}]})
+    )
     with cloud_for(settings_for(sim, tmp_path)) as cloud, pytest.raises(Throttled) as caught:
         cloud.graph.subscribed_skus(tenant)
     assert tenant_outcome(caught.value)[0] is TenantStatus.THROTTLED
@@ -276,17 +237,20 @@ def test_throttling_that_outlasts_the_retries_is_throttled(simulator_factory, tm
 
 @pytest.mark.parametrize("service", ["graph", "identity", "partner_center"])
 def test_server_errors_and_truncated_bodies_are_retried(simulator_factory, tmp_path, service):
-    tenant = PARTNER if service == "partner_center" else CUSTOMERS[0]
+    tenant = UNIFORM_PARTNER if service == "partner_center" else UNIFORM_CUSTOMERS[0]
     faults = [
         {"type": "server_error", "times": 1, "status": 503, "service": service},
         {"type": "malformed", "kind": "truncated", "times": 1, "service": service},
     ]
     sim = simulator_factory(
-        scenario(faults={tenant: faults}, partner={"faults": faults} if tenant == PARTNER else None)
+        uniform_scenario(
+            faults={tenant: faults},
+            partner={"faults": faults} if tenant == UNIFORM_PARTNER else None,
+        )
     )
     with cloud_for(settings_for(sim, tmp_path)) as cloud:
         if service == "partner_center":
-            assert len(cloud.partner_center.customers()) == len(CUSTOMERS)
+            assert len(cloud.partner_center.customers()) == len(UNIFORM_CUSTOMERS)
         else:
             assert len(cloud.graph.subscribed_skus(tenant)) == 3
         stats = cloud.session.stats.snapshot()
@@ -295,8 +259,10 @@ def test_server_errors_and_truncated_bodies_are_retried(simulator_factory, tmp_p
 
 
 def test_html_instead_of_json_becomes_malformed(simulator_factory, tmp_path):
-    tenant = CUSTOMERS[0]
-    sim = simulator_factory(scenario(faults={tenant: [{"type": "malformed", "kind": "html"}]}))
+    tenant = UNIFORM_CUSTOMERS[0]
+    sim = simulator_factory(
+        uniform_scenario(faults={tenant: [{"type": "malformed", "kind": "html"}]})
+    )
     with (
         cloud_for(settings_for(sim, tmp_path)) as cloud,
         pytest.raises(MalformedResponse) as caught,
@@ -307,41 +273,47 @@ def test_html_instead_of_json_becomes_malformed(simulator_factory, tmp_path):
 
 
 def test_paging_to_the_end_in_both_styles(simulator_factory, tmp_path):
-    sim = simulator_factory(scenario(settings={"page_size_customers": 2, "page_size_graph": 2}))
+    sim = simulator_factory(
+        uniform_scenario(settings={"page_size_customers": 2, "page_size_graph": 2})
+    )
     with cloud_for(settings_for(sim, tmp_path), page_size=2) as cloud:
         customers = cloud.partner_center.customers()
         relationships = cloud.graph.delegated_admin_relationships()
-        skus = cloud.graph.subscribed_skus(CUSTOMERS[0])
-        requests_seen = cloud.session.stats.snapshot()["requests"]
-    assert sorted(c["id"] for c in customers) == sorted(CUSTOMERS)
-    assert sorted(r["customer"]["tenantId"] for r in relationships) == sorted(CUSTOMERS)
+        skus = cloud.graph.subscribed_skus(UNIFORM_CUSTOMERS[0])
+    assert sorted(c["id"] for c in customers) == sorted(UNIFORM_CUSTOMERS)
+    assert sorted(r["customer"]["tenantId"] for r in relationships) == sorted(UNIFORM_CUSTOMERS)
     assert sorted(s["skuId"] for s in skus) == sorted(
-        s["skuId"] for s in sim.control.expected_subscribed_skus(CUSTOMERS[0])
+        s["skuId"] for s in sim.control.expected_subscribed_skus(UNIFORM_CUSTOMERS[0])
     )
-    assert requests_seen >= 3 + 3 + 2  # every style took several pages
+    pages = sim.control.request_counts()["by_route"]  # three of each, in pages of two
+    assert pages["partner_center.customers"] == 2
+    assert pages["graph.delegatedAdminRelationships"] == 2
+    assert pages["graph.subscribedSkus"] == 2
 
 
 def test_concurrent_customer_tokens_are_tenant_correct(simulator_factory, tmp_path):
-    sim = simulator_factory(scenario())
+    sim = simulator_factory(uniform_scenario())
     with MicrosoftCloud.from_settings(settings_for(sim, tmp_path)) as cloud:
         cloud.tokens.partner_center_token()
         with ThreadPoolExecutor(max_workers=16) as pool:
             tids = list(
-                pool.map(lambda t: cloud.tokens.graph_token(t).facts.tenant_id, CUSTOMERS * 6)
+                pool.map(
+                    lambda t: cloud.tokens.graph_token(t).facts.tenant_id, UNIFORM_CUSTOMERS * 10
+                )
             )
-    assert tids == CUSTOMERS * 6
+    assert tids == UNIFORM_CUSTOMERS * 10
 
 
 def test_no_token_or_secret_in_logs_or_errors(simulator_factory, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     for name in ("msal", "urllib3", "requests", "sync365_pipeline"):
         logging.getLogger(name).setLevel(logging.DEBUG)
-    tenant = CUSTOMERS[0]
+    tenant = UNIFORM_CUSTOMERS[0]
     sim = simulator_factory(
-        scenario(
+        uniform_scenario(
             faults={
                 tenant: [{"type": "consent_revoked", "times": 1}],
-                CUSTOMERS[1]: [
+                UNIFORM_CUSTOMERS[1]: [
                     {"type": "malformed", "kind": "truncated", "times": 1, "service": "identity"}
                 ],
             }
@@ -352,7 +324,7 @@ def test_no_token_or_secret_in_logs_or_errors(simulator_factory, tmp_path, caplo
     with MicrosoftCloud.from_settings(settings) as cloud:
         cloud.partner_center.customers()
         cloud.graph.delegated_admin_relationships()
-        for customer in CUSTOMERS:
+        for customer in UNIFORM_CUSTOMERS:
             try:
                 cloud.graph.subscribed_skus(customer)
             except Exception as exc:
@@ -362,7 +334,7 @@ def test_no_token_or_secret_in_logs_or_errors(simulator_factory, tmp_path, caplo
         messages.append(repr(partner_token))
         # The access tokens the calls above used, from MSAL's in-memory cache (no new requests).
         access_tokens = [partner_token, cloud.tokens.partner_graph_token()]
-        access_tokens += [cloud.tokens.graph_token(tenant) for tenant in CUSTOMERS[1:]]
+        access_tokens += [cloud.tokens.graph_token(tenant) for tenant in UNIFORM_CUSTOMERS[1:]]
     cache = json.loads(settings.token_cache_path.read_text())
     secrets = [token.value.reveal() for token in access_tokens]
     secrets += [
@@ -370,7 +342,7 @@ def test_no_token_or_secret_in_logs_or_errors(simulator_factory, tmp_path, caplo
         for section in ("AccessToken", "RefreshToken", "IdToken")
         for entry in cache.get(section, {}).values()
     ]
-    secrets += ["seed-refresh-token-0123456789abcdef", "simulated-client-secret-value"]
+    secrets += [UNIFORM_SEED_REFRESH_TOKEN, UNIFORM_CLIENT_SECRET]
     assert cache["RefreshToken"]
     assert messages  # the consent fault was raised and checked
     loggers = {record.name.split(".")[0] for record in caplog.records}
@@ -423,7 +395,7 @@ def test_demo_scenario_end_to_end(simulator_factory, tmp_path):
 
 
 def test_untrusted_simulator_certificate_names_the_ca_setting(simulator_factory, tmp_path):
-    sim = simulator_factory(scenario())
+    sim = simulator_factory(uniform_scenario())
     settings = settings_for(sim, tmp_path, SYNC365_CA_BUNDLE="")
     assert settings.ca_bundle is None
     with cloud_for(settings) as cloud, pytest.raises(EndpointUnreachable) as caught:

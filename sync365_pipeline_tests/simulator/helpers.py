@@ -13,50 +13,6 @@ from sync365_pipeline.simulator import SimulatorServer
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 PARTNER_CENTER_SCOPE = "https://api.partnercenter.microsoft.com/user_impersonation"
-PARTNER = "aaaaaaaa-0000-4000-8000-000000000001"
-CLIENT_ID = "bbbbbbbb-0000-4000-8000-000000000002"
-CLIENT_SECRET = "simulated-client-secret-value"
-SEED_REFRESH_TOKEN = "seed-refresh-token-0123456789abcdef"
-CUSTOMERS = [f"cccccccc-0000-4000-8000-{n:012d}" for n in range(1, 4)]
-
-
-def small_scenario(
-    *,
-    partner: dict[str, Any] | None = None,
-    faults: dict[str, list[dict[str, Any]]] | None = None,
-    settings: dict[str, Any] | None = None,
-    customers: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """A partner with three healthy GDAP customers (two SKUs each), plus what the test changes."""
-    default_customers = [
-        {
-            "tenant_id": tenant_id,
-            "display_name": f"Customer {index}",
-            "default_domain": f"customer{index}.onmicrosoft.com",
-            "gdap_relationships": [{"status": "active", "ends_in_days": 100}],
-            "skus": [
-                {"part_number": "SPB", "enabled": 20 + index, "consumed": 10 + index},
-                {"sku_id": "f8a1db68-be16-40ed-86d5-cb42ce701560", "enabled": 5, "consumed": 3},
-            ],
-            "faults": (faults or {}).get(tenant_id, []),
-        }
-        for index, tenant_id in enumerate(CUSTOMERS, start=1)
-    ]
-    return {
-        "name": "simulator-tests",
-        "partner": {
-            "tenant_id": PARTNER,
-            "domain": "partner.onmicrosoft.com",
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "user_upn": "agent@partner.onmicrosoft.com",
-            "refresh_token": SEED_REFRESH_TOKEN,
-            "faults": (faults or {}).get(PARTNER, []),
-            **(partner or {}),
-        },
-        "settings": settings or {},
-        "customers": default_customers + (customers or []),
-    }
 
 
 def https_session(sim: SimulatorServer) -> requests.Session:

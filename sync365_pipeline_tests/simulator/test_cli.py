@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import msal
+import pytest
 import requests
 
 from sync365_pipeline.simulator import SimulatorServer, load_scenario
@@ -27,6 +28,7 @@ VARIABLES = [
 ]
 
 
+@pytest.mark.e2e
 def test_cli_prints_exports_serves_msal_and_stops_on_sigterm(tmp_path):
     ca_path = tmp_path / "ca.pem"
     process = subprocess.Popen(
@@ -74,6 +76,7 @@ def test_exports_survive_shell_eval(tmp_path):
         assert dict(line.split("=", 1) for line in shell.stdout.splitlines()) == sim.environment()
 
 
+@pytest.mark.e2e
 def test_bad_scenario_is_a_clear_cli_error(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("partner: {tenant_id: nope}\n")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -11,16 +13,14 @@ import msal
 import pytest
 import requests
 
+from sync365_pipeline_tests.scenarios import UNIFORM_CUSTOMERS, UNIFORM_PARTNER, uniform_scenario
 from sync365_pipeline_tests.simulator.helpers import (
-    CUSTOMERS,
     GRAPH_SCOPE,
-    PARTNER,
     PARTNER_CENTER_SCOPE,
     bearer,
     https_session,
     msal_app,
     redeem,
-    small_scenario,
 )
 
 ESTS_FIELDS = {
@@ -59,7 +59,7 @@ def graph_token(sim, tenant: str) -> str:
 
 
 def partner_center_token(sim) -> str:
-    return redeem(sim, PARTNER, PARTNER_CENTER_SCOPE)["access_token"]
+    return redeem(sim, UNIFORM_PARTNER, PARTNER_CENTER_SCOPE)["access_token"]
 
 
 # --- customer tenants: token endpoint ------------------------------------------------------------
@@ -75,25 +75,25 @@ def partner_center_token(sim) -> str:
     ],
 )
 def test_access_faults_fail_the_customer_token_request(simulator_factory, fault, code, suberror):
-    broken, healthy = CUSTOMERS[0], CUSTOMERS[1]
-    sim = simulator_factory(small_scenario(faults={broken: [{"type": fault}]}))
+    broken, healthy = UNIFORM_CUSTOMERS[0], UNIFORM_CUSTOMERS[1]
+    sim = simulator_factory(uniform_scenario(faults={broken: [{"type": fault}]}))
     result = redeem(sim, broken, GRAPH_SCOPE)
     assert_ests_error(result, "invalid_grant", code, suberror)
     assert "access_token" in redeem(sim, healthy, GRAPH_SCOPE)
 
 
 def test_access_fault_limited_by_times_then_recovers(simulator_factory):
-    tenant = CUSTOMERS[0]
+    tenant = UNIFORM_CUSTOMERS[0]
     sim = simulator_factory(
-        small_scenario(faults={tenant: [{"type": "consent_revoked", "times": 1}]})
+        uniform_scenario(faults={tenant: [{"type": "consent_revoked", "times": 1}]})
     )
     assert redeem(sim, tenant, GRAPH_SCOPE)["error_codes"] == [65001]
     assert "access_token" in redeem(sim, tenant, GRAPH_SCOPE)  # a new app: no MSAL throttle cache
 
 
 def test_token_error_has_ests_headers_and_http_400(simulator_factory):
-    tenant = CUSTOMERS[0]
-    sim = simulator_factory(small_scenario(faults={tenant: [{"type": "consent_revoked"}]}))
+    tenant = UNIFORM_CUSTOMERS[0]
+    sim = simulator_factory(uniform_scenario(faults={tenant: [{"type": "consent_revoked"}]}))
     response = https_session(sim).post(
         f"{sim.url}/{tenant}/oauth2/v2.0/token",
         data={
@@ -116,7 +116,7 @@ def test_token_error_has_ests_headers_and_http_400(simulator_factory):
 def test_customer_without_any_relationship_is_aadsts50020(simulator_factory):
     stranger = "dddddddd-0000-4000-8000-000000000009"
     sim = simulator_factory(
-        small_scenario(
+        uniform_scenario(
             customers=[
                 {
                     "tenant_id": stranger,
@@ -132,8 +132,8 @@ def test_customer_without_any_relationship_is_aadsts50020(simulator_factory):
 
 
 def test_tenant_gone_at_discovery_token_and_partner_center(simulator_factory):
-    gone = CUSTOMERS[0]
-    sim = simulator_factory(small_scenario(faults={gone: [{"type": "tenant_gone"}]}))
+    gone = UNIFORM_CUSTOMERS[0]
+    sim = simulator_factory(uniform_scenario(faults={gone: [{"type": "tenant_gone"}]}))
     session = https_session(sim)
     discovery = session.get(f"{sim.url}/{gone}/v2.0/.well-known/openid-configuration")
     assert discovery.status_code == 400
@@ -174,8 +174,8 @@ def test_unknown_tenant_is_aadsts90002(demo_simulator):
     ("state", "code", "suberror"), [("expired", 700082, "bad_token"), ("revoked", 50173, None)]
 )
 def test_partner_refresh_token_state(simulator_factory, state, code, suberror):
-    sim = simulator_factory(small_scenario(partner={"refresh_token_state": state}))
-    for tenant in (PARTNER, CUSTOMERS[0]):
+    sim = simulator_factory(uniform_scenario(partner={"refresh_token_state": state}))
+    for tenant in (UNIFORM_PARTNER, UNIFORM_CUSTOMERS[0]):
         result = redeem(sim, tenant, PARTNER_CENTER_SCOPE)
         assert_ests_error(result, "invalid_grant", code, suberror)
 
@@ -195,8 +195,8 @@ def test_wrong_client_secret_is_401_invalid_client(demo_simulator):
 
 
 def test_partner_without_mfa_is_refused_by_partner_center(simulator_factory):
-    sim = simulator_factory(small_scenario(partner={"mfa": False}))
-    token = redeem(sim, PARTNER, PARTNER_CENTER_SCOPE)
+    sim = simulator_factory(uniform_scenario(partner={"mfa": False}))
+    token = redeem(sim, UNIFORM_PARTNER, PARTNER_CENTER_SCOPE)
     response = https_session(sim).get(
         f"{sim.url}/v1/customers", headers=bearer(token["access_token"])
     )
@@ -209,7 +209,7 @@ def test_partner_without_mfa_is_refused_by_partner_center(simulator_factory):
         "source": "PartnerFD",
     }
     graph = https_session(sim).get(  # Graph does not enforce MFA
-        f"{sim.url}/v1.0/subscribedSkus", headers=bearer(graph_token(sim, CUSTOMERS[0]))
+        f"{sim.url}/v1.0/subscribedSkus", headers=bearer(graph_token(sim, UNIFORM_CUSTOMERS[0]))
     )
     assert graph.status_code == 200
 
@@ -218,8 +218,8 @@ def test_partner_without_mfa_is_refused_by_partner_center(simulator_factory):
 
 
 def test_graph_forbidden_fault(simulator_factory):
-    tenant = CUSTOMERS[0]
-    sim = simulator_factory(small_scenario(faults={tenant: [{"type": "graph_forbidden"}]}))
+    tenant = UNIFORM_CUSTOMERS[0]
+    sim = simulator_factory(uniform_scenario(faults={tenant: [{"type": "graph_forbidden"}]}))
     response = https_session(sim).get(
         f"{sim.url}/v1.0/subscribedSkus", headers=bearer(graph_token(sim, tenant))
     )
@@ -229,7 +229,7 @@ def test_graph_forbidden_fault(simulator_factory):
 def test_expired_gdap_without_dap_is_graph_403(simulator_factory):
     expired = "dddddddd-0000-4000-8000-000000000001"
     sim = simulator_factory(
-        small_scenario(
+        uniform_scenario(
             customers=[
                 {
                     "tenant_id": expired,
@@ -250,7 +250,7 @@ def test_expired_gdap_without_dap_is_graph_403(simulator_factory):
 
 
 def test_graph_checks_audience_expiry_and_signature(simulator_factory):
-    sim = simulator_factory(small_scenario(settings={"access_token_lifetime_s": 1}))
+    sim = simulator_factory(uniform_scenario(settings={"access_token_lifetime_s": 1}))
     session = https_session(sim)
     url = f"{sim.url}/v1.0/organization"
     wrong_audience = session.get(url, headers=bearer(partner_center_token(sim)))
@@ -260,7 +260,7 @@ def test_graph_checks_audience_expiry_and_signature(simulator_factory):
         'client_id="00000003-0000-0000-c000-000000000000"'
         in wrong_audience.headers["WWW-Authenticate"]
     )
-    token = graph_token(sim, CUSTOMERS[0])
+    token = graph_token(sim, UNIFORM_CUSTOMERS[0])
     header, payload, signature = token.split(".")
     tampered = session.get(url, headers=bearer(f"{header}.{payload}x.{signature}"))
     assert_graph_error(tampered, 401, "InvalidAuthenticationToken")
@@ -286,9 +286,9 @@ def test_partner_center_rejects_graph_tokens_and_missing_tokens(demo_simulator):
 
 
 def test_graph_throttling_for_the_first_k_requests(simulator_factory):
-    tenant = CUSTOMERS[0]
+    tenant = UNIFORM_CUSTOMERS[0]
     fault = {"type": "throttle", "times": 2, "retry_after": 7}
-    sim = simulator_factory(small_scenario(faults={tenant: [fault]}))
+    sim = simulator_factory(uniform_scenario(faults={tenant: [fault]}))
     session, headers = https_session(sim), bearer(graph_token(sim, tenant))
     responses = [session.get(f"{sim.url}/v1.0/subscribedSkus", headers=headers) for _ in range(3)]
     for throttled in responses[:2]:
@@ -299,7 +299,7 @@ def test_graph_throttling_for_the_first_k_requests(simulator_factory):
 
 def test_partner_center_throttling_uses_the_gateway_body(simulator_factory):
     fault = {"type": "throttle", "times": 1, "retry_after": 3, "service": "partner_center"}
-    sim = simulator_factory(small_scenario(faults={PARTNER: [fault]}))
+    sim = simulator_factory(uniform_scenario(faults={UNIFORM_PARTNER: [fault]}))
     session, headers = https_session(sim), bearer(partner_center_token(sim))
     throttled = session.get(f"{sim.url}/v1/customers", headers=headers)
     assert throttled.status_code == 429
@@ -312,9 +312,9 @@ def test_partner_center_throttling_uses_the_gateway_body(simulator_factory):
 
 
 def test_identity_throttling_reaches_msal_as_a_dict(simulator_factory):
-    tenant = CUSTOMERS[0]
+    tenant = UNIFORM_CUSTOMERS[0]
     fault = {"type": "throttle", "times": 1, "retry_after": 1, "service": "identity"}
-    sim = simulator_factory(small_scenario(faults={tenant: [fault]}))
+    sim = simulator_factory(uniform_scenario(faults={tenant: [fault]}))
     result = redeem(sim, tenant, GRAPH_SCOPE)
     assert_ests_error(result, "temporarily_unavailable", 90055)
     assert "access_token" in redeem(sim, tenant, GRAPH_SCOPE)
@@ -322,9 +322,9 @@ def test_identity_throttling_reaches_msal_as_a_dict(simulator_factory):
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_graph_server_errors(simulator_factory, status):
-    tenant = CUSTOMERS[0]
+    tenant = UNIFORM_CUSTOMERS[0]
     fault = {"type": "server_error", "status": status, "times": 1, "retry_after": 2}
-    sim = simulator_factory(small_scenario(faults={tenant: [fault]}))
+    sim = simulator_factory(uniform_scenario(faults={tenant: [fault]}))
     session, headers = https_session(sim), bearer(graph_token(sim, tenant))
     failed = session.get(f"{sim.url}/v1.0/subscribedSkus", headers=headers)
     assert failed.status_code == status
@@ -338,9 +338,9 @@ def test_partner_center_and_identity_server_errors(simulator_factory):
         {"type": "server_error", "status": 500, "times": 1, "service": "partner_center"},
         {"type": "server_error", "status": 503, "times": 1, "service": "identity"},
     ]
-    sim = simulator_factory(small_scenario(faults={PARTNER: faults}))
+    sim = simulator_factory(uniform_scenario(faults={UNIFORM_PARTNER: faults}))
     with pytest.raises(msal.exceptions.MsalServiceError, match="HTTP Error: 503"):
-        redeem(sim, PARTNER, PARTNER_CENTER_SCOPE)
+        redeem(sim, UNIFORM_PARTNER, PARTNER_CENTER_SCOPE)
     session, headers = https_session(sim), bearer(partner_center_token(sim))
     failed = session.get(f"{sim.url}/v1/customers", headers=headers)
     assert failed.status_code == 500
@@ -350,9 +350,9 @@ def test_partner_center_and_identity_server_errors(simulator_factory):
 
 @pytest.mark.parametrize("kind", ["truncated", "html"])
 def test_malformed_bodies(simulator_factory, kind):
-    tenant = CUSTOMERS[0]
+    tenant = UNIFORM_CUSTOMERS[0]
     fault = {"type": "malformed", "kind": kind, "times": 1}
-    sim = simulator_factory(small_scenario(faults={tenant: [fault]}))
+    sim = simulator_factory(uniform_scenario(faults={tenant: [fault]}))
     session, headers = https_session(sim), bearer(graph_token(sim, tenant))
     broken = session.get(f"{sim.url}/v1.0/subscribedSkus", headers=headers)
     with pytest.raises(requests.JSONDecodeError):
@@ -364,31 +364,43 @@ def test_malformed_bodies(simulator_factory, kind):
 
 
 def test_latency_with_jitter_does_not_block_other_tenants(simulator_factory):
-    slow, fast = CUSTOMERS[0], CUSTOMERS[1]
-    fault = {"type": "latency", "ms": 400, "jitter_ms": 100, "service": "graph"}
-    sim = simulator_factory(small_scenario(faults={slow: [fault]}))
+    """The slow tenant's request sleeps on the server while a later one for another tenant is
+    answered: the later one finishes first (the latency is far above a request's own cost)."""
+    slow, fast = UNIFORM_CUSTOMERS[0], UNIFORM_CUSTOMERS[1]
+    fault = {"type": "latency", "ms": 1500, "jitter_ms": 100, "service": "graph"}
+    sim = simulator_factory(uniform_scenario(faults={slow: [fault]}))
     slow_token, fast_token = graph_token(sim, slow), graph_token(sim, fast)
+    finished: list[str] = []
 
-    def timed_get(token: str) -> float:
-        began = time.monotonic()
-        https_session(sim).get(f"{sim.url}/v1.0/subscribedSkus", headers=bearer(token))
-        return time.monotonic() - began
+    def get(tenant: str, token: str) -> int:
+        response = https_session(sim).get(f"{sim.url}/v1.0/subscribedSkus", headers=bearer(token))
+        finished.append(tenant)
+        return response.status_code
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        slow_call = pool.submit(timed_get, slow_token)
-        fast_s = pool.submit(timed_get, fast_token).result()
-        slow_s = slow_call.result()
-    assert 0.4 <= slow_s < 1.5
-    assert fast_s < 0.3  # served while the slow tenant's request was sleeping
+        slow_call = pool.submit(get, slow, slow_token)
+        wait_until(lambda: sim.control.request_counts()["in_flight"] == 1)
+        assert pool.submit(get, fast, fast_token).result() == 200
+        assert slow_call.result() == 200
+    assert finished == [fast, slow]
 
 
-def test_keep_alive_requests_are_not_delayed_by_nagle(demo_simulator):
-    """Without TCP_NODELAY each keep-alive request would wait ~40 ms for a delayed ACK."""
+def test_keep_alive_connections_send_without_nagle_delay(demo_simulator):
+    """Without TCP_NODELAY each keep-alive answer would wait ~40 ms for a delayed ACK."""
     tenant = "a51c8ac0-98f8-4206-9aaa-ef644b70e6e6"
     session, headers = https_session(demo_simulator), bearer(graph_token(demo_simulator, tenant))
     url = f"{demo_simulator.url}/v1.0/subscribedSkus"
-    session.get(url, headers=headers)
-    began = time.monotonic()
-    for _ in range(20):
-        session.get(url, headers=headers)
-    assert (time.monotonic() - began) / 20 < 0.02
+    for _ in range(3):
+        assert session.get(url, headers=headers).ok
+    sockets = demo_simulator.connection_sockets()
+    assert sockets
+    for server_end in sockets:
+        assert server_end.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 30) -> None:
+    """Poll `condition`; the bound only catches a hang."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.01)

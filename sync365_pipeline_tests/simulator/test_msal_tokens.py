@@ -6,53 +6,51 @@ import time
 
 import msal
 
+from sync365_pipeline_tests.scenarios import UNIFORM_CUSTOMERS, UNIFORM_PARTNER, uniform_scenario
 from sync365_pipeline_tests.simulator.helpers import (
-    CUSTOMERS,
     GRAPH_SCOPE,
-    PARTNER,
     PARTNER_CENTER_SCOPE,
     bearer,
     claims,
     https_session,
     msal_app,
     redeem,
-    small_scenario,
 )
 
 
 def test_one_refresh_token_gives_distinct_correct_tokens_for_two_customers(simulator_factory):
-    sim = simulator_factory(small_scenario())
+    sim = simulator_factory(uniform_scenario())
     session = https_session(sim)
     cache = msal.SerializableTokenCache()
-    partner_app = msal_app(sim, PARTNER, session, cache=cache)
+    partner_app = msal_app(sim, UNIFORM_PARTNER, session, cache=cache)
     partner = partner_app.acquire_token_by_refresh_token(
         sim.environment()["SYNC365_REFRESH_TOKEN"], scopes=[PARTNER_CENTER_SCOPE]
     )
     account = partner_app.get_accounts()[0]
     tokens = {}
-    for tenant in CUSTOMERS[:2]:
+    for tenant in UNIFORM_CUSTOMERS[:2]:
         app = msal_app(sim, tenant, session, cache=cache)
         result = app.acquire_token_silent_with_error([GRAPH_SCOPE], account=account)
         tokens[tenant] = result["access_token"]
 
     pc = claims(partner["access_token"])
     assert pc["aud"] == "https://api.partnercenter.microsoft.com"
-    assert pc["tid"] == PARTNER
+    assert pc["tid"] == UNIFORM_PARTNER
     assert pc["scp"] == "user_impersonation"
     assert "mfa" in pc["amr"]
-    assert tokens[CUSTOMERS[0]] != tokens[CUSTOMERS[1]]
+    assert tokens[UNIFORM_CUSTOMERS[0]] != tokens[UNIFORM_CUSTOMERS[1]]
     for tenant, token in tokens.items():
         graph = claims(token)
         assert graph["aud"] == "https://graph.microsoft.com"
         assert graph["tid"] == tenant
         assert graph["iss"] == f"https://sts.windows.net/{tenant}/"
-        assert graph["idp"] == f"https://sts.windows.net/{PARTNER}/"
+        assert graph["idp"] == f"https://sts.windows.net/{UNIFORM_PARTNER}/"
         assert graph["idtyp"] == "user"
         assert graph["upn"] == "agent@partner.onmicrosoft.com"
         assert graph["exp"] > time.time() + 3000
         organization = session.get(f"{sim.url}/v1.0/organization", headers=bearer(token))
         assert organization.json()["value"][0]["id"] == tenant  # Graph serves the token's tenant
-    assert account["home_account_id"] == f"{account['local_account_id']}.{PARTNER}"
+    assert account["home_account_id"] == f"{account['local_account_id']}.{UNIFORM_PARTNER}"
 
 
 def test_token_response_has_msal_fields_and_echoes_scopes(demo_simulator):
@@ -68,12 +66,14 @@ def test_token_response_has_msal_fields_and_echoes_scopes(demo_simulator):
 
 
 def test_refresh_tokens_rotate_and_older_ones_stay_valid(simulator_factory):
-    sim = simulator_factory(small_scenario())
+    sim = simulator_factory(uniform_scenario())
     seed = sim.environment()["SYNC365_REFRESH_TOKEN"]
-    first = redeem(sim, PARTNER, PARTNER_CENTER_SCOPE, seed)
-    second = redeem(sim, CUSTOMERS[0], GRAPH_SCOPE, first["refresh_token"])
-    third = redeem(sim, CUSTOMERS[1], GRAPH_SCOPE, first["refresh_token"])  # reused: still valid
-    again = redeem(sim, PARTNER, PARTNER_CENTER_SCOPE, seed)
+    first = redeem(sim, UNIFORM_PARTNER, PARTNER_CENTER_SCOPE, seed)
+    second = redeem(sim, UNIFORM_CUSTOMERS[0], GRAPH_SCOPE, first["refresh_token"])
+    third = redeem(
+        sim, UNIFORM_CUSTOMERS[1], GRAPH_SCOPE, first["refresh_token"]
+    )  # reused: still valid
+    again = redeem(sim, UNIFORM_PARTNER, PARTNER_CENTER_SCOPE, seed)
     rotated = {first["refresh_token"], second["refresh_token"], third["refresh_token"]}
     assert len(rotated | {seed, again["refresh_token"]}) == 5
     assert all("access_token" in result for result in (second, third, again))
@@ -92,9 +92,9 @@ def test_client_credentials_gives_an_app_only_token(demo_simulator):
 
 
 def test_authorization_code_flow_with_pkce(simulator_factory):
-    sim = simulator_factory(small_scenario())
+    sim = simulator_factory(uniform_scenario())
     session = https_session(sim)
-    app = msal_app(sim, PARTNER, session)
+    app = msal_app(sim, UNIFORM_PARTNER, session)
     flow = app.initiate_auth_code_flow([PARTNER_CENTER_SCOPE], redirect_uri="http://localhost:8400")
     redirect = session.get(flow["auth_uri"], allow_redirects=False)
     assert redirect.status_code == 302
@@ -103,15 +103,15 @@ def test_authorization_code_flow_with_pkce(simulator_factory):
     )
     result = app.acquire_token_by_auth_code_flow(flow, query)
     assert claims(result["access_token"])["aud"] == "https://api.partnercenter.microsoft.com"
-    replay = msal_app(sim, PARTNER, session).acquire_token_by_auth_code_flow(flow, query)
+    replay = msal_app(sim, UNIFORM_PARTNER, session).acquire_token_by_auth_code_flow(flow, query)
     assert replay["error_codes"] == [54005]
 
 
 def test_device_code_flow_is_approved_through_the_control_api(simulator_factory):
-    sim = simulator_factory(small_scenario(settings={"device_code_interval_s": 0}))
+    sim = simulator_factory(uniform_scenario(settings={"device_code_interval_s": 0}))
     app = msal.PublicClientApplication(
         sim.environment()["SYNC365_CLIENT_ID"],
-        authority=f"{sim.url}/{PARTNER}",
+        authority=f"{sim.url}/{UNIFORM_PARTNER}",
         instance_discovery=False,
         http_client=https_session(sim),
     )
@@ -130,14 +130,14 @@ def test_device_code_flow_is_approved_through_the_control_api(simulator_factory)
 
 
 def test_device_code_polls_while_pending(simulator_factory):
-    sim = simulator_factory(small_scenario(settings={"device_code_interval_s": 0}))
+    sim = simulator_factory(uniform_scenario(settings={"device_code_interval_s": 0}))
     session = https_session(sim)
     code = session.post(
-        f"{sim.url}/{PARTNER}/oauth2/v2.0/devicecode",
+        f"{sim.url}/{UNIFORM_PARTNER}/oauth2/v2.0/devicecode",
         data={"client_id": sim.environment()["SYNC365_CLIENT_ID"], "scope": PARTNER_CENTER_SCOPE},
     ).json()
     pending = session.post(
-        f"{sim.url}/{PARTNER}/oauth2/v2.0/token",
+        f"{sim.url}/{UNIFORM_PARTNER}/oauth2/v2.0/token",
         data={
             "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
             "client_id": sim.environment()["SYNC365_CLIENT_ID"],

@@ -5,15 +5,13 @@ from __future__ import annotations
 import pytest
 
 from sync365_pipeline.simulator import SimulatorControlError
+from sync365_pipeline_tests.scenarios import UNIFORM_CUSTOMERS, UNIFORM_PARTNER, uniform_scenario
 from sync365_pipeline_tests.simulator.helpers import (
-    CUSTOMERS,
     GRAPH_SCOPE,
-    PARTNER,
     PARTNER_CENTER_SCOPE,
     bearer,
     https_session,
     redeem,
-    small_scenario,
 )
 
 
@@ -46,9 +44,9 @@ def test_partner_center_customers_page_with_continuation_tokens(demo_simulator):
 
 
 def test_graph_next_links_are_absolute_and_followed_verbatim(simulator_factory):
-    sim = simulator_factory(small_scenario(settings={"page_size_graph": 2}))
+    sim = simulator_factory(uniform_scenario(settings={"page_size_graph": 2}))
     session = https_session(sim)
-    headers = bearer(redeem(sim, PARTNER, GRAPH_SCOPE)["access_token"])
+    headers = bearer(redeem(sim, UNIFORM_PARTNER, GRAPH_SCOPE)["access_token"])
     url = (
         f"{sim.url}/v1.0/tenantRelationships/delegatedAdminRelationships?$filter=status eq 'active'"
     )
@@ -60,13 +58,13 @@ def test_graph_next_links_are_absolute_and_followed_verbatim(simulator_factory):
         url = page.get("@odata.nextLink")
         assert url is None or url.startswith(f"{sim.url}/v1.0/tenantRelationships/")
     assert pages == 2
-    assert sorted(r["customer"]["tenantId"] for r in relationships) == sorted(CUSTOMERS)
+    assert sorted(r["customer"]["tenantId"] for r in relationships) == sorted(UNIFORM_CUSTOMERS)
     assert {r["status"] for r in relationships} == {"active"}
-    customer = bearer(redeem(sim, CUSTOMERS[0], GRAPH_SCOPE)["access_token"])
+    customer = bearer(redeem(sim, UNIFORM_CUSTOMERS[0], GRAPH_SCOPE)["access_token"])
     first = session.get(
-        f"{sim.url}/v1.0/subscribedSkus?$top=1&$select=skuId,consumedUnits", headers=customer
+        f"{sim.url}/v1.0/subscribedSkus?$top=2&$select=skuId,consumedUnits", headers=customer
     ).json()
-    assert [set(sku) for sku in first["value"]] == [{"id", "skuId", "consumedUnits"}]
+    assert [set(sku) for sku in first["value"]] == [{"id", "skuId", "consumedUnits"}] * 2
     second = session.get(first["@odata.nextLink"], headers=customer).json()  # keeps $select
     assert [set(sku) for sku in second["value"]] == [{"id", "skuId", "consumedUnits"}]
     assert "@odata.nextLink" not in second
@@ -86,8 +84,8 @@ def test_subscribed_skus_match_the_expected_view(demo_simulator):
 
 
 def test_control_api_changes_state_mid_run(simulator_factory):
-    sim = simulator_factory(small_scenario())
-    control, tenant = sim.control, CUSTOMERS[0]
+    sim = simulator_factory(uniform_scenario())
+    control, tenant = sim.control, UNIFORM_CUSTOMERS[0]
     session = https_session(sim)
 
     control.revoke_consent(tenant)
@@ -112,13 +110,13 @@ def test_control_api_changes_state_mid_run(simulator_factory):
         control.set_fault(tenant, {"type": "throttle", "retry_after": "soon"})
 
     control.set_partner_refresh_token_state("expired")
-    assert redeem(sim, PARTNER, PARTNER_CENTER_SCOPE)["error_codes"] == [700082]
+    assert redeem(sim, UNIFORM_PARTNER, PARTNER_CENTER_SCOPE)["error_codes"] == [700082]
     control.set_partner_refresh_token_state("valid")
-    assert "access_token" in redeem(sim, PARTNER, PARTNER_CENTER_SCOPE)
+    assert "access_token" in redeem(sim, UNIFORM_PARTNER, PARTNER_CENTER_SCOPE)
 
 
 def test_customers_come_and_go(simulator_factory):
-    sim = simulator_factory(small_scenario())
+    sim = simulator_factory(uniform_scenario())
     newcomer = "dddddddd-0000-4000-8000-000000000042"
     sim.control.add_customer(
         {
@@ -129,7 +127,7 @@ def test_customers_come_and_go(simulator_factory):
             "skus": [{"part_number": "EXCHANGESTANDARD", "enabled": 4, "consumed": 1}],
         }
     )
-    token = redeem(sim, PARTNER, PARTNER_CENTER_SCOPE)["access_token"]
+    token = redeem(sim, UNIFORM_PARTNER, PARTNER_CENTER_SCOPE)["access_token"]
     customers = https_session(sim).get(f"{sim.url}/v1/customers", headers=bearer(token)).json()
     assert newcomer in [c["id"] for c in customers["items"]]
     assert [s["skuPartNumber"] for s in sim.control.expected_subscribed_skus(newcomer)] == [
@@ -144,8 +142,8 @@ def test_customers_come_and_go(simulator_factory):
 
 
 def test_request_counts_by_route_tenant_and_status(simulator_factory):
-    sim = simulator_factory(small_scenario())
-    tenant = CUSTOMERS[1]
+    sim = simulator_factory(uniform_scenario())
+    tenant = UNIFORM_CUSTOMERS[1]
     token = redeem(sim, tenant, GRAPH_SCOPE)["access_token"]
     https_session(sim).get(f"{sim.url}/v1.0/subscribedSkus", headers=bearer(token))
     counts = sim.control.request_counts()

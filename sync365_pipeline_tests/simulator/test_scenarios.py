@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 
@@ -12,7 +11,7 @@ from sync365_pipeline.simulator import Scenario, ScenarioError, load_scenario
 from sync365_pipeline.simulator.catalog import CATALOG_PATH, load_catalog
 from sync365_pipeline.simulator.generator import generate_customers
 from sync365_pipeline.simulator.scenario import Generate, validate_scenario
-from sync365_pipeline_tests.simulator.helpers import small_scenario
+from sync365_pipeline_tests.scenarios import uniform_scenario
 
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -29,7 +28,7 @@ def test_bundled_scenarios_load():
 
 def test_scenario_files_in_yaml_and_json(tmp_path):
     as_json = tmp_path / "mine.json"
-    as_json.write_text(json.dumps(small_scenario()))
+    as_json.write_text(json.dumps(uniform_scenario()))
     assert len(load_scenario(as_json).customers) == 3
     broken = tmp_path / "broken.yaml"
     broken.write_text("partner: [unclosed")
@@ -53,7 +52,7 @@ def test_scenario_files_in_yaml_and_json(tmp_path):
         ),
         (
             lambda s: s["customers"][1]["skus"].append({"part_number": "NOT_A_SKU"}),
-            r"customers\[1\]\.skus\[2\]: part_number 'NOT_A_SKU' is not in the simulator's SKU",
+            r"customers\[1\]\.skus\[3\]: part_number 'NOT_A_SKU' is not in the simulator's SKU",
         ),
         (
             lambda s: s["customers"][0]["faults"].append({"type": "throttle", "retry_after": -1}),
@@ -78,27 +77,24 @@ def test_scenario_files_in_yaml_and_json(tmp_path):
     ],
 )
 def test_validation_errors_name_the_field(change, message):
-    scenario = small_scenario()
+    scenario = uniform_scenario()
     change(scenario)
     with pytest.raises(ScenarioError, match=message):
         validate_scenario(scenario, source="test scenario")
 
 
 def test_sku_by_id_or_part_number_resolves_both():
-    scenario = Scenario.model_validate(small_scenario())
-    first, second = scenario.customers[0].skus
+    scenario = Scenario.model_validate(uniform_scenario())
+    first, second, _ = scenario.customers[0].skus
     assert (first.sku_id, first.part_number) == ("cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46", "SPB")
     assert second.part_number == "POWER_BI_PRO"
 
 
-def test_generation_is_deterministic_fast_and_unique():
+def test_generation_is_deterministic_and_unique():
     spec = Generate(count=10_000, seed=7, fault_rate=0.05)
-    began = time.perf_counter()
     customers = generate_customers(spec, load_catalog(), set())
-    elapsed = time.perf_counter() - began
     again = generate_customers(spec, load_catalog(), set())
     other = generate_customers(Generate(count=50, seed=8), load_catalog(), set())
-    assert elapsed < 2.0
     assert len(customers) == 10_000
     assert [c.model_dump() for c in customers[:200]] == [c.model_dump() for c in again[:200]]
     assert [c.tenant_id for c in customers] == [c.tenant_id for c in again]
@@ -109,7 +105,7 @@ def test_generation_is_deterministic_fast_and_unique():
     assert 300 < sum(bool(c.faults) for c in customers) < 700
     # Generated customers are valid scenario customers, not just look-alikes.
     Scenario.model_validate(
-        {**small_scenario(), "customers": [c.model_dump() for c in customers[:300]]}
+        {**uniform_scenario(), "customers": [c.model_dump() for c in customers[:300]]}
     )
 
 

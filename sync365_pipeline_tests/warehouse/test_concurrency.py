@@ -2,105 +2,66 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from sync365_pipeline.warehouse import Warehouse, WarehouseLocked
-from sync365_pipeline_tests.warehouse.samples import CONTOSO, DAY1, FABRIKAM, SPB, facts
-
-# Opens the file, says "ready", then answers each stdin line with a row count until stdin closes.
-HOLDER = """
-import sys, duckdb
-con = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == "ro")
-print("ready", flush=True)
-for _ in sys.stdin:
-    print(con.execute("SELECT count(*) FROM license_facts").fetchone()[0], flush=True)
-"""
+from sync365_pipeline_tests.conftest import HoldDuckDB
+from sync365_pipeline_tests.samples import CONTOSO, DAY1, FABRIKAM, SPB, facts
 
 
-@contextmanager
-def holder(path: Path, mode: str) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(path), mode],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline().strip() == "ready"
-        yield process
-    finally:
-        process.stdin.close()  # type: ignore[union-attr]
-        process.wait(timeout=10)
-
-
-def ask_count(process: subprocess.Popen[str]) -> int:
-    process.stdin.write("count\n")  # type: ignore[union-attr]
-    process.stdin.flush()  # type: ignore[union-attr]
-    return int(process.stdout.readline())  # type: ignore[union-attr]
-
-
-@pytest.mark.parametrize("mode", ["rw", "ro"])
-def test_locked_file_raises_actionable_error_within_timeout(tmp_path: Path, mode: str) -> None:
+@pytest.mark.parametrize("read_only", [False, True])
+def test_locked_file_raises_actionable_error_after_the_timeout(
+    tmp_path: Path, hold_duckdb: HoldDuckDB, read_only: bool
+) -> None:
     store = Warehouse(tmp_path / "sync365.duckdb", lock_timeout_s=0.5)
     store.migrate()
+    holder = hold_duckdb(store.path, read_only=read_only)
 
-    with holder(store.path, mode) as process:
-        started = time.monotonic()
-        with pytest.raises(WarehouseLocked) as caught:
-            store.replace_license_facts(DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (1, 0)})})
-        waited = time.monotonic() - started
+    with pytest.raises(WarehouseLocked) as caught:  # (that it waits: the test below)
+        store.replace_license_facts(DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (1, 0)})})
 
-    assert 0.5 <= waited < 3
     message = str(caught.value)
     assert str(store.path) in message
-    assert f"process {process.pid}" in message
+    assert f"process {holder.pid}" in message
     assert str(tmp_path / "sync365_analyst.duckdb") in message
     assert "analyst session" in message
-    assert caught.value.holder_pid == process.pid
+    assert caught.value.holder_pid == holder.pid
 
 
-def test_writer_waits_for_a_short_lock(tmp_path: Path) -> None:
-    store = Warehouse(tmp_path / "sync365.duckdb", lock_timeout_s=20)
+def test_writer_waits_for_a_short_lock(tmp_path: Path, hold_duckdb: HoldDuckDB) -> None:
+    store = Warehouse(tmp_path / "sync365.duckdb", lock_timeout_s=60)
     store.migrate()
-    script = (
-        "import sys, time, duckdb; c = duckdb.connect(sys.argv[1]); print(1, flush=True); "
-        "time.sleep(1)"
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-c", script, str(store.path)], stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    assert process.stdout.readline()
+    holder = hold_duckdb(store.path, read_only=False)
+    release = threading.Timer(0.5, holder.release)  # while the write below waits for the lock
+    release.start()
 
     written = store.replace_license_facts(DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (1, 0)})})
 
+    release.join()
     assert written == 1
-    process.wait(timeout=10)
+    assert holder.process.returncode == 0
 
 
-def test_publish_while_an_analyst_reads_the_old_copy(tmp_path: Path) -> None:
+def test_publish_while_an_analyst_reads_the_old_copy(
+    tmp_path: Path, hold_duckdb: HoldDuckDB
+) -> None:
     store = Warehouse(tmp_path / "sync365.duckdb", lock_timeout_s=5)
     store.replace_license_facts(DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (1, 0)})})
     published = store.publish_analyst_copy()
     assert published == tmp_path / "sync365_analyst.duckdb"
 
-    with holder(published, "ro") as analyst:
-        assert ask_count(analyst) == 1
-        store.replace_license_facts(DAY1, {FABRIKAM: facts(FABRIKAM, DAY1, {SPB: (2, 0)})})
-        store.publish_analyst_copy()  # the analyst's read-only handle does not block this
-        assert ask_count(analyst) == 1  # still the old copy
+    analyst = hold_duckdb(published, read_only=True)
+    assert analyst.count_license_facts() == 1
+    store.replace_license_facts(DAY1, {FABRIKAM: facts(FABRIKAM, DAY1, {SPB: (2, 0)})})
+    store.publish_analyst_copy()  # the analyst's read-only handle does not block this
+    assert analyst.count_license_facts() == 1  # still the old copy
+    analyst.release()
 
-    with holder(published, "ro") as fresh:
-        assert ask_count(fresh) == 2
+    assert hold_duckdb(published, read_only=True).count_license_facts() == 2
     assert not list(tmp_path.glob(".*tmp"))
 
 

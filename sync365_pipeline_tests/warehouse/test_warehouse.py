@@ -18,7 +18,7 @@ from sync365_pipeline.warehouse import (
     TenantStatusRow,
     Warehouse,
 )
-from sync365_pipeline_tests.warehouse.samples import (
+from sync365_pipeline_tests.samples import (
     CONTOSO,
     DAY1,
     DAY2,

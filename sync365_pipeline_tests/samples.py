@@ -1,4 +1,5 @@
-"""Sample tenants, SKUs and a license-facts frame builder shared by the warehouse tests."""
+"""Sample tenant and SKU ids, and a license-facts frame builder, for the tests that need no
+simulator (normalizer, warehouse) and for seeding a warehouse."""
 
 from __future__ import annotations
 
