@@ -15,13 +15,15 @@ from sync365_pipeline.microsoft.errors import (
     classify_transport_error,
     transport_failure,
 )
+from sync365_pipeline_tests.scenarios import (
+    UNIFORM_CUSTOMERS,
+    uniform_scenario,
+)
 from sync365_pipeline_tests.simulator.helpers import (
-    CUSTOMERS,
     GRAPH_SCOPE,
     bearer,
     https_session,
     redeem,
-    small_scenario,
 )
 
 
@@ -72,8 +74,8 @@ def test_untrusted_certificate_is_a_certificate_failure(demo_simulator):
 
 
 def test_a_reset_is_transient_not_a_tls_failure(simulator_factory):
-    tenant = CUSTOMERS[0]
-    sim = simulator_factory(small_scenario(faults={tenant: [{"type": "reset"}]}))
+    tenant = UNIFORM_CUSTOMERS[0]
+    sim = simulator_factory(uniform_scenario(faults={tenant: [{"type": "reset"}]}))
     token = redeem(sim, tenant, GRAPH_SCOPE)["access_token"]
     url = f"{sim.url}/v1.0/subscribedSkus"
     exc = failure_of(lambda: https_session(sim).get(url, headers=bearer(token), timeout=5))
