@@ -22,10 +22,10 @@ import msal
 import requests
 
 from sync365_pipeline.core.settings import (
+    AccountSettings,
     ConfigError,
-    Settings,
-    duckdb_path_from_env,
     load_accounts,
+    load_run_settings,
 )
 from sync365_pipeline.microsoft import (
     MicrosoftCloud,
@@ -83,10 +83,11 @@ def run_doctor(environ: Mapping[str, str] | None = None) -> list[Section]:
         )
         for settings in accounts
     ]
-    local = [
-        check_warehouse(duckdb_path_from_env(env)),
-        check_dagster_home(env.get("DAGSTER_HOME")),
-    ]
+    try:
+        local = [check_warehouse(load_run_settings(env).duckdb_path)]
+    except ConfigError:
+        local = []  # which file is unknown; the configuration check says why
+    local.append(check_dagster_home(env.get("DAGSTER_HOME")))
     return [*sections, Section("Local state", local)]
 
 
@@ -97,7 +98,7 @@ def failed(sections: Iterable[Section]) -> bool:
 # --- configuration ----------------------------------------------------------------------------
 
 
-def check_configuration(env: Mapping[str, str]) -> tuple[Check, list[Settings]]:
+def check_configuration(env: Mapping[str, str]) -> tuple[Check, list[AccountSettings]]:
     try:
         accounts = load_accounts(env)
     except ConfigError as exc:
@@ -112,7 +113,7 @@ def check_configuration(env: Mapping[str, str]) -> tuple[Check, list[Settings]]:
 # --- one account ------------------------------------------------------------------------------
 
 
-def account_checks(settings: Settings) -> list[Check]:
+def account_checks(settings: AccountSettings) -> list[Check]:
     """The account's checks in order, stopping after a failed one that later ones depend on."""
     checks = check_endpoints(settings)
     if any(check.ok is False for check in checks):
@@ -139,7 +140,7 @@ def account_checks(settings: Settings) -> list[Check]:
     return checks
 
 
-def check_endpoints(settings: Settings) -> list[Check]:
+def check_endpoints(settings: AccountSettings) -> list[Check]:
     """Each distinct host answers over TLS that we trust (any HTTP answer counts)."""
     endpoints = settings.endpoints
     probes = {
@@ -175,7 +176,7 @@ def _probe(session: MicrosoftSession, host: str, services: list[tuple[str, str]]
     return Check(name, True, f"reachable (HTTP {response.status_code}), TLS certificate trusted")
 
 
-def check_client_secret(settings: Settings, session: requests.Session) -> Check:
+def check_client_secret(settings: AccountSettings, session: requests.Session) -> Check:
     """The app signs in by itself (client credentials): the secret is current and right."""
     name = "client secret"
     try:
@@ -194,7 +195,7 @@ def check_client_secret(settings: Settings, session: requests.Session) -> Check:
     )
 
 
-def check_refresh_token_age(settings: Settings) -> Check:
+def check_refresh_token_age(settings: AccountSettings) -> Check:
     name = "refresh token age"
     try:
         health = refresh_token_health(settings)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.clock import utcnow
-from sync365_pipeline.core.settings import Settings
+from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.defs.partitions import tenant_partitions
 from sync365_pipeline.defs.resources import MicrosoftCloudResource, WarehouseResource
 from sync365_pipeline.licensing import accounts, discovery, facts, tenants
@@ -211,7 +211,7 @@ def subscribed_skus(
     requested = set(context.partition_keys)
     catalog = SkuCatalog.load()
 
-    def sync_account(settings: Settings, cloud: MicrosoftCloud) -> facts.SyncSummary:
+    def sync_account(settings: AccountSettings, cloud: MicrosoftCloud) -> facts.SyncSummary:
         tenant_ids = [t for t in store.active_tenants(settings.tenant_id) if t in requested]
         fetches = tenants.fetch_tenants(
             cloud,

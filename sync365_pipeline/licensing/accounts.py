@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from sync365_pipeline.core.clock import utcnow
-from sync365_pipeline.core.settings import Settings
+from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.microsoft import (
     MicrosoftCloud,
@@ -34,9 +34,9 @@ class AccountResults(Generic[T]):
 
 
 def for_each_account(
-    accounts: Sequence[Settings],
+    accounts: Sequence[AccountSettings],
     warehouse: Warehouse,
-    work: Callable[[Settings, MicrosoftCloud], T],
+    work: Callable[[AccountSettings, MicrosoftCloud], T],
 ) -> AccountResults[T]:
     """Run one step for every account, each with its own session and token cache.
 
@@ -83,7 +83,9 @@ def failure_remedy(exc: MicrosoftError) -> str:
     return "See docs/troubleshooting.md for this code, then rerun."
 
 
-def check_sign_in(cloud: MicrosoftCloud, warehouse: Warehouse, settings: Settings) -> TokenFacts:
+def check_sign_in(
+    cloud: MicrosoftCloud, warehouse: Warehouse, settings: AccountSettings
+) -> TokenFacts:
     """Prove the account can sign in, and record facts about its token (never the token).
 
     A partner redeems its refresh token for Partner Center (which must carry MFA); a direct

@@ -20,8 +20,6 @@ from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.licensing.consent_flags import FlagKey
 from sync365_pipeline.warehouse import ConsentFlag
 
-WEBHOOK_URL_ENV = "SYNC365_WEBHOOK_URL"
-
 # What an operator does about each tenant-level access loss. Partner-level flags carry their own
 # remedy in the message (see `PartnerAccessError`).
 REMEDIES: dict[str, str] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from sync365_pipeline.core.settings import Settings
+from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.microsoft.auth import TokenCacheFile, TokenProvider
 from sync365_pipeline.microsoft.graph import GraphClient
 from sync365_pipeline.microsoft.http import MicrosoftSession, RetrySettings, build_session
@@ -31,7 +31,7 @@ class MicrosoftCloud:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, retry: RetrySettings | None = None
+        cls, settings: AccountSettings, *, retry: RetrySettings | None = None
     ) -> MicrosoftCloud:
         session = build_session(
             ca_bundle=settings.ca_bundle,

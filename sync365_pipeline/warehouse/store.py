@@ -22,11 +22,7 @@ import numpy as np
 import pandas as pd
 
 from sync365_pipeline.core.clock import utc_naive
-from sync365_pipeline.core.settings import (
-    DEFAULT_LOCK_TIMEOUT_S,
-    duckdb_path_from_env,
-    lock_timeout_from_env,
-)
+from sync365_pipeline.core.settings import DEFAULT_LOCK_TIMEOUT_S, RunSettings
 from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.warehouse import schema
 from sync365_pipeline.warehouse.columns import CUSTOMER_COLUMNS, LICENSE_FACT_COLUMNS, UNIT_COLUMNS
@@ -56,10 +52,9 @@ class Warehouse:
         self._schema_ready = False
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Warehouse:
-        """The configured warehouse: `SYNC365_DUCKDB_PATH` (or the accounts file's
-        `duckdb_path`) and `SYNC365_LOCK_TIMEOUT`; raises `ConfigError` on a bad value."""
-        return cls(duckdb_path_from_env(environ), lock_timeout_s=lock_timeout_from_env(environ))
+    def from_settings(cls, settings: RunSettings) -> Warehouse:
+        """The configured warehouse: its file and how long a write waits for a lock."""
+        return cls(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s)
 
     @property
     def analyst_copy_path(self) -> Path:
