@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -36,9 +37,11 @@ class AccountResults(Generic[T]):
 def for_each_account(
     accounts: Sequence[AccountSettings],
     warehouse: Warehouse,
+    connect: Callable[[AccountSettings], AbstractContextManager[MicrosoftCloud]],
     work: Callable[[AccountSettings, MicrosoftCloud], T],
 ) -> AccountResults[T]:
-    """Run one step for every account, each with its own session and token cache.
+    """Run one step for every account, each with its own client from `connect` (its session and
+    token cache; closing it saves the rotated refresh token).
 
     Any Microsoft failure of one account (a dead refresh token, a rejected secret, no MFA, or a
     Partner Center outage that outlasted the retries) is written to `partner_status`, where the
@@ -47,7 +50,7 @@ def for_each_account(
     """
     results: AccountResults[T] = AccountResults()
     for settings in accounts:
-        with MicrosoftCloud.from_settings(settings) as cloud:
+        with connect(settings) as cloud:
             try:
                 results.succeeded[settings.name] = work(settings, cloud)
             except MicrosoftError as exc:
