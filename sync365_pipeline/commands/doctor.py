@@ -35,7 +35,7 @@ from sync365_pipeline.microsoft import (
     PartnerMfaMissing,
     RetrySettings,
     TokenFacts,
-    build_session,
+    account_session,
     classify_token_error,
 )
 from sync365_pipeline.microsoft.device_consent import NO_MFA_CAUSES, confidential_app, msal_call
@@ -155,7 +155,7 @@ def check_endpoints(settings: AccountSettings) -> list[Check]:
     for service, url in probes.items():
         by_host.setdefault(urlsplit(url).netloc, []).append((service, url))
     # One attempt: a closed port or an untrusted certificate does not get better by retrying.
-    session = build_session(ca_bundle=settings.ca_bundle, retry=RetrySettings(max_attempts=1))
+    session = account_session(settings, retry=RetrySettings(max_attempts=1))
     try:
         return [_probe(session, host, services) for host, services in by_host.items()]
     finally:

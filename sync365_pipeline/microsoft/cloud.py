@@ -7,7 +7,7 @@ from types import TracebackType
 from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.microsoft.auth import TokenCacheFile, TokenProvider
 from sync365_pipeline.microsoft.graph import GraphClient
-from sync365_pipeline.microsoft.http import MicrosoftSession, RetrySettings, build_session
+from sync365_pipeline.microsoft.http import MicrosoftSession, RetrySettings, account_session
 from sync365_pipeline.microsoft.partner_center import PartnerCenterClient
 
 
@@ -33,11 +33,7 @@ class MicrosoftCloud:
     def from_settings(
         cls, settings: AccountSettings, *, retry: RetrySettings | None = None
     ) -> MicrosoftCloud:
-        session = build_session(
-            ca_bundle=settings.ca_bundle,
-            pool_size=max(16, settings.max_workers),
-            retry=retry or RetrySettings(),
-        )
+        session = account_session(settings, retry=retry or RetrySettings())
         tokens = TokenProvider(
             settings.credentials,
             settings.endpoints,

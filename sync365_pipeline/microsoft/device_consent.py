@@ -33,7 +33,7 @@ from sync365_pipeline.microsoft import (
     MicrosoftSession,
     TokenCacheFile,
     TokenFacts,
-    build_session,
+    account_session,
 )
 from sync365_pipeline.microsoft.auth import build_app, call_msal
 from sync365_pipeline.microsoft.errors import (
@@ -129,7 +129,7 @@ def grant_consent(
     endpoint) whose message says what to fix.
     """
     own_session = session is None
-    session = session or build_session(ca_bundle=settings.ca_bundle)
+    session = session or account_session(settings)
     try:
         cache = msal.SerializableTokenCache()  # the new sign-in replaces whatever was cached
         app = confidential_app(settings, session, cache)
