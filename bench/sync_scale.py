@@ -40,7 +40,7 @@ import duckdb
 import yaml
 
 import sync365_pipeline.simulator
-from sync365_pipeline.core.settings import Settings
+from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.defs.definitions import defs
 from sync365_pipeline.defs.execution import run_full_sync
 from sync365_pipeline.defs.partitions import tenant_partitions
@@ -151,7 +151,7 @@ def timed_fetch(control: SimulatorClient, tenant_ids: list[str], workers: int) -
     """`tenants.fetch_tenants` over `tenant_ids` with a fresh client (no access token cached, as at
     the start of every run); the partner's own sign-in is done before the clock starts."""
     os.environ["SYNC365_MAX_WORKERS"] = str(workers)
-    with MicrosoftCloud.from_settings(Settings.from_env()) as cloud:
+    with MicrosoftCloud.from_settings(AccountSettings.from_env()) as cloud:
         cloud.tokens.partner_center_token()
         control.reset_request_counts()
         cpu_before = cpu_seconds()

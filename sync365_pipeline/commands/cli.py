@@ -19,7 +19,7 @@ from sync365_pipeline.catalog import (
 )
 from sync365_pipeline.commands.dev import dev
 from sync365_pipeline.commands.run import run_sync
-from sync365_pipeline.core.settings import DATA_DIR, ConfigError, load_accounts
+from sync365_pipeline.core.settings import DATA_DIR, ConfigError, load_accounts, load_run_settings
 from sync365_pipeline.warehouse import Warehouse
 
 
@@ -108,7 +108,7 @@ def doctor() -> None:
 def status() -> None:
     """Per-tenant health from the warehouse (its analyst copy, so a running sync is not blocked)."""
     try:
-        live = Warehouse.from_env()
+        live = Warehouse.from_settings(load_run_settings())
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     path = live.analyst_copy_path if live.analyst_copy_path.exists() else live.path

@@ -23,10 +23,10 @@ import msal
 import requests
 
 from sync365_pipeline.core.settings import (
+    AccountSettings,
     ConfigError,
-    Settings,
-    duckdb_path_from_env,
     load_accounts,
+    load_run_settings,
 )
 from sync365_pipeline.microsoft import (
     MicrosoftCloud,
@@ -36,7 +36,7 @@ from sync365_pipeline.microsoft import (
     PartnerMfaMissing,
     RetrySettings,
     TokenFacts,
-    build_session,
+    account_session,
     classify_token_error,
 )
 from sync365_pipeline.microsoft.device_consent import NO_MFA_CAUSES, confidential_app, msal_call
@@ -95,10 +95,11 @@ def run_doctor(environ: Mapping[str, str] | None = None) -> list[Section]:
         )
         for settings in accounts
     ]
-    local = [
-        check_warehouse(duckdb_path_from_env(env)),
-        check_dagster_home(env.get("DAGSTER_HOME")),
-    ]
+    try:
+        local = [check_warehouse(load_run_settings(env).duckdb_path)]
+    except ConfigError:
+        local = []  # which file is unknown; the configuration check says why
+    local.append(check_dagster_home(env.get("DAGSTER_HOME")))
     return [*sections, Section("Local state", local)]
 
 
@@ -109,7 +110,7 @@ def failed(sections: Iterable[Section]) -> bool:
 # --- configuration ----------------------------------------------------------------------------
 
 
-def check_configuration(env: Mapping[str, str]) -> tuple[Check, list[Settings]]:
+def check_configuration(env: Mapping[str, str]) -> tuple[Check, list[AccountSettings]]:
     try:
         accounts = load_accounts(env)
     except ConfigError as exc:
@@ -124,7 +125,7 @@ def check_configuration(env: Mapping[str, str]) -> tuple[Check, list[Settings]]:
 # --- one account ------------------------------------------------------------------------------
 
 
-def account_checks(settings: Settings) -> list[Check]:
+def account_checks(settings: AccountSettings) -> list[Check]:
     """The account's checks in order, stopping after a failed one that later ones depend on."""
     checks = check_endpoints(settings)
     if any(check.ok is False for check in checks):
@@ -151,7 +152,7 @@ def account_checks(settings: Settings) -> list[Check]:
     return checks
 
 
-def check_endpoints(settings: Settings) -> list[Check]:
+def check_endpoints(settings: AccountSettings) -> list[Check]:
     """Each distinct host answers over TLS that we trust (any HTTP answer counts)."""
     endpoints = settings.endpoints
     probes = {
@@ -166,7 +167,7 @@ def check_endpoints(settings: Settings) -> list[Check]:
     for service, url in probes.items():
         by_host.setdefault(urlsplit(url).netloc, []).append((service, url))
     # One attempt: a closed port or an untrusted certificate does not get better by retrying.
-    session = build_session(ca_bundle=settings.ca_bundle, retry=RetrySettings(max_attempts=1))
+    session = account_session(settings, retry=RetrySettings(max_attempts=1))
     try:
         return [_probe(session, host, services) for host, services in by_host.items()]
     finally:
@@ -213,7 +214,7 @@ def _failure(name: str, exc: MicrosoftError) -> Check:
 
 
 @microsoft_check("client secret")
-def check_client_secret(settings: Settings, session: requests.Session) -> Outcome:
+def check_client_secret(settings: AccountSettings, session: requests.Session) -> Outcome:
     """The app signs in by itself (client credentials): the secret is current and right."""
     app = confidential_app(settings, session, msal.TokenCache())
     scope = f"{settings.endpoints.graph_resource}/.default"
@@ -228,7 +229,7 @@ def check_client_secret(settings: Settings, session: requests.Session) -> Outcom
 
 
 @microsoft_check("refresh token age")
-def check_refresh_token_age(settings: Settings) -> Outcome:
+def check_refresh_token_age(settings: AccountSettings) -> Outcome:
     health = refresh_token_health(settings)  # raises on a corrupt token cache
     verdict = {
         TokenAge.OK: True,

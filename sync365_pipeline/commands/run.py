@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from sync365_pipeline.core.settings import DATA_DIR, ConfigError, Settings, load_accounts
+from sync365_pipeline.core.settings import (
+    DATA_DIR,
+    AccountSettings,
+    ConfigError,
+    load_accounts,
+    load_run_settings,
+)
 from sync365_pipeline.warehouse import Warehouse
 
 DAGSTER_YAML = """\
@@ -45,7 +51,7 @@ def run_sync() -> int:
 
     try:
         accounts = load_accounts()
-        warehouse = Warehouse.from_env()
+        warehouse = Warehouse.from_settings(load_run_settings())
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         return 2
@@ -73,7 +79,7 @@ def print_summary(warehouse: Warehouse) -> None:
         click.echo(failing[columns].to_markdown(index=False))
 
 
-def report_failed_accounts(warehouse: Warehouse, accounts: list[Settings]) -> int:
+def report_failed_accounts(warehouse: Warehouse, accounts: list[AccountSettings]) -> int:
     """1 if an account's latest sign-in failed (its remedy printed), else 0."""
     latest = warehouse.latest_partner_statuses()
     failed = latest[

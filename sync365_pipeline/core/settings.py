@@ -1,10 +1,20 @@
-"""Configuration: one place that reads settings, validates them and says what is wrong.
+"""Configuration: one model for an account, one for the run, and the one way they are filled.
 
-Two sources: `SYNC365_*` environment variables (one partner account), or an accounts file named
-by `SYNC365_CONFIG` (several partner accounts and direct tenants, one warehouse). Endpoints are
-configuration, so the same code talks to Microsoft's global cloud (the default), a national cloud,
-or the bundled simulator. Secrets are never written in the accounts file: it names where each
-secret comes from (an environment variable or a file).
+Three sources feed the same validators, in one precedence (highest first), in both modes:
+
+1. Dagster resource config (`microsoft`, `warehouse` and `webhook` resources; a secret there is
+   set with `dg.EnvVar`, never a literal);
+2. `SYNC365_*` environment variables;
+3. the accounts file named by `SYNC365_CONFIG` (TOML: several partner accounts and direct
+   tenants, one warehouse);
+4. the defaults.
+
+Run-level settings (`RunSettings`: warehouse file, lock timeout, concurrency, extra CA, webhook)
+follow it in both modes, and its `max_workers` and `ca_bundle` apply to every account. Who signs
+in where (`AccountSettings`) comes from the single-account variables or resource config, or, with
+an accounts file, from its entries only. Endpoints are configuration, so the same code talks to
+Microsoft's global cloud, a national cloud or the bundled simulator. Secrets are never written in
+the accounts file: it names where each secret comes from (an environment variable or a file).
 """
 
 from __future__ import annotations
@@ -12,13 +22,23 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    ValidationError,
+    ValidationInfo,
+)
+from pydantic_core import PydanticCustomError, core_schema
 
 DATA_DIR = Path("data")
 DEFAULT_LOCK_TIMEOUT_S = 30.0
@@ -52,6 +72,23 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        """A model field of this type takes a string and dumps as the mask, never the value."""
+        return core_schema.no_info_plain_validator_function(
+            cls._from_text, serialization=core_schema.plain_serializer_function_ser_schema(repr)
+        )
+
+    @classmethod
+    def _from_text(cls, value: object) -> Secret:
+        if isinstance(value, Secret):
+            return value
+        if not isinstance(value, str):
+            raise _invalid("must be text")
+        return cls(value)
 
 
 @dataclass(frozen=True)
@@ -103,125 +140,11 @@ class PartnerCredentials:
     refresh_token: Secret | None = None
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything one account needs; the pipeline syncs a list of these into one warehouse."""
-
-    credentials: PartnerCredentials
-    endpoints: Endpoints = field(default_factory=Endpoints)
-    ca_bundle: Path | None = None
-    token_cache_path: Path = DATA_DIR / "token_cache.json"
-    max_workers: int = 16
-    name: str = "default"
-    kind: AccountKind = "partner"
-
-    @property
-    def tenant_id(self) -> str:
-        """The account's own tenant: the partner's, or the direct tenant."""
-        return self.credentials.partner_tenant_id
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read `SYNC365_*` variables; raise `ConfigError` naming every missing or bad one."""
-        env = os.environ if environ is None else environ
-        problems: list[str] = []
-
-        def required(name: str, meaning: str) -> str:
-            value = env.get(name, "").strip()
-            if not value:
-                problems.append(f"{name} is not set: {meaning}.")
-            return value
-
-        client_id = required(
-            "SYNC365_CLIENT_ID", "the application (client) id of the partner's app"
-        )
-        secret = required("SYNC365_CLIENT_SECRET", "a client secret value of that app")
-        tenant = required("SYNC365_PARTNER_TENANT_ID", "the partner's own tenant id")
-        refresh_token = env.get("SYNC365_REFRESH_TOKEN", "").strip()
-        cloud = env.get("SYNC365_CLOUD", "").strip() or "global"
-        if cloud not in CLOUDS:
-            problems.append(f"SYNC365_CLOUD must be one of {', '.join(CLOUDS)}, not {cloud!r}.")
-            cloud = "global"
-        endpoints = _endpoints(
-            CLOUDS[cloud],
-            {
-                "authority_host": env.get("SYNC365_AUTHORITY_HOST"),
-                "graph_url": env.get("SYNC365_GRAPH_URL"),
-                "partner_center_url": env.get("SYNC365_PARTNER_CENTER_URL"),
-            },
-            "SYNC365_",
-            problems,
-        )
-        ca_bundle = _ca_bundle(env.get("SYNC365_CA_BUNDLE"), "SYNC365_CA_BUNDLE", problems)
-
-        max_workers = 16
-        if raw := env.get("SYNC365_MAX_WORKERS", "").strip():
-            if raw.isdigit() and 1 <= int(raw) <= 256:
-                max_workers = int(raw)
-            else:
-                problems.append(
-                    f"SYNC365_MAX_WORKERS must be a whole number from 1 to 256, not {raw!r}."
-                )
-
-        _raise_if(problems, "Set them in the environment (see README, 'Configuration')")
-        return cls(
-            credentials=PartnerCredentials(
-                client_id=client_id,
-                client_secret=Secret(secret),
-                partner_tenant_id=tenant,
-                refresh_token=Secret(refresh_token) if refresh_token else None,
-            ),
-            endpoints=endpoints,
-            ca_bundle=ca_bundle,
-            token_cache_path=Path(env.get("SYNC365_TOKEN_CACHE") or DATA_DIR / "token_cache.json"),
-            max_workers=max_workers,
-        )
-
-
-def load_accounts(environ: Mapping[str, str] | None = None) -> list[Settings]:
-    """The accounts to sync: the file named by `SYNC365_CONFIG`, else one from `SYNC365_*`."""
-    env = os.environ if environ is None else environ
-    if path := env.get("SYNC365_CONFIG", "").strip():
-        return accounts_from_file(Path(path), env)
-    return [Settings.from_env(env)]
-
-
-def duckdb_path_from_env(environ: Mapping[str, str] | None = None) -> Path:
-    """The warehouse file; readers need only this, not the partner's credentials.
-
-    With an accounts file, its `duckdb_path` applies unless `SYNC365_DUCKDB_PATH` is set.
-    """
-    env = os.environ if environ is None else environ
-    if explicit := env.get("SYNC365_DUCKDB_PATH", "").strip():
-        return Path(explicit)
-    if (path := env.get("SYNC365_CONFIG", "").strip()) and Path(path).is_file():
-        try:
-            configured = tomllib.loads(Path(path).read_text()).get("duckdb_path")
-        except (OSError, tomllib.TOMLDecodeError):
-            configured = None  # reported in full by load_accounts
-        if isinstance(configured, str) and configured:
-            return Path(configured)
-    return DATA_DIR / "sync365.duckdb"
-
-
-def lock_timeout_from_env(environ: Mapping[str, str] | None = None) -> float:
-    """How long a warehouse write waits for another process's lock (`SYNC365_LOCK_TIMEOUT`)."""
-    env = os.environ if environ is None else environ
-    raw = env.get("SYNC365_LOCK_TIMEOUT", "").strip()
-    if not raw:
-        return DEFAULT_LOCK_TIMEOUT_S
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds <= 3600:
-        raise ConfigError(f"SYNC365_LOCK_TIMEOUT must be seconds from 0 to 3600, not {raw!r}.")
-    return seconds
-
-
-# --- the accounts file ------------------------------------------------------------------------
+# --- the validators every source goes through ---------------------------------------------------
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_URL_KEYS = ("authority_host", "graph_url", "partner_center_url")
 
 
 def is_guid(value: str) -> bool:
@@ -229,167 +152,469 @@ def is_guid(value: str) -> bool:
     return bool(_GUID.match(value))
 
 
-class _FileModel(BaseModel):
-    """Unknown keys are errors: a typo must not silently fall back to a default."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class AccountEntry(_FileModel):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    kind: AccountKind = "partner"
-    tenant_id: str = Field(min_length=1)
-    client_id: str = Field(min_length=1)
-    client_secret_env: str | None = None
-    client_secret_file: Path | None = None
-    refresh_token_env: str | None = None
-    token_cache: Path | None = None
-    cloud: CloudName = "global"
-    authority_host: str | None = None
-    graph_url: str | None = None
-    partner_center_url: str | None = None
-    ca_bundle: Path | None = None
-
-    @model_validator(mode="after")
-    def _one_secret_source(self) -> AccountEntry:
-        if (self.client_secret_env is None) == (self.client_secret_file is None):
-            raise ValueError("give exactly one of client_secret_env or client_secret_file")
-        if self.kind == "direct" and self.refresh_token_env is not None:
-            raise ValueError("a direct tenant signs in with client credentials: no refresh token")
-        if not is_guid(self.client_id):
-            raise ValueError(f"client_id {self.client_id!r} is not an application (client) id")
-        return self
+def _invalid(message: str) -> PydanticCustomError:
+    """A problem phrased to follow the name of the setting: `SYNC365_X <message>`."""
+    return PydanticCustomError("sync365", message)
 
 
-class AccountsFile(_FileModel):
-    duckdb_path: Path | None = None
-    max_workers: int = Field(default=16, ge=1, le=256)
-    accounts: list[AccountEntry] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _unique(self) -> AccountsFile:
-        for attribute in ("name", "tenant_id"):
-            values = [getattr(account, attribute).lower() for account in self.accounts]
-            if duplicates := sorted({value for value in values if values.count(value) > 1}):
-                raise ValueError(f"accounts share a {attribute}: {', '.join(duplicates)}")
-        return self
-
-
-def accounts_from_file(path: Path, environ: Mapping[str, str] | None = None) -> list[Settings]:
-    """Parse and validate an accounts file (TOML); every problem is named with its place."""
-    env = os.environ if environ is None else environ
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"SYNC365_CONFIG names {path}, which does not exist.") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    try:
-        parsed = AccountsFile.model_validate(raw)
-    except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(part) for part in error['loc']) or '(file)'}: {error['msg']}"
-            for error in exc.errors()
-        ]
-        raise ConfigError(f"{path} is invalid:\n- " + "\n- ".join(problems)) from None
-
-    problems: list[str] = []
-    accounts = []
-    for index, entry in enumerate(parsed.accounts):
-        where = f"accounts[{index}] ({entry.name})"
-        secret = _read_secret(entry, env, where, problems)
-        refresh_token = None
-        if entry.refresh_token_env and (value := env.get(entry.refresh_token_env, "").strip()):
-            refresh_token = Secret(value)
-        accounts.append(
-            Settings(
-                credentials=PartnerCredentials(
-                    client_id=entry.client_id,
-                    client_secret=Secret(secret),
-                    partner_tenant_id=entry.tenant_id,
-                    refresh_token=refresh_token,
-                ),
-                endpoints=_endpoints(
-                    CLOUDS[entry.cloud],
-                    {
-                        "authority_host": entry.authority_host,
-                        "graph_url": entry.graph_url,
-                        "partner_center_url": entry.partner_center_url,
-                    },
-                    f"{where}.",
-                    problems,
-                ),
-                ca_bundle=_ca_bundle(
-                    str(entry.ca_bundle) if entry.ca_bundle else None,
-                    f"{where}.ca_bundle",
-                    problems,
-                ),
-                token_cache_path=entry.token_cache or DATA_DIR / f"token_cache-{entry.name}.json",
-                max_workers=parsed.max_workers,
-                name=entry.name,
-                kind=entry.kind,
-            )
-        )
-    _raise_if(problems, f"Fix them in {path} or in the environment it names")
-    return accounts
-
-
-def _read_secret(
-    entry: AccountEntry, env: Mapping[str, str], where: str, problems: list[str]
-) -> str:
-    if entry.client_secret_env is not None:
-        value = env.get(entry.client_secret_env, "").strip()
-        if not value:
-            problems.append(f"{where}: environment variable {entry.client_secret_env} is not set.")
+def _one_of(choices: Sequence[str]) -> Callable[[object], object]:
+    def check(value: object) -> object:
+        if value not in choices:
+            raise _invalid(f"must be one of {', '.join(choices)}, not {value!r}")
         return value
-    path = entry.client_secret_file
+
+    return check
+
+
+def _whole_number(value: object) -> int:
+    """1 to 256: a number (file, resource config) or its digits (environment)."""
+    number = int(value) if isinstance(value, str) and value.isdigit() else value
+    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= 256:
+        raise _invalid(f"must be a whole number from 1 to 256, not {value!r}")
+    return number
+
+
+def _seconds(value: object) -> float:
     try:
-        value = path.read_text(encoding="utf-8").strip() if path else ""
-    except OSError as exc:
-        problems.append(f"{where}: cannot read client_secret_file {path} ({exc.strerror}).")
-        return ""
-    if not value:
-        problems.append(f"{where}: client_secret_file {path} is empty.")
-    return value
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if isinstance(value, bool) or not 0 < seconds <= 3600:
+        raise _invalid(f"must be seconds from 0 to 3600, not {value!r}")
+    return seconds
 
 
-def _endpoints(
-    base: Endpoints, overrides: Mapping[str, str | None], prefix: str, problems: list[str]
-) -> Endpoints:
-    """A cloud's endpoints with explicit URLs (the simulator, a proxy) taking precedence."""
-    values = {}
-    for name, value in overrides.items():
-        default = getattr(base, name)
-        label = f"{prefix}{name.upper()}" if prefix == "SYNC365_" else f"{prefix}{name}"
-        values[name] = _url(value or default, default, label, problems)
-    return replace(base, **values)
-
-
-def _ca_bundle(value: str | None, label: str, problems: list[str]) -> Path | None:
-    if not value or not value.strip():
-        return None
-    path = Path(value.strip())
+def _readable_file(path: Path) -> Path:
     if not path.is_file():
-        problems.append(f"{label} points at {path}, which is not a readable file.")
+        raise _invalid(f"points at {path}, which is not a readable file")
     return path
 
 
-def _url(value: str, default: str, label: str, problems: list[str]) -> str:
-    value = value.strip().rstrip("/")
+def _https_url(value: str, info: ValidationInfo) -> str:
+    value = value.rstrip("/")
     parts = urlsplit(value)
     if parts.scheme != "https" or not parts.hostname:
-        problems.append(
-            f"{label} must be an https URL such as {default}, not {value!r} "
-            "(Microsoft's sign-in library refuses plain http)."
+        example = getattr(Endpoints(), info.field_name or "graph_url")
+        raise _invalid(
+            f"must be an https URL such as {example}, not {value!r} "
+            "(Microsoft's sign-in library refuses plain http)"
         )
     return value
 
 
-def _raise_if(problems: list[str], where_to_fix: str) -> None:
-    if problems:
+def _client_id(value: str) -> str:
+    if not is_guid(value):
+        raise _invalid(f"must be an application (client) id (a GUID), not {value!r}")
+    return value
+
+
+def _account_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise _invalid(f"may hold only letters, digits, '.', '_' and '-', not {value!r}")
+    return value
+
+
+Workers = Annotated[int, BeforeValidator(_whole_number)]
+CaBundle = Annotated[Path, AfterValidator(_readable_file)]
+HttpsUrl = Annotated[str, AfterValidator(_https_url)]
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AccountSettings(_Settings):
+    """Everything one account needs; the pipeline syncs a list of these into one warehouse.
+
+    The input keys are the accounts file's keys and the `microsoft` resource's fields.
+    """
+
+    name: Annotated[str, AfterValidator(_account_name)] = Field(
+        description="a name for the account (letters, digits, . _ -), used in logs, in "
+        "`sync365 consent --account` and in its default token cache file name"
+    )
+    kind: Annotated[AccountKind, BeforeValidator(_one_of(get_args(AccountKind)))] = "partner"
+    tenant_id: str = Field(description="the partner's own tenant id")
+    client_id: Annotated[str, AfterValidator(_client_id)] = Field(
+        description="the application (client) id of the partner's app"
+    )
+    client_secret: Secret = Field(description="a client secret value of that app")
+    refresh_token: Secret | None = None
+    token_cache_path: Path = Field(validation_alias="token_cache")
+    cloud: Annotated[CloudName, BeforeValidator(_one_of(tuple(CLOUDS)))] = "global"
+    authority_host: HttpsUrl | None = None
+    graph_url: HttpsUrl | None = None
+    partner_center_url: HttpsUrl | None = None
+    ca_bundle: CaBundle | None = None
+    max_workers: Workers = 16
+
+    @property
+    def credentials(self) -> PartnerCredentials:
+        return PartnerCredentials(
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            partner_tenant_id=self.tenant_id,
+            refresh_token=self.refresh_token,
+        )
+
+    @property
+    def endpoints(self) -> Endpoints:
+        """The cloud's endpoints, explicit URLs (the simulator, a proxy) taking precedence."""
+        urls = {key: url for key in _URL_KEYS if (url := getattr(self, key)) is not None}
+        return replace(CLOUDS[self.cloud], **urls)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AccountSettings:
+        """The single account of the `SYNC365_*` variables (an accounts file is not read)."""
+        env = os.environ if environ is None else environ
+        (account,) = load_accounts({k: v for k, v in env.items() if k != "SYNC365_CONFIG"})
+        return account
+
+
+class RunSettings(_Settings):
+    """What one run shares: the warehouse, its lock wait, and what applies to every account."""
+
+    config_file: Path | None = None
+    duckdb_path: Path = DATA_DIR / "sync365.duckdb"
+    lock_timeout_s: Annotated[float, BeforeValidator(_seconds)] = DEFAULT_LOCK_TIMEOUT_S
+    max_workers: Workers = 16
+    ca_bundle: CaBundle | None = None
+    webhook_url: Secret | None = None
+
+
+# --- where each setting is read ----------------------------------------------------------------
+
+# Every setting by its key (the accounts file's key and the resource field), with its variable.
+ENVIRONMENT: dict[str, str] = {
+    # the run
+    "config_file": "SYNC365_CONFIG",
+    "duckdb_path": "SYNC365_DUCKDB_PATH",
+    "lock_timeout_s": "SYNC365_LOCK_TIMEOUT",
+    "max_workers": "SYNC365_MAX_WORKERS",
+    "ca_bundle": "SYNC365_CA_BUNDLE",
+    "webhook_url": "SYNC365_WEBHOOK_URL",
+    # the single account (an accounts file replaces these)
+    "tenant_id": "SYNC365_PARTNER_TENANT_ID",
+    "client_id": "SYNC365_CLIENT_ID",
+    "client_secret": "SYNC365_CLIENT_SECRET",
+    "refresh_token": "SYNC365_REFRESH_TOKEN",
+    "token_cache": "SYNC365_TOKEN_CACHE",
+    "cloud": "SYNC365_CLOUD",
+    "authority_host": "SYNC365_AUTHORITY_HOST",
+    "graph_url": "SYNC365_GRAPH_URL",
+    "partner_center_url": "SYNC365_PARTNER_CENTER_URL",
+}
+_RUN_KEYS = tuple(RunSettings.model_fields)
+_APPLIED_TO_ACCOUNTS = ("max_workers", "ca_bundle")
+_SINGLE_ACCOUNT_KEYS = tuple(key for key in ENVIRONMENT if key not in _RUN_KEYS)
+_FILE_RUN_KEYS = ("duckdb_path", "max_workers")
+_ENTRY_KEYS = (
+    "name",
+    "kind",
+    "tenant_id",
+    "client_id",
+    "client_secret_env",
+    "client_secret_file",
+    "refresh_token_env",
+    "token_cache",
+    "cloud",
+    *_URL_KEYS,
+    "ca_bundle",
+)
+
+
+@dataclass(frozen=True)
+class ResourceConfig:
+    """What a Dagster resource's config sets, by settings key (None: not set there)."""
+
+    resource: str
+    values: Mapping[str, object] = field(default_factory=dict)
+
+
+def load_accounts(
+    environ: Mapping[str, str] | None = None, resource: ResourceConfig | None = None
+) -> list[AccountSettings]:
+    """The accounts to sync: the accounts file's, else the single one of `SYNC365_*` (and resource
+    config), with the run's `max_workers` and `ca_bundle` applied. Raises `ConfigError` naming
+    every problem in the run's and the accounts' settings at once."""
+    sources = _Sources(os.environ if environ is None else environ, resource)
+    file = _accounts_file(sources)
+    run, run_values = _run_settings(sources, file)
+    overrides = _run_overrides(run, run_values)
+    if file is None:
+        accounts = [account] if (account := _single_account(sources, overrides)) else []
+    else:
+        accounts = _file_accounts(sources, file, overrides)
+    sources.raise_if_problems(file)
+    return accounts
+
+
+def load_run_settings(
+    environ: Mapping[str, str] | None = None, resource: ResourceConfig | None = None
+) -> RunSettings:
+    """The run-level settings only: what the warehouse and the webhook need, no credentials."""
+    sources = _Sources(os.environ if environ is None else environ, resource)
+    file = _accounts_file(sources)
+    run, _ = _run_settings(sources, file)
+    sources.raise_if_problems(file)
+    assert run is not None, "invalid run settings are problems raised above"
+    return run
+
+
+def accounts_from_file(
+    path: Path, environ: Mapping[str, str] | None = None
+) -> list[AccountSettings]:
+    """The accounts of one accounts file, as `SYNC365_CONFIG={path}` would load them."""
+    env = os.environ if environ is None else environ
+    return load_accounts({**env, ENVIRONMENT["config_file"]: str(path)})
+
+
+# --- reading the sources -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Value:
+    """A setting's raw value and how an error names where it was set."""
+
+    value: object
+    where: str
+
+
+_Layer = dict[str, _Value]
+M = TypeVar("M", bound=_Settings)
+
+
+def _layer(values: Mapping[str, object], where: Callable[[str], str]) -> _Layer:
+    """The values a source sets; blank text counts as not set, so the next source applies."""
+    layer = {}
+    for key, value in values.items():
+        text = value.strip() if isinstance(value, str) else value
+        if text is not None and text != "":
+            layer[key] = _Value(text, where(key))
+    return layer
+
+
+def _merge(*layers: _Layer) -> _Layer:
+    """Lowest precedence first: a later layer's value wins."""
+    merged: _Layer = {}
+    for layer in layers:
+        merged.update(layer)
+    return merged
+
+
+class _Sources:
+    """The environment and resource config of one load, and every problem found so far."""
+
+    def __init__(self, environ: Mapping[str, str], resource: ResourceConfig | None) -> None:
+        self.environ = environ
+        self.resource = resource or ResourceConfig("none")
+        self.problems: list[str] = []
+
+    def environment(self, keys: Sequence[str]) -> _Layer:
+        return _layer({key: self.environ.get(ENVIRONMENT[key]) for key in keys}, ENVIRONMENT.get)
+
+    def resource_config(self, keys: Sequence[str]) -> _Layer:
+        values = {key: value for key, value in self.resource.values.items() if key in keys}
+        return _layer(values, lambda key: f"{key} on the {self.resource.resource} resource")
+
+    def validated(
+        self,
+        model: type[M],
+        values: _Layer,
+        where_unset: Callable[[str], str | None],
+        context: str = "(configuration)",
+    ) -> M | None:
+        """The model, or None with every problem recorded under the name of where it was set.
+
+        `where_unset` names where to set a missing key; None when its problem is recorded already.
+        """
+        try:
+            return model.model_validate({key: item.value for key, item in values.items()})
+        except ValidationError as exc:
+            for error in exc.errors():
+                key = str(error["loc"][0]) if error["loc"] else ""
+                if key in values:
+                    where: str | None = values[key].where
+                elif key:
+                    where = where_unset(key)
+                else:
+                    where = context
+                if where is not None:
+                    self.problems.append(_problem(model, key, where, error))
+            return None
+
+    def raise_if_problems(self, file: _AccountsFile | None) -> None:
+        if not self.problems:
+            return
+        places = "the environment" if file is None else f"{file.path} or the environment it names"
         raise ConfigError(
             "sync365 is not configured:\n- "
-            + "\n- ".join(problems)
-            + f"\n{where_to_fix}, or run `sync365 demo` to try the pipeline against the built-in "
-            "simulator."
+            + "\n- ".join(self.problems)
+            + f"\nFix them in {places} (see README, 'Configuration'), or run `sync365 demo` to "
+            "try the pipeline against the built-in simulator."
         )
+
+
+def _problem(model: type[_Settings], key: str, where: str, error: Any) -> str:
+    """One line: the setting's name, then what is wrong (never the value of a secret)."""
+    if error["type"] == "sync365":
+        return f"{where} {error['msg']}."
+    if error["type"] == "missing":
+        fields = {info.validation_alias or name: info for name, info in model.model_fields.items()}
+        meaning = fields[key].description if key in fields else None
+        return f"{where} is not set" + (f": {meaning}." if meaning else ".")
+    return f"{where}: {error['msg']}."
+
+
+def _run_settings(
+    sources: _Sources, file: _AccountsFile | None
+) -> tuple[RunSettings | None, _Layer]:
+    values = _merge(
+        file.run_values() if file else {},
+        sources.environment(_RUN_KEYS),
+        sources.resource_config(_RUN_KEYS),
+    )
+    return sources.validated(RunSettings, values, ENVIRONMENT.get), values
+
+
+def _run_overrides(run: RunSettings | None, values: _Layer) -> _Layer:
+    """The run's `max_workers` and `ca_bundle`, where set, for every account."""
+    if run is None:
+        return {}  # their problems are recorded; the accounts are still checked
+    return {
+        key: _Value(getattr(run, key), values[key].where)
+        for key in _APPLIED_TO_ACCOUNTS
+        if key in values
+    }
+
+
+def _single_account(sources: _Sources, overrides: _Layer) -> AccountSettings | None:
+    defaults = {"name": "default", "token_cache": DATA_DIR / "token_cache.json"}
+    values = _merge(
+        _layer(defaults, lambda key: key),
+        sources.environment(_SINGLE_ACCOUNT_KEYS),
+        sources.resource_config(_SINGLE_ACCOUNT_KEYS),
+        overrides,
+    )
+    return sources.validated(AccountSettings, values, ENVIRONMENT.get)
+
+
+# --- the accounts file -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _AccountsFile:
+    """The parsed TOML of an accounts file; its keys are checked, its values validated later."""
+
+    path: Path
+    data: Mapping[str, Any]
+
+    def run_values(self) -> _Layer:
+        return _layer({key: self.data.get(key) for key in _FILE_RUN_KEYS}, lambda key: key)
+
+    def entries(self, problems: list[str]) -> list[tuple[str, Mapping[str, Any]]]:
+        """Each `[[accounts]]` table with its place (`accounts.0`); unknown keys are problems."""
+        for key in self.data:
+            if key not in (*_FILE_RUN_KEYS, "accounts"):
+                problems.append(_unknown(key, (*_FILE_RUN_KEYS, "accounts")))
+        tables = self.data.get("accounts")
+        if not isinstance(tables, list) or not tables:
+            problems.append("accounts is not set: list each account as an [[accounts]] table.")
+            return []
+        entries = []
+        for index, entry in enumerate(tables):
+            place = f"accounts.{index}"
+            if not isinstance(entry, dict):
+                problems.append(f"{place} must be a table ([[accounts]]), not {entry!r}.")
+                continue
+            problems.extend(
+                _unknown(f"{place}.{key}", _ENTRY_KEYS) for key in entry if key not in _ENTRY_KEYS
+            )
+            entries.append((place, {key: entry[key] for key in entry if key in _ENTRY_KEYS}))
+        return entries
+
+
+def _unknown(where: str, known: Sequence[str]) -> str:
+    return f"{where} is not a known key (a typo?); the keys are: {', '.join(known)}."
+
+
+def _accounts_file(sources: _Sources) -> _AccountsFile | None:
+    """The accounts file named by resource config or `SYNC365_CONFIG`; unreadable: ConfigError."""
+    keys = ("config_file",)
+    named = _merge(sources.environment(keys), sources.resource_config(keys)).get("config_file")
+    if named is None:
+        return None
+    path = Path(str(named.value))
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{named.where} names {path}, which does not exist.") from None
+    except OSError as exc:
+        raise ConfigError(f"{named.where} names {path}, which cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return _AccountsFile(path, data)
+
+
+def _file_accounts(
+    sources: _Sources, file: _AccountsFile, overrides: _Layer
+) -> list[AccountSettings]:
+    accounts = []
+    for place, entry in file.entries(sources.problems):
+        values, where_unset = _entry_values(place, entry, sources.environ, sources.problems)
+        default_cache = DATA_DIR / f"token_cache-{entry.get('name', '')}.json"
+        values = _merge(_layer({"token_cache": default_cache}, lambda key: key), values, overrides)
+        if account := sources.validated(AccountSettings, values, where_unset, place):
+            accounts.append(account)
+    for attribute in ("name", "tenant_id"):
+        seen = [getattr(account, attribute).lower() for account in accounts]
+        if duplicates := sorted({value for value in seen if seen.count(value) > 1}):
+            sources.problems.append(f"accounts share a {attribute}: {', '.join(duplicates)}.")
+    return accounts
+
+
+def _entry_values(
+    place: str, entry: Mapping[str, Any], environ: Mapping[str, str], problems: list[str]
+) -> tuple[_Layer, Callable[[str], str | None]]:
+    """An entry's values, its secrets read from where it names them, and where to set a missing
+    key (None for the client secret when its problem is recorded here)."""
+    values = _layer(
+        {key: value for key, value in entry.items() if not key.endswith(("_env", "_file"))},
+        lambda key: f"{place}.{key}",
+    )
+    secret_env, secret_file = entry.get("client_secret_env"), entry.get("client_secret_file")
+    secret_where: str | None = None
+    if (secret_env is None) == (secret_file is None):
+        problems.append(f"{place}: give exactly one of client_secret_env or client_secret_file.")
+    elif secret_env is not None:
+        secret_where = f"{place}.client_secret_env: environment variable {secret_env}"
+        values |= _layer({"client_secret": environ.get(str(secret_env))}, lambda _: secret_where)
+    else:
+        values |= _secret_from_file(place, Path(str(secret_file)), problems)
+    if (token_env := entry.get("refresh_token_env")) is not None:
+        if entry.get("kind") == "direct":
+            problems.append(
+                f"{place}.refresh_token_env: a direct tenant signs in with client credentials, "
+                "so it has no refresh token: remove the key."
+            )
+        values |= _layer(
+            {"refresh_token": environ.get(str(token_env))},
+            lambda _: f"{place}.refresh_token_env: environment variable {token_env}",
+        )
+
+    def where_unset(key: str) -> str | None:
+        return secret_where if key == "client_secret" else f"{place}.{key}"
+
+    return values, where_unset
+
+
+def _secret_from_file(place: str, path: Path, problems: list[str]) -> _Layer:
+    where = f"{place}.client_secret_file"
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        problems.append(f"{where}: cannot read {path} ({exc.strerror}).")
+        return {}
+    if not secret:
+        problems.append(f"{where}: {path} is empty.")
+    return _layer({"client_secret": secret}, lambda _: where)

@@ -15,12 +15,12 @@ import pandas as pd
 
 from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.clock import utcnow
-from sync365_pipeline.core.settings import Settings
+from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.defs.partitions import tenant_partitions
 from sync365_pipeline.defs.resources import MicrosoftCloudResource, WarehouseResource
 from sync365_pipeline.licensing import accounts, discovery, facts, tenants
 from sync365_pipeline.microsoft import MicrosoftCloud
-from sync365_pipeline.warehouse import WarehouseLocked
+from sync365_pipeline.warehouse import Warehouse, WarehouseLocked
 
 GROUP = "licensing"
 WAREHOUSE_POOL = "sync365_warehouse"
@@ -58,15 +58,21 @@ def licensing_asset(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDe
     return wrap
 
 
-def _succeeded_or_fail(
-    context: dg.AssetExecutionContext, results: accounts.AccountResults[T]
-) -> dict[str, T]:
-    """Go on with the accounts that worked; fail only when none did.
+def _for_each_account(
+    context: dg.AssetExecutionContext,
+    microsoft: MicrosoftCloudResource,
+    store: Warehouse,
+    work: Callable[[AccountSettings, MicrosoftCloud], T],
+) -> accounts.AccountResults[T]:
+    """Run an asset's step for every configured account, each with its own ready client; go on
+    with the accounts that worked and fail only when none did.
 
-    A single account's failure thus fails the run with its remedy (retried only when it was a
-    temporary fault), while with several accounts one broken account is logged (and flagged by
-    the consent sensor) and the others are synced.
+    A failed account is recorded in `partner_status` (where the consent sensor flags it). A
+    single account's failure thus fails the run with its remedy (retried only when it was a
+    temporary fault), while with several accounts one broken account is logged and the others
+    are synced.
     """
+    results = accounts.for_each_account(microsoft.accounts(), store, microsoft.connect, work)
     messages = [
         f"Account {name}: {accounts.failure_problem(exc)}\n\n"
         f"What to do: {accounts.failure_remedy(exc)}"
@@ -84,7 +90,7 @@ def _succeeded_or_fail(
         )
     for message in messages:
         context.log.error(message)
-    return results.succeeded
+    return results
 
 
 def _run_snapshot_date(context: dg.AssetExecutionContext) -> date:
@@ -113,29 +119,23 @@ def partner_token(
     token, a sign-in without MFA or a rejected client secret fail the run with the fix.
     """
     store = warehouse.open()
-    by_name = {settings.name: settings for settings in microsoft.accounts()}
-    results = accounts.for_each_account(
-        list(by_name.values()),
-        store,
-        lambda settings, cloud: accounts.check_sign_in(cloud, store, settings),
-    )
-    signed_in = _succeeded_or_fail(context, results)
-    table = pd.DataFrame(
-        [
-            {
-                "account": name,
-                "kind": by_name[name].kind,
-                "tenant_id": facts.tenant_id,
-                "signed_in_as": facts.account or "(app)",
-                "mfa": facts.mfa,
-                "token_expires_at": facts.expires_at.isoformat(timespec="seconds"),
-            }
-            for name, facts in signed_in.items()
-        ]
-    )
+
+    def sign_in(account: AccountSettings, cloud: MicrosoftCloud) -> dict[str, object]:
+        token = accounts.check_sign_in(cloud, store, account)
+        return {
+            "account": account.name,
+            "kind": account.kind,
+            "tenant_id": token.tenant_id,
+            "signed_in_as": token.account or "(app)",
+            "mfa": token.mfa,
+            "token_expires_at": token.expires_at.isoformat(timespec="seconds"),
+        }
+
+    results = _for_each_account(context, microsoft, store, sign_in)
+    table = pd.DataFrame(list(results.succeeded.values()))
     return dg.MaterializeResult(
         metadata={
-            "accounts_ok": dg.MetadataValue.int(len(signed_in)),
+            "accounts_ok": dg.MetadataValue.int(len(results.succeeded)),
             "accounts_failed": dg.MetadataValue.json(sorted(results.failed)),
             "sign_ins": _markdown(table),
         }
@@ -156,12 +156,12 @@ def customers(
     """
     store = warehouse.open()
     seen_at = utcnow()
-    results = accounts.for_each_account(
-        microsoft.accounts(),
+    discoveries = _for_each_account(
+        context,
+        microsoft,
         store,
-        lambda settings, cloud: discovery.discover_customers(cloud, store, settings, seen_at),
-    )
-    discoveries = _succeeded_or_fail(context, results)
+        lambda account, cloud: discovery.discover_customers(cloud, store, account, seen_at),
+    ).succeeded
     active = store.active_tenants()
     registered = set(context.instance.get_dynamic_partitions(tenant_partitions.name))
     if new_keys := [tenant for tenant in active if tenant not in registered]:
@@ -211,7 +211,7 @@ def subscribed_skus(
     requested = set(context.partition_keys)
     catalog = SkuCatalog.load()
 
-    def sync_account(settings: Settings, cloud: MicrosoftCloud) -> facts.SyncSummary:
+    def sync_account(settings: AccountSettings, cloud: MicrosoftCloud) -> facts.SyncSummary:
         tenant_ids = [t for t in store.active_tenants(settings.tenant_id) if t in requested]
         fetches = tenants.fetch_tenants(
             cloud,
@@ -236,9 +236,7 @@ def subscribed_skus(
         summary.http = cloud.session.stats.snapshot()
         return summary
 
-    summaries = _succeeded_or_fail(
-        context, accounts.for_each_account(microsoft.accounts(), store, sync_account)
-    )
+    summaries = _for_each_account(context, microsoft, store, sync_account).succeeded
     statuses = sum((summary.statuses for summary in summaries.values()), Counter())
     if skipped := len(requested) - statuses.total():
         context.log.info(f"Skipped {skipped} departed tenant(s); their history is kept.")
@@ -283,17 +281,20 @@ def license_facts(
     in_this_run = context.run.asset_selection or context.job_def.asset_layer.executable_asset_keys
     fetched_in_this_run = subscribed_skus.key in in_this_run
     sync_id = context.run.run_id if fetched_in_this_run else None
-    rows = sum(
-        facts.build_license_facts(
+    written = _for_each_account(
+        context,
+        microsoft,
+        store,
+        lambda account, _cloud: facts.build_license_facts(
             store,
             catalog,
-            partner_tenant_id=settings.tenant_id,
+            partner_tenant_id=account.tenant_id,
             snapshot_date=snapshot_date,
             synced_at=utcnow(),
             sync_id=sync_id,
-        )
-        for settings in microsoft.accounts()
-    )
+        ),
+    ).succeeded
+    rows = sum(written.values())
     analyst_copy = store.publish_analyst_copy()
     return dg.MaterializeResult(
         metadata={

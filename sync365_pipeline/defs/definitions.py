@@ -7,7 +7,11 @@ import dagster as dg
 from sync365_pipeline.defs.assets import customers, license_facts, partner_token, subscribed_skus
 from sync365_pipeline.defs.checks import consent_granted
 from sync365_pipeline.defs.jobs import daily_sync_schedule, discovery_job, license_sync_job
-from sync365_pipeline.defs.resources import MicrosoftCloudResource, WarehouseResource
+from sync365_pipeline.defs.resources import (
+    MicrosoftCloudResource,
+    WarehouseResource,
+    WebhookResource,
+)
 from sync365_pipeline.defs.sensors import (
     consent_sensor,
     license_sync_after_discovery,
@@ -20,5 +24,9 @@ defs = dg.Definitions(
     jobs=[discovery_job, license_sync_job],
     schedules=[daily_sync_schedule],
     sensors=[license_sync_after_discovery, consent_sensor, refresh_token_sensor],
-    resources={"microsoft": MicrosoftCloudResource(), "warehouse": WarehouseResource()},
+    resources={
+        "microsoft": MicrosoftCloudResource(),
+        "warehouse": WarehouseResource(),
+        "webhook": WebhookResource(),
+    },
 )

@@ -1,52 +1,46 @@
-"""Dagster resources: the Microsoft cloud and the warehouse.
+"""Dagster resources hand out ready clients: the accounts and a Microsoft client for each, the
+warehouse, and the consent webhook.
 
-Unset fields fall back to the `SYNC365_*` environment variables, read at execution time, so no
-secret is ever part of a definition snapshot or the run config. If you set a secret through
-resource config, use `dg.EnvVar("NAME")`, never a literal.
+Every field is optional: what a field leaves unset comes from the `SYNC365_*` environment, then
+the accounts file, then the default (core/settings.py, README "Configuration"), read at execution
+time, so no secret is ever part of a definition snapshot or the run config. If you set a secret
+through resource config, use `dg.EnvVar("NAME")`, never a literal.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+from collections.abc import Callable
+from typing import TypeVar
 
 import dagster as dg
 
 from sync365_pipeline.core.settings import (
+    AccountSettings,
     ConfigError,
-    Settings,
+    ResourceConfig,
     load_accounts,
+    load_run_settings,
 )
-from sync365_pipeline.licensing.notify import WEBHOOK_URL_ENV, WebhookNotifier
+from sync365_pipeline.licensing.notify import WebhookNotifier
+from sync365_pipeline.microsoft import MicrosoftCloud
 from sync365_pipeline.warehouse import Warehouse
 
-_FIELD_TO_ENV = {
-    "config_file": "SYNC365_CONFIG",
-    "cloud": "SYNC365_CLOUD",
-    "client_id": "SYNC365_CLIENT_ID",
-    "client_secret": "SYNC365_CLIENT_SECRET",
-    "partner_tenant_id": "SYNC365_PARTNER_TENANT_ID",
-    "refresh_token": "SYNC365_REFRESH_TOKEN",
-    "token_cache": "SYNC365_TOKEN_CACHE",
-    "authority_host": "SYNC365_AUTHORITY_HOST",
-    "graph_url": "SYNC365_GRAPH_URL",
-    "partner_center_url": "SYNC365_PARTNER_CENTER_URL",
-    "ca_bundle": "SYNC365_CA_BUNDLE",
-    "max_workers": "SYNC365_MAX_WORKERS",
-}
+T = TypeVar("T")
 
 
 class MicrosoftCloudResource(dg.ConfigurableResource):
-    """The accounts to sync and Microsoft's endpoints (Partner Center, Graph, identity).
+    """The accounts to sync, and a ready Microsoft client for each.
 
-    `config_file` (or `SYNC365_CONFIG`) names an accounts file with several partner accounts and
-    direct tenants; otherwise the fields below (or `SYNC365_*`) describe one partner account.
+    `config_file` names an accounts file with several partner accounts and direct tenants;
+    otherwise the account fields describe one partner account. `max_workers` and `ca_bundle`
+    apply to every account in both modes.
     """
 
     config_file: str | None = None
+    tenant_id: str | None = None
     client_id: str | None = None
     client_secret: str | None = None
-    partner_tenant_id: str | None = None
     refresh_token: str | None = None
     token_cache: str | None = None
     cloud: str | None = None
@@ -56,46 +50,53 @@ class MicrosoftCloudResource(dg.ConfigurableResource):
     ca_bundle: str | None = None
     max_workers: int | None = None
 
-    def accounts(self) -> list[Settings]:
-        overrides = {
-            env_name: str(value)
-            for field_name, env_name in _FIELD_TO_ENV.items()
-            if (value := getattr(self, field_name)) is not None
-        }
-        try:
-            return load_accounts({**os.environ, **overrides})
-        except ConfigError as exc:
-            # A configuration problem is permanent: fail with its message, never retry.
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
+    def accounts(self) -> list[AccountSettings]:
+        return _configured(lambda: load_accounts(resource=_config(self, "microsoft")))
+
+    def connect(self, account: AccountSettings) -> MicrosoftCloud:
+        """The account's session, tokens and API clients. Use it as a context manager: leaving
+        it saves the rotated refresh token."""
+        return MicrosoftCloud.from_settings(account)
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file (`SYNC365_DUCKDB_PATH` unless set here), how long a write waits
-    for a lock held by another process (`SYNC365_LOCK_TIMEOUT`, seconds), and the webhook its
-    consent flags are posted to (`SYNC365_WEBHOOK_URL` unless set here; the URL holds a secret,
-    so set it with `dg.EnvVar`)."""
+    """The DuckDB warehouse file (`duckdb_path`) and how long a write waits for a lock held by
+    another process (`lock_timeout_s`, seconds)."""
 
     duckdb_path: str | None = None
-    webhook_url: str | None = None
     lock_timeout_s: float | None = None
-
-    def notifier(self, logger: logging.Logger) -> WebhookNotifier | None:
-        """The consent-flag webhook, or None when none is configured."""
-        url = self.webhook_url or os.environ.get(WEBHOOK_URL_ENV, "").strip()
-        return WebhookNotifier(url, logger=logger) if url else None
 
     def open(self) -> Warehouse:
         # No migrate() here: the warehouse migrates on its first write, so a sensor tick that
         # only reads never writes the file (or waits for a sync's lock).
-        overrides = {
-            name: str(value)
-            for name, value in (
-                ("SYNC365_DUCKDB_PATH", self.duckdb_path),
-                ("SYNC365_LOCK_TIMEOUT", self.lock_timeout_s),
-            )
-            if value is not None
-        }
-        try:
-            return Warehouse.from_env({**os.environ, **overrides})
-        except ConfigError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        return Warehouse.from_settings(
+            _configured(lambda: load_run_settings(resource=_config(self, "warehouse")))
+        )
+
+
+class WebhookResource(dg.ConfigurableResource):
+    """The chat webhook consent flags are posted to (`url`). The URL holds a secret: set it
+    with `dg.EnvVar`."""
+
+    url: str | None = None
+
+    def notifier(self, logger: logging.Logger) -> WebhookNotifier | None:
+        """The webhook's notifier, or None when no webhook is configured."""
+        config = ResourceConfig("webhook", {"webhook_url": self.url})
+        url = _configured(lambda: load_run_settings(resource=config)).webhook_url
+        return WebhookNotifier(url.reveal(), logger=logger) if url else None
+
+
+def _config(resource: dg.ConfigurableResource, name: str) -> ResourceConfig:
+    """A resource's fields are settings keys; None leaves a key to the next source."""
+    return ResourceConfig(
+        name, {key: getattr(resource, key) for key in type(resource).model_fields}
+    )
+
+
+def _configured(load: Callable[[], T]) -> T:
+    try:
+        return load()
+    except ConfigError as exc:
+        # A configuration problem is permanent: fail with its message, never retry.
+        raise dg.Failure(description=str(exc), allow_retries=False) from None

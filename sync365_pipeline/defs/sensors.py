@@ -9,7 +9,11 @@ from sync365_pipeline.defs.assets import customers, partner_token
 from sync365_pipeline.defs.checks import CONSENT_CHECK, flags_markdown
 from sync365_pipeline.defs.jobs import discovery_job, license_sync_job
 from sync365_pipeline.defs.partitions import all_tenants_range_tags, tenant_partitions
-from sync365_pipeline.defs.resources import MicrosoftCloudResource, WarehouseResource
+from sync365_pipeline.defs.resources import (
+    MicrosoftCloudResource,
+    WarehouseResource,
+    WebhookResource,
+)
 from sync365_pipeline.licensing.consent_flags import consent_changes
 from sync365_pipeline.microsoft import TokenCacheCorrupt
 from sync365_pipeline.microsoft.token_health import TokenAge, TokenHealth, refresh_token_health
@@ -40,7 +44,7 @@ def license_sync_after_discovery(
     description="Flags each tenant (or partner) that lost consent or delegated access, once.",
 )
 def consent_sensor(
-    context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource, webhook: WebhookResource
 ) -> dg.SensorResult | dg.SkipReason:
     """Raise a flag when a tenant enters an access-loss status; clear it when it is ok again.
 
@@ -71,7 +75,7 @@ def consent_sensor(
             f"Access lost: partner {flag.partner_tenant_id} tenant {flag.tenant_id or '(partner)'} "
             f"-> {flag.status} ({flag.error_code}): {flag.message}"
         )
-    notifier = warehouse.notifier(context.log)
+    notifier = webhook.notifier(context.log)
     if notifier is not None and (raised or cleared):
         notifier.notify(raised, cleared)  # logs a failure itself, never raises
     events = []

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from sync365_pipeline.core.clock import utcnow
-from sync365_pipeline.core.settings import Settings
+from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.microsoft import (
     MicrosoftCloud,
@@ -34,11 +35,13 @@ class AccountResults(Generic[T]):
 
 
 def for_each_account(
-    accounts: Sequence[Settings],
+    accounts: Sequence[AccountSettings],
     warehouse: Warehouse,
-    work: Callable[[Settings, MicrosoftCloud], T],
+    connect: Callable[[AccountSettings], AbstractContextManager[MicrosoftCloud]],
+    work: Callable[[AccountSettings, MicrosoftCloud], T],
 ) -> AccountResults[T]:
-    """Run one step for every account, each with its own session and token cache.
+    """Run one step for every account, each with its own client from `connect` (its session and
+    token cache; closing it saves the rotated refresh token).
 
     Any Microsoft failure of one account (a dead refresh token, a rejected secret, no MFA, or a
     Partner Center outage that outlasted the retries) is written to `partner_status`, where the
@@ -47,7 +50,7 @@ def for_each_account(
     """
     results: AccountResults[T] = AccountResults()
     for settings in accounts:
-        with MicrosoftCloud.from_settings(settings) as cloud:
+        with connect(settings) as cloud:
             try:
                 results.succeeded[settings.name] = work(settings, cloud)
             except MicrosoftError as exc:
@@ -83,7 +86,9 @@ def failure_remedy(exc: MicrosoftError) -> str:
     return "See docs/troubleshooting.md for this code, then rerun."
 
 
-def check_sign_in(cloud: MicrosoftCloud, warehouse: Warehouse, settings: Settings) -> TokenFacts:
+def check_sign_in(
+    cloud: MicrosoftCloud, warehouse: Warehouse, settings: AccountSettings
+) -> TokenFacts:
     """Prove the account can sign in, and record facts about its token (never the token).
 
     A partner redeems its refresh token for Partner Center (which must carry MFA); a direct

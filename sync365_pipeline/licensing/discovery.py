@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from sync365_pipeline.core.settings import Settings
+from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.licensing.normalize import customers_frame, direct_tenant_frame
 from sync365_pipeline.microsoft import MicrosoftCloud
 from sync365_pipeline.warehouse import CustomerChanges, Warehouse
@@ -24,7 +24,7 @@ class Discovery:
 
 
 def discover_customers(
-    cloud: MicrosoftCloud, warehouse: Warehouse, settings: Settings, seen_at: datetime
+    cloud: MicrosoftCloud, warehouse: Warehouse, settings: AccountSettings, seen_at: datetime
 ) -> Discovery:
     """Every tenant the account can reach, merged into `customers`.
 

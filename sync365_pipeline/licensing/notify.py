@@ -20,8 +20,6 @@ from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.licensing.consent_flags import FlagKey
 from sync365_pipeline.warehouse import ConsentFlag
 
-WEBHOOK_URL_ENV = "SYNC365_WEBHOOK_URL"
-
 # What an operator does about each tenant-level access loss. Partner-level flags carry their own
 # remedy in the message (see `PartnerAccessError`).
 REMEDIES: dict[str, str] = {
@@ -78,7 +76,13 @@ def consent_payload(raised: Sequence[ConsentFlag], cleared: Sequence[FlagKey]) -
 
 
 class WebhookNotifier:
-    """Posts consent changes to one webhook URL; one attempt, bounded by `timeout` seconds."""
+    """Posts consent changes to one webhook URL; one attempt, bounded by `timeout` seconds.
+
+    Its session is a plain `requests.Session`, not the Microsoft one (`account_session`): a
+    webhook answers with text, which that session refuses as a malformed Microsoft answer; its
+    retries would post an alert twice; and the extra CA it trusts is for the Microsoft
+    endpoints (the simulator's, a proxy's), not for a chat service.
+    """
 
     def __init__(
         self,

@@ -37,6 +37,7 @@ from sync365_pipeline.microsoft.http import (
     MicrosoftSession,
     RetrySettings,
     RetryStats,
+    account_session,
     build_session,
 )
 from sync365_pipeline.microsoft.paging import ContinuationTokenPaginator, ODataNextLinkPaginator
@@ -74,6 +75,7 @@ __all__ = [
     "TokenProvider",
     "TransientError",
     "UnclassifiedError",
+    "account_session",
     "build_session",
     "classify_response",
     "classify_token_error",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from sync365_pipeline.core.settings import Settings
+from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.microsoft.auth import TokenCacheFile, TokenProvider
 from sync365_pipeline.microsoft.graph import GraphClient
-from sync365_pipeline.microsoft.http import MicrosoftSession, RetrySettings, build_session
+from sync365_pipeline.microsoft.http import MicrosoftSession, RetrySettings, account_session
 from sync365_pipeline.microsoft.partner_center import PartnerCenterClient
 
 
@@ -31,13 +31,9 @@ class MicrosoftCloud:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, retry: RetrySettings | None = None
+        cls, settings: AccountSettings, *, retry: RetrySettings | None = None
     ) -> MicrosoftCloud:
-        session = build_session(
-            ca_bundle=settings.ca_bundle,
-            pool_size=max(16, settings.max_workers),
-            retry=retry or RetrySettings(),
-        )
+        session = account_session(settings, retry=retry or RetrySettings())
         tokens = TokenProvider(
             settings.credentials,
             settings.endpoints,

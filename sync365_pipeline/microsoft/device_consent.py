@@ -28,8 +28,13 @@ from typing import Any, TypeVar
 import msal
 import requests
 
-from sync365_pipeline.core.settings import ConfigError, Settings
-from sync365_pipeline.microsoft import MicrosoftSession, TokenCacheFile, TokenFacts, build_session
+from sync365_pipeline.core.settings import AccountSettings, ConfigError
+from sync365_pipeline.microsoft import (
+    MicrosoftSession,
+    TokenCacheFile,
+    TokenFacts,
+    account_session,
+)
 from sync365_pipeline.microsoft.auth import build_app, call_msal
 from sync365_pipeline.microsoft.errors import (
     classify_token_error,
@@ -84,7 +89,7 @@ class _DeviceFlowApp(msal.ConfidentialClientApplication):
 
 
 def confidential_app(
-    settings: Settings, session: requests.Session, cache: msal.TokenCache
+    settings: AccountSettings, session: requests.Session, cache: msal.TokenCache
 ) -> _DeviceFlowApp:
     """The app at the account's own authority, built exactly as the pipeline builds its apps."""
     return msal_call(
@@ -101,7 +106,7 @@ def confidential_app(
     )
 
 
-def msal_call(settings: Settings, operation: Callable[[], T]) -> T:
+def msal_call(settings: AccountSettings, operation: Callable[[], T]) -> T:
     """Run an MSAL call at the account's own authority; failures become classified errors."""
     return call_msal(
         operation,
@@ -112,7 +117,7 @@ def msal_call(settings: Settings, operation: Callable[[], T]) -> T:
 
 
 def grant_consent(
-    settings: Settings,
+    settings: AccountSettings,
     on_code: Callable[[DeviceCode], None],
     *,
     session: MicrosoftSession | None = None,
@@ -124,7 +129,7 @@ def grant_consent(
     endpoint) whose message says what to fix.
     """
     own_session = session is None
-    session = session or build_session(ca_bundle=settings.ca_bundle)
+    session = session or account_session(settings)
     try:
         cache = msal.SerializableTokenCache()  # the new sign-in replaces whatever was cached
         app = confidential_app(settings, session, cache)
@@ -155,7 +160,7 @@ def grant_consent(
             session.close()
 
 
-def _refused(settings: Settings, result: dict[str, Any]) -> Exception:
+def _refused(settings: AccountSettings, result: dict[str, Any]) -> Exception:
     """The exception for a device-flow error response (RFC 8628 §3.5 codes first)."""
     error = result.get("error")
     if error == "authorization_declined":
@@ -195,7 +200,7 @@ def _no_mfa(facts: TokenFacts) -> ConsentError:
     )
 
 
-def partner_account(accounts: list[Settings], name: str | None) -> Settings:
+def partner_account(accounts: list[AccountSettings], name: str | None) -> AccountSettings:
     """The partner account to consent for: the named one, or the only one. `ConfigError` names
     the choices otherwise (direct tenants sign in with client credentials: no consent)."""
     partners = [a for a in accounts if a.kind == "partner"]

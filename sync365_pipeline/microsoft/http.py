@@ -1,5 +1,8 @@
 """The one HTTP session every Microsoft call goes through, MSAL's included.
 
+`account_session` builds it for an account: the sync's clients, doctor's probes and the consent
+sign-in all get theirs there, so each trusts the account's CA and no caller picks its own pool.
+
 Why a custom session:
 - MSAL replays a 5xx/429 from its own throttle cache instead of retrying, so retries must happen
   below it: MSAL gets this session as `http_client` and only ever sees the final response.
@@ -30,6 +33,7 @@ import certifi
 import requests
 from requests.adapters import HTTPAdapter
 
+from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.microsoft.errors import (
     MalformedResponse,
     MicrosoftError,
@@ -247,6 +251,16 @@ def build_session(
     ca_file = _combined_ca_file(ca_bundle) if ca_bundle is not None else None
     return MicrosoftSession(
         ca_file=ca_file, pool_size=pool_size, timeout=timeout, retry=retry, sleep=sleep
+    )
+
+
+def account_session(
+    account: AccountSettings, *, retry: RetrySettings = RetrySettings()
+) -> MicrosoftSession:
+    """The session for one account's Microsoft calls: its extra CA, and connections enough for
+    its `max_workers` concurrent tenant fetches."""
+    return build_session(
+        ca_bundle=account.ca_bundle, pool_size=max(16, account.max_workers), retry=retry
     )
 
 

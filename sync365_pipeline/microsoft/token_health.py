@@ -16,7 +16,7 @@ from enum import StrEnum
 
 import msal
 
-from sync365_pipeline.core.settings import Settings
+from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.microsoft.auth import TokenCacheFile
 
 INACTIVITY_LIMIT = timedelta(days=90)
@@ -49,7 +49,7 @@ class TokenHealth:
         return self.age is not TokenAge.OK
 
 
-def refresh_token_health(settings: Settings, now: datetime | None = None) -> TokenHealth:
+def refresh_token_health(settings: AccountSettings, now: datetime | None = None) -> TokenHealth:
     """The health of `settings`' cached refresh token (partner accounts; direct tenants have
     none). Raises `TokenCacheCorrupt` if the cache file is unusable."""
     cache = TokenCacheFile(settings.token_cache_path).load()

@@ -15,11 +15,7 @@ from typing import Self
 import duckdb
 import pandas as pd
 
-from sync365_pipeline.core.settings import (
-    DEFAULT_LOCK_TIMEOUT_S,
-    duckdb_path_from_env,
-    lock_timeout_from_env,
-)
+from sync365_pipeline.core.settings import DEFAULT_LOCK_TIMEOUT_S, RunSettings
 from sync365_pipeline.warehouse import schema
 from sync365_pipeline.warehouse.connection import connect, transaction
 
@@ -35,10 +31,9 @@ class WarehouseFile:
         self._schema_ready = False
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
-        """The configured warehouse: `SYNC365_DUCKDB_PATH` (or the accounts file's
-        `duckdb_path`) and `SYNC365_LOCK_TIMEOUT`; raises `ConfigError` on a bad value."""
-        return cls(duckdb_path_from_env(environ), lock_timeout_s=lock_timeout_from_env(environ))
+    def from_settings(cls, settings: RunSettings) -> Self:
+        """The configured warehouse: its file and how long a write waits for a lock."""
+        return cls(settings.duckdb_path, lock_timeout_s=settings.lock_timeout_s)
 
     @property
     def analyst_copy_path(self) -> Path:

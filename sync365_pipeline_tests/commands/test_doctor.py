@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from sync365_pipeline.commands.cli import main
 from sync365_pipeline.commands.doctor import check_dagster_home, check_gdap, check_warehouse
-from sync365_pipeline.core.settings import Settings
+from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.microsoft import MicrosoftCloud
 from sync365_pipeline.simulator import SimulatorServer
 from sync365_pipeline_tests.conftest import HoldDuckDB
@@ -51,7 +51,7 @@ def environment(sim: SimulatorServer, tmp_path: Path, **overrides: str | None) -
 
 def sign_in(env: Env) -> None:
     """What a sync leaves behind: the rotated refresh token in the cache file."""
-    settings = Settings.from_env({k: v for k, v in env.items() if v is not None})
+    settings = AccountSettings.from_env({k: v for k, v in env.items() if v is not None})
     with MicrosoftCloud.from_settings(settings) as cloud:
         cloud.tokens.partner_center_token()
 

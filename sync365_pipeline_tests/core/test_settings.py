@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from sync365_pipeline.core.settings import (
+    AccountSettings,
     ConfigError,
-    Settings,
     accounts_from_file,
-    duckdb_path_from_env,
     load_accounts,
+    load_run_settings,
 )
 
 BASE = {
@@ -50,7 +50,7 @@ BASE = {
 def test_cloud_sets_microsofts_documented_endpoints(
     cloud: str, authority: str, graph: str, partner_center: str, graph_scope_resource: str
 ) -> None:
-    endpoints = Settings.from_env({**BASE, "SYNC365_CLOUD": cloud}).endpoints
+    endpoints = AccountSettings.from_env({**BASE, "SYNC365_CLOUD": cloud}).endpoints
 
     assert endpoints.authority_host == authority
     assert endpoints.graph_url == graph
@@ -59,7 +59,7 @@ def test_cloud_sets_microsofts_documented_endpoints(
 
 
 def test_explicit_urls_override_the_cloud_but_keep_its_resource_ids() -> None:
-    settings = Settings.from_env(
+    settings = AccountSettings.from_env(
         {**BASE, "SYNC365_CLOUD": "usgov", "SYNC365_GRAPH_URL": "https://127.0.0.1:8443/"}
     )
 
@@ -70,7 +70,7 @@ def test_explicit_urls_override_the_cloud_but_keep_its_resource_ids() -> None:
 
 def test_every_problem_is_reported_at_once_and_no_secret_is_shown() -> None:
     with pytest.raises(ConfigError) as raised:
-        Settings.from_env(
+        AccountSettings.from_env(
             {
                 "SYNC365_CLIENT_SECRET": "s3cret-value",
                 "SYNC365_CLOUD": "mars",
@@ -90,7 +90,7 @@ def test_every_problem_is_reported_at_once_and_no_secret_is_shown() -> None:
     ):
         assert expected in message
     assert "s3cret-value" not in message
-    assert "s3cret-value" not in repr(Settings.from_env(BASE))
+    assert "s3cret-value" not in repr(AccountSettings.from_env(BASE))
 
 
 def test_accounts_file_reads_secrets_from_where_it_says(tmp_path: Path) -> None:
@@ -124,7 +124,7 @@ def test_accounts_file_reads_secrets_from_where_it_says(tmp_path: Path) -> None:
     assert direct.kind == "direct"
     assert direct.credentials.client_secret.reveal() == "file-secret"
     assert direct.credentials.refresh_token is None
-    assert duckdb_path_from_env(env) == tmp_path / "w.duckdb"
+    assert load_run_settings(env).duckdb_path == tmp_path / "w.duckdb"
 
 
 def test_accounts_file_rejects_duplicate_tenants_and_bad_toml(tmp_path: Path) -> None:

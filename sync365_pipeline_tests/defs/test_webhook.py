@@ -17,7 +17,7 @@ import pytest
 
 from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.defs.definitions import defs
-from sync365_pipeline.defs.resources import WarehouseResource
+from sync365_pipeline.defs.resources import WebhookResource
 from sync365_pipeline.defs.sensors import consent_sensor
 from sync365_pipeline.licensing.notify import WebhookNotifier
 from sync365_pipeline.warehouse import ConsentFlag
@@ -90,7 +90,7 @@ def dead_url() -> str:
 def tick(cursor: str | None, webhook_url: str | None = None) -> dg.SensorResult | dg.SkipReason:
     resources = dict(defs.resources)
     if webhook_url is not None:
-        resources["warehouse"] = WarehouseResource(webhook_url=webhook_url)
+        resources["webhook"] = WebhookResource(url=webhook_url)
     context = dg.build_sensor_context(cursor=cursor, resources=resources)
     result = consent_sensor(context)
     assert isinstance(result, dg.SensorResult | dg.SkipReason)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from sync365_pipeline.core.settings import Settings
+from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.microsoft import (
     AccessRemoved,
@@ -56,13 +56,13 @@ FAST_RETRY = RetrySettings(max_attempts=3, base_delay_s=0.01, max_delay_s=0.05)
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
-def settings_for(sim: Any, tmp_path: Path, **overrides: str) -> Settings:
+def settings_for(sim: Any, tmp_path: Path, **overrides: str) -> AccountSettings:
     env = {**sim.environment(), "SYNC365_TOKEN_CACHE": str(tmp_path / "token_cache.json")}
-    return Settings.from_env({**env, **overrides})
+    return AccountSettings.from_env({**env, **overrides})
 
 
 def cloud_for(
-    settings: Settings, *, page_size: int = 300, sleep: Callable[[float], None] = time.sleep
+    settings: AccountSettings, *, page_size: int = 300, sleep: Callable[[float], None] = time.sleep
 ) -> MicrosoftCloud:
     """Like `MicrosoftCloud.from_settings`, with fast retries and small pages."""
     session = build_session(ca_bundle=settings.ca_bundle, retry=FAST_RETRY, sleep=sleep)
