@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ParamSpec
+from typing import Any, Literal, ParamSpec
 from urllib.parse import urlsplit
 
 import duckdb
@@ -47,6 +47,12 @@ from sync365_pipeline.warehouse.connection import connect
 
 # A pre-flight screen should answer in seconds: one retry, short waits.
 DOCTOR_RETRY = RetrySettings(max_attempts=2, base_delay_s=0.2, max_delay_s=1.0, max_retry_after_s=5)
+Service = Literal["identity", "graph", "partner_center"]
+SERVICE_NAMES: dict[Service, str] = {
+    "identity": "identity platform",
+    "graph": "Microsoft Graph",
+    "partner_center": "Partner Center",
+}
 PROBE_TIMEOUT = (5.0, 10.0)
 GDAP_WARN_WITHIN = timedelta(days=30)
 LOCK_WAIT_S = 0.5
@@ -156,14 +162,14 @@ def check_endpoints(settings: AccountSettings) -> list[Check]:
     """Each distinct host answers over TLS that we trust (any HTTP answer counts)."""
     endpoints = settings.endpoints
     probes = {
-        "identity platform": (
+        "identity": (
             f"{endpoints.authority_host}/{settings.tenant_id}/v2.0/.well-known/openid-configuration"
         ),
-        "Microsoft Graph": f"{endpoints.graph_url}/v1.0/organization",
+        "graph": f"{endpoints.graph_url}/v1.0/organization",
     }
     if settings.kind == "partner":
-        probes["Partner Center"] = f"{endpoints.partner_center_url}/v1/customers"
-    by_host: dict[str, list[tuple[str, str]]] = {}
+        probes["partner_center"] = f"{endpoints.partner_center_url}/v1/customers"
+    by_host: dict[str, list[tuple[Service, str]]] = {}
     for service, url in probes.items():
         by_host.setdefault(urlsplit(url).netloc, []).append((service, url))
     # One attempt: a closed port or an untrusted certificate does not get better by retrying.
@@ -174,16 +180,21 @@ def check_endpoints(settings: AccountSettings) -> list[Check]:
         session.close()
 
 
-def _probe(session: MicrosoftSession, host: str, services: list[tuple[str, str]]) -> Check:
-    name = f"endpoint {host} ({', '.join(service for service, _ in services)})"
+def _probe(session: MicrosoftSession, host: str, services: list[tuple[Service, str]]) -> Check:
+    name = f"endpoint {host} ({', '.join(SERVICE_NAMES[service] for service, _ in services)})"
     url = services[0][1]
+    # The setting to correct, when only one points at this host.
+    only = services[0][0] if len(services) == 1 else None
     try:
         response = session.get(url, timeout=PROBE_TIMEOUT)
     except MicrosoftError:  # an answer that is not JSON: the host is there and TLS worked
         return Check(name, True, "reachable, TLS certificate trusted")
     except requests.RequestException as exc:
         return _failure(
-            name, classify_transport_error(exc, url=url, tenant_id=None, partner_level=True)
+            name,
+            classify_transport_error(
+                exc, url=url, tenant_id=None, partner_level=True, service=only
+            ),
         )
     return Check(name, True, f"reachable (HTTP {response.status_code}), TLS certificate trusted")
 

@@ -195,8 +195,8 @@ def test_unreachable_endpoint_fails_and_skips_the_sign_in_checks(
     assert code == 1
     graph = line(output, f"endpoint 127.0.0.1:{closed_port} (Microsoft Graph)")
     assert graph.startswith("  FAIL")
-    assert "Could not reach" in graph
-    assert "fix: Check the network" in graph
+    assert "refused the connection" in graph
+    assert "fix: Check SYNC365_GRAPH_URL" in graph
     identity = line(output, "endpoint 127.0.0.1")
     assert identity.startswith("  PASS"), "the identity platform itself is reachable"
     assert line(output, "client secret") == ""
@@ -212,7 +212,8 @@ def test_untrusted_certificate_fails_naming_the_ca_setting(
     assert code == 1
     endpoint = line(output, "endpoint 127.0.0.1")
     assert endpoint.startswith("  FAIL")
-    assert "TLS verification failed" in endpoint
+    assert "TLS certificate of 127.0.0.1" in endpoint
+    assert "failed verification" in endpoint
     assert "SYNC365_CA_BUNDLE" in endpoint
 
 

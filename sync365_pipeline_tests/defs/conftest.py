@@ -94,7 +94,7 @@ class SeededWarehouse:
         """Today's customer list: the tenants not in it depart."""
         listing = customers_frame(
             self.partner_tenant_id, [], [], [{"customerId": tenant} for tenant in tenant_ids]
-        )
+        ).frame
         self.warehouse.upsert_customers(self.partner_tenant_id, listing, self._tick())
 
     def tenant_statuses(

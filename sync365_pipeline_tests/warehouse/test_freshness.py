@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.warehouse import TenantStatusRow, Warehouse
-from sync365_pipeline_tests.warehouse.samples import CONTOSO, FABRIKAM, PARTNER, SPB, facts
+from sync365_pipeline_tests.samples import CONTOSO, FABRIKAM, PARTNER, SPB, facts
 
 
 def stale_by_tenant(warehouse: Warehouse) -> dict[str, bool]:
