@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
+from datetime import datetime
 from pathlib import Path
+from types import FrameType
 
 import click
 
+from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.core.settings import (
     DATA_DIR,
     AccountSettings,
@@ -14,7 +18,9 @@ from sync365_pipeline.core.settings import (
     load_accounts,
     load_run_settings,
 )
-from sync365_pipeline.warehouse import Warehouse
+from sync365_pipeline.warehouse import Warehouse, WarehouseLocked
+
+INTERRUPTED = 130  # the shell's code for a command stopped by a signal
 
 DAGSTER_YAML = """\
 # Written by sync365. Runs that write the warehouse share one concurrency slot, because DuckDB
@@ -28,12 +34,18 @@ telemetry:
 
 
 def ensure_dagster_home() -> Path:
-    """Default DAGSTER_HOME to data/dagster_home so runs, partitions and cursors persist."""
+    """Default DAGSTER_HOME to data/dagster_home so runs, partitions and cursors persist.
+
+    `dagster.yaml` is written whole or not at all (a temporary file renamed into place), so a
+    second process starting at the same moment never reads half of it.
+    """
     home = Path(os.environ.setdefault("DAGSTER_HOME", str((DATA_DIR / "dagster_home").resolve())))
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(DAGSTER_YAML)
+        temporary = config.with_name(f".dagster.yaml.{os.getpid()}.tmp")
+        temporary.write_text(DAGSTER_YAML)
+        os.replace(temporary, config)
     return home
 
 
@@ -47,7 +59,12 @@ def run_sync() -> int:
     import dagster as dg
 
     from sync365_pipeline.defs.definitions import defs
-    from sync365_pipeline.defs.execution import run_full_sync
+    from sync365_pipeline.defs.execution import (
+        exclusive_sync,
+        recover_abandoned_runs,
+        run_full_sync,
+        warehouse_holders,
+    )
 
     try:
         accounts = load_accounts()
@@ -57,16 +74,60 @@ def run_sync() -> int:
         return 2
     home = ensure_dagster_home()
     names = ", ".join(f"{a.name} ({a.kind} {a.tenant_id})" for a in accounts)
-    click.echo(f"Syncing {names}; Dagster home: {home}")
-    with dg.DagsterInstance.get() as instance:
-        outcome = run_full_sync(defs, instance)
+    started = utcnow()
+    # SIGTERM (docker stop, systemd) stops a sync as Ctrl-C does, at any moment: inside a run
+    # Dagster turns both into an interruption of the step, outside one they end here.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with exclusive_sync(home, lambda waiting: click.echo(waiting, err=True)):
+            click.echo(f"Syncing {names}; Dagster home: {home}")
+            with dg.DagsterInstance.get() as instance:
+                if recovered := recover_abandoned_runs(instance):
+                    click.echo(
+                        f"Marked {len(recovered)} run(s) of an earlier sync that was stopped "
+                        "before it finished as failed, and freed the warehouse for this one."
+                    )
+                if holders := warehouse_holders(instance):
+                    click.echo(
+                        f"Waiting for the warehouse: Dagster run {', '.join(holders)} is "
+                        "writing it (see the Dagster UI)."
+                    )
+                outcome = run_full_sync(defs, instance)
+    except KeyboardInterrupt:
+        click.echo(f"\nSync stopped before it finished. {_written(warehouse, started)}", err=True)
+        return INTERRUPTED
+    if outcome.interrupted:
+        click.echo(f"\nSync stopped before it finished. {_written(warehouse, started)}", err=True)
+        return INTERRUPTED
     if not outcome.success:
-        click.echo(
-            f"\nSync failed; license facts were left as they were.\n\n{outcome.failure}", err=True
-        )
+        click.echo(f"\nSync failed. {_written(warehouse, started)}\n\n{outcome.failure}", err=True)
         return 1
     print_summary(warehouse)
     return report_failed_accounts(warehouse, accounts)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _written(warehouse: Warehouse, since: datetime) -> str:
+    """What the sync wrote before it ended, read back from the warehouse: the truth, whatever
+    step it stopped in."""
+    try:
+        counts = warehouse.written_since(since)
+    except WarehouseLocked:
+        return "The warehouse is held by another process, so what this sync wrote is unknown."
+    if counts["slices"]:
+        return (
+            f"It wrote license facts for {counts['slices']} tenant(s); the other tenants keep "
+            "their earlier facts. The next sync completes the rest."
+        )
+    statuses = counts["tenant_statuses"] + counts["partner_statuses"]
+    seen = f"{counts['customers']} customer record(s) and {statuses} status row(s)"
+    return (
+        f"No license facts were written (earlier facts are kept as they were); it recorded "
+        f"{seen}. The next sync starts again by itself."
+    )
 
 
 def print_summary(warehouse: Warehouse) -> None:

@@ -27,6 +27,7 @@ WAREHOUSE_POOL = "sync365_warehouse"
 # Whole-step faults (a Partner Center outage that outlasted the HTTP retries, a locked warehouse).
 # Permanent failures raise dg.Failure(allow_retries=False) and are not retried.
 T = TypeVar("T")
+STOPPED = "Stopped by SIGINT or SIGTERM before it finished."
 STEP_RETRY = dg.RetryPolicy(
     max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
@@ -37,6 +38,7 @@ def licensing_asset(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDe
 
     A warehouse still locked after the warehouse's own wait fails the run with its message and
     no step retry: a human holds the file (an analyst session on the live file, a stray process).
+    So does SIGINT/SIGTERM (Dagster raises it inside the step): a stop is never retried.
     """
     decorate = dg.asset(
         group_name=GROUP,
@@ -52,6 +54,8 @@ def licensing_asset(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDe
                 return compute(*args, **kwargs)
             except WarehouseLocked as exc:
                 raise dg.Failure(description=str(exc), allow_retries=False) from None
+            except dg.DagsterExecutionInterruptedError:
+                raise dg.Failure(description=STOPPED, allow_retries=False) from None
 
         return decorate(guarded)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import dagster as dg
 
 from sync365_pipeline.core.clock import utcnow
-from sync365_pipeline.defs.assets import WAREHOUSE_POOL
+from sync365_pipeline.defs.assets import STOPPED, WAREHOUSE_POOL
 from sync365_pipeline.defs.partitions import all_tenants_range_tags, tenant_partitions
 
 # Our progress lines are INFO; Dagster's own step events are DEBUG and would drown them.
@@ -100,6 +100,7 @@ class SyncRun:
     discovery_run_id: str
     license_run_id: str | None
     failure: str | None
+    interrupted: bool = False  # stopped by SIGINT or SIGTERM
 
     @property
     def success(self) -> bool:
@@ -112,7 +113,7 @@ def run_full_sync(defs: dg.Definitions, instance: dg.DagsterInstance) -> SyncRun
         instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG, tags=CLI_TAGS
     )
     if not discovery.success:
-        return SyncRun(discovery.run_id, None, _failure_message(discovery))
+        return SyncRun(discovery.run_id, None, _failure_message(discovery), _interrupted(discovery))
     tenant_ids = instance.get_dynamic_partitions(tenant_partitions.name)
     if not tenant_ids:
         return SyncRun(discovery.run_id, None, None)
@@ -123,7 +124,24 @@ def run_full_sync(defs: dg.Definitions, instance: dg.DagsterInstance) -> SyncRun
         tags={**all_tenants_range_tags(tenant_ids), **CLI_TAGS},
     )
     failure = None if licenses.success else _failure_message(licenses)
-    return SyncRun(discovery.run_id, licenses.run_id, failure)
+    return SyncRun(discovery.run_id, licenses.run_id, failure, _interrupted(licenses))
+
+
+def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    """Whether the run was stopped by SIGINT/SIGTERM: inside a step the asset fails with
+    `STOPPED` (which Dagster may wrap), between steps Dagster fails the run with its
+    interruption."""
+    for event in result.all_events:
+        data = event.event_specific_data
+        failure = getattr(data, "user_failure_data", None)
+        if failure is not None and failure.description == STOPPED:
+            return True
+        error = getattr(data, "error", None)
+        while error is not None:
+            if error.cls_name == "DagsterExecutionInterruptedError" or STOPPED in error.message:
+                return True
+            error = error.cause
+    return False
 
 
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
 
+from sync365_pipeline.core.clock import utc_naive
 from sync365_pipeline.warehouse.file import WarehouseFile
 
 OF_PARTNER = "($partner IS NULL OR partner_tenant_id = $partner)"
@@ -55,6 +56,23 @@ class Readers(WarehouseFile):
         )
         newest = frame["newest"].iloc[0]
         return None if pd.isna(newest) else pd.Timestamp(newest).isoformat()
+
+    def written_since(self, moment: datetime) -> dict[str, int]:
+        """What was written at or after `moment`: customer rows seen, tenant and partner status
+        rows, and license fact slices; so a failed or stopped sync can say what it left."""
+        if not self.path.exists():
+            return dict.fromkeys(("customers", "tenant_statuses", "partner_statuses", "slices"), 0)
+        since = utc_naive(moment)
+        frame = self._read(
+            "SELECT"
+            " (SELECT count(*) FROM customers WHERE last_seen >= $since) AS customers,"
+            " (SELECT count(*) FROM tenant_status WHERE checked_at >= $since) AS tenant_statuses,"
+            " (SELECT count(*) FROM partner_status WHERE checked_at >= $since)"
+            " AS partner_statuses,"
+            " (SELECT count(*) FROM license_snapshots WHERE written_at >= $since) AS slices",
+            {"since": since},
+        )
+        return {name: int(value) for name, value in frame.iloc[0].items()}
 
     def status_summary(self, partner_tenant_id: str | None = None) -> pd.DataFrame:
         """Active tenants per latest status, with how many of them show stale facts."""

@@ -69,7 +69,7 @@ def test_sync_exits_0_with_failing_customers_then_1_when_the_partner_token_dies(
     assert second.returncode == 1
     assert "AADSTS700082" in second.stderr
     assert "sync365 consent" in second.stderr
-    assert "license facts were left as they were" in second.stderr
+    assert "No license facts were written (earlier facts are kept as they were)" in second.stderr
     assert license_facts(tmp_path) == before
     assert env["SYNC365_CLIENT_SECRET"] not in second.stdout + second.stderr
 
