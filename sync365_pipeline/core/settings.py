@@ -40,8 +40,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError, core_schema
 
+from sync365_pipeline.core.redaction import register_secret
+
 DATA_DIR = Path("data")
 DEFAULT_LOCK_TIMEOUT_S = 30.0
+# Connect, headers and body of one response: Microsoft answers in well under a second; a body
+# that trickles in must not hold a worker for minutes.
+DEFAULT_RESPONSE_DEADLINE_S = 30.0
 
 AccountKind = Literal["partner", "direct"]
 CloudName = Literal["global", "usgov", "china"]
@@ -52,12 +57,14 @@ class ConfigError(ValueError):
 
 
 class Secret:
-    """A string that never shows itself in `repr`, `str`, f-strings, logs or exceptions."""
+    """A string that never shows itself in `repr`, `str`, f-strings, logs or exceptions, and that
+    `redact` removes from any text it appears in (a hostile service may echo it back)."""
 
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
         self._value = value
+        register_secret(value)
 
     def reveal(self) -> str:
         return self._value
@@ -184,6 +191,9 @@ def _seconds(value: object) -> float:
     return seconds
 
 
+Seconds = Annotated[float, BeforeValidator(_seconds)]
+
+
 def _readable_file(path: Path) -> Path:
     if not path.is_file():
         raise _invalid(f"points at {path}, which is not a readable file")
@@ -247,6 +257,7 @@ class AccountSettings(_Settings):
     partner_center_url: HttpsUrl | None = None
     ca_bundle: CaBundle | None = None
     max_workers: Workers = 16
+    response_deadline_s: Seconds = DEFAULT_RESPONSE_DEADLINE_S
 
     @property
     def credentials(self) -> PartnerCredentials:
@@ -276,8 +287,9 @@ class RunSettings(_Settings):
 
     config_file: Path | None = None
     duckdb_path: Path = DATA_DIR / "sync365.duckdb"
-    lock_timeout_s: Annotated[float, BeforeValidator(_seconds)] = DEFAULT_LOCK_TIMEOUT_S
+    lock_timeout_s: Seconds = DEFAULT_LOCK_TIMEOUT_S
     max_workers: Workers = 16
+    response_deadline_s: Seconds = DEFAULT_RESPONSE_DEADLINE_S
     ca_bundle: CaBundle | None = None
     webhook_url: Secret | None = None
 
@@ -291,6 +303,7 @@ ENVIRONMENT: dict[str, str] = {
     "duckdb_path": "SYNC365_DUCKDB_PATH",
     "lock_timeout_s": "SYNC365_LOCK_TIMEOUT",
     "max_workers": "SYNC365_MAX_WORKERS",
+    "response_deadline_s": "SYNC365_RESPONSE_DEADLINE",
     "ca_bundle": "SYNC365_CA_BUNDLE",
     "webhook_url": "SYNC365_WEBHOOK_URL",
     # the single account (an accounts file replaces these)
@@ -305,9 +318,9 @@ ENVIRONMENT: dict[str, str] = {
     "partner_center_url": "SYNC365_PARTNER_CENTER_URL",
 }
 _RUN_KEYS = tuple(RunSettings.model_fields)
-_APPLIED_TO_ACCOUNTS = ("max_workers", "ca_bundle")
+_APPLIED_TO_ACCOUNTS = ("max_workers", "ca_bundle", "response_deadline_s")
 _SINGLE_ACCOUNT_KEYS = tuple(key for key in ENVIRONMENT if key not in _RUN_KEYS)
-_FILE_RUN_KEYS = ("duckdb_path", "max_workers")
+_FILE_RUN_KEYS = ("duckdb_path", "max_workers", "response_deadline_s")
 _ENTRY_KEYS = (
     "name",
     "kind",

@@ -49,6 +49,7 @@ class MicrosoftCloudResource(dg.ConfigurableResource):
     partner_center_url: str | None = None
     ca_bundle: str | None = None
     max_workers: int | None = None
+    response_deadline_s: float | None = None
 
     def accounts(self) -> list[AccountSettings]:
         return _configured(lambda: load_accounts(resource=_config(self, "microsoft")))

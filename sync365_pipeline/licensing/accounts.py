@@ -19,9 +19,10 @@ from sync365_pipeline.microsoft import (
     PartnerAccessError,
     TenantAccessError,
     Throttled,
+    UnclassifiedError,
 )
 from sync365_pipeline.microsoft.auth import TokenFacts
-from sync365_pipeline.warehouse import PartnerStatusRow, Warehouse
+from sync365_pipeline.warehouse import PartnerStatusRow, Warehouse, WarehouseLocked
 
 T = TypeVar("T")
 
@@ -43,16 +44,26 @@ def for_each_account(
     """Run one step for every account, each with its own client from `connect` (its session and
     token cache; closing it saves the rotated refresh token).
 
-    Any Microsoft failure of one account (a dead refresh token, a rejected secret, no MFA, or a
-    Partner Center outage that outlasted the retries) is written to `partner_status`, where the
-    consent sensor sees it, and does not stop the other accounts; the caller decides what to do
-    when all of them failed.
+    Any failure of one account's work (a dead refresh token, a rejected secret, no MFA, a
+    Partner Center outage that outlasted the retries, or an answer our code trips over) is written
+    to `partner_status` with a remedy, where the consent sensor sees it, and does not stop the
+    other accounts; the caller decides what to do when all of them failed. A failure of the
+    warehouse itself (locked, disk full) is not the account's and propagates.
     """
     results: AccountResults[T] = AccountResults()
     for settings in accounts:
         with connect(settings) as cloud:
             try:
-                results.succeeded[settings.name] = work(settings, cloud)
+                try:
+                    results.succeeded[settings.name] = work(settings, cloud)
+                except Exception as exc:
+                    if isinstance(exc, MicrosoftError) or _is_warehouse_failure(exc):
+                        raise
+                    raise UnclassifiedError(
+                        f"Account {settings.name} failed unexpectedly "
+                        f"({type(exc).__name__}: {exc}).",
+                        code=type(exc).__name__,
+                    ) from exc
             except MicrosoftError as exc:
                 warehouse.record_partner_status(
                     PartnerStatusRow(
@@ -65,6 +76,10 @@ def for_each_account(
                 )
                 results.failed[settings.name] = exc
     return results
+
+
+def _is_warehouse_failure(exc: Exception) -> bool:
+    return isinstance(exc, WarehouseLocked | OSError) or type(exc).__module__.startswith("duckdb")
 
 
 def failure_problem(exc: MicrosoftError) -> str:

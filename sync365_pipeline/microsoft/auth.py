@@ -518,6 +518,16 @@ def call_msal(
             url=exc.request.url if exc.request is not None else authority_host,
             tenant_id=tenant_id,
             partner_level=partner_level,
+            service="identity",
+        ) from None
+    except (TypeError, AttributeError, KeyError, ValueError, RecursionError) as exc:
+        # A token answer of an odd shape (a list, a number where a string belongs) that MSAL
+        # trips over while reading it.
+        raise MalformedResponse(
+            f"The identity platform answered for tenant {tenant_id} with a token response that "
+            f"could not be read ({type(exc).__name__}).",
+            code="MalformedTokenResponse",
+            tenant_id=tenant_id,
         ) from None
 
 

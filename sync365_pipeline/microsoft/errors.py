@@ -85,6 +85,17 @@ class MalformedResponse(MicrosoftError):
     """The body is not JSON, or not the shape the API documents, even after retries."""
 
 
+class RedirectRefused(MicrosoftError):
+    """A Microsoft endpoint answered with a redirect (or from another origin). It is never
+    followed: the request carries a token, a client secret or a refresh token, and a redirect is
+    how a hostile hop or a misconfigured proxy would collect them."""
+
+
+class DeadlineExceeded(TransientError):
+    """The whole response (connect, headers and body) took longer than its deadline; the
+    connection was cut. A body that trickles in never holds a worker for longer."""
+
+
 class UnclassifiedError(MicrosoftError):
     """Microsoft refused the call with a code this module does not know; the code is kept."""
 

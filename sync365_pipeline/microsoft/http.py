@@ -9,7 +9,12 @@ Why a custom session:
 - `REQUESTS_CA_BUNDLE`/`CURL_CA_BUNDLE` override `Session.verify` in requests, so an extra CA (the
   simulator's, or a corporate one) is added to a combined bundle passed as `verify` per request;
   environment proxies keep working.
-- MSAL and requests have no default timeout; an unattended sync must never hang.
+- MSAL and requests have no default timeout; an unattended sync must never hang. Timeouts in
+  requests are per socket read, so a body that trickles a byte at a time never trips them: each
+  response also has an overall deadline, enforced by a watchdog that cuts the connection.
+- requests follows redirects, resending a POST body (client secret, refresh token) or headers
+  to wherever a 3xx points. No redirect is ever followed here, and every answer must come from
+  the origin that was asked.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import logging
 import os
 import random
+import socket
 import tempfile
 import threading
 import time
@@ -32,14 +38,19 @@ from urllib.parse import urlsplit
 import certifi
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from sync365_pipeline.core.settings import AccountSettings
+from sync365_pipeline.core.settings import DEFAULT_RESPONSE_DEADLINE_S, AccountSettings
 from sync365_pipeline.microsoft.errors import (
+    DeadlineExceeded,
     MalformedResponse,
     MicrosoftError,
+    RedirectRefused,
     classify_response,
     classify_transport_error,
     parse_retry_after,
+    transport_failure,
 )
 
 log = logging.getLogger(__name__)
@@ -103,13 +114,80 @@ class RetryStats:
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
+_WATCHED = threading.local()  # the `_Deadline` of the request this thread is making
+
+
+class _Deadline:
+    """One attempt's overall deadline: when it passes, the connection in use is shut down, so
+    whatever read is blocked (headers or body) fails at once."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self.connection: HTTPConnection | None = None
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        _WATCHED.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        _WATCHED.deadline = None
+
+    def _expire(self) -> None:
+        self.expired = True
+        sock = getattr(self.connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        if (deadline := getattr(_WATCHED, "deadline", None)) is not None:
+            deadline.connection = self
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        if (deadline := getattr(_WATCHED, "deadline", None)) is not None:
+            deadline.connection = self
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """Connection pools whose connections a `_Deadline` can cut."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPConnectionPool,
+            "https": _WatchedHTTPSConnectionPool,
+        }
+
+
 class MicrosoftSession(requests.Session):
     """A `requests.Session` with Microsoft-aware retries, a default timeout and an extra CA.
 
     Every successful response must be JSON (all three services speak JSON): a 2xx body that is
     not, e.g. a truncated page or a proxy's HTML, is retried like a 5xx and, if it persists,
     raised as `MalformedResponse` so that neither MSAL nor a client ever parses (or logs) it.
-    Network failures that outlast the retries are raised as the `requests` exception.
+    A redirect, or an answer from another origin, is `RedirectRefused`; a response past its
+    deadline is `DeadlineExceeded`. Resets and timeouts are retried; a host that does not
+    resolve, refuses the connection or fails certificate verification is not (it would fail the
+    same way). Network failures that outlast the retries are raised as the `requests` exception.
     """
 
     def __init__(
@@ -120,14 +198,16 @@ class MicrosoftSession(requests.Session):
         timeout: tuple[float, float],
         retry: RetrySettings,
         sleep: Callable[[float], None],
+        deadline_s: float = DEFAULT_RESPONSE_DEADLINE_S,
     ) -> None:
         super().__init__()
         self.timeout = timeout
+        self.deadline_s = deadline_s
         self.retry = retry
         self.stats = RetryStats()
         self._ca_file = ca_file
         self._sleep = sleep
-        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        adapter = _WatchedAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         self.mount("https://", adapter)
         self.mount("http://", adapter)
         if ca_file is not None:
@@ -138,6 +218,7 @@ class MicrosoftSession(requests.Session):
     ) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         kwargs["stream"] = True  # read by `_bounded`, never more than MAX_RESPONSE_BYTES
+        kwargs["allow_redirects"] = False  # a redirect could carry our credentials elsewhere
         if self._ca_file is not None:
             kwargs.setdefault("verify", str(self._ca_file))
         url_text = url.decode() if isinstance(url, bytes) else url
@@ -145,9 +226,20 @@ class MicrosoftSession(requests.Session):
         while True:
             self.stats.count("requests")
             try:
-                response = self._bounded(super().request(method, url, *args, **kwargs))
+                with _Deadline(self.deadline_s) as deadline:
+                    try:
+                        response = self._bounded(super().request(method, url, *args, **kwargs))
+                    except (requests.RequestException, OSError):
+                        if deadline.expired:
+                            raise DeadlineExceeded(
+                                f"{_describe(url_text)} took longer than {self.deadline_s:g} s "
+                                "to answer; the connection was cut.",
+                                code="DeadlineExceeded",
+                            ) from None
+                        raise
+                _same_origin(url_text, response)
             except _RETRY_EXCEPTIONS as exc:
-                if not self._may_retry_exception(method, exc, attempt):
+                if not self._may_retry_exception(exc, attempt):
                     raise
                 self.stats.count("connection_errors")
                 delay = self.retry.backoff(attempt)
@@ -194,13 +286,11 @@ class MicrosoftSession(requests.Session):
         if self._ca_file is not None:
             self._remove_ca_file()
 
-    def _may_retry_exception(self, method: str, exc: Exception, attempt: int) -> bool:
-        if attempt >= self.retry.max_attempts:
-            return False
-        if isinstance(exc, requests.exceptions.SSLError):
-            return False  # a certificate that failed verification will fail again
-        # The server may still be processing a POST that timed out while reading the answer.
-        return not (method.upper() == "POST" and isinstance(exc, requests.exceptions.ReadTimeout))
+    def _may_retry_exception(self, exc: Exception, attempt: int) -> bool:
+        """Resets and timeouts are retried, POSTs included (a token request may be repeated: the
+        identity platform keeps a refresh token valid after it rotates it); a setting that
+        points at the wrong place or a certificate that fails verification is not."""
+        return attempt < self.retry.max_attempts and not transport_failure(exc).is_configuration
 
     def _response_retry(
         self, response: requests.Response, attempt: int
@@ -243,14 +333,20 @@ def build_session(
     *,
     ca_bundle: Path | None,
     pool_size: int = 16,
-    timeout: tuple[float, float] = (10.0, 60.0),
+    timeout: tuple[float, float] = (10.0, 30.0),
     retry: RetrySettings = RetrySettings(),
     sleep: Callable[[float], None] = time.sleep,
+    deadline_s: float = DEFAULT_RESPONSE_DEADLINE_S,
 ) -> MicrosoftSession:
     """A session that trusts the usual CAs plus `ca_bundle` (if given)."""
     ca_file = _combined_ca_file(ca_bundle) if ca_bundle is not None else None
     return MicrosoftSession(
-        ca_file=ca_file, pool_size=pool_size, timeout=timeout, retry=retry, sleep=sleep
+        ca_file=ca_file,
+        pool_size=pool_size,
+        timeout=timeout,
+        retry=retry,
+        sleep=sleep,
+        deadline_s=deadline_s,
     )
 
 
@@ -260,7 +356,10 @@ def account_session(
     """The session for one account's Microsoft calls: its extra CA, and connections enough for
     its `max_workers` concurrent tenant fetches."""
     return build_session(
-        ca_bundle=account.ca_bundle, pool_size=max(16, account.max_workers), retry=retry
+        ca_bundle=account.ca_bundle,
+        pool_size=max(16, account.max_workers),
+        retry=retry,
+        deadline_s=account.response_deadline_s,
     )
 
 
@@ -279,14 +378,14 @@ def get_json(
         raise attribute(exc, tenant_id) from None
     except requests.RequestException as exc:
         raise classify_transport_error(
-            exc, url=url, tenant_id=tenant_id, partner_level=False
+            exc, url=url, tenant_id=tenant_id, partner_level=False, service=service
         ) from None
     with response:
         if not response.ok:
             raise classify_response(response, service=service, tenant_id=tenant_id)
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise classify_response(response, service=service, tenant_id=tenant_id) from None
     if not isinstance(body, dict):
         raise MalformedResponse(
@@ -306,11 +405,29 @@ def attribute(exc: MicrosoftError, tenant_id: str | None) -> MicrosoftError:
 
 
 def _is_json(response: requests.Response) -> bool:
+    """Whether the body parses as JSON; nesting deep enough to exhaust the parser does not."""
     try:
         json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
+
+
+def _same_origin(requested: str, response: requests.Response) -> None:
+    """Refuse a redirect, or an answer whose final URL is not the origin that was asked."""
+    asked = urlsplit(requested)
+    answered = urlsplit(response.url)
+    location = response.headers.get("Location")
+    if response.is_redirect or (answered.scheme, answered.netloc) != (asked.scheme, asked.netloc):
+        target = urlsplit(location) if location else answered
+        response.close()
+        raise RedirectRefused(
+            f"{asked.netloc} answered HTTP {response.status_code}, redirecting to "
+            f"{target.scheme}://{target.netloc}; not followed (a redirect could carry the "
+            "request's credentials elsewhere).",
+            code=f"HTTP {response.status_code}",
+            http_status=response.status_code,
+        )
 
 
 def _combined_ca_file(extra_ca: Path) -> Path:
