@@ -18,7 +18,7 @@ from sync365_pipeline.catalog import (
     refresh_sku_names,
 )
 from sync365_pipeline.commands.dev import dev
-from sync365_pipeline.commands.run import run_sync
+from sync365_pipeline.commands.run import run_sync, show
 from sync365_pipeline.core.settings import DATA_DIR, ConfigError, load_accounts, load_run_settings
 from sync365_pipeline.warehouse import Warehouse
 
@@ -80,7 +80,7 @@ def consent(account_name: str | None, no_sync: bool) -> None:
     try:
         granted = grant_consent(settings, show)
     except (ConsentError, MicrosoftError) as exc:
-        click.echo(f"\nConsent failed: {exc}", err=True)
+        show(f"\nConsent failed: {exc}", err=True)
         sys.exit(1)
     amr = ", ".join(granted.facts.amr)
     click.echo(
@@ -100,7 +100,7 @@ def doctor() -> None:
     from sync365_pipeline.commands.doctor import failed, render, run_doctor
 
     sections = run_doctor()
-    click.echo(render(sections))
+    show(render(sections))
     sys.exit(1 if failed(sections) else 0)
 
 
@@ -116,7 +116,7 @@ def status() -> None:
         raise click.ClickException(f"No warehouse at {live.path} yet: run `sync365 sync` first.")
     health = Warehouse(path).tenant_health()
     click.echo(f"From {path}:")
-    click.echo(health.to_markdown(index=False) if len(health) else "No tenants synced yet.")
+    show(health.to_markdown(index=False) if len(health) else "No tenants synced yet.")
 
 
 @main.command("refresh-sku-names")
@@ -170,7 +170,7 @@ def demo(scenario: str) -> None:
 def show_demo_result(demo_dir: Path) -> None:
     warehouse = Warehouse(demo_dir / "sync365.duckdb")
     click.echo("\nLicenses per customer (current facts):")
-    click.echo(warehouse.licenses_per_customer().to_markdown(index=False))
+    show(warehouse.licenses_per_customer().to_markdown(index=False))
     dagster_home = demo_dir / "dagster_home"
     click.echo(
         "\nWhere to look next:\n"

@@ -11,6 +11,7 @@ from types import FrameType
 import click
 
 from sync365_pipeline.core.clock import utcnow
+from sync365_pipeline.core.redaction import redact
 from sync365_pipeline.core.settings import (
     DATA_DIR,
     AccountSettings,
@@ -18,6 +19,7 @@ from sync365_pipeline.core.settings import (
     load_accounts,
     load_run_settings,
 )
+from sync365_pipeline.core.text import printable
 from sync365_pipeline.warehouse import Warehouse, WarehouseLocked
 
 INTERRUPTED = 130  # the shell's code for a command stopped by a signal
@@ -100,7 +102,7 @@ def run_sync() -> int:
         click.echo(f"\nSync stopped before it finished. {_written(warehouse, started)}", err=True)
         return INTERRUPTED
     if not outcome.success:
-        click.echo(f"\nSync failed. {_written(warehouse, started)}\n\n{outcome.failure}", err=True)
+        show(f"\nSync failed. {_written(warehouse, started)}\n\n{outcome.failure}", err=True)
         return 1
     print_summary(warehouse)
     return report_failed_accounts(warehouse, accounts)
@@ -130,14 +132,20 @@ def _written(warehouse: Warehouse, since: datetime) -> str:
     )
 
 
+def show(text: str, *, err: bool = False) -> None:
+    """Print what came from outside (customer names, Microsoft's messages) so that a terminal
+    cannot be made to obey it and no secret is shown: redacted, control characters replaced."""
+    click.echo(printable(redact(text)), err=err)
+
+
 def print_summary(warehouse: Warehouse) -> None:
-    click.echo("\nTenants by status (latest sync):")
-    click.echo(warehouse.status_summary().to_markdown(index=False))
+    show("\nTenants by status (latest sync):")
+    show(warehouse.status_summary().to_markdown(index=False))
     failing = warehouse.tenant_health().query("active and status != 'ok'")
     if len(failing):
-        click.echo("\nCustomers that need attention:")
+        show("\nCustomers that need attention:")
         columns = ["display_name", "tenant_id", "status", "error_code"]
-        click.echo(failing[columns].to_markdown(index=False))
+        show(failing[columns].to_markdown(index=False))
 
 
 def report_failed_accounts(warehouse: Warehouse, accounts: list[AccountSettings]) -> int:
@@ -148,7 +156,7 @@ def report_failed_accounts(warehouse: Warehouse, accounts: list[AccountSettings]
         & (latest["status"] != "ok")
     ]
     for row in failed.itertuples():
-        click.echo(
+        show(
             f"\nAccount {row.partner_tenant_id} could not sign in "
             f"({row.status}, {row.error_code}): {row.message}",
             err=True,

@@ -15,7 +15,9 @@ from typing import Self
 import duckdb
 import pandas as pd
 
+from sync365_pipeline.core.redaction import redact
 from sync365_pipeline.core.settings import DEFAULT_LOCK_TIMEOUT_S, RunSettings
+from sync365_pipeline.core.text import safe_text
 from sync365_pipeline.warehouse import schema
 from sync365_pipeline.warehouse.connection import connect, transaction
 
@@ -102,5 +104,9 @@ def insert_records(
 
 
 def clip(message: str | None) -> str | None:
-    """A message short enough to store (Microsoft's error texts can be long)."""
-    return message[:MAX_MESSAGE_LENGTH] if message else message
+    """A message safe to store: redacted (whatever echoed a secret into it), then made valid
+    text, then short enough (Microsoft's error texts can be long). Redacting first means a
+    secret cut at the edge is still recognised."""
+    if not message:
+        return message
+    return safe_text(redact(message))[:MAX_MESSAGE_LENGTH]

@@ -21,7 +21,7 @@ from .processes import SYNC365, clean_env, run_sync365
 pytestmark = pytest.mark.e2e
 
 HANG_S = 120  # only a hang comes near this; every wait below ends on an event
-SLOW_GRAPH = {"type": "latency", "ms": 4000, "service": "graph"}
+SLOW_GRAPH = {"type": "latency", "ms": 1500, "service": "graph"}
 
 
 @pytest.fixture
