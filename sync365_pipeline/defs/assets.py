@@ -20,7 +20,7 @@ from sync365_pipeline.defs.partitions import tenant_partitions
 from sync365_pipeline.defs.resources import MicrosoftCloudResource, WarehouseResource
 from sync365_pipeline.licensing import accounts, discovery, facts, tenants
 from sync365_pipeline.microsoft import MicrosoftCloud
-from sync365_pipeline.warehouse import Warehouse, WarehouseLocked
+from sync365_pipeline.warehouse import Warehouse, WarehouseLocked, WarehouseUnwritable
 
 GROUP = "licensing"
 WAREHOUSE_POOL = "sync365_warehouse"
@@ -38,6 +38,7 @@ def licensing_asset(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDe
 
     A warehouse still locked after the warehouse's own wait fails the run with its message and
     no step retry: a human holds the file (an analyst session on the live file, a stray process).
+    So does a warehouse that cannot be written (disk full, read-only): retrying cannot help.
     So does SIGINT/SIGTERM (Dagster raises it inside the step): a stop is never retried.
     """
     decorate = dg.asset(
@@ -52,7 +53,7 @@ def licensing_asset(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDe
         def guarded(*args: Any, **kwargs: Any) -> Any:
             try:
                 return compute(*args, **kwargs)
-            except WarehouseLocked as exc:
+            except (WarehouseLocked, WarehouseUnwritable) as exc:
                 raise dg.Failure(description=str(exc), allow_retries=False) from None
             except dg.DagsterExecutionInterruptedError:
                 raise dg.Failure(description=STOPPED, allow_retries=False) from None

@@ -22,7 +22,12 @@ from sync365_pipeline.microsoft import (
     UnclassifiedError,
 )
 from sync365_pipeline.microsoft.auth import TokenFacts
-from sync365_pipeline.warehouse import PartnerStatusRow, Warehouse, WarehouseLocked
+from sync365_pipeline.warehouse import (
+    PartnerStatusRow,
+    Warehouse,
+    WarehouseLocked,
+    WarehouseUnwritable,
+)
 
 T = TypeVar("T")
 
@@ -79,7 +84,9 @@ def for_each_account(
 
 
 def _is_warehouse_failure(exc: Exception) -> bool:
-    return isinstance(exc, WarehouseLocked | OSError) or type(exc).__module__.startswith("duckdb")
+    return isinstance(exc, WarehouseLocked | WarehouseUnwritable | OSError) or type(
+        exc
+    ).__module__.startswith("duckdb")
 
 
 def failure_problem(exc: MicrosoftError) -> str:

@@ -1,6 +1,6 @@
 """DuckDB warehouse: schema and migrations, atomic slice writes, analyst views and copy."""
 
-from sync365_pipeline.warehouse.connection import WarehouseLocked
+from sync365_pipeline.warehouse.connection import WarehouseLocked, WarehouseUnwritable
 from sync365_pipeline.warehouse.rows import (
     ConsentFlag,
     CustomerChanges,
@@ -20,4 +20,5 @@ __all__ = [
     "TenantStatusRow",
     "Warehouse",
     "WarehouseLocked",
+    "WarehouseUnwritable",
 ]

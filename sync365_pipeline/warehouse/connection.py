@@ -13,7 +13,7 @@ import random
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
@@ -40,6 +40,36 @@ class WarehouseLocked(RuntimeError):  # noqa: N818 (the name other layers catch)
         self.holder_pid = int(pid.group(1)) if pid else None
 
 
+class WarehouseUnwritable(RuntimeError):  # noqa: N818 (the name other layers catch)
+    """The warehouse file cannot be written (disk full, read-only, no permission): a human must
+    act, so it is never retried. The write was rolled back: earlier data is intact."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(
+            f"The warehouse {path} cannot be written: {reason}. Nothing of this write was kept; "
+            "the earlier data is intact. Free disk space or fix the folder's permissions (or "
+            "point SYNC365_DUCKDB_PATH at a writable place), then rerun."
+        )
+        self.path = path
+        self.reason = reason
+
+
+_UNWRITABLE = {
+    "no space left": "the disk is full",
+    "disk is full": "the disk is full",
+    "file too large": "the file may not grow (disk quota or file size limit)",
+    "read-only file system": "the file system is read-only",
+    "permission denied": "this user may not write there",
+    "cannot open file": "the file cannot be opened for writing",
+}
+
+
+def unwritable_reason(exc: BaseException) -> str | None:
+    """Why a write failed, if it is the storage's fault rather than ours."""
+    text = str(exc).lower()
+    return next((reason for marker, reason in _UNWRITABLE.items() if marker in text), None)
+
+
 def connect(
     path: Path, *, read_only: bool, timeout_s: float, analyst_copy: Path
 ) -> duckdb.DuckDBPyConnection:
@@ -51,6 +81,8 @@ def connect(
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
+                if not read_only and (reason := unwritable_reason(exc)) is not None:
+                    raise WarehouseUnwritable(path, reason) from exc
                 raise
             remaining = timeout_s - (time.monotonic() - started)
             if remaining <= 0:
@@ -62,13 +94,17 @@ def connect(
 
 
 @contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+def transaction(con: duckdb.DuckDBPyConnection, path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """BEGIN, then COMMIT, or ROLLBACK on any exception (an interrupt too), so a failed write
-    leaves the previous data exactly as it was."""
+    leaves the previous data exactly as it was. A failure of the storage itself (disk full,
+    read-only) is `WarehouseUnwritable`, never the rollback's own complaint that masked it."""
     con.execute("BEGIN TRANSACTION")
     try:
         yield con
         con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
+    except BaseException as exc:
+        with suppress(duckdb.Error):  # a failed COMMIT may already have ended the transaction
+            con.execute("ROLLBACK")
+        if isinstance(exc, duckdb.Error | OSError) and (reason := unwritable_reason(exc)):
+            raise WarehouseUnwritable(path, reason) from exc
         raise

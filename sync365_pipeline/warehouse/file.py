@@ -19,7 +19,7 @@ from sync365_pipeline.core.redaction import redact
 from sync365_pipeline.core.settings import DEFAULT_LOCK_TIMEOUT_S, RunSettings
 from sync365_pipeline.core.text import safe_text
 from sync365_pipeline.warehouse import schema
-from sync365_pipeline.warehouse.connection import connect, transaction
+from sync365_pipeline.warehouse.connection import WarehouseUnwritable, connect, transaction
 
 MAX_MESSAGE_LENGTH = 2000
 
@@ -54,10 +54,13 @@ class WarehouseFile:
 
     def migrate(self) -> int:
         """Create or upgrade the schema and views; idempotent. Returns the schema version."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WarehouseUnwritable(self.path, exc.strerror or str(exc)) from exc
         con = self._connect()
         try:
-            version = schema.migrate(con)
+            version = schema.migrate(con, self.path)
         finally:
             con.close()
         self._schema_ready = True
@@ -77,7 +80,7 @@ class WarehouseFile:
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._open() as con, transaction(con):
+        with self._open() as con, transaction(con, self.path):
             yield con
 
     def _read(self, sql: str, params: Sequence[object] | Mapping[str, object] = ()) -> pd.DataFrame:

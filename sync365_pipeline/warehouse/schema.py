@@ -8,6 +8,7 @@ TIMESTAMP. Unit counts are BIGINT exactly as Microsoft reports them.
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import duckdb
 
@@ -119,9 +120,9 @@ def applied_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> int:
+def migrate(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     """Apply pending migrations and recreate the views, in one transaction; returns the version."""
-    with transaction(con):
+    with transaction(con, path):
         current = applied_version(con)
         for version, sql in MIGRATIONS:
             if version > current:
