@@ -40,9 +40,9 @@ def facts_by_tenant(path: Path) -> Facts:
     return {tenant: frozenset(skus) for tenant, skus in result.items()}
 
 
-def killed_sync(env: dict[str, str], cwd: Path, after_s: float) -> str:
+def killed_sync(env: dict[str, str], cwd: Path, after_s: float | None) -> tuple[str, float]:
     """Start `sync365 sync`, wait until it prints that it syncs, then SIGKILL it `after_s` later
-    (or let it finish first); returns what it printed."""
+    (None: let it finish); returns what it printed and how long it ran after that first line."""
     log = cwd / "sync.out"
     with log.open("w") as out:
         process = subprocess.Popen([*SYNC365, "sync"], env=env, cwd=cwd, stdout=out, stderr=out)
@@ -50,10 +50,12 @@ def killed_sync(env: dict[str, str], cwd: Path, after_s: float) -> str:
         while "Syncing" not in log.read_text() and process.poll() is None:
             assert time.monotonic() < deadline, "the sync never started"
             time.sleep(0.02)
-        time.sleep(after_s)
-        process.kill()
+        started = time.monotonic()
+        if after_s is not None:
+            time.sleep(after_s)
+            process.kill()
         process.wait(timeout=HANG_S)
-    return log.read_text()
+    return log.read_text(), time.monotonic() - started
 
 
 def test_seeded_kills_never_corrupt_or_wedge(
@@ -66,8 +68,8 @@ def test_seeded_kills_never_corrupt_or_wedge(
     warehouse = tmp_path / "sync365.duckdb"
     analyst_copy = tmp_path / "sync365_analyst.duckdb"
 
-    first = run_sync365(["sync"], env, tmp_path)
-    assert first.returncode == 0, first.stderr
+    printed, sync_s = killed_sync(env, tmp_path, after_s=None)
+    assert "Tenants by status" in printed, printed
     old = facts_by_tenant(warehouse)
     for customer in pipeline_scenario()["customers"]:
         for sku in sim.control.expected_subscribed_skus(customer["tenant_id"]):
@@ -76,7 +78,9 @@ def test_seeded_kills_never_corrupt_or_wedge(
     recovered = new_facts = 0
 
     for kill in range(KILLS):
-        printed = killed_sync(env, tmp_path, after_s=rng.uniform(0.0, 3.0))
+        # Anywhere from the first line to the end of a whole sync: fetching,
+        # statuses, Dagster's bookkeeping, facts, the analyst copy.
+        printed, _ = killed_sync(env, tmp_path, after_s=rng.uniform(0.0, sync_s))
         recovered += "Marked" in printed
         now = facts_by_tenant(warehouse)
         new_facts += sum(skus != old[tenant] for tenant, skus in now.items())
@@ -92,7 +96,11 @@ def test_seeded_kills_never_corrupt_or_wedge(
 
     last = run_sync365(["sync"], env, tmp_path)
     assert last.returncode == 0, last.stderr
-    assert all(
-        consumed == 1 for skus in facts_by_tenant(warehouse).values() for _, _, consumed in skus
-    )
+    final = facts_by_tenant(warehouse)
+    assert all(consumed == 1 for skus in final.values() for _, _, consumed in skus)
     assert list(tmp_path.glob(".*.tmp")) == [], "a killed publisher's temporary copy was left"
+    assert recovered > 0, "no kill left a run behind: the seeds never hit a run"
+    print(
+        f"{KILLS} kills: {recovered} later syncs cleaned up a killed one's runs; "
+        f"{new_facts} of {KILLS * len(old)} tenant checks found the new facts committed whole"
+    )
