@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 from sync365_pipeline.simulator import SimulatorServer
-from sync365_pipeline_tests.scenarios import pipeline_scenario
+from sync365_pipeline_tests.scenarios import HEALTHY_A, HEALTHY_B, pipeline_scenario
 
 from .processes import SYNC365, clean_env, run_sync365
 
@@ -61,17 +61,18 @@ def killed_sync(env: dict[str, str], cwd: Path, after_s: float | None) -> tuple[
 def test_seeded_kills_never_corrupt_or_wedge(
     simulator_factory: Callable[[Any], SimulatorServer], tmp_path: Path
 ) -> None:
-    sim = simulator_factory(pipeline_scenario(settings={"latency_ms": 30, "latency_jitter_ms": 30}))
+    sim = simulator_factory(pipeline_scenario(HEALTHY_A, HEALTHY_B))
     env = clean_env(tmp_path) | sim.environment()
     env["SYNC365_TOKEN_CACHE"] = str(tmp_path / "token_cache.json")
     env["SYNC365_DUCKDB_PATH"] = str(tmp_path / "sync365.duckdb")
     warehouse = tmp_path / "sync365.duckdb"
     analyst_copy = tmp_path / "sync365_analyst.duckdb"
 
-    printed, sync_s = killed_sync(env, tmp_path, after_s=None)
+    printed, _ = killed_sync(env, tmp_path, after_s=None)  # creates the warehouse and storage
+    printed, sync_s = killed_sync(env, tmp_path, after_s=None)  # how long a sync takes
     assert "Tenants by status" in printed, printed
     old = facts_by_tenant(warehouse)
-    for customer in pipeline_scenario()["customers"]:
+    for customer in pipeline_scenario(HEALTHY_A, HEALTHY_B)["customers"]:
         for sku in sim.control.expected_subscribed_skus(customer["tenant_id"]):
             sim.control.set_sku_units(customer["tenant_id"], sku["skuId"], consumed=1)
     rng = random.Random(SEED)
@@ -101,6 +102,6 @@ def test_seeded_kills_never_corrupt_or_wedge(
     assert list(tmp_path.glob(".*.tmp")) == [], "a killed publisher's temporary copy was left"
     assert recovered > 0, "no kill left a run behind: the seeds never hit a run"
     print(
-        f"{KILLS} kills: {recovered} later syncs cleaned up a killed one's runs; "
-        f"{new_facts} of {KILLS * len(old)} tenant checks found the new facts committed whole"
+        f"{KILLS} kills over {sync_s:.1f} s syncs: {recovered} later syncs cleaned up a killed "
+        f"one's runs; {new_facts} of {KILLS * len(old)} tenant checks found the new facts"
     )
