@@ -15,11 +15,15 @@ from sync365_pipeline.warehouse import TenantStatusRow, Warehouse
 from sync365_pipeline.warehouse.columns import CUSTOMER_COLUMNS
 from sync365_pipeline_tests.samples import CONTOSO, PARTNER
 
-HOSTILE_NAME = "Evil\x1b[2J\x1b]0;pwned\x07 Corp"
 LEAKED = "eyJhbGciOiJSUzI1NiJ9.eyJ0aWQiOiJ4In0.c2lnbmF0dXJlLXZhbHVl"
+# Written straight into `customers` (the normalizer would have cleaned it): what an older
+# warehouse, or a bug upstream, could hold.
+HOSTILE_NAME = f"Evil\x1b[2J\x1b]0;pwned\x07 Corp {LEAKED}"
 
 
-def test_status_prints_hostile_names_and_messages_harmlessly(tmp_path: Path) -> None:
+def test_status_prints_a_hostile_stored_name_harmlessly_and_without_the_token(
+    tmp_path: Path,
+) -> None:
     warehouse = Warehouse(tmp_path / "sync365.duckdb")
     warehouse.migrate()
     row = dict.fromkeys(CUSTOMER_COLUMNS)
