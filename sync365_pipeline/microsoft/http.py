@@ -145,18 +145,22 @@ class _Deadline:
                 sock.shutdown(socket.SHUT_RDWR)
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _Watched:
+    """Tells the thread's `_Deadline` which connection its request uses (a pooled connection is
+    reused across requests, so this happens per request, not per connect)."""
+
     def request(self, *args: Any, **kwargs: Any) -> None:
         if (deadline := getattr(_WATCHED, "deadline", None)) is not None:
-            deadline.connection = self
-        super().request(*args, **kwargs)
+            deadline.connection = self  # type: ignore[assignment]
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        if (deadline := getattr(_WATCHED, "deadline", None)) is not None:
-            deadline.connection = self
-        super().request(*args, **kwargs)
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPConnectionPool(HTTPConnectionPool):
