@@ -55,7 +55,8 @@ def run_sync() -> int:
     """Run the whole graph through Dagster, then print the per-status summary.
 
     Returns 0 when every account's sign-in worked, however many customers failed; 1 when an
-    account could not sign in (the others are still synced); 2 when the configuration is bad.
+    account could not sign in (the others are still synced); 2 when the configuration is bad;
+    `INTERRUPTED` (130) when SIGINT or SIGTERM stopped it.
     """
     # Imported here: loading Dagster costs a second, which `--help` should not pay.
     import dagster as dg
@@ -95,10 +96,10 @@ def run_sync() -> int:
                         "writing it (see the Dagster UI)."
                     )
                 outcome = run_full_sync(defs, instance)
-    except KeyboardInterrupt:
-        click.echo(f"\nSync stopped before it finished. {_written(warehouse, started)}", err=True)
-        return INTERRUPTED
-    if outcome.interrupted:
+        interrupted = outcome.interrupted
+    except KeyboardInterrupt:  # outside a run: before it, between the two, or after
+        interrupted = True
+    if interrupted:
         click.echo(f"\nSync stopped before it finished. {_written(warehouse, started)}", err=True)
         return INTERRUPTED
     if not outcome.success:
