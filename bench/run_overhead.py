@@ -1,13 +1,13 @@
 """Benchmark: one `license_sync` run over N tenants against N one-tenant runs (fan-out).
 
-The design says a sync of N tenants is one run (single-run backfill), because Dagster's per-run
+The design says a sync of N tenants is one run, because Dagster's per-run
 overhead would otherwise dominate. This measures both ways of syncing the same N tenants with the
 real job, executed in process on a sqlite-backed instance (`instance_for_test`: every event is
 persisted, as under `dagster dev`), against the simulator (its own process) with no added latency,
 so what remains is the pipeline's own cost:
 
-- baseline: one run whose partition range covers every tenant (the tags the sensor sets);
-- fan-out: one `execute_in_process(partition_key=...)` run per tenant, as N UI reruns would be.
+- baseline: one run over every tenant (the daily sync);
+- fan-out: one run per tenant (config `tenants: [id]`), as N UI reruns would be.
 
 A discovery run registers the tenants first and a one-tenant warm-up run is excluded. A launched
 run (`dagster dev`: a subprocess per run) costs seconds more each; see dagster-notes.md section 3.
@@ -29,11 +29,17 @@ from pathlib import Path
 import dagster as dg
 from sync_scale import Simulator, configure_pipeline, simulator_process, write_scenario
 
+from sync365_pipeline.core.settings import load_run_settings
 from sync365_pipeline.defs.definitions import defs
-from sync365_pipeline.defs.partitions import all_tenants_range_tags, tenant_partitions
+from sync365_pipeline.warehouse import Warehouse
 
 # Step and progress events stay in the event log; the console shows only problems.
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def one_tenant(tenant_id: str) -> dict[str, object]:
+    """The run config of a `license_sync` run over one tenant, as a UI rerun of it."""
+    return {**RUN_CONFIG, "ops": {"subscribed_skus": {"config": {"tenants": [tenant_id]}}}}
 
 
 @dataclass(frozen=True)
@@ -86,15 +92,11 @@ def main() -> None:
                 instance=instance, run_config=RUN_CONFIG
             )
             assert discovery.success
-            tenant_ids = instance.get_dynamic_partitions(tenant_partitions.name)
+            tenant_ids = Warehouse.from_settings(load_run_settings()).active_tenants()
             job = defs.resolve_job_def("license_sync")
 
             def one_run() -> list[str]:
-                result = job.execute_in_process(
-                    instance=instance,
-                    run_config=RUN_CONFIG,
-                    tags=all_tenants_range_tags(tenant_ids),
-                )
+                result = job.execute_in_process(instance=instance, run_config=RUN_CONFIG)
                 assert result.success
                 return [result.run_id]
 
@@ -102,14 +104,14 @@ def main() -> None:
                 run_ids = []
                 for tenant_id in tenant_ids:
                     result = job.execute_in_process(
-                        instance=instance, run_config=RUN_CONFIG, partition_key=tenant_id
+                        instance=instance, run_config=one_tenant(tenant_id)
                     )
                     assert result.success
                     run_ids.append(result.run_id)
                 return run_ids
 
             job.execute_in_process(
-                instance=instance, run_config=RUN_CONFIG, partition_key=tenant_ids[0]
+                instance=instance, run_config=one_tenant(tenant_ids[0])
             )  # warm-up: imports, catalog and DuckDB schema caches
             baseline = measure("one run over every tenant", simulator, instance, one_run)
             fanned = measure("one run per tenant (fan-out)", simulator, instance, fan_out)

@@ -3,7 +3,7 @@
 The simulator runs as its own process (its event loop must not share this process's GIL) with a
 generated scenario: `--tenants` customers (seed 365, 1% with broken access, 10% GDAP-only) and
 Microsoft-like latency on every request (50 ms +/- 20 ms by default). This process is the
-pipeline: `run_full_sync` (discovery run, then one `license_sync` run over every tenant) on a
+pipeline: `run_full_sync` (one `full_sync` run over every tenant) on a
 sqlite-backed Dagster instance, as `dagster dev` would persist it. It prints wall time per run
 and per step, tenants/s, HTTP requests made (the simulator's count), peak RSS and rows written.
 
@@ -43,7 +43,6 @@ import sync365_pipeline.simulator
 from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.defs.definitions import defs
 from sync365_pipeline.defs.execution import run_full_sync
-from sync365_pipeline.defs.partitions import tenant_partitions
 from sync365_pipeline.licensing.tenants import fetch_tenants
 from sync365_pipeline.microsoft import MicrosoftCloud
 from sync365_pipeline.simulator import SimulatorClient
@@ -181,29 +180,25 @@ def full_sync(simulator: Simulator, duckdb_path: Path, args: argparse.Namespace)
         wall = time.perf_counter() - started
         cpu = cpu_seconds() - cpu_before
         _, peak = rss_mib()
-        if not result.success or result.license_run_id is None:
+        if not result.success:
             raise SystemExit(f"the sync failed: {result.failure}")
-        discovery_s, discovery_steps = run_seconds(instance, result.discovery_run_id)
-        license_s, license_steps = run_seconds(instance, result.license_run_id)
-        tenants = len(instance.get_dynamic_partitions(tenant_partitions.name))
-        events = len(instance.all_logs(result.license_run_id))
+        license_s, license_steps = run_seconds(instance, result.run_id)
+        events = len(instance.all_logs(result.run_id))
     counts = control.request_counts()
     with duckdb.connect(str(duckdb_path), read_only=True) as con:
-        rows, ok = con.execute(
+        rows, ok, tenants = con.execute(
             "SELECT (SELECT count(*) FROM license_facts),"
-            " (SELECT count(*) FROM tenant_status WHERE status = 'ok')"
-        ).fetchone() or (0, 0)
+            " (SELECT count(*) FROM tenant_status WHERE status = 'ok'),"
+            " (SELECT count(*) FROM customers WHERE active)"
+        ).fetchone() or (0, 0, 0)
 
     print(f"\nFull sync: run_full_sync, {tenants} tenants, max_workers {args.max_workers}")
     show("total wall time", f"{wall:8.2f} s    {tenants / wall:6.1f} tenants/s")
-    show("discovery run", f"{discovery_s:8.2f} s")
-    for step, seconds in discovery_steps.items():
-        show(f"  step {step}", f"{seconds:8.2f} s")
-    show("license_sync run", f"{license_s:8.2f} s    {tenants / license_s:6.1f} tenants/s")
+    show("full_sync run", f"{license_s:8.2f} s    {tenants / license_s:6.1f} tenants/s")
     for step, seconds in license_steps.items():
         show(f"  step {step}", f"{seconds:8.2f} s")
-    show("outside the two runs", f"{wall - discovery_s - license_s:8.2f} s    (run creation)")
-    show("license_sync events stored", f"{events:8d}      {events / tenants:.1f} per tenant")
+    show("outside the run", f"{wall - license_s:8.2f} s    (run creation)")
+    show("full_sync events stored", f"{events:8d}      {events / tenants:.1f} per tenant")
     show("CPU time (pipeline)", f"{cpu:8.2f} s    {cpu / wall:.0%} of one core")
     show("peak RSS (pipeline)", f"{peak:8.0f} MiB  {rss_before:.0f} MiB before the runs")
     show("rows written", f"{rows:8d}      {ok} tenants ok")

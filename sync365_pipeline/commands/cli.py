@@ -20,6 +20,7 @@ from sync365_pipeline.catalog import (
 from sync365_pipeline.commands.dev import dev
 from sync365_pipeline.commands.run import run_sync, show
 from sync365_pipeline.core.settings import DATA_DIR, ConfigError, load_accounts, load_run_settings
+from sync365_pipeline.licensing.selection import TenantSelection
 from sync365_pipeline.warehouse import Warehouse
 
 
@@ -49,9 +50,23 @@ def main() -> None:
 
 
 @main.command()
-def sync() -> None:
-    """Sync every customer tenant once (SYNC365_* variables or the SYNC365_CONFIG file)."""
-    sys.exit(run_sync())
+@click.option(
+    "--tenant",
+    "tenants",
+    multiple=True,
+    metavar="NAME",
+    help="Sync only this tenant (id, customer name or default domain); repeatable.",
+)
+@click.option(
+    "--failed", is_flag=True, help="Sync only the tenants whose latest attempt did not succeed."
+)
+def sync(tenants: tuple[str, ...], failed: bool) -> None:
+    """Sync every customer tenant once (SYNC365_* variables or the SYNC365_CONFIG file).
+
+    With --tenant or --failed, fetch just those tenants again, without the sign-in and
+    discovery steps; the other tenants keep their facts.
+    """
+    sys.exit(run_sync(TenantSelection(tenants, failed)))
 
 
 @main.command()

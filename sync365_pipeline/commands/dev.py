@@ -116,8 +116,9 @@ def supervise(process: subprocess.Popen[bytes], ui_url: str, stop: threading.Eve
             ready = True
             click.echo(
                 f"Dagster UI ready: open {ui_url}\n"
-                "  Jobs > discovery > Materialize all (or Launch run) syncs the simulated "
-                "customers; license_sync follows when discovery succeeds.\n"
+                "  Jobs > full_sync > Launch run syncs every simulated customer in one run;\n"
+                "  the tenants_synced check on subscribed_skus names the failing ones, and\n"
+                "  Jobs > rerun_failed_tenants fetches exactly those again.\n"
                 "  The daily_sync schedule and both sensors are running."
             )
     return 0

@@ -20,6 +20,7 @@ from sync365_pipeline.core.settings import (
     load_run_settings,
 )
 from sync365_pipeline.core.text import printable
+from sync365_pipeline.licensing.selection import EVERY_TENANT, TenantSelection
 from sync365_pipeline.warehouse import Warehouse, WarehouseLocked
 
 INTERRUPTED = 130  # the shell's code for a command stopped by a signal
@@ -51,8 +52,9 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-def run_sync() -> int:
-    """Run the whole graph through Dagster, then print the per-status summary.
+def run_sync(selection: TenantSelection = EVERY_TENANT) -> int:
+    """Run the whole graph through Dagster (or the license sync of `selection`), then print the
+    per-status summary.
 
     Returns 0 when every account's sign-in worked, however many customers failed; 1 when an
     account could not sign in (the others are still synced); 2 when the configuration is bad;
@@ -77,6 +79,8 @@ def run_sync() -> int:
         return 2
     home = ensure_dagster_home()
     names = ", ".join(f"{a.name} ({a.kind} {a.tenant_id})" for a in accounts)
+    if not selection.everything:
+        names = f"{selection.describe()} of {names}"
     started = utcnow()
     # SIGTERM (docker stop, systemd) stops a sync as Ctrl-C does, at any moment: inside a run
     # Dagster turns both into an interruption of the step, outside one they end here.
@@ -95,7 +99,7 @@ def run_sync() -> int:
                         f"Waiting for the warehouse: Dagster run {', '.join(holders)} is "
                         "writing it (see the Dagster UI)."
                     )
-                outcome = run_full_sync(defs, instance)
+                outcome = run_full_sync(defs, instance, selection)
         interrupted = outcome.interrupted
     except KeyboardInterrupt:  # outside a run: before it, between the two, or after
         interrupted = True

@@ -1,4 +1,4 @@
-"""The asset graph: partner_token -> customers -> subscribed_skus (per tenant) -> license_facts.
+"""The asset graph: partner_token -> customers -> subscribed_skus (all tenants) -> license_facts.
 
 Each asset calls plain Python in `sync365_pipeline.licensing` and reports what happened as metadata.
 No asset returns data to an IO manager: facts live in DuckDB, tokens only in the token cache.
@@ -12,17 +12,23 @@ from typing import Any, TypeVar
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.core.settings import AccountSettings
-from sync365_pipeline.defs.partitions import tenant_partitions
 from sync365_pipeline.defs.resources import MicrosoftCloudResource, WarehouseResource
 from sync365_pipeline.licensing import accounts, discovery, facts, tenants
+from sync365_pipeline.licensing.selection import (
+    TenantSelection,
+    UnknownTenantsError,
+    selected_tenants,
+)
 from sync365_pipeline.microsoft import MicrosoftCloud
 from sync365_pipeline.warehouse import Warehouse, WarehouseLocked, WarehouseUnwritable
 
 GROUP = "licensing"
+TENANTS_CHECK = "tenants_synced"
 WAREHOUSE_POOL = "sync365_warehouse"
 # Whole-step faults (a Partner Center outage that outlasted the HTTP retries, a locked warehouse).
 # Permanent failures raise dg.Failure(allow_retries=False) and are not retried.
@@ -156,8 +162,8 @@ def customers(
     """Every customer tenant the accounts can reach (Partner Center customers, GDAP and DAP;
     a direct account's own tenant).
 
-    Registers new tenants as partitions of `subscribed_skus`; departed tenants are marked
-    inactive in the `customers` table, keeping their partition and history.
+    Active customers are what `subscribed_skus` fetches; departed tenants are marked inactive in
+    the `customers` table, keeping their history.
     """
     store = warehouse.open()
     seen_at = utcnow()
@@ -168,9 +174,6 @@ def customers(
         lambda account, cloud: discovery.discover_customers(cloud, store, account, seen_at),
     ).succeeded
     active = store.active_tenants()
-    registered = set(context.instance.get_dynamic_partitions(tenant_partitions.name))
-    if new_keys := [tenant for tenant in active if tenant not in registered]:
-        context.instance.add_dynamic_partitions(tenant_partitions.name, new_keys)
     frame = pd.concat([found.customers for found in discoveries.values()], ignore_index=True)
     return dg.MaterializeResult(
         metadata={
@@ -195,32 +198,56 @@ def customers(
     )
 
 
+class TenantSelectionConfig(dg.Config):
+    """Which tenants a run fetches; by default every active tenant (the daily sync)."""
+
+    tenants: list[str] = Field(
+        default=[],
+        description="Tenant ids, customer names or default domains (any case); empty: all.",
+    )
+    failed_only: bool = Field(
+        default=False,
+        description="Only tenants whose latest attempt did not succeed, or that never ran.",
+    )
+
+    def selection(self) -> TenantSelection:
+        return TenantSelection(tuple(self.tenants), self.failed_only)
+
+
 @licensing_asset(
     deps=[customers],
-    partitions_def=tenant_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[dg.AssetCheckSpec(TENANTS_CHECK, asset="subscribed_skus", blocking=False)],
 )
 def subscribed_skus(
     context: dg.AssetExecutionContext,
+    config: TenantSelectionConfig,
     microsoft: MicrosoftCloudResource,
     warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
     """Each tenant's subscribed SKUs from Graph (plus Partner Center's names), raw and dated.
 
-    One run covers any number of tenants, fetched concurrently with a bounded pool. A tenant
-    that fails (consent revoked, access removed, throttled, ...) gets a status row with
-    Microsoft's error code; the others go on.
+    One run covers every active tenant (or those the run's config names), fetched concurrently
+    with a bounded pool: per-tenant outcomes live in DuckDB, so Dagster records one
+    materialization per run, not one per tenant. A tenant that fails (consent revoked, access
+    removed, throttled, ...) gets a status row with Microsoft's error code and the others go on;
+    the `tenants_synced` check then fails (as a warning) and names every failing customer.
     """
     store = warehouse.open()
     snapshot_date = _run_snapshot_date(context)
-    requested = set(context.partition_keys)
     catalog = SkuCatalog.load()
+    selection = config.selection()
+    try:
+        chosen = selected_tenants(
+            store, [account.tenant_id for account in microsoft.accounts()], selection
+        )
+    except UnknownTenantsError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    context.log.info(f"Fetching {selection.describe()}: {sum(map(len, chosen.values()))}.")
 
     def sync_account(settings: AccountSettings, cloud: MicrosoftCloud) -> facts.SyncSummary:
-        tenant_ids = [t for t in store.active_tenants(settings.tenant_id) if t in requested]
         fetches = tenants.fetch_tenants(
             cloud,
-            tenant_ids,
+            chosen[settings.tenant_id],
             max_workers=settings.max_workers,
             partner_center=settings.kind == "partner",
             on_progress=_progress_logger(context, settings.name),
@@ -243,19 +270,49 @@ def subscribed_skus(
 
     summaries = _for_each_account(context, microsoft, store, sync_account).succeeded
     statuses = sum((summary.statuses for summary in summaries.values()), Counter())
-    if skipped := len(requested) - statuses.total():
-        context.log.info(f"Skipped {skipped} departed tenant(s); their history is kept.")
-    failing = store.latest_tenant_statuses().query("status != 'ok'")
     return dg.MaterializeResult(
         metadata={
             "snapshot_date": str(snapshot_date),
+            "selection": selection.describe(),
             "tenants": dg.MetadataValue.int(statuses.total()),
             "statuses": dg.MetadataValue.json(dict(statuses)),
             "http": dg.MetadataValue.json({name: s.http for name, s in summaries.items()}),
-            "failing_tenants": _markdown(
-                failing[["partner_tenant_id", "tenant_id", "status", "error_code"]], rows=50
+        },
+        check_results=[tenants_synced(store)],
+    )
+
+
+def tenants_synced(store: Warehouse) -> dg.AssetCheckResult:
+    """Passes while every active tenant's latest attempt produced facts; otherwise a warning
+    that names each failing customer (status, Microsoft's code, since when) and how to rerun
+    exactly those: the `rerun_failed_tenants` job, or `license_sync` with `tenants` set."""
+    health = store.tenant_health()
+    active = health[health["active"]]
+    failing = active[active["status"].fillna("never_synced") != "ok"]
+    shown = failing.assign(
+        customer=failing["display_name"].fillna(failing["tenant_id"]),
+        status=failing["status"].fillna("never_synced"),
+        message=failing["message"].fillna("").str.slice(0, 120),
+    )
+    return dg.AssetCheckResult(
+        check_name=TENANTS_CHECK,
+        passed=failing.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "active_tenants": dg.MetadataValue.int(len(active)),
+            "failing_tenants": dg.MetadataValue.int(len(failing)),
+            "failing": _markdown(
+                shown[["customer", "tenant_id", "status", "error_code", "status_since", "message"]],
+                rows=200,
             ),
-        }
+            "rerun": dg.MetadataValue.md(
+                "Launch the `rerun_failed_tenants` job to fetch exactly these tenants again, or "
+                "`license_sync` with `ops: {subscribed_skus: {config: {tenants: [...]}}}` "
+                "naming a few (ids, customer names or domains)."
+            )
+            if len(failing)
+            else dg.MetadataValue.md("_nothing to rerun_"),
+        },
     )
 
 

@@ -6,24 +6,26 @@ import dagster as dg
 
 from sync365_pipeline.defs.assets import customers, license_facts, partner_token, subscribed_skus
 from sync365_pipeline.defs.checks import consent_granted
-from sync365_pipeline.defs.jobs import daily_sync_schedule, discovery_job, license_sync_job
+from sync365_pipeline.defs.jobs import (
+    daily_sync_schedule,
+    discovery_job,
+    full_sync_job,
+    license_sync_job,
+    rerun_failed_tenants_job,
+)
 from sync365_pipeline.defs.resources import (
     MicrosoftCloudResource,
     WarehouseResource,
     WebhookResource,
 )
-from sync365_pipeline.defs.sensors import (
-    consent_sensor,
-    license_sync_after_discovery,
-    refresh_token_sensor,
-)
+from sync365_pipeline.defs.sensors import consent_sensor, refresh_token_sensor
 
 defs = dg.Definitions(
     assets=[partner_token, customers, subscribed_skus, license_facts],
     asset_checks=[consent_granted],
-    jobs=[discovery_job, license_sync_job],
+    jobs=[full_sync_job, discovery_job, license_sync_job, rerun_failed_tenants_job],
     schedules=[daily_sync_schedule],
-    sensors=[license_sync_after_discovery, consent_sensor, refresh_token_sensor],
+    sensors=[consent_sensor, refresh_token_sensor],
     resources={
         "microsoft": MicrosoftCloudResource(),
         "warehouse": WarehouseResource(),

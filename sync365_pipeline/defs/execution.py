@@ -21,7 +21,7 @@ import dagster as dg
 
 from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.defs.assets import STOPPED, WAREHOUSE_POOL
-from sync365_pipeline.defs.partitions import all_tenants_range_tags, tenant_partitions
+from sync365_pipeline.licensing.selection import EVERY_TENANT, TenantSelection
 
 # Our progress lines are INFO; Dagster's own step events are DEBUG and would drown them.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -95,10 +95,9 @@ def warehouse_holders(instance: dg.DagsterInstance) -> list[str]:
 
 @dataclass(frozen=True)
 class SyncRun:
-    """How a full sync ended: `failure` is the operator-facing message when it did not."""
+    """How a sync ended: `failure` is the operator-facing message when it did not."""
 
-    discovery_run_id: str
-    license_run_id: str | None
+    run_id: str
     failure: str | None
     interrupted: bool = False  # stopped by SIGINT or SIGTERM
 
@@ -107,24 +106,24 @@ class SyncRun:
         return self.failure is None
 
 
-def run_full_sync(defs: dg.Definitions, instance: dg.DagsterInstance) -> SyncRun:
-    """Discovery, then the license sync of every registered tenant in one run (as the schedule)."""
-    discovery = defs.resolve_job_def("discovery").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=QUIET_RUN_CONFIG, tags=CLI_TAGS
+def run_full_sync(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    selection: TenantSelection = EVERY_TENANT,
+) -> SyncRun:
+    """The whole sync in one run, as the schedule does; or, for a narrower `selection`, the
+    license sync of just those tenants (no sign-in or discovery step: the customers known)."""
+    if selection.everything:
+        job, run_config = "full_sync", QUIET_RUN_CONFIG
+    else:
+        chosen = {"tenants": list(selection.tenants), "failed_only": selection.failed_only}
+        job = "license_sync"
+        run_config = {**QUIET_RUN_CONFIG, "ops": {"subscribed_skus": {"config": chosen}}}
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance, raise_on_error=False, run_config=run_config, tags=CLI_TAGS
     )
-    if not discovery.success:
-        return SyncRun(discovery.run_id, None, _failure_message(discovery), _interrupted(discovery))
-    tenant_ids = instance.get_dynamic_partitions(tenant_partitions.name)
-    if not tenant_ids:
-        return SyncRun(discovery.run_id, None, None)
-    licenses = defs.resolve_job_def("license_sync").execute_in_process(
-        instance=instance,
-        raise_on_error=False,
-        run_config=QUIET_RUN_CONFIG,
-        tags={**all_tenants_range_tags(tenant_ids), **CLI_TAGS},
-    )
-    failure = None if licenses.success else _failure_message(licenses)
-    return SyncRun(discovery.run_id, licenses.run_id, failure, _interrupted(licenses))
+    failure = None if result.success else _failure_message(result)
+    return SyncRun(result.run_id, failure, _interrupted(result))
 
 
 def _interrupted(result: dg.ExecuteInProcessResult) -> bool:

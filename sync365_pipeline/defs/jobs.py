@@ -1,30 +1,48 @@
 """Jobs and the daily schedule.
 
-A daily sync is two runs: `discovery` (partner sign-in + customer list, which registers new tenants)
-then, when it succeeds, `license_sync` over every registered tenant in ONE run. Dagster cannot
-widen a run's partition range mid-run, hence the split.
+A daily sync is ONE run of `full_sync`: sign-in, discovery, every active tenant, the facts.
+Per-tenant outcomes live in DuckDB and in the `tenants_synced` check, so the run costs Dagster a
+handful of events however many tenants it covers. `license_sync` fetches a chosen set of tenants
+(its config names them), `rerun_failed_tenants` exactly those whose latest attempt failed.
 """
 
 import dagster as dg
 
 from sync365_pipeline.defs.assets import customers, license_facts, partner_token, subscribed_skus
 
+full_sync_job = dg.define_asset_job(
+    "full_sync",
+    selection=[partner_token, customers, subscribed_skus, license_facts],
+    description="The daily sync in one run: sign-in, customers, every active tenant, facts.",
+)
 discovery_job = dg.define_asset_job(
     "discovery",
     selection=[partner_token, customers],
-    description="Partner sign-in and customer discovery; on success `license_sync` follows.",
+    description="Partner sign-in and customer discovery only.",
 )
 license_sync_job = dg.define_asset_job(
     "license_sync",
     selection=[subscribed_skus, license_facts],
-    description="Subscribed SKUs and license facts for every registered tenant, in one run.",
+    description=(
+        "Subscribed SKUs and license facts for the tenants named in the config "
+        "(`subscribed_skus: tenants`, by id, customer name or domain), or for every active one."
+    ),
+)
+rerun_failed_tenants_job = dg.define_asset_job(
+    "rerun_failed_tenants",
+    selection=[subscribed_skus, license_facts],
+    config={"ops": {"subscribed_skus": {"config": {"failed_only": True}}}},
+    description=(
+        "Fetch again exactly the tenants whose latest attempt failed (the ones the "
+        "`tenants_synced` check names), and write their facts."
+    ),
 )
 
 daily_sync_schedule = dg.ScheduleDefinition(
     name="daily_sync",
-    job=discovery_job,
+    job=full_sync_job,
     cron_schedule="0 5 * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every day at 05:00 UTC: discovery, then the license sync of all tenants.",
+    description="Every day at 05:00 UTC: the whole sync of every account, in one run.",
 )

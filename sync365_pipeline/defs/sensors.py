@@ -1,4 +1,4 @@
-"""Sensors: the license sync after discovery, consent flags, and the refresh token's age."""
+"""Sensors: consent flags, and the refresh token's age."""
 
 import json
 
@@ -7,8 +7,6 @@ import dagster as dg
 from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.defs.assets import customers, partner_token
 from sync365_pipeline.defs.checks import CONSENT_CHECK, flags_markdown
-from sync365_pipeline.defs.jobs import discovery_job, license_sync_job
-from sync365_pipeline.defs.partitions import all_tenants_range_tags, tenant_partitions
 from sync365_pipeline.defs.resources import (
     MicrosoftCloudResource,
     WarehouseResource,
@@ -18,24 +16,6 @@ from sync365_pipeline.licensing.consent_flags import consent_changes
 from sync365_pipeline.microsoft import TokenCacheCorrupt
 from sync365_pipeline.microsoft.token_health import TokenAge, TokenHealth, refresh_token_health
 from sync365_pipeline.warehouse import WarehouseLocked
-
-
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[discovery_job],
-    request_job=license_sync_job,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-def license_sync_after_discovery(
-    context: dg.RunStatusSensorContext,
-) -> dg.RunRequest | dg.SkipReason:
-    """Launch the one-run license sync over all tenants once discovery succeeded."""
-    tenant_ids = context.instance.get_dynamic_partitions(tenant_partitions.name)
-    if not tenant_ids:
-        return dg.SkipReason("Discovery found no customer tenants.")
-    return dg.RunRequest(
-        run_key=context.dagster_run.run_id, tags=all_tenants_range_tags(tenant_ids)
-    )
 
 
 @dg.sensor(

@@ -143,12 +143,11 @@ def test_webserver_serves_our_assets_schedule_and_running_sensors(dev_server: De
     sensors = {item["name"]: item["sensorState"]["status"] for item in repository["sensors"]}
     assert sensors == {
         "consent_sensor": "RUNNING",
-        "license_sync_after_discovery": "RUNNING",
         "refresh_token_sensor": "RUNNING",
     }
 
 
-def test_discovery_launched_through_graphql_succeeds_against_the_simulator(
+def test_full_sync_launched_through_graphql_succeeds_against_the_simulator(
     dev_server: DevServer,
 ) -> None:
     launched = dev_server.graphql(
@@ -161,7 +160,7 @@ def test_discovery_launched_through_graphql_succeeds_against_the_simulator(
           }
         }
         """,
-        params={"selector": {**REPOSITORY, "jobName": "discovery"}, "runConfigData": {}},
+        params={"selector": {**REPOSITORY, "jobName": "full_sync"}, "runConfigData": {}},
     )["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
@@ -172,7 +171,7 @@ def test_discovery_launched_through_graphql_succeeds_against_the_simulator(
         )["runOrError"]["status"]
         return status if status in {"SUCCESS", "FAILURE", "CANCELED"} else None
 
-    assert wait_for(finished, RUN_TIMEOUT_S, "the discovery run") == "SUCCESS"
+    assert wait_for(finished, RUN_TIMEOUT_S, "the full_sync run") == "SUCCESS"
     assert (dev_server.data_dir / "sync365.duckdb").is_file()
 
 

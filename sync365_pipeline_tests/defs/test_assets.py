@@ -11,7 +11,6 @@ import duckdb
 import pytest
 
 from sync365_pipeline.defs.assets import customers, license_facts, partner_token, subscribed_skus
-from sync365_pipeline.defs.partitions import all_tenants_range_tags, tenant_partitions
 from sync365_pipeline.defs.resources import WarehouseResource
 from sync365_pipeline.microsoft import ConsentRevoked, RefreshTokenExpired
 
@@ -70,23 +69,18 @@ def materialize(
     )
 
 
-def all_tenants(instance: dg.DagsterInstance) -> dict[str, str]:
-    """The range tags of a run over every registered tenant, as the license sync runs."""
-    return all_tenants_range_tags(instance.get_dynamic_partitions(tenant_partitions.name))
-
-
 def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
     with duckdb.connect(str(path), read_only=True) as con:
         return con.execute(sql).fetchall()
 
 
 def metadata(result: dg.ExecuteInProcessResult, asset: dg.AssetsDefinition) -> dict[str, Any]:
-    """The step's metadata (a partitioned step repeats it on each partition's materialization)."""
-    materialization = result.asset_materializations_for_node(asset.op.name)[0]
+    """The step's metadata: one materialization per run, whatever the number of tenants."""
+    (materialization,) = result.asset_materializations_for_node(asset.op.name)
     return {key: value.value for key, value in materialization.metadata.items()}
 
 
-def test_customers_registers_each_tenant_it_finds_as_a_partition(
+def test_customers_lists_each_tenant_it_finds_and_what_is_new(
     tmp_path: Path, duckdb_path: Path, instance: dg.DagsterInstance
 ) -> None:
     account = partner_account("contoso", PARTNER, tmp_path, tenants()[:2])
@@ -100,7 +94,6 @@ def test_customers_registers_each_tenant_it_finds_as_a_partition(
     assert second.success
     assert metadata(first, customers)["new"] == [ALPHA, BETA]
     assert metadata(second, customers)["new"] == [GAMMA]
-    assert instance.get_dynamic_partitions(tenant_partitions.name) == [ALPHA, BETA, GAMMA]
     listed = "SELECT tenant_id, display_name, relationship FROM customers ORDER BY 1"
     assert rows(duckdb_path, listed) == [
         (ALPHA, "Alpha Dental", "reseller"),
@@ -117,13 +110,14 @@ def test_subscribed_skus_records_one_status_per_tenant_and_a_failing_tenant_stop
     microsoft = StubMicrosoft(partner_account("contoso", PARTNER, tmp_path, tenants()))
     assert materialize([partner_token, customers], microsoft, duckdb_path, instance).success
 
-    result = materialize(
-        [subscribed_skus], microsoft, duckdb_path, instance, tags=all_tenants(instance)
-    )
+    result = materialize([subscribed_skus], microsoft, duckdb_path, instance)
 
     assert result.success
-    materialized = result.asset_materializations_for_node(subscribed_skus.op.name)
-    assert sorted(event.partition for event in materialized) == [ALPHA, BETA, GAMMA]
+    (check,) = result.get_asset_check_evaluations()
+    assert check.check_name == "tenants_synced"
+    assert not check.passed, "a tenant that lost consent fails the check"
+    assert check.metadata["failing_tenants"].value == 1
+    assert "Beta Logistics" in check.metadata["failing"].value
     assert metadata(result, subscribed_skus)["statuses"] == {"ok": 2, "consent_revoked": 1}
     assert rows(
         duckdb_path,
@@ -145,7 +139,6 @@ def test_license_facts_writes_exactly_what_the_clients_served(
         microsoft,
         duckdb_path,
         instance,
-        tags=all_tenants(instance),
     )
 
     assert result.success
@@ -183,7 +176,7 @@ def test_an_account_that_cannot_sign_in_is_recorded_and_the_other_is_synced(
 
     assert result.success
     assert metadata(result, partner_token)["accounts_failed"] == ["adventureworks"]
-    assert instance.get_dynamic_partitions(tenant_partitions.name) == [ALPHA, BETA, GAMMA]
+    assert rows(duckdb_path, "SELECT count(*) FROM customers") == [(3,)]
     statuses = "SELECT DISTINCT partner_tenant_id, status, error_code FROM partner_status"
     assert sorted(rows(duckdb_path, statuses)) == [
         (PARTNER, "ok", None),

@@ -1,4 +1,4 @@
-"""The daily schedule starts discovery; its success starts one license run over all tenants."""
+"""The daily schedule starts one run of the whole sync; the jobs that rerun some tenants."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 from sync365_pipeline.defs.definitions import defs
 from sync365_pipeline.defs.execution import run_full_sync
 from sync365_pipeline.defs.jobs import daily_sync_schedule
-from sync365_pipeline.defs.sensors import license_sync_after_discovery
 from sync365_pipeline_tests.scenarios import HEALTHY_A, HEALTHY_B, HEALTHY_C, pipeline_scenario
 
 from .conftest import PipelineFactory
@@ -29,11 +28,16 @@ def test_definitions_load_with_the_four_assets_schedule_and_sensors() -> None:
     }
     assert repository.has_schedule_def("daily_sync")
     assert repository.has_sensor_def("consent_sensor")
-    assert repository.has_sensor_def("license_sync_after_discovery")
+    assert {job.name for job in repository.get_all_jobs()} >= {
+        "full_sync",
+        "discovery",
+        "license_sync",
+        "rerun_failed_tenants",
+    }
     assert repository.has_sensor_def("refresh_token_sensor")
 
 
-def test_schedule_requests_discovery_every_day() -> None:
+def test_schedule_requests_the_whole_sync_every_day() -> None:
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(
             instance=instance,
@@ -42,43 +46,42 @@ def test_schedule_requests_discovery_every_day() -> None:
         )
         result = daily_sync_schedule.evaluate_tick(context)
     (request,) = result.run_requests or []
-    assert daily_sync_schedule.job_name == "discovery"
+    assert daily_sync_schedule.job_name == "full_sync"
     assert daily_sync_schedule.cron_schedule == "0 5 * * *"
     assert request.partition_key is None
 
 
-def test_successful_discovery_starts_one_license_run_over_every_tenant(
+def test_the_daily_run_covers_every_tenant_and_the_rerun_job_exactly_the_failed_ones(
     pipeline_factory: PipelineFactory,
 ) -> None:
     pipeline = pipeline_factory(pipeline_scenario())
-    discovery = defs.resolve_job_def("discovery").execute_in_process(instance=pipeline.instance)
-    assert discovery.success
-    success_event = next(
-        event
-        for event in discovery.all_events
-        if event.event_type == dg.DagsterEventType.RUN_SUCCESS
-    )
-    run = pipeline.instance.get_run_by_id(discovery.run_id)
-    assert run is not None
+    pipeline.sim.control.revoke_consent(HEALTHY_B)
+    daily = defs.resolve_job_def("full_sync").execute_in_process(instance=pipeline.instance)
+    assert daily.success
+    assert pipeline.query("SELECT count(DISTINCT tenant_id) FROM tenant_status") == [(3,)]
+    assert tenants_synced(daily).passed is False
 
-    context = dg.build_run_status_sensor_context(
-        sensor_name=license_sync_after_discovery.name,
-        dagster_instance=pipeline.instance,
-        dagster_run=run,
-        dagster_event=success_event,
+    pipeline.sim.control.restore_consent(HEALTHY_B)
+    before = pipeline.sim.control.request_counts()["by_tenant"]
+    rerun = defs.resolve_job_def("rerun_failed_tenants").execute_in_process(
+        instance=pipeline.instance
     )
-    request = license_sync_after_discovery(context)
 
-    assert isinstance(request, dg.RunRequest)
-    tenants = pipeline.instance.get_dynamic_partitions("tenants")
-    assert set(tenants) == {HEALTHY_A, HEALTHY_B, HEALTHY_C}
-    assert request.tags["dagster/asset_partition_range_start"] == tenants[0]
-    assert request.tags["dagster/asset_partition_range_end"] == tenants[-1]
-    licenses = defs.resolve_job_def("license_sync").execute_in_process(
-        instance=pipeline.instance, tags=request.tags
+    assert rerun.success
+    after = pipeline.sim.control.request_counts()["by_tenant"]
+    asked = {tenant for tenant in after if after[tenant] != before.get(tenant)}
+    assert HEALTHY_B in asked
+    assert asked.isdisjoint({HEALTHY_A, HEALTHY_C}), "only the failed tenant is fetched again"
+    assert tenants_synced(rerun).passed, "every tenant is ok again"
+    attempts = pipeline.query(
+        "SELECT tenant_id, count(*) FROM tenant_status GROUP BY ALL ORDER BY ALL"
     )
-    assert licenses.success
-    assert pipeline.query("SELECT count(DISTINCT tenant_id) FROM license_facts") == [(3,)]
+    assert dict(attempts) == {HEALTHY_A: 1, HEALTHY_B: 2, HEALTHY_C: 1}
+
+
+def tenants_synced(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "tenants_synced"]
+    return check
 
 
 def test_unconfigured_pipeline_fails_at_once_with_the_fix(
@@ -89,7 +92,7 @@ def test_unconfigured_pipeline_fails_at_once_with_the_fix(
     monkeypatch.setenv("SYNC365_DUCKDB_PATH", str(tmp_path / "sync365.duckdb"))
     with dg.instance_for_test() as instance:
         outcome = run_full_sync(defs, instance)
-        events = instance.all_logs(outcome.discovery_run_id)
+        events = instance.all_logs(outcome.run_id)
 
     assert not outcome.success
     assert "SYNC365_CLIENT_ID is not set" in (outcome.failure or "")

@@ -10,6 +10,8 @@ import pytest
 
 from sync365_pipeline.defs.assets import license_facts
 from sync365_pipeline.defs.definitions import defs
+from sync365_pipeline.defs.execution import run_full_sync
+from sync365_pipeline.licensing.selection import TenantSelection
 from sync365_pipeline.simulator import load_scenario
 from sync365_pipeline_tests.samples import SPB
 from sync365_pipeline_tests.scenarios import (
@@ -98,13 +100,13 @@ def test_one_run_covers_every_tenant(pipeline_factory: PipelineFactory) -> None:
     pipeline = pipeline_factory(pipeline_scenario())
     outcome = pipeline.sync()
 
-    license_runs = [run for run in pipeline.instance.get_runs() if run.job_name == "license_sync"]
-    assert [run.run_id for run in license_runs] == [outcome.license_run_id]
-    assert set(pipeline.instance.get_materialized_partitions(dg.AssetKey("subscribed_skus"))) == {
-        HEALTHY_A,
-        HEALTHY_B,
-        HEALTHY_C,
-    }
+    runs = pipeline.instance.get_runs()
+    assert [(run.run_id, run.job_name) for run in runs] == [(outcome.run_id, "full_sync")]
+    assert pipeline.query("SELECT DISTINCT tenant_id FROM tenant_status ORDER BY 1") == [
+        (tenant,) for tenant in sorted([HEALTHY_A, HEALTHY_B, HEALTHY_C])
+    ]
+    events = pipeline.instance.all_logs(outcome.run_id, dg.DagsterEventType.ASSET_MATERIALIZATION)
+    assert len(events) == 4, "one materialization per asset, not one per tenant"
 
 
 def test_consent_revoked_mid_sync_keeps_last_good_facts_and_recovers(
@@ -150,7 +152,6 @@ def test_departed_customer_is_retired_with_history_kept(pipeline_factory: Pipeli
     assert active[HEALTHY_B] is False
     assert active[HEALTHY_A] is True
     assert facts_by_sku(pipeline, HEALTHY_B), "history of the departed customer kept"
-    assert HEALTHY_B in pipeline.instance.get_dynamic_partitions("tenants")
     checked = pipeline.query("SELECT count(*) FROM tenant_status WHERE tenant_id = ?", [HEALTHY_B])[
         0
     ][0]
@@ -272,9 +273,7 @@ def test_rerunning_one_tenant_rewrites_only_that_tenant(pipeline_factory: Pipeli
     written = dict(pipeline.query("SELECT tenant_id, written_at FROM license_snapshots"))
     pipeline.sim.control.set_sku_units(HEALTHY_A, SPB, enabled=50, consumed=45)
 
-    rerun = defs.resolve_job_def("license_sync").execute_in_process(
-        instance=pipeline.instance, partition_key=HEALTHY_A
-    )
+    rerun = run_full_sync(defs, pipeline.instance, TenantSelection(("alpha dental",)))
 
     assert rerun.success
     rewritten = dict(pipeline.query("SELECT tenant_id, written_at FROM license_snapshots"))
