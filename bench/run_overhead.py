@@ -31,6 +31,8 @@ from sync_scale import Simulator, configure_pipeline, simulator_process, write_s
 
 from sync365_pipeline.core.settings import load_run_settings
 from sync365_pipeline.defs.definitions import defs
+from sync365_pipeline.defs.jobs import selection_config
+from sync365_pipeline.licensing.selection import TenantSelection
 from sync365_pipeline.warehouse import Warehouse
 
 # Step and progress events stay in the event log; the console shows only problems.
@@ -39,7 +41,7 @@ RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 def one_tenant(tenant_id: str) -> dict[str, object]:
     """The run config of a `license_sync` run over one tenant, as a UI rerun of it."""
-    return {**RUN_CONFIG, "ops": {"subscribed_skus": {"config": {"tenants": [tenant_id]}}}}
+    return {**RUN_CONFIG, **selection_config(TenantSelection((tenant_id,)))}
 
 
 @dataclass(frozen=True)

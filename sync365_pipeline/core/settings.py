@@ -173,12 +173,16 @@ def _one_of(choices: Sequence[str]) -> Callable[[object], object]:
     return check
 
 
-def _whole_number(value: object) -> int:
-    """1 to 256: a number (file, resource config) or its digits (environment)."""
-    number = int(value) if isinstance(value, str) and value.isdigit() else value
-    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= 256:
-        raise _invalid(f"must be a whole number from 1 to 256, not {value!r}")
-    return number
+def _whole_number(most: int) -> Callable[[object], int]:
+    """1 to `most`: a number (file, resource config) or its digits (environment)."""
+
+    def check(value: object) -> int:
+        number = int(value) if isinstance(value, str) and value.isdigit() else value
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= most:
+            raise _invalid(f"must be a whole number from 1 to {most:,}, not {value!r}")
+        return number
+
+    return check
 
 
 def _seconds(value: object) -> float:
@@ -224,7 +228,11 @@ def _account_name(value: str) -> str:
     return value
 
 
-Workers = Annotated[int, BeforeValidator(_whole_number)]
+Workers = Annotated[int, BeforeValidator(_whole_number(256))]
+# Tenants per chunk of the bulk fetch: a step each (in parallel under a multiprocess executor),
+# and what bounds the memory of one step (its tenants' payloads and rows).
+DEFAULT_CHUNK_SIZE = 500
+ChunkSize = Annotated[int, BeforeValidator(_whole_number(100_000))]
 CaBundle = Annotated[Path, AfterValidator(_readable_file)]
 HttpsUrl = Annotated[str, AfterValidator(_https_url)]
 
@@ -257,6 +265,7 @@ class AccountSettings(_Settings):
     partner_center_url: HttpsUrl | None = None
     ca_bundle: CaBundle | None = None
     max_workers: Workers = 16
+    chunk_size: ChunkSize = DEFAULT_CHUNK_SIZE
     response_deadline_s: Seconds = DEFAULT_RESPONSE_DEADLINE_S
 
     @property
@@ -289,6 +298,7 @@ class RunSettings(_Settings):
     duckdb_path: Path = DATA_DIR / "sync365.duckdb"
     lock_timeout_s: Seconds = DEFAULT_LOCK_TIMEOUT_S
     max_workers: Workers = 16
+    chunk_size: ChunkSize = DEFAULT_CHUNK_SIZE
     response_deadline_s: Seconds = DEFAULT_RESPONSE_DEADLINE_S
     ca_bundle: CaBundle | None = None
     webhook_url: Secret | None = None
@@ -303,6 +313,7 @@ ENVIRONMENT: dict[str, str] = {
     "duckdb_path": "SYNC365_DUCKDB_PATH",
     "lock_timeout_s": "SYNC365_LOCK_TIMEOUT",
     "max_workers": "SYNC365_MAX_WORKERS",
+    "chunk_size": "SYNC365_CHUNK_SIZE",
     "response_deadline_s": "SYNC365_RESPONSE_DEADLINE",
     "ca_bundle": "SYNC365_CA_BUNDLE",
     "webhook_url": "SYNC365_WEBHOOK_URL",
@@ -318,9 +329,9 @@ ENVIRONMENT: dict[str, str] = {
     "partner_center_url": "SYNC365_PARTNER_CENTER_URL",
 }
 _RUN_KEYS = tuple(RunSettings.model_fields)
-_APPLIED_TO_ACCOUNTS = ("max_workers", "ca_bundle", "response_deadline_s")
+_APPLIED_TO_ACCOUNTS = ("max_workers", "chunk_size", "ca_bundle", "response_deadline_s")
 _SINGLE_ACCOUNT_KEYS = tuple(key for key in ENVIRONMENT if key not in _RUN_KEYS)
-_FILE_RUN_KEYS = ("duckdb_path", "max_workers", "response_deadline_s")
+_FILE_RUN_KEYS = ("duckdb_path", "max_workers", "chunk_size", "response_deadline_s")
 _ENTRY_KEYS = (
     "name",
     "kind",

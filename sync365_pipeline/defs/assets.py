@@ -5,8 +5,7 @@ No asset returns data to an IO manager: facts live in DuckDB, tokens only in the
 """
 
 import functools
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -18,17 +17,22 @@ from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.defs.resources import MicrosoftCloudResource, WarehouseResource
-from sync365_pipeline.licensing import accounts, discovery, facts, tenants
+from sync365_pipeline.licensing import accounts, chunks, discovery, facts, tenants
 from sync365_pipeline.licensing.selection import (
     TenantSelection,
     UnknownTenantsError,
     selected_tenants,
 )
 from sync365_pipeline.microsoft import MicrosoftCloud
-from sync365_pipeline.warehouse import Warehouse, WarehouseLocked, WarehouseUnwritable
+from sync365_pipeline.warehouse import (
+    Warehouse,
+    WarehouseLocked,
+    WarehouseUnwritable,
+    remove_stage,
+    staged_files,
+)
 
 GROUP = "licensing"
-TENANTS_CHECK = "tenants_synced"
 WAREHOUSE_POOL = "sync365_warehouse"
 # Whole-step faults (a Partner Center outage that outlasted the HTTP retries, a locked warehouse).
 # Permanent failures raise dg.Failure(allow_retries=False) and are not retried.
@@ -39,34 +43,37 @@ STEP_RETRY = dg.RetryPolicy(
 )
 
 
-def licensing_asset(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
-    """`dg.asset` with what every asset here shares: group, warehouse pool and step retries.
+def guarded(compute: Callable[..., T]) -> Callable[..., T]:
+    """A step body whose expected endings are clear, unretried failures.
 
     A warehouse still locked after the warehouse's own wait fails the run with its message and
     no step retry: a human holds the file (an analyst session on the live file, a stray process).
     So does a warehouse that cannot be written (disk full, read-only): retrying cannot help.
     So does SIGINT/SIGTERM (Dagster raises it inside the step): a stop is never retried.
     """
+
+    @functools.wraps(compute)
+    def step(*args: Any, **kwargs: Any) -> T:
+        try:
+            return compute(*args, **kwargs)
+        except (WarehouseLocked, WarehouseUnwritable) as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        except dg.DagsterExecutionInterruptedError:
+            raise dg.Failure(description=STOPPED, allow_retries=False) from None
+
+    return step
+
+
+def licensing_asset(**kwargs: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """`dg.asset` with what every asset here shares: group, warehouse pool, step retries and
+    the `guarded` endings."""
     decorate = dg.asset(
         group_name=GROUP,
         pool=WAREHOUSE_POOL,
         retry_policy=STEP_RETRY,
         **{"kinds": {"python", "duckdb"}, **kwargs},
     )
-
-    def wrap(compute: Callable[..., Any]) -> dg.AssetsDefinition:
-        @functools.wraps(compute)
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return compute(*args, **kwargs)
-            except (WarehouseLocked, WarehouseUnwritable) as exc:
-                raise dg.Failure(description=str(exc), allow_retries=False) from None
-            except dg.DagsterExecutionInterruptedError:
-                raise dg.Failure(description=STOPPED, allow_retries=False) from None
-
-        return decorate(guarded)
-
-    return wrap
+    return lambda compute: decorate(guarded(compute))
 
 
 def _for_each_account(
@@ -214,106 +221,111 @@ class TenantSelectionConfig(dg.Config):
         return TenantSelection(tuple(self.tenants), self.failed_only)
 
 
-@licensing_asset(
-    deps=[customers],
-    check_specs=[dg.AssetCheckSpec(TENANTS_CHECK, asset="subscribed_skus", blocking=False)],
+@dg.op(
+    pool=WAREHOUSE_POOL,
+    ins={"customers": dg.In(dg.Nothing)},
+    out=dg.DynamicOut(chunks.TenantChunk),
 )
-def subscribed_skus(
-    context: dg.AssetExecutionContext,
+@guarded
+def plan_tenant_chunks(
+    context: dg.OpExecutionContext,
     config: TenantSelectionConfig,
     microsoft: MicrosoftCloudResource,
     warehouse: WarehouseResource,
-) -> dg.MaterializeResult:
+) -> Iterator[dg.DynamicOutput[chunks.TenantChunk]]:
+    """The tenants this run fetches (every active one, or those its config names), cut into
+    chunks of `chunk_size`: one step each. A name that matches no tenant fails the run."""
+    store = warehouse.open()
+    selection = config.selection()
+    settings = microsoft.accounts()
+    try:
+        chosen = selected_tenants(store, [account.tenant_id for account in settings], selection)
+    except UnknownTenantsError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    planned = chunks.plan_chunks(
+        settings,
+        chosen,
+        snapshot_date=_run_snapshot_date(context),
+        sync_id=context.run.run_id,
+        staging_dir=store.staging_dir(context.run.run_id),
+    )
+    context.log.info(
+        f"Fetching {selection.describe()}: {sum(map(len, chosen.values()))} tenant(s) in "
+        f"{len(planned)} chunk(s)."
+    )
+    for chunk in planned:
+        yield dg.DynamicOutput(chunk, mapping_key=chunk.key)
+
+
+@dg.op(retry_policy=STEP_RETRY)
+@guarded
+def fetch_tenant_chunk(
+    context: dg.OpExecutionContext, chunk: chunks.TenantChunk, microsoft: MicrosoftCloudResource
+) -> chunks.StagedChunk:
+    """Fetch one chunk of tenants concurrently (a bounded pool), check and normalize each payload
+    once, and stage the rows as files. Needs no warehouse, so chunks run in parallel under a
+    multiprocess executor. A failing tenant is a status; the other tenants go on."""
+    (settings,) = [account for account in microsoft.accounts() if account.name == chunk.account]
+    with microsoft.connect(settings) as cloud:
+        return chunks.fetch_chunk(
+            cloud,
+            settings,
+            chunk,
+            SkuCatalog.load(),
+            on_progress=_progress_logger(context, f"{settings.name} chunk {chunk.number + 1}"),
+        )
+
+
+@dg.op(pool=WAREHOUSE_POOL, out=dg.Out(dg.Nothing))
+@guarded
+def store_tenant_chunks(
+    context: dg.OpExecutionContext,
+    staged: list[chunks.StagedChunk],
+    warehouse: WarehouseResource,
+) -> None:
+    """The one writer of what the chunks staged: statuses and raw payloads in one transaction,
+    and the accounts that failed inside a chunk in `partner_status`. Fails the run only when
+    every account failed (with the remedy); the tenants_synced check names failing customers."""
+    store = warehouse.open()
+    chunks.store_chunks(store, staged)
+    failed = {chunk.chunk.account: chunk.failure for chunk in staged if chunk.failure is not None}
+    if failed and len(failed) == len({chunk.chunk.account for chunk in staged}):
+        raise dg.Failure(
+            description="\n\n".join(
+                f"Account {name}: {failure.message}" for name, failure in failed.items()
+            ),
+            metadata={"error_codes": dg.MetadataValue.json({n: f.code for n, f in failed.items()})},
+            allow_retries=any(failure.retryable for failure in failed.values()),
+        )
+    for name, failure in failed.items():
+        context.log.error(f"Account {name}: {failure.message}")
+    statuses = chunks.status_counts(staged)
+    context.add_output_metadata(
+        {
+            "tenants": dg.MetadataValue.int(statuses.total()),
+            "statuses": dg.MetadataValue.json(dict(statuses)),
+            "chunks": dg.MetadataValue.int(len(staged)),
+            "http": dg.MetadataValue.json(chunks.http_by_account(staged)),
+        }
+    )
+
+
+@dg.graph_asset(
+    group_name=GROUP,
+    kinds={"python", "duckdb"},
+    ins={"customers": dg.AssetIn(dagster_type=dg.Nothing)},
+)
+def subscribed_skus(customers: None) -> None:
     """Each tenant's subscribed SKUs from Graph (plus Partner Center's names), raw and dated.
 
-    One run covers every active tenant (or those the run's config names), fetched concurrently
-    with a bounded pool: per-tenant outcomes live in DuckDB, so Dagster records one
-    materialization per run, not one per tenant. A tenant that fails (consent revoked, access
+    One run covers every active tenant (or those the run's config names), in chunks fetched
+    concurrently with a bounded pool; per-tenant outcomes live in DuckDB, so Dagster records a
+    few events per chunk, not one per tenant. A tenant that fails (consent revoked, access
     removed, throttled, ...) gets a status row with Microsoft's error code and the others go on;
     the `tenants_synced` check then fails (as a warning) and names every failing customer.
     """
-    store = warehouse.open()
-    snapshot_date = _run_snapshot_date(context)
-    catalog = SkuCatalog.load()
-    selection = config.selection()
-    try:
-        chosen = selected_tenants(
-            store, [account.tenant_id for account in microsoft.accounts()], selection
-        )
-    except UnknownTenantsError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from None
-    context.log.info(f"Fetching {selection.describe()}: {sum(map(len, chosen.values()))}.")
-
-    def sync_account(settings: AccountSettings, cloud: MicrosoftCloud) -> facts.SyncSummary:
-        fetches = tenants.fetch_tenants(
-            cloud,
-            chosen[settings.tenant_id],
-            max_workers=settings.max_workers,
-            partner_center=settings.kind == "partner",
-            on_progress=_progress_logger(context, settings.name),
-        )
-        screened = facts.screen_payloads(
-            fetches,
-            catalog=catalog,
-            partner_tenant_id=settings.tenant_id,
-            snapshot_date=snapshot_date,
-        )
-        summary = facts.store_fetches(
-            store,
-            screened,
-            partner_tenant_id=settings.tenant_id,
-            snapshot_date=snapshot_date,
-            sync_id=context.run.run_id,
-        )
-        summary.http = cloud.session.stats.snapshot()
-        return summary
-
-    summaries = _for_each_account(context, microsoft, store, sync_account).succeeded
-    statuses = sum((summary.statuses for summary in summaries.values()), Counter())
-    return dg.MaterializeResult(
-        metadata={
-            "snapshot_date": str(snapshot_date),
-            "selection": selection.describe(),
-            "tenants": dg.MetadataValue.int(statuses.total()),
-            "statuses": dg.MetadataValue.json(dict(statuses)),
-            "http": dg.MetadataValue.json({name: s.http for name, s in summaries.items()}),
-        },
-        check_results=[tenants_synced(store)],
-    )
-
-
-def tenants_synced(store: Warehouse) -> dg.AssetCheckResult:
-    """Passes while every active tenant's latest attempt produced facts; otherwise a warning
-    that names each failing customer (status, Microsoft's code, since when) and how to rerun
-    exactly those: the `rerun_failed_tenants` job, or `license_sync` with `tenants` set."""
-    health = store.tenant_health()
-    active = health[health["active"]]
-    failing = active[active["status"].fillna("never_synced") != "ok"]
-    shown = failing.assign(
-        customer=failing["display_name"].fillna(failing["tenant_id"]),
-        status=failing["status"].fillna("never_synced"),
-        message=failing["message"].fillna("").str.slice(0, 120),
-    )
-    return dg.AssetCheckResult(
-        check_name=TENANTS_CHECK,
-        passed=failing.empty,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "active_tenants": dg.MetadataValue.int(len(active)),
-            "failing_tenants": dg.MetadataValue.int(len(failing)),
-            "failing": _markdown(
-                shown[["customer", "tenant_id", "status", "error_code", "status_since", "message"]],
-                rows=200,
-            ),
-            "rerun": dg.MetadataValue.md(
-                "Launch the `rerun_failed_tenants` job to fetch exactly these tenants again, or "
-                "`license_sync` with `ops: {subscribed_skus: {config: {tenants: [...]}}}` "
-                "naming a few (ids, customer names or domains)."
-            )
-            if len(failing)
-            else dg.MetadataValue.md("_nothing to rerun_"),
-        },
-    )
+    staged = plan_tenant_chunks(customers).map(fetch_tenant_chunk)
+    return store_tenant_chunks(staged.collect())
 
 
 def _progress_logger(context: dg.AssetExecutionContext, account: str) -> tenants.ProgressCallback:
@@ -334,29 +346,34 @@ def license_facts(
 ) -> dg.MaterializeResult:
     """Normalized, dated license facts: one row per (snapshot date, tenant, SKU) in DuckDB.
 
-    Replaces exactly today's slice of each tenant that answered; tenants that failed keep their
-    last good facts (marked stale in `current_license_facts`). Publishes the analyst copy.
+    In a run that fetched, promotes what the chunks staged: exactly today's slice of each tenant
+    that answered, in one transaction; tenants that failed keep their last good facts (marked
+    stale in `current_license_facts`). On its own, rebuilds the day from the raw payloads.
+    Publishes the analyst copy.
     """
     store = warehouse.open()
     snapshot_date = _run_snapshot_date(context)
-    catalog = SkuCatalog.load()
     in_this_run = context.run.asset_selection or context.job_def.asset_layer.executable_asset_keys
-    fetched_in_this_run = subscribed_skus.key in in_this_run
-    sync_id = context.run.run_id if fetched_in_this_run else None
-    written = _for_each_account(
-        context,
-        microsoft,
-        store,
-        lambda account, _cloud: facts.build_license_facts(
+    if subscribed_skus.key in in_this_run:  # promote what this run's chunks staged
+        staging = store.staging_dir(context.run.run_id)
+        rows = store.promote_staged_facts(snapshot_date, staged_files(staging))
+        remove_stage(staging)
+    else:  # rebuilt on its own: every tenant's facts of the day, from its raw payloads
+        catalog = SkuCatalog.load()
+        written = _for_each_account(
+            context,
+            microsoft,
             store,
-            catalog,
-            partner_tenant_id=account.tenant_id,
-            snapshot_date=snapshot_date,
-            synced_at=utcnow(),
-            sync_id=sync_id,
-        ),
-    ).succeeded
-    rows = sum(written.values())
+            lambda account, _cloud: facts.build_license_facts(
+                store,
+                catalog,
+                partner_tenant_id=account.tenant_id,
+                snapshot_date=snapshot_date,
+                synced_at=utcnow(),
+                sync_id=None,
+            ),
+        ).succeeded
+        rows = sum(written.values())
     analyst_copy = store.publish_analyst_copy()
     return dg.MaterializeResult(
         metadata={

@@ -5,11 +5,12 @@ from collections.abc import Sequence
 import dagster as dg
 import pandas as pd
 
-from sync365_pipeline.defs.assets import customers
+from sync365_pipeline.defs.assets import customers, subscribed_skus
 from sync365_pipeline.defs.resources import WarehouseResource
 from sync365_pipeline.warehouse import ConsentFlag
 
 CONSENT_CHECK = "consent_granted"
+TENANTS_CHECK = "tenants_synced"
 
 
 @dg.asset_check(asset=customers, name=CONSENT_CHECK, blocking=False)
@@ -20,6 +21,43 @@ def consent_granted(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         passed=not flags,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"open_flags": flags_markdown(flags)},
+    )
+
+
+@dg.asset_check(asset=subscribed_skus, name=TENANTS_CHECK, blocking=False)
+def tenants_synced(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Passes while every active tenant's latest attempt produced facts; otherwise a warning
+    that names each failing customer (status, Microsoft's code, since when) and how to rerun
+    exactly those: the `rerun_failed_tenants` job, or `license_sync` with `tenants` set."""
+    health = warehouse.open().tenant_health()
+    active = health[health["active"]]
+    failing = active[active["status"].fillna("never_synced") != "ok"]
+    shown = failing.assign(
+        customer=failing["display_name"].fillna(failing["tenant_id"]),
+        status=failing["status"].fillna("never_synced"),
+        message=failing["message"].fillna("").str.slice(0, 120),
+    )
+    return dg.AssetCheckResult(
+        passed=failing.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "active_tenants": dg.MetadataValue.int(len(active)),
+            "failing_tenants": dg.MetadataValue.int(len(failing)),
+            "failing": dg.MetadataValue.md(
+                shown[["customer", "tenant_id", "status", "error_code", "status_since", "message"]]
+                .head(200)
+                .to_markdown(index=False)
+                if len(shown)
+                else "_none_"
+            ),
+            "rerun": dg.MetadataValue.md(
+                "Launch the `rerun_failed_tenants` job to fetch exactly these tenants again, or "
+                "`license_sync` with `plan_tenant_chunks: {config: {tenants: [...]}}` "
+                "naming a few (ids, customer names or domains)."
+            )
+            if len(failing)
+            else dg.MetadataValue.md("_nothing to rerun_"),
+        },
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from sync365_pipeline.defs.assets import customers, license_facts, partner_token, subscribed_skus
-from sync365_pipeline.defs.checks import consent_granted
+from sync365_pipeline.defs.checks import consent_granted, tenants_synced
 from sync365_pipeline.defs.jobs import (
     daily_sync_schedule,
     discovery_job,
@@ -22,7 +22,7 @@ from sync365_pipeline.defs.sensors import consent_sensor, refresh_token_sensor
 
 defs = dg.Definitions(
     assets=[partner_token, customers, subscribed_skus, license_facts],
-    asset_checks=[consent_granted],
+    asset_checks=[consent_granted, tenants_synced],
     jobs=[full_sync_job, discovery_job, license_sync_job, rerun_failed_tenants_job],
     schedules=[daily_sync_schedule],
     sensors=[consent_sensor, refresh_token_sensor],

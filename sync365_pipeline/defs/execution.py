@@ -21,6 +21,7 @@ import dagster as dg
 
 from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.defs.assets import STOPPED, WAREHOUSE_POOL
+from sync365_pipeline.defs.jobs import selection_config
 from sync365_pipeline.licensing.selection import EVERY_TENANT, TenantSelection
 
 # Our progress lines are INFO; Dagster's own step events are DEBUG and would drown them.
@@ -116,9 +117,7 @@ def run_full_sync(
     if selection.everything:
         job, run_config = "full_sync", QUIET_RUN_CONFIG
     else:
-        chosen = {"tenants": list(selection.tenants), "failed_only": selection.failed_only}
-        job = "license_sync"
-        run_config = {**QUIET_RUN_CONFIG, "ops": {"subscribed_skus": {"config": chosen}}}
+        job, run_config = "license_sync", {**QUIET_RUN_CONFIG, **selection_config(selection)}
     result = defs.resolve_job_def(job).execute_in_process(
         instance=instance, raise_on_error=False, run_config=run_config, tags=CLI_TAGS
     )

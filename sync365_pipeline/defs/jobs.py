@@ -6,9 +6,19 @@ handful of events however many tenants it covers. `license_sync` fetches a chose
 (its config names them), `rerun_failed_tenants` exactly those whose latest attempt failed.
 """
 
+from typing import Any
+
 import dagster as dg
 
 from sync365_pipeline.defs.assets import customers, license_facts, partner_token, subscribed_skus
+from sync365_pipeline.licensing.selection import TenantSelection
+
+
+def selection_config(selection: TenantSelection) -> dict[str, Any]:
+    """The run config that makes `license_sync` fetch `selection` (the launchpad's YAML)."""
+    chosen = {"tenants": list(selection.tenants), "failed_only": selection.failed_only}
+    return {"ops": {"subscribed_skus": {"ops": {"plan_tenant_chunks": {"config": chosen}}}}}
+
 
 full_sync_job = dg.define_asset_job(
     "full_sync",
@@ -25,13 +35,13 @@ license_sync_job = dg.define_asset_job(
     selection=[subscribed_skus, license_facts],
     description=(
         "Subscribed SKUs and license facts for the tenants named in the config "
-        "(`subscribed_skus: tenants`, by id, customer name or domain), or for every active one."
+        "(`plan_tenant_chunks: tenants`, by id, customer name or domain), or every active one."
     ),
 )
 rerun_failed_tenants_job = dg.define_asset_job(
     "rerun_failed_tenants",
     selection=[subscribed_skus, license_facts],
-    config={"ops": {"subscribed_skus": {"config": {"failed_only": True}}}},
+    config=selection_config(TenantSelection(failed_only=True)),
     description=(
         "Fetch again exactly the tenants whose latest attempt failed (the ones the "
         "`tenants_synced` check names), and write their facts."

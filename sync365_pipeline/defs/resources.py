@@ -33,8 +33,8 @@ class MicrosoftCloudResource(dg.ConfigurableResource):
     """The accounts to sync, and a ready Microsoft client for each.
 
     `config_file` names an accounts file with several partner accounts and direct tenants;
-    otherwise the account fields describe one partner account. `max_workers` and `ca_bundle`
-    apply to every account in both modes.
+    otherwise the account fields describe one partner account. `max_workers`, `chunk_size` and
+    `ca_bundle` apply to every account in both modes.
     """
 
     config_file: str | None = None
@@ -49,6 +49,7 @@ class MicrosoftCloudResource(dg.ConfigurableResource):
     partner_center_url: str | None = None
     ca_bundle: str | None = None
     max_workers: int | None = None
+    chunk_size: int | None = None
     response_deadline_s: float | None = None
 
     def accounts(self) -> list[AccountSettings]:

@@ -59,28 +59,57 @@ def for_each_account(
     for settings in accounts:
         with connect(settings) as cloud:
             try:
-                try:
-                    results.succeeded[settings.name] = work(settings, cloud)
-                except Exception as exc:
-                    if isinstance(exc, MicrosoftError) or _is_warehouse_failure(exc):
-                        raise
-                    raise UnclassifiedError(
-                        f"Account {settings.name} failed unexpectedly "
-                        f"({type(exc).__name__}: {exc}).",
-                        code=type(exc).__name__,
-                    ) from exc
-            except MicrosoftError as exc:
-                warehouse.record_partner_status(
-                    PartnerStatusRow(
-                        partner_tenant_id=settings.tenant_id,
-                        checked_at=utcnow(),
-                        status=partner_status_of(exc),
-                        error_code=exc.code,
-                        message=f"{failure_problem(exc)} {failure_remedy(exc)}",
-                    )
-                )
+                results.succeeded[settings.name] = work(settings, cloud)
+            except Exception as raised:
+                exc = account_failure(settings, raised)
+                if not isinstance(exc, MicrosoftError):
+                    raise  # the warehouse's own failure
+                warehouse.record_partner_status(AccountFailure.of(exc).row(settings.tenant_id))
                 results.failed[settings.name] = exc
     return results
+
+
+@dataclass(frozen=True)
+class AccountFailure:
+    """A failed account as plain data (its text redacted): what `partner_status` records, and
+    what a step in another process hands to the one that writes it."""
+
+    status: str
+    code: str | None
+    message: str
+    retryable: bool
+
+    @classmethod
+    def of(cls, exc: MicrosoftError) -> AccountFailure:
+        return cls(
+            status=partner_status_of(exc),
+            code=exc.code,
+            message=f"{failure_problem(exc)} {failure_remedy(exc)}",
+            retryable=exc.retryable,
+        )
+
+    def row(self, partner_tenant_id: str, sync_id: str | None = None) -> PartnerStatusRow:
+        return PartnerStatusRow(
+            partner_tenant_id=partner_tenant_id,
+            checked_at=utcnow(),
+            status=self.status,
+            error_code=self.code,
+            message=self.message,
+            sync_id=sync_id,
+        )
+
+
+def account_failure(settings: AccountSettings, exc: Exception) -> Exception:
+    """What an exception out of an account's work is: a Microsoft error or the warehouse's own
+    failure as it is; anything else (an answer our code trips over, a bug) `UnclassifiedError`."""
+    if isinstance(exc, MicrosoftError) or _is_warehouse_failure(exc):
+        return exc
+    failure = UnclassifiedError(
+        f"Account {settings.name} failed unexpectedly ({type(exc).__name__}: {exc}).",
+        code=type(exc).__name__,
+    )
+    failure.__cause__ = exc
+    return failure
 
 
 def _is_warehouse_failure(exc: Exception) -> bool:

@@ -1,12 +1,13 @@
-"""License facts: screen fetched payloads, store them raw and dated, then build the facts."""
+"""License facts: fetched payloads checked and normalized once into rows, or rebuilt from raw."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+
+import pandas as pd
 
 from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.status import TenantStatus
@@ -17,15 +18,6 @@ from sync365_pipeline.licensing.normalize import (
 )
 from sync365_pipeline.licensing.tenants import TenantFetch
 from sync365_pipeline.warehouse import RawPayload, TenantStatusRow, Warehouse
-
-
-@dataclass
-class SyncSummary:
-    """Per-status counts of one license sync, for metadata and the CLI summary."""
-
-    snapshot_date: date
-    statuses: Counter[str] = field(default_factory=Counter)
-    http: dict[str, float] = field(default_factory=dict)
 
 
 def facts_for(
@@ -49,22 +41,35 @@ def facts_for(
     )
 
 
-def screen_payloads(
+@dataclass(frozen=True)
+class StagedFetches:
+    """One pass over fetched tenants: a status row each, the raw payloads, and the facts of each
+    tenant whose payload validated (an empty frame for a tenant with zero SKUs)."""
+
+    statuses: list[TenantStatusRow]
+    raw_payloads: list[RawPayload]
+    facts_by_tenant: dict[str, pd.DataFrame]
+
+
+def stage_fetches(
     fetches: Iterable[TenantFetch],
     *,
     catalog: SkuCatalog,
     partner_tenant_id: str,
     snapshot_date: date,
-) -> list[TenantFetch]:
-    """Turn a tenant whose payload does not validate into an `error` outcome before it is stored.
+    sync_id: str,
+) -> StagedFetches:
+    """Validate and normalize each fetched payload once, into the rows the warehouse keeps.
 
-    The raw payload is still kept (for diagnosis) but its facts are never written, so the
-    tenant's earlier facts stay as they were. A tenant with some bad SKU records stays `ok` (its
-    other SKUs land) with `SkippedRecords` and the reasons as its code and message.
+    A tenant whose payload does not validate becomes an `error` (MalformedPayload): its raw
+    payload is still kept, for diagnosis, but it has no facts, so its earlier facts stay as they
+    were. A tenant with some bad SKU records stays `ok` (its other SKUs land), with
+    `SkippedRecords` and the reasons as its code and message.
     """
-    screened = []
+    staged = StagedFetches([], [], {})
     for fetched in fetches:
-        if fetched.status is TenantStatus.OK:
+        status, code, message = fetched.status, fetched.error_code, fetched.message
+        if status is TenantStatus.OK:
             try:
                 normalized = facts_for(
                     fetched.tenant_id,
@@ -75,49 +80,23 @@ def screen_payloads(
                     synced_at=fetched.checked_at,
                 )
             except MalformedPayload as exc:
-                fetched = replace(
-                    fetched,
-                    status=TenantStatus.ERROR,
-                    error_code="MalformedPayload",
-                    message=str(exc),
-                )
+                status, code, message = TenantStatus.ERROR, "MalformedPayload", str(exc)
             else:
+                staged.facts_by_tenant[fetched.tenant_id] = normalized.frame
                 if normalized.skipped:
-                    fetched = replace(
-                        fetched,
-                        error_code="SkippedRecords",
-                        message=" ".join(normalized.skipped),
-                    )
-        screened.append(fetched)
-    return screened
-
-
-def store_fetches(
-    warehouse: Warehouse,
-    fetches: Iterable[TenantFetch],
-    *,
-    partner_tenant_id: str,
-    snapshot_date: date,
-    sync_id: str,
-) -> SyncSummary:
-    """Keep the raw payloads (dated) and one status row per tenant."""
-    summary = SyncSummary(snapshot_date)
-    raw_rows: list[RawPayload] = []
-    status_rows: list[TenantStatusRow] = []
-    for fetched in fetches:
-        summary.statuses[fetched.status.value] += 1
-        status_rows.append(
+                    code, message = "SkippedRecords", " ".join(normalized.skipped)
+        staged.statuses.append(
             TenantStatusRow(
                 partner_tenant_id=partner_tenant_id,
                 tenant_id=fetched.tenant_id,
                 checked_at=fetched.checked_at,
-                status=fetched.status,
-                error_code=fetched.error_code,
-                message=fetched.message,
+                status=status,
+                error_code=code,
+                message=message,
                 sync_id=sync_id,
             )
         )
-        raw_rows.extend(
+        staged.raw_payloads.extend(
             RawPayload(
                 snapshot_date=snapshot_date,
                 partner_tenant_id=partner_tenant_id,
@@ -132,9 +111,7 @@ def store_fetches(
             )
             if payload is not None
         )
-    warehouse.save_raw_payloads(raw_rows)
-    warehouse.record_tenant_statuses(status_rows)
-    return summary
+    return staged
 
 
 def build_license_facts(

@@ -8,6 +8,7 @@ from sync365_pipeline.warehouse.rows import (
     RawPayload,
     TenantStatusRow,
 )
+from sync365_pipeline.warehouse.staging import remove_stage, staged_files, write_stage
 from sync365_pipeline.warehouse.store import Warehouse
 from sync365_pipeline.warehouse.writes import InvalidFrameError
 
@@ -21,4 +22,7 @@ __all__ = [
     "Warehouse",
     "WarehouseLocked",
     "WarehouseUnwritable",
+    "remove_stage",
+    "staged_files",
+    "write_stage",
 ]

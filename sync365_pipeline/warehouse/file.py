@@ -42,6 +42,11 @@ class WarehouseFile:
         """Where analysts should point their tools: a copy published after each write."""
         return self.path.with_name(self.path.stem + "_analyst.duckdb")
 
+    def staging_dir(self, sync_id: str) -> Path:
+        """Where a sync's chunks stage their rows for the writer (`warehouse.staging`). Every
+        step of the sync must see it: a volume shared by the pods under a distributed executor."""
+        return self.path.with_name(self.path.stem + "_staging") / sync_id
+
     # -- connections -----------------------------------------------------------------------
 
     def _connect(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:

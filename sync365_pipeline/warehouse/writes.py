@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import date, datetime
 
@@ -46,27 +46,54 @@ class Writes(WarehouseFile):
         """
         if not frames_by_tenant:
             return 0
-        facts, slices = _stack_slices(snapshot_date, frames_by_tenant)
-        columns = ", ".join(LICENSE_FACT_COLUMNS)
+        facts, slices = stack_slices(frames_by_tenant)
         with self._transaction() as con:
             con.register("incoming_facts", facts)
             con.register("incoming_slices", slices)
-            _check_dates(con, snapshot_date)
-            for table in ("license_facts", "license_snapshots"):
-                con.execute(
-                    f"DELETE FROM {table} WHERE snapshot_date = ? "  # noqa: S608 (fixed names)
-                    "AND tenant_id IN (SELECT tenant_id FROM incoming_slices)",
-                    [snapshot_date],
-                )
-            con.execute(
-                f"INSERT INTO license_facts ({columns}) SELECT {columns} FROM incoming_facts"  # noqa: S608
-            )
-            con.execute(
-                "INSERT INTO license_snapshots "
-                "SELECT ?, tenant_id, sku_count, ? FROM incoming_slices",
-                [snapshot_date, utc_naive(utcnow())],
-            )
+            _replace_slices(con, snapshot_date)
         return len(facts)
+
+    def promote_staged_facts(self, snapshot_date: date, stages: Sequence[Mapping[str, str]]) -> int:
+        """Replace the (snapshot_date, tenant) slices that chunks staged (`warehouse.staging`),
+        all in one transaction, straight from their files; returns the fact rows written."""
+        slices = [stage["license_slices"] for stage in stages if "license_slices" in stage]
+        if not slices:
+            return 0
+        facts = [stage["license_facts"] for stage in stages if "license_facts" in stage]
+        with self._transaction() as con:
+            con.read_parquet(slices).create_view("incoming_slices")
+            if facts:
+                con.read_parquet(facts).create_view("incoming_facts")
+            else:  # every staged tenant has zero SKUs today
+                con.execute("CREATE TEMP VIEW incoming_facts AS FROM license_facts LIMIT 0")
+            stray = con.execute(
+                "SELECT count(*) FROM incoming_facts "
+                "WHERE tenant_id NOT IN (SELECT tenant_id FROM incoming_slices)"
+            ).fetchone()
+            if stray and stray[0]:
+                raise InvalidFrameError(f"{stray[0]} staged facts belong to no staged slice.")
+            written = _replace_slices(con, snapshot_date)
+            for view in ("incoming_facts", "incoming_slices"):
+                con.execute(f"DROP VIEW {view}")
+        return written
+
+    def load_staged_fetches(self, stages: Sequence[Mapping[str, str]]) -> None:
+        """Append the staged tenant statuses and keep the staged raw payloads (a re-fetch on the
+        same day replaces its payload), in one transaction: a tenant's status never lands
+        without the payload it describes."""
+        statuses = [stage["tenant_status"] for stage in stages if "tenant_status" in stage]
+        raws = [stage["raw_subscribed_skus"] for stage in stages if "raw_subscribed_skus" in stage]
+        with self._transaction() as con:
+            if raws:
+                con.execute(
+                    "INSERT OR REPLACE INTO raw_subscribed_skus BY NAME "
+                    "SELECT * FROM read_parquet(?)",
+                    [raws],
+                )
+            if statuses:
+                con.execute(
+                    "INSERT INTO tenant_status BY NAME SELECT * FROM read_parquet(?)", [statuses]
+                )
 
     # -- customers -------------------------------------------------------------------------
 
@@ -130,16 +157,7 @@ class Writes(WarehouseFile):
 
     def record_tenant_statuses(self, rows: Iterable[TenantStatusRow]) -> int:
         """Append one status row per tenant attempt; statuses must be `TenantStatus` values."""
-        records = [
-            {
-                **asdict(row),
-                "status": TenantStatus(row.status).value,
-                "checked_at": utc_naive(row.checked_at),
-                "message": clip(row.message),
-            }
-            for row in rows
-        ]
-        return self._append("tenant_status", records)
+        return self._append("tenant_status", tenant_status_records(rows))
 
     def record_partner_status(self, row: PartnerStatusRow) -> None:
         record = {
@@ -152,15 +170,7 @@ class Writes(WarehouseFile):
 
     def save_raw_payloads(self, rows: Iterable[RawPayload]) -> int:
         """Keep raw responses, one per (snapshot date, tenant, source); a re-fetch replaces it."""
-        records = [
-            {
-                **asdict(row),
-                "fetched_at": utc_naive(row.fetched_at),
-                "payload": row.payload if isinstance(row.payload, str) else json.dumps(row.payload),
-            }
-            for row in rows
-        ]
-        return self._append("raw_subscribed_skus", records, replace=True)
+        return self._append("raw_subscribed_skus", raw_payload_records(rows), replace=True)
 
     def _append(
         self, table: str, records: list[dict[str, object]], *, replace: bool = False
@@ -172,9 +182,32 @@ class Writes(WarehouseFile):
         return len(records)
 
 
-def _stack_slices(
-    snapshot_date: date, frames_by_tenant: Mapping[str, pd.DataFrame]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def tenant_status_records(rows: Iterable[TenantStatusRow]) -> list[dict[str, object]]:
+    """`tenant_status` records: status checked, time naive UTC, message redacted and clipped."""
+    return [
+        {
+            **asdict(row),
+            "status": TenantStatus(row.status).value,
+            "checked_at": utc_naive(row.checked_at),
+            "message": clip(row.message),
+        }
+        for row in rows
+    ]
+
+
+def raw_payload_records(rows: Iterable[RawPayload]) -> list[dict[str, object]]:
+    """`raw_subscribed_skus` records, the payload as JSON text."""
+    return [
+        {
+            **asdict(row),
+            "fetched_at": utc_naive(row.fetched_at),
+            "payload": row.payload if isinstance(row.payload, str) else json.dumps(row.payload),
+        }
+        for row in rows
+    ]
+
+
+def stack_slices(frames_by_tenant: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All tenants' facts as one frame (one bulk insert), plus one row per slice, checked first.
 
     Checks that need no database run here, before the lock is taken: columns, integer dtypes,
@@ -211,6 +244,25 @@ def _stack_slices(
         tenant = expected_tenant[wrong_tenant.argmax()]
         raise InvalidFrameError(f"the license facts frame for tenant {tenant} holds other rows.")
     return facts, pd.DataFrame({"tenant_id": tenants, "sku_count": sizes})
+
+
+def _replace_slices(con: duckdb.DuckDBPyConnection, snapshot_date: date) -> int:
+    """Replace today's slices of the tenants in `incoming_slices` by `incoming_facts`."""
+    _check_dates(con, snapshot_date)
+    columns = ", ".join(LICENSE_FACT_COLUMNS)
+    for table in ("license_facts", "license_snapshots"):
+        con.execute(
+            f"DELETE FROM {table} WHERE snapshot_date = ? "  # noqa: S608 (fixed names)
+            "AND tenant_id IN (SELECT tenant_id FROM incoming_slices)",
+            [snapshot_date],
+        )
+    con.execute(f"INSERT INTO license_facts ({columns}) SELECT {columns} FROM incoming_facts")  # noqa: S608
+    con.execute(
+        "INSERT INTO license_snapshots SELECT ?, tenant_id, sku_count, ? FROM incoming_slices",
+        [snapshot_date, utc_naive(utcnow())],
+    )
+    row = con.execute("SELECT count(*) FROM incoming_facts").fetchone()
+    return int(row[0]) if row else 0
 
 
 def _check_dates(con: duckdb.DuckDBPyConnection, snapshot_date: date) -> None:

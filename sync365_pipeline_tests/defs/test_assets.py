@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from sync365_pipeline.defs.assets import customers, license_facts, partner_token, subscribed_skus
+from sync365_pipeline.defs.checks import tenants_synced
 from sync365_pipeline.defs.resources import WarehouseResource
 from sync365_pipeline.microsoft import ConsentRevoked, RefreshTokenExpired
 
@@ -51,7 +52,7 @@ def duckdb_path(tmp_path: Path) -> Path:
 
 
 def materialize(
-    assets: Sequence[dg.AssetsDefinition],
+    assets: Sequence[dg.AssetsDefinition | dg.AssetChecksDefinition],
     microsoft: StubMicrosoft,
     duckdb_path: Path,
     instance: dg.DagsterInstance,
@@ -76,8 +77,8 @@ def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
 
 def metadata(result: dg.ExecuteInProcessResult, asset: dg.AssetsDefinition) -> dict[str, Any]:
     """The step's metadata: one materialization per run, whatever the number of tenants."""
-    (materialization,) = result.asset_materializations_for_node(asset.op.name)
-    return {key: value.value for key, value in materialization.metadata.items()}
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == asset.key]
+    return {key: value.value for key, value in event.materialization.metadata.items()}
 
 
 def test_customers_lists_each_tenant_it_finds_and_what_is_new(
@@ -110,7 +111,7 @@ def test_subscribed_skus_records_one_status_per_tenant_and_a_failing_tenant_stop
     microsoft = StubMicrosoft(partner_account("contoso", PARTNER, tmp_path, tenants()))
     assert materialize([partner_token, customers], microsoft, duckdb_path, instance).success
 
-    result = materialize([subscribed_skus], microsoft, duckdb_path, instance)
+    result = materialize([subscribed_skus, tenants_synced], microsoft, duckdb_path, instance)
 
     assert result.success
     (check,) = result.get_asset_check_evaluations()

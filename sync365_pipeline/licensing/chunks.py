@@ -1,0 +1,148 @@
+"""The bulk fetch in chunks of tenants, one Dagster step each, and the one step that writes them.
+
+Chunk steps run one after another in the sync's process (the in-process executor), or in
+parallel in processes or pods of their own (the multiprocess, Kubernetes or Celery executors).
+A chunk fetches its tenants, validates and normalizes each payload once, and stages statuses, raw
+payloads and facts as files (`warehouse.staging`); it never opens the warehouse, whose single
+writer is the step that loads every chunk. What a chunk hands to that step is small and holds no
+secret (paths, counts, a redacted failure), so Dagster may store it anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from sync365_pipeline.catalog import SkuCatalog
+from sync365_pipeline.core.settings import AccountSettings
+from sync365_pipeline.licensing import accounts, facts, tenants
+from sync365_pipeline.microsoft import MicrosoftCloud, MicrosoftError
+from sync365_pipeline.warehouse import Warehouse, write_stage
+
+
+@dataclass(frozen=True)
+class TenantChunk:
+    """Tenants of one account that one step fetches, and what every chunk of a run shares."""
+
+    account: str
+    partner_tenant_id: str
+    number: int
+    tenant_ids: tuple[str, ...]
+    snapshot_date: date
+    sync_id: str
+    staging_dir: str
+
+    @property
+    def key(self) -> str:
+        """A Dagster mapping key: letters, digits and underscores."""
+        return f"{re.sub(r'[^A-Za-z0-9]', '_', self.account)}_{self.number}"
+
+
+@dataclass(frozen=True)
+class StagedChunk:
+    """What a chunk staged: {table: file}, per-status counts, HTTP figures, or its failure."""
+
+    chunk: TenantChunk
+    files: dict[str, str] = field(default_factory=dict)
+    statuses: dict[str, int] = field(default_factory=dict)
+    http: dict[str, float] = field(default_factory=dict)
+    failure: accounts.AccountFailure | None = None
+
+
+def plan_chunks(
+    account_settings: Sequence[AccountSettings],
+    chosen: Mapping[str, Sequence[str]],
+    *,
+    snapshot_date: date,
+    sync_id: str,
+    staging_dir: Path,
+) -> list[TenantChunk]:
+    """Each account's chosen tenants cut into chunks of its `chunk_size` (an account with no
+    tenant gets none)."""
+    planned = []
+    for settings in account_settings:
+        tenant_ids = list(chosen.get(settings.tenant_id, ()))
+        for number, start in enumerate(range(0, len(tenant_ids), settings.chunk_size)):
+            planned.append(
+                TenantChunk(
+                    account=settings.name,
+                    partner_tenant_id=settings.tenant_id,
+                    number=number,
+                    tenant_ids=tuple(tenant_ids[start : start + settings.chunk_size]),
+                    snapshot_date=snapshot_date,
+                    sync_id=sync_id,
+                    staging_dir=str(staging_dir),
+                )
+            )
+    return planned
+
+
+def fetch_chunk(
+    cloud: MicrosoftCloud,
+    settings: AccountSettings,
+    chunk: TenantChunk,
+    catalog: SkuCatalog,
+    on_progress: tenants.ProgressCallback | None = None,
+) -> StagedChunk:
+    """Fetch, check and stage one chunk. A tenant's failure is its status; a partner-level
+    failure (the refresh token died mid-run, an outage past the retries) ends the chunk as an
+    `AccountFailure` for the writer to record, with whatever was fetched before it unstaged."""
+    try:
+        fetched = tenants.fetch_tenants(
+            cloud,
+            chunk.tenant_ids,
+            max_workers=settings.max_workers,
+            partner_center=settings.kind == "partner",
+            on_progress=on_progress,
+        )
+    except Exception as raised:
+        exc = accounts.account_failure(settings, raised)
+        if not isinstance(exc, MicrosoftError):
+            raise
+        failure = accounts.AccountFailure.of(exc)
+        return StagedChunk(chunk, http=cloud.session.stats.snapshot(), failure=failure)
+    staged = facts.stage_fetches(
+        fetched,
+        catalog=catalog,
+        partner_tenant_id=chunk.partner_tenant_id,
+        snapshot_date=chunk.snapshot_date,
+        sync_id=chunk.sync_id,
+    )
+    files = write_stage(
+        Path(chunk.staging_dir),
+        chunk.key,
+        statuses=staged.statuses,
+        raw_payloads=staged.raw_payloads,
+        facts_by_tenant=staged.facts_by_tenant,
+    )
+    counts = Counter(row.status.value for row in staged.statuses)
+    return StagedChunk(chunk, files, dict(counts), cloud.session.stats.snapshot())
+
+
+def store_chunks(warehouse: Warehouse, staged: Sequence[StagedChunk]) -> None:
+    """The writer: every chunk's statuses and raw payloads in one transaction, then one
+    `partner_status` row per account that failed inside a chunk."""
+    warehouse.load_staged_fetches([chunk.files for chunk in staged])
+    recorded = set()
+    for chunk in staged:
+        if chunk.failure is not None and chunk.chunk.partner_tenant_id not in recorded:
+            recorded.add(chunk.chunk.partner_tenant_id)
+            warehouse.record_partner_status(
+                chunk.failure.row(chunk.chunk.partner_tenant_id, chunk.chunk.sync_id)
+            )
+
+
+def http_by_account(staged: Sequence[StagedChunk]) -> dict[str, dict[str, float]]:
+    """Each account's HTTP figures, summed over its chunks."""
+    totals: dict[str, Counter[str]] = {}
+    for chunk in staged:
+        totals.setdefault(chunk.chunk.account, Counter()).update(chunk.http)
+    return {account: dict(figures) for account, figures in totals.items()}
+
+
+def status_counts(staged: Sequence[StagedChunk]) -> Counter[str]:
+    return sum((Counter(chunk.statuses) for chunk in staged), Counter())

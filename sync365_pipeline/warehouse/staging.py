@@ -1,0 +1,77 @@
+"""Staged rows: what one chunk of tenants fetched, as Parquet files the one writer step loads.
+
+Chunk steps may run in other processes (Dagster's multiprocess executor) or on other machines
+(Kubernetes, Celery) than the writer, and DuckDB admits one writer per file. So a chunk writes its
+rows to files of its own, through an in-memory DuckDB, and the writer loads them with one
+`INSERT ... SELECT` per table: the rows never pass through Python again, and the writer's memory
+does not grow with the number of tenants. A file is written under a temporary name and renamed,
+so a killed chunk leaves no half file that looks whole.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from sync365_pipeline.warehouse.rows import RawPayload, TenantStatusRow
+from sync365_pipeline.warehouse.writes import (
+    raw_payload_records,
+    stack_slices,
+    tenant_status_records,
+)
+
+
+def write_stage(
+    directory: Path,
+    chunk: str,
+    *,
+    statuses: Sequence[TenantStatusRow],
+    raw_payloads: Sequence[RawPayload],
+    facts_by_tenant: Mapping[str, pd.DataFrame],
+) -> dict[str, str]:
+    """Stage one chunk: its tenants' status rows, raw payloads and facts (`facts_by_tenant`
+    holds one frame per tenant whose facts are to replace today's slice, empty for zero SKUs),
+    checked as `replace_license_facts` checks them. Returns {table: path} for non-empty tables."""
+    frames = {
+        "tenant_status": pd.DataFrame(tenant_status_records(statuses)),
+        "raw_subscribed_skus": pd.DataFrame(raw_payload_records(raw_payloads)),
+    }
+    if facts_by_tenant:
+        frames["license_facts"], frames["license_slices"] = stack_slices(facts_by_tenant)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, str] = {}
+    with duckdb.connect() as con:
+        for table, frame in frames.items():
+            if frame.empty:
+                continue
+            path = directory / f"{chunk}.{table}.parquet"
+            partial = path.with_name(f".{path.name}.partial")
+            con.register("staged", frame)
+            con.execute(f"COPY staged TO '{_literal(partial)}' (FORMAT parquet, COMPRESSION zstd)")
+            con.unregister("staged")
+            os.replace(partial, path)
+            paths[table] = str(path)
+    return paths
+
+
+def staged_files(directory: Path) -> list[dict[str, str]]:
+    """Every chunk's {table: path} in a staging folder (none if it does not exist)."""
+    by_chunk: dict[str, dict[str, str]] = {}
+    for path in sorted(directory.glob("*.parquet")):
+        chunk, table, _ = path.name.rsplit(".", 2)
+        by_chunk.setdefault(chunk, {})[table] = str(path)
+    return list(by_chunk.values())
+
+
+def remove_stage(directory: Path) -> None:
+    """Remove a run's staging folder once its rows are in the warehouse (or it is abandoned)."""
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _literal(path: Path) -> str:
+    return str(path).replace("'", "''")

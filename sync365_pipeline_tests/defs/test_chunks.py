@@ -1,0 +1,95 @@
+"""The bulk fetch in chunks: the same facts however it is cut, one writer step, both executors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from sync365_pipeline.defs.assets import fetch_tenant_chunk, store_tenant_chunks
+from sync365_pipeline.defs.definitions import defs
+from sync365_pipeline.warehouse import Warehouse
+from sync365_pipeline_tests.scenarios import HEALTHY_A, HEALTHY_B, HEALTHY_C, pipeline_scenario
+
+from .conftest import Pipeline, PipelineFactory
+
+FACTS = (
+    "SELECT snapshot_date, partner_tenant_id, tenant_id, sku_id, sku_part_number, product_name,"
+    " product_name_source, capability_status, enabled_units, suspended_units, warning_units,"
+    " locked_out_units, consumed_units, available_units, billing_accounts"
+    " FROM license_facts ORDER BY ALL"
+)
+STATUSES = "SELECT tenant_id, status, error_code FROM tenant_status ORDER BY ALL"
+
+
+def fetch_steps(pipeline: Pipeline, run_id: str) -> list[str]:
+    events = pipeline.instance.all_logs(run_id, dg.DagsterEventType.STEP_SUCCESS)
+    return sorted(
+        event.step_key
+        for event in events
+        if event.step_key and event.step_key.startswith("subscribed_skus.fetch_tenant_chunk")
+    )
+
+
+def full_sync_job() -> dg.JobDefinition:
+    """Module level, so that Dagster can rebuild the job in each step's process."""
+    return defs.resolve_job_def("full_sync")
+
+
+def test_a_sync_in_chunks_of_one_tenant_writes_exactly_what_one_chunk_writes(
+    pipeline_factory: PipelineFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = pipeline_factory(pipeline_scenario())
+    monkeypatch.setenv("SYNC365_CHUNK_SIZE", "1")
+    chunked = pipeline.sync()
+    chunked_facts, chunked_statuses = pipeline.query(FACTS), pipeline.query(STATUSES)
+
+    monkeypatch.setenv("SYNC365_CHUNK_SIZE", "500")
+    monkeypatch.setenv("SYNC365_DUCKDB_PATH", str(tmp_path / "whole.duckdb"))
+    whole = pipeline.sync()
+    pipeline.warehouse = Warehouse(tmp_path / "whole.duckdb")
+
+    assert chunked.success
+    assert whole.success
+    assert len(fetch_steps(pipeline, chunked.run_id)) == 3, "one step per tenant"
+    assert fetch_steps(pipeline, whole.run_id) == ["subscribed_skus.fetch_tenant_chunk[default_0]"]
+    assert chunked_facts, "the scenario has facts"
+    assert pipeline.query(FACTS) == chunked_facts
+    assert pipeline.query(STATUSES) == chunked_statuses
+    staging = pipeline.warehouse.staging_dir(whole.run_id)
+    assert not staging.exists(), "the staged files are removed once promoted"
+
+
+def test_only_the_writer_steps_hold_the_warehouse() -> None:
+    """Chunk steps run in parallel, anywhere: they must not need the warehouse at all."""
+    assert fetch_tenant_chunk.required_resource_keys == {"microsoft"}
+    assert store_tenant_chunks.pool == "sync365_warehouse"
+
+
+def test_the_multiprocess_executor_fetches_chunks_in_processes_of_their_own(
+    pipeline_factory: PipelineFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = pipeline_factory(pipeline_scenario())
+    monkeypatch.setenv("SYNC365_CHUNK_SIZE", "2")
+    with dg.instance_for_test() as instance:
+        result = dg.execute_job(
+            dg.reconstructable(full_sync_job),
+            instance,
+            run_config={
+                "execution": {"config": {"multiprocess": {"max_concurrent": 2}}},
+                "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+            },
+        )
+        assert result.success
+        starts = instance.all_logs(result.run_id, dg.DagsterEventType.STEP_START)
+        pids = {event.step_key: event.dagster_event.pid for event in starts if event.dagster_event}
+        cache_mode = pipeline.token_cache.stat().st_mode & 0o777
+
+    chunk_steps = sorted(key for key in pids if "fetch_tenant_chunk" in key)
+    assert len(chunk_steps) == 2, "three tenants in chunks of two"
+    assert len({pids[key] for key in chunk_steps}) == 2, "each chunk in a process of its own"
+    assert pipeline.query("SELECT DISTINCT tenant_id FROM license_facts ORDER BY 1") == [
+        (tenant,) for tenant in sorted([HEALTHY_A, HEALTHY_B, HEALTHY_C])
+    ]
+    assert cache_mode == 0o600
