@@ -20,6 +20,8 @@ Why a custom session:
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import json
 import logging
 import os
@@ -119,30 +121,87 @@ _WATCHED = threading.local()  # the `_Deadline` of the request this thread is ma
 
 class _Deadline:
     """One attempt's overall deadline: when it passes, the connection in use is shut down, so
-    whatever read is blocked (headers or body) fails at once."""
+    whatever read is blocked (headers or body) fails at once. `_WATCHDOG` keeps the time."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+        self.due = time.monotonic() + seconds
         self.expired = False
+        self.finished = False
         self.connection: HTTPConnection | None = None
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
 
     def __enter__(self) -> _Deadline:
         _WATCHED.deadline = self
-        self._timer.start()
+        _WATCHDOG.watch(self)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._timer.cancel()
+        _WATCHDOG.finish(self)
         _WATCHED.deadline = None
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         self.expired = True
         sock = getattr(self.connection, "sock", None)
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One thread for every deadline of the process (a heap by due time), not a timer thread per
+    request attempt: at 10,000 tenants that was 20,000 short-lived threads.
+
+    `finish` and `expire` run under one lock, so once an attempt has finished its connection
+    (by then back in the pool, maybe serving another request) is never cut."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._heap: list[tuple[float, int, _Deadline]] = []
+        self._order = itertools.count()  # ties in due time never compare deadlines
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: _Deadline) -> None:
+        with self._lock:
+            heapq.heappush(self._heap, (deadline.due, next(self._order), deadline))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="sync365-deadlines", daemon=True
+                )
+                self._thread.start()
+            elif self._heap[0][2] is deadline:
+                self._lock.notify()  # due before whatever the thread is waiting for
+
+    def finish(self, deadline: _Deadline) -> None:
+        with self._lock:
+            deadline.finished = True
+
+    def _run(self) -> None:
+        with self._lock:
+            while True:
+                while self._heap and self._heap[0][2].finished:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._lock.wait()
+                    continue
+                due, _, deadline = self._heap[0]
+                if (wait_s := due - time.monotonic()) > 0:
+                    self._lock.wait(wait_s)
+                    continue
+                heapq.heappop(self._heap)
+                deadline.expire()
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _new_watchdog_after_fork() -> None:
+    """A forked child has no watchdog thread, and the lock may have been held by another thread
+    at the fork."""
+    global _WATCHDOG
+    _WATCHDOG = _Watchdog()
+
+
+os.register_at_fork(after_in_child=_new_watchdog_after_fork)
 
 
 class _Watched:
