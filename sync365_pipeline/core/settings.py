@@ -47,6 +47,10 @@ DEFAULT_LOCK_TIMEOUT_S = 30.0
 # Connect, headers and body of one response: Microsoft answers in well under a second; a body
 # that trickles in must not hold a worker for minutes.
 DEFAULT_RESPONSE_DEADLINE_S = 30.0
+# Requests per minute to Partner Center, per partner: its documented limit for the customer
+# resource ("500 requests per minute per tenant identifier").
+DEFAULT_PARTNER_CENTER_RATE = 500
+MAX_PARTNER_CENTER_RATE = 100_000
 
 AccountKind = Literal["partner", "direct"]
 CloudName = Literal["global", "usgov", "china"]
@@ -194,6 +198,22 @@ def _seconds(value: object) -> float:
 Seconds = Annotated[float, BeforeValidator(_seconds)]
 
 
+def _per_minute(value: object) -> int:
+    """Requests per minute: a number (file, resource config) or its digits (environment)."""
+    number = int(value) if isinstance(value, str) and value.isdigit() else value
+    if isinstance(number, bool) or not isinstance(number, int):
+        number = 0
+    if not 1 <= number <= MAX_PARTNER_CENTER_RATE:
+        raise _invalid(
+            f"must be requests per minute, a whole number from 1 to {MAX_PARTNER_CENTER_RATE}, "
+            f"not {value!r}"
+        )
+    return number
+
+
+PerMinute = Annotated[int, BeforeValidator(_per_minute)]
+
+
 def _readable_file(path: Path) -> Path:
     if not path.is_file():
         raise _invalid(f"points at {path}, which is not a readable file")
@@ -258,6 +278,7 @@ class AccountSettings(_Settings):
     ca_bundle: CaBundle | None = None
     max_workers: Workers = 16
     response_deadline_s: Seconds = DEFAULT_RESPONSE_DEADLINE_S
+    partner_center_rate: PerMinute = DEFAULT_PARTNER_CENTER_RATE
 
     @property
     def credentials(self) -> PartnerCredentials:
@@ -290,6 +311,7 @@ class RunSettings(_Settings):
     lock_timeout_s: Seconds = DEFAULT_LOCK_TIMEOUT_S
     max_workers: Workers = 16
     response_deadline_s: Seconds = DEFAULT_RESPONSE_DEADLINE_S
+    partner_center_rate: PerMinute = DEFAULT_PARTNER_CENTER_RATE
     ca_bundle: CaBundle | None = None
     webhook_url: Secret | None = None
 
@@ -304,6 +326,7 @@ ENVIRONMENT: dict[str, str] = {
     "lock_timeout_s": "SYNC365_LOCK_TIMEOUT",
     "max_workers": "SYNC365_MAX_WORKERS",
     "response_deadline_s": "SYNC365_RESPONSE_DEADLINE",
+    "partner_center_rate": "SYNC365_PARTNER_CENTER_RATE",
     "ca_bundle": "SYNC365_CA_BUNDLE",
     "webhook_url": "SYNC365_WEBHOOK_URL",
     # the single account (an accounts file replaces these)
@@ -318,9 +341,9 @@ ENVIRONMENT: dict[str, str] = {
     "partner_center_url": "SYNC365_PARTNER_CENTER_URL",
 }
 _RUN_KEYS = tuple(RunSettings.model_fields)
-_APPLIED_TO_ACCOUNTS = ("max_workers", "ca_bundle", "response_deadline_s")
+_APPLIED_TO_ACCOUNTS = ("max_workers", "ca_bundle", "response_deadline_s", "partner_center_rate")
 _SINGLE_ACCOUNT_KEYS = tuple(key for key in ENVIRONMENT if key not in _RUN_KEYS)
-_FILE_RUN_KEYS = ("duckdb_path", "max_workers", "response_deadline_s")
+_FILE_RUN_KEYS = ("duckdb_path", "max_workers", "response_deadline_s", "partner_center_rate")
 _ENTRY_KEYS = (
     "name",
     "kind",

@@ -54,6 +54,7 @@ from sync365_pipeline.microsoft.errors import (
     parse_retry_after,
     transport_failure,
 )
+from sync365_pipeline.microsoft.rate_limit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +252,9 @@ class MicrosoftSession(requests.Session):
     deadline is `DeadlineExceeded`. Resets and timeouts are retried; a host that does not
     resolve, refuses the connection or fails certificate verification is not (it would fail the
     same way). Network failures that outlast the retries are raised as the `requests` exception.
+
+    A request given a `limiter` (Partner Center's) waits for it before every attempt, and a 429
+    it gets pauses the limiter for the `Retry-After`, so every caller waits, not only this one.
     """
 
     def __init__(
@@ -277,7 +281,12 @@ class MicrosoftSession(requests.Session):
             self._remove_ca_file = weakref.finalize(self, _unlink, ca_file)
 
     def request(  # type: ignore[override]
-        self, method: str, url: str | bytes, *args: Any, **kwargs: Any
+        self,
+        method: str,
+        url: str | bytes,
+        *args: Any,
+        limiter: RateLimiter | None = None,
+        **kwargs: Any,
     ) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         kwargs["stream"] = True  # read by `_bounded`, never more than MAX_RESPONSE_BYTES
@@ -287,6 +296,8 @@ class MicrosoftSession(requests.Session):
         url_text = url.decode() if isinstance(url, bytes) else url
         attempt = 1
         while True:
+            if limiter is not None:
+                limiter.acquire()
             self.stats.count("requests")
             try:
                 with _Deadline(self.deadline_s) as deadline:
@@ -307,11 +318,13 @@ class MicrosoftSession(requests.Session):
                 self.stats.count("connection_errors")
                 delay = self.retry.backoff(attempt)
                 reason = type(exc).__name__
+                throttled = False
             else:
                 decision = self._response_retry(response, attempt)
                 if decision is None:
                     return response
                 delay, reason = decision
+                throttled = response.status_code == 429
                 response.close()
             log.info(
                 "Retrying %s %s in %.2f s (attempt %d of %d): %s",
@@ -323,7 +336,10 @@ class MicrosoftSession(requests.Session):
                 reason,
             )
             self.stats.add_wait(delay)
-            self._sleep(delay)
+            if throttled and limiter is not None:
+                limiter.pause(delay)  # the next `acquire` waits, this request's and everyone's
+            else:
+                self._sleep(delay)
             attempt += 1
 
     @staticmethod
@@ -433,10 +449,13 @@ def get_json(
     headers: Mapping[str, str],
     service: Literal["graph", "partner_center"],
     tenant_id: str | None,
+    limiter: RateLimiter | None = None,
 ) -> dict[str, Any]:
-    """GET a JSON object; any failure is raised as a classified `MicrosoftError`."""
+    """GET a JSON object; any failure is raised as a classified `MicrosoftError`. A `limiter`
+    needs a `MicrosoftSession` (it applies to every attempt of the retry loop)."""
+    limited = {} if limiter is None else {"limiter": limiter}
     try:
-        response = session.get(url, headers=dict(headers))
+        response = session.get(url, headers=dict(headers), **limited)
     except MicrosoftError as exc:
         raise attribute(exc, tenant_id) from None
     except requests.RequestException as exc:
