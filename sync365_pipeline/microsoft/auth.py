@@ -507,14 +507,15 @@ class TokenProvider:
 
     def _new_app(self, tenant_id: str, partner_level: bool) -> msal.ConfidentialClientApplication:
         shared = self._token_cache()  # also loads the customers' kept tokens
+        own_authority = tenant_id.lower() == self.partner_tenant_id.lower()
         return build_app(
             self._credentials,
             self._endpoints,
             tenant_id,
             self._msal_http,
-            # Only the partner's own authority shares the persisted cache (see
-            # `_customer_token`); customers and direct tenants get a private one.
-            shared if partner_level else self._customers.cache_for(tenant_id),
+            # Only the account's own authority (a partner's, or a direct tenant's app-only
+            # sign-in) shares the persisted cache; customers get theirs (see `_customer_token`).
+            shared if own_authority else self._customers.cache_for(tenant_id),
             partner_level=partner_level,
         )
 

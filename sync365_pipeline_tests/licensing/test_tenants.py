@@ -15,7 +15,13 @@ from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.licensing.normalize import NAME_SOURCE_PARTNER_CENTER, license_facts_frame
 from sync365_pipeline.licensing.tenants import fetch_tenants
 from sync365_pipeline.microsoft import MicrosoftCloud
-from sync365_pipeline_tests.scenarios import UNIFORM_CUSTOMERS, UNIFORM_PARTNER, uniform_scenario
+from sync365_pipeline_tests.scenarios import (
+    DIRECT_TENANT,
+    UNIFORM_CUSTOMERS,
+    UNIFORM_PARTNER,
+    uniform_scenario,
+    with_direct_tenant_scenario,
+)
 
 ONLY_FLOW_FREE = "cccccccc-0000-4000-8000-000000000004"
 SPB = "cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46"
@@ -130,3 +136,20 @@ def test_without_partner_center_no_name_is_asked_for(simulator_factory, tmp_path
         )
     assert all(fetched.partner_center_skus is None for fetched in fetches)
     assert "partner_center.subscribedskus" not in sim.control.request_counts()["by_route"]
+
+
+def test_a_direct_tenants_warm_sync_reuses_its_app_only_token(simulator_factory, tmp_path):
+    sim = simulator_factory(with_direct_tenant_scenario())
+    direct = settings_for(sim, tmp_path).model_copy(
+        update={"kind": "direct", "tenant_id": DIRECT_TENANT}
+    )
+    for _ in range(2):
+        sim.control.reset_request_counts()
+        with MicrosoftCloud.from_settings(direct) as cloud:
+            cloud.graph.organization(DIRECT_TENANT)
+            (fetched,) = fetch_tenants(cloud, [DIRECT_TENANT], max_workers=1, partner_center=False)
+        assert fetched.status is TenantStatus.OK
+    assert sim.control.request_counts()["by_route"] == {
+        "graph.organization": 1,
+        "graph.subscribedSkus": 1,
+    }
