@@ -192,11 +192,17 @@ def test_an_error_answer_without_json_is_returned_at_once(script_server, session
 
 
 def test_an_answer_slower_than_the_deadline_is_cut(script_server, sleeps):
-    """The read timeout (30 s) would wait; the response deadline cuts the connection."""
+    """The read timeout (30 s) would wait; the response deadline cuts the connection. The
+    connection is opened first: the deadline cannot cut a connect phase (no socket yet)."""
     slow = build_session(
-        ca_bundle=script_server.ca_path, timeout=(2.0, 30.0), sleep=sleeps.append, deadline_s=0.2
+        ca_bundle=script_server.ca_path, timeout=(2.0, 30.0), sleep=sleeps.append, deadline_s=0.5
     )
-    script_server.script = [Scripted(200, {"late": True}, delay_s=3.0), Scripted(200, {})]
+    script_server.script = [
+        Scripted(200, {}),
+        Scripted(200, {"late": True}, delay_s=5.0),
+        Scripted(200, {}),
+    ]
+    assert slow.get(f"{script_server.url}/open").json() == {}
     with pytest.raises(DeadlineExceeded):
         slow.get(f"{script_server.url}/slow")
     assert slow.get(f"{script_server.url}/next").json() == {}  # the session still works
