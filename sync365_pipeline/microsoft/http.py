@@ -125,7 +125,6 @@ class _Deadline:
     whatever read is blocked (headers or body) fails at once. `_WATCHDOG` keeps the time."""
 
     def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
         self.due = time.monotonic() + seconds
         self.expired = False
         self.finished = False
