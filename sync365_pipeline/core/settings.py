@@ -47,6 +47,10 @@ DEFAULT_LOCK_TIMEOUT_S = 30.0
 # Connect, headers and body of one response: Microsoft answers in well under a second; a body
 # that trickles in must not hold a worker for minutes.
 DEFAULT_RESPONSE_DEADLINE_S = 30.0
+# Requests per minute to Partner Center, per partner: its documented limit for the customer
+# resource ("500 requests per minute per tenant identifier").
+DEFAULT_PARTNER_CENTER_RATE = 500
+MAX_PARTNER_CENTER_RATE = 100_000
 
 AccountKind = Literal["partner", "direct"]
 CloudName = Literal["global", "usgov", "china"]
@@ -198,6 +202,22 @@ def _seconds(value: object) -> float:
 Seconds = Annotated[float, BeforeValidator(_seconds)]
 
 
+def _per_minute(value: object) -> int:
+    """Requests per minute: a number (file, resource config) or its digits (environment)."""
+    number = int(value) if isinstance(value, str) and value.isdigit() else value
+    if isinstance(number, bool) or not isinstance(number, int):
+        number = 0
+    if not 1 <= number <= MAX_PARTNER_CENTER_RATE:
+        raise _invalid(
+            f"must be requests per minute, a whole number from 1 to {MAX_PARTNER_CENTER_RATE}, "
+            f"not {value!r}"
+        )
+    return number
+
+
+PerMinute = Annotated[int, BeforeValidator(_per_minute)]
+
+
 def _readable_file(path: Path) -> Path:
     if not path.is_file():
         raise _invalid(f"points at {path}, which is not a readable file")
@@ -267,6 +287,7 @@ class AccountSettings(_Settings):
     max_workers: Workers = 16
     chunk_size: ChunkSize = DEFAULT_CHUNK_SIZE
     response_deadline_s: Seconds = DEFAULT_RESPONSE_DEADLINE_S
+    partner_center_rate: PerMinute = DEFAULT_PARTNER_CENTER_RATE
 
     @property
     def credentials(self) -> PartnerCredentials:
@@ -300,6 +321,7 @@ class RunSettings(_Settings):
     max_workers: Workers = 16
     chunk_size: ChunkSize = DEFAULT_CHUNK_SIZE
     response_deadline_s: Seconds = DEFAULT_RESPONSE_DEADLINE_S
+    partner_center_rate: PerMinute = DEFAULT_PARTNER_CENTER_RATE
     ca_bundle: CaBundle | None = None
     webhook_url: Secret | None = None
 
@@ -315,6 +337,7 @@ ENVIRONMENT: dict[str, str] = {
     "max_workers": "SYNC365_MAX_WORKERS",
     "chunk_size": "SYNC365_CHUNK_SIZE",
     "response_deadline_s": "SYNC365_RESPONSE_DEADLINE",
+    "partner_center_rate": "SYNC365_PARTNER_CENTER_RATE",
     "ca_bundle": "SYNC365_CA_BUNDLE",
     "webhook_url": "SYNC365_WEBHOOK_URL",
     # the single account (an accounts file replaces these)
@@ -329,9 +352,21 @@ ENVIRONMENT: dict[str, str] = {
     "partner_center_url": "SYNC365_PARTNER_CENTER_URL",
 }
 _RUN_KEYS = tuple(RunSettings.model_fields)
-_APPLIED_TO_ACCOUNTS = ("max_workers", "chunk_size", "ca_bundle", "response_deadline_s")
+_APPLIED_TO_ACCOUNTS = (
+    "max_workers",
+    "chunk_size",
+    "ca_bundle",
+    "response_deadline_s",
+    "partner_center_rate",
+)
 _SINGLE_ACCOUNT_KEYS = tuple(key for key in ENVIRONMENT if key not in _RUN_KEYS)
-_FILE_RUN_KEYS = ("duckdb_path", "max_workers", "chunk_size", "response_deadline_s")
+_FILE_RUN_KEYS = (
+    "duckdb_path",
+    "max_workers",
+    "chunk_size",
+    "response_deadline_s",
+    "partner_center_rate",
+)
 _ENTRY_KEYS = (
     "name",
     "kind",

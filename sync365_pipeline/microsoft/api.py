@@ -15,14 +15,16 @@ import requests
 from sync365_pipeline.microsoft.auth import AccessToken, TokenProvider
 from sync365_pipeline.microsoft.http import get_json
 from sync365_pipeline.microsoft.paging import Paginator, iter_items
+from sync365_pipeline.microsoft.rate_limit import RateLimiter
 
 RequestIds = Callable[[], Mapping[str, str]]
 """The tracing headers of one request, called once per page (so once per request id)."""
 
 
 class ApiClient(ABC):
-    """One Microsoft REST service: the shared session, its root URL, the token provider and a
-    page size within the service's limit (its maximum unless given)."""
+    """One Microsoft REST service: the shared session, its root URL, the token provider, a page
+    size within the service's limit (its maximum unless given) and the rate limiter every request
+    waits for (the service's default unless given; Graph has none: it throttles per tenant)."""
 
     service: ClassVar[Literal["graph", "partner_center"]]
     max_page_size: ClassVar[int]
@@ -34,6 +36,7 @@ class ApiClient(ABC):
         tokens: TokenProvider,
         *,
         page_size: int | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         page_size = self.max_page_size if page_size is None else page_size
         if not 1 <= page_size <= self.max_page_size:
@@ -43,10 +46,15 @@ class ApiClient(ABC):
         self._tokens = tokens
         self._page_size = page_size
         self._paginator = self._new_paginator()
+        self.limiter = limiter if limiter is not None else self._default_limiter()
 
     @abstractmethod
     def _new_paginator(self) -> Paginator:
         """How this service links one page to the next."""
+
+    def _default_limiter(self) -> RateLimiter | None:
+        """The service's own limit when none is given: none."""
+        return None
 
     def _fetch_all(
         self, url: str, token: AccessToken, *, tenant_id: str | None, request_ids: RequestIds
@@ -61,6 +69,7 @@ class ApiClient(ABC):
                 headers={**headers, **request_ids()},
                 service=self.service,
                 tenant_id=tenant_id,
+                limiter=self.limiter,
             )
 
         # The token goes in as the paging's own headers, which no next link may redirect or

@@ -2,10 +2,13 @@
 
 MSAL does the OAuth; this module decides how it is used:
 - one `ConfidentialClientApplication` per authority (MSAL binds an app to one tenant), created
-  lazily, all sharing one `SerializableTokenCache` and one HTTP session;
+  lazily, all sharing one HTTP session whose OpenID documents come from one template
+  (`openid.py`); the partner's apps share the persisted `SerializableTokenCache`, each customer's
+  has its own;
 - the refresh token comes from the cache file; the configured one is imported only when the cache
   has no account, or once when the cached one is dead (so a new SYNC365_REFRESH_TOKEN is used);
-- the cache is saved atomically with mode 0600 so the rotated refresh token survives;
+- the cache is saved atomically with mode 0600 so the rotated refresh token survives, with the
+  access tokens (the partner's and each customer's) so a warm sync sends no token request;
 - every MSAL outcome (dict, exception) is classified by `errors.py`;
 - claims are decoded (not verified: MSAL and the service do that) only to report facts such as
   expiry and MFA; tokens never reach a log, an exception or a repr.
@@ -20,8 +23,8 @@ import logging
 import os
 import re
 import stat
-import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,13 +50,21 @@ from sync365_pipeline.microsoft.errors import (
     classify_transport_error,
 )
 from sync365_pipeline.microsoft.http import attribute
+from sync365_pipeline.microsoft.openid import (
+    OpenIdConfigurations,
+    OpenIdServingClient,
+    openid_store_path,
+)
+from sync365_pipeline.microsoft.private_file import write_private_file
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_MSAL_CACHE_SECTIONS = frozenset(
-    {"AccessToken", "RefreshToken", "IdToken", "Account", "AppMetadata"}
+CUSTOMER_TOKENS_SECTION = "Sync365CustomerTokens"
+_CACHE_SECTIONS = frozenset(
+    {"AccessToken", "RefreshToken", "IdToken", "Account", "AppMetadata", CUSTOMER_TOKENS_SECTION}
 )
+MSAL_EXPIRY_MARGIN_S = 300  # MSAL treats an access token with less time left as expired
 
 
 @dataclass(frozen=True)
@@ -108,22 +119,76 @@ class AccessToken:
         return f"Bearer {self.value.reveal()}"
 
 
+class CustomerTokens:
+    """Each customer's access tokens (and MSAL accounts) kept between syncs, by tenant, outside
+    the shared cache: a customer app starts from its own entries only (`TokenProvider
+    ._customer_token` says why), and a warm sync reuses a token with time left instead of
+    redeeming the refresh token again. Thread-safe. No refresh token is kept here."""
+
+    SECTIONS = ("AccessToken", "Account")
+
+    def __init__(self, by_tenant: dict[str, dict[str, dict[str, Any]]] | None = None) -> None:
+        self._by_tenant = by_tenant or {}
+        self._lock = threading.Lock()
+        self.changed = False
+
+    def cache_for(self, tenant_id: str) -> msal.SerializableTokenCache:
+        """A private cache holding only `tenant_id`'s kept entries."""
+        cache = msal.SerializableTokenCache()
+        with self._lock:
+            entries = self._by_tenant.get(tenant_id.lower())
+        if entries:
+            cache.deserialize(json.dumps(entries))
+        return cache
+
+    def keep(self, tenant_id: str, cache: msal.SerializableTokenCache) -> None:
+        """Keep what a customer app's cache gained (its rotated refresh token is dropped: the
+        partner's stays the master copy)."""
+        if not cache.has_state_changed:
+            return
+        state = json.loads(cache.serialize())
+        entries = {section: state[section] for section in self.SECTIONS if state.get(section)}
+        with self._lock:
+            self._by_tenant[tenant_id.lower()] = entries
+            self.changed = True
+
+    def state(self, now: float) -> dict[str, dict[str, dict[str, Any]]]:
+        """The tenants with an access token MSAL would still use (more than 5 minutes left)."""
+        with self._lock:
+            return {
+                tenant: entries
+                for tenant, entries in self._by_tenant.items()
+                if any(
+                    float(token.get("expires_on", 0)) > now + MSAL_EXPIRY_MARGIN_S
+                    for token in entries.get("AccessToken", {}).values()
+                )
+            }
+
+
 class TokenCacheFile:
     """The MSAL token cache on disk: plain JSON holding refresh and access tokens, so mode 0600,
-    written atomically (a crash never leaves half a cache), one writer at a time in this process."""
+    written atomically (a crash never leaves half a cache), one writer at a time in this process.
+
+    Besides MSAL's own sections (the partner's tokens) it holds `CUSTOMER_TOKENS_SECTION`, the
+    customers' access tokens by tenant (`CustomerTokens`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
 
     def load(self) -> msal.SerializableTokenCache:
-        """The cache in the file: empty if there is none, `TokenCacheCorrupt` if it is unusable."""
+        """The partner's cache in the file: empty if there is none, `TokenCacheCorrupt` if the
+        file is unusable."""
+        return self.load_with_customers()[0]
+
+    def load_with_customers(self) -> tuple[msal.SerializableTokenCache, CustomerTokens]:
+        """The partner's cache and the customers' tokens kept in the file."""
         cache = msal.SerializableTokenCache()
         with self._lock:
             try:
                 text = self.path.read_text(encoding="utf-8")
             except FileNotFoundError:
-                return cache
+                return cache, CustomerTokens()
             except (OSError, UnicodeDecodeError) as exc:
                 raise self._corrupt(f"cannot be read ({type(exc).__name__})") from None
             self._restrict_mode()
@@ -132,35 +197,32 @@ class TokenCacheFile:
         except ValueError:
             raise self._corrupt("is not JSON") from None
         if not isinstance(state, dict) or not all(
-            key in _MSAL_CACHE_SECTIONS and isinstance(value, dict) for key, value in state.items()
+            key in _CACHE_SECTIONS and isinstance(value, dict) for key, value in state.items()
         ):
             raise self._corrupt("is JSON but not an MSAL token cache")
-        cache.deserialize(text)
-        return cache
+        customers = state.pop(CUSTOMER_TOKENS_SECTION, {})
+        if not all(
+            isinstance(entries, dict) and set(entries) <= set(CustomerTokens.SECTIONS)
+            for entries in customers.values()
+        ):
+            raise self._corrupt(f"has a {CUSTOMER_TOKENS_SECTION} section of the wrong shape")
+        cache.deserialize(json.dumps(state))
+        return cache, CustomerTokens(customers)
 
-    def save(self, cache: msal.SerializableTokenCache) -> None:
-        """Replace the file with the cache's state: temp file (0600) in the same folder, fsync,
-        `os.replace`. A pre-existing 0644 file is thereby replaced by a 0600 one.
+    def save(
+        self, cache: msal.SerializableTokenCache, customers: CustomerTokens | None = None
+    ) -> None:
+        """Replace the file with the partner's cache and the customers' tokens that MSAL would
+        still use (`write_private_file`: atomic, 0600).
 
-        Access tokens are left out: they live only in memory, so the file holds one secret (the
-        refresh token) and every run asks for fresh tokens, which is also when Microsoft tells us
-        about revoked consent."""
+        Access tokens are kept, so a sync within their lifetime sends no token request; a
+        customer whose consent was revoked meanwhile shows it once its token expires (within
+        the hour), which is when Microsoft's own services stop honouring it too."""
         with self._lock:
             state = json.loads(cache.serialize())
-            state.pop("AccessToken", None)
-            text = json.dumps(state)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(text)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.chmod(tmp_name, 0o600)
-                os.replace(tmp_name, self.path)
-            except BaseException:
-                Path(tmp_name).unlink(missing_ok=True)
-                raise
+            if customers is not None and (kept := customers.state(time.time())):
+                state[CUSTOMER_TOKENS_SECTION] = kept
+            write_private_file(self.path, json.dumps(state))
 
     def _restrict_mode(self) -> None:
         mode = stat.S_IMODE(self.path.stat().st_mode)
@@ -204,10 +266,21 @@ class TokenProvider:
         self._app_only = app_only
         self._credentials = credentials
         self._endpoints = endpoints
-        self._session = session
         self._cache_file = cache_file
         self._cache: msal.SerializableTokenCache | None = None  # loaded on first use
+        self._customers = CustomerTokens()  # replaced by the file's on first use
         self._cache_lock = threading.Lock()
+        # MSAL's transport: the shared session, with every tenant's OpenID configuration
+        # answered from the partner authority's own document (`openid.py`).
+        self._msal_http = OpenIdServingClient(
+            session,
+            OpenIdConfigurations(
+                endpoints.authority_host,
+                credentials.partner_tenant_id,
+                session,
+                store=openid_store_path(cache_file.path),
+            ),
+        )
         self._authorities: dict[str, _Authority] = {}
         self._authorities_lock = threading.Lock()
         self._account_lock = threading.RLock()  # guards the account and the token import
@@ -250,23 +323,27 @@ class TokenProvider:
         return self._customer_token(tenant_id, scope)
 
     def release(self, tenant_id: str) -> None:
-        """Forget a customer's app (and its private token cache) once its tenant is synced, so a
-        run over thousands of tenants does not keep thousands of apps alive."""
-        if tenant_id.lower() != self.partner_tenant_id.lower():
-            with self._authorities_lock:
-                self._authorities.pop(tenant_id.lower(), None)
+        """Forget a customer's app once its tenant is synced, so a run over thousands of tenants
+        does not keep thousands of apps alive; the tokens it gained are kept (`CustomerTokens`)."""
+        if tenant_id.lower() == self.partner_tenant_id.lower():
+            return
+        with self._authorities_lock:
+            authority = self._authorities.pop(tenant_id.lower(), None)
+        if authority is not None and authority.app is not None:
+            self._customers.keep(tenant_id, authority.app.token_cache)
 
     def save(self) -> None:
-        """Persist the cache if it changed (the rotated refresh token must not be lost)."""
-        if self._cache is not None and self._cache.has_state_changed:
-            self._cache_file.save(self._cache)
+        """Persist the cache if it changed (the rotated refresh token must not be lost, and the
+        access tokens spare the next sync its token requests)."""
+        if self._cache is not None and (self._cache.has_state_changed or self._customers.changed):
+            self._cache_file.save(self._cache, self._customers)
 
     def _token_cache(self) -> msal.SerializableTokenCache:
         """The cache, read from its file on first use so that a corrupt file surfaces from a
         token call (where callers record partner-level failures), and is never overwritten."""
         with self._cache_lock:
             if self._cache is None:
-                self._cache = self._cache_file.load()
+                self._cache, self._customers = self._cache_file.load_with_customers()
             return self._cache
 
     def _partner_token(self, scope: str) -> AccessToken:
@@ -358,11 +435,11 @@ class TokenProvider:
         """A customer's token from its app's own small cache, else by redeeming the partner's
         refresh token at the customer's authority.
 
-        Customer apps keep their tokens in a private in-memory cache: in the shared cache every
-        lookup scans every other tenant's tokens under one lock, which made a 10,000-tenant sync
-        quadratic (bench/README.md). The partner's refresh token stays the master copy in the
-        shared cache; the rotated copies customer authorities return are not needed (Entra keeps
-        the old one valid).
+        Customer apps keep their tokens in a private cache, seeded with the tenant's kept
+        entries (`CustomerTokens`): in the shared cache every lookup scans every other tenant's
+        tokens under one lock, which made a 10,000-tenant sync quadratic (bench/README.md). The
+        partner's refresh token stays the master copy in the shared cache; the rotated copies
+        customer authorities return are not needed (Entra keeps the old one valid).
         """
         app = self._app(tenant_id, partner_level=False)
         result = None
@@ -429,14 +506,16 @@ class TokenProvider:
             return authority.app
 
     def _new_app(self, tenant_id: str, partner_level: bool) -> msal.ConfidentialClientApplication:
+        shared = self._token_cache()  # also loads the customers' kept tokens
+        own_authority = tenant_id.lower() == self.partner_tenant_id.lower()
         return build_app(
             self._credentials,
             self._endpoints,
             tenant_id,
-            self._session,
-            # Only the partner's own authority shares the persisted cache (see
-            # `_customer_token`); customers and direct tenants get a private one.
-            self._token_cache() if partner_level else msal.TokenCache(),
+            self._msal_http,
+            # Only the account's own authority (a partner's, or a direct tenant's app-only
+            # sign-in) shares the persisted cache; customers get theirs (see `_customer_token`).
+            shared if own_authority else self._customers.cache_for(tenant_id),
             partner_level=partner_level,
         )
 
@@ -456,7 +535,7 @@ def build_app(
     credentials: PartnerCredentials,
     endpoints: Endpoints,
     tenant_id: str,
-    session: requests.Session,
+    session: requests.Session | OpenIdServingClient,
     cache: msal.TokenCache,
     *,
     partner_level: bool,

@@ -9,6 +9,7 @@ from sync365_pipeline.microsoft.auth import TokenCacheFile, TokenProvider
 from sync365_pipeline.microsoft.graph import GraphClient
 from sync365_pipeline.microsoft.http import MicrosoftSession, RetrySettings, account_session
 from sync365_pipeline.microsoft.partner_center import PartnerCenterClient
+from sync365_pipeline.microsoft.rate_limit import RateLimiter
 
 
 class MicrosoftCloud:
@@ -45,7 +46,10 @@ class MicrosoftCloud:
             session=session,
             tokens=tokens,
             partner_center=PartnerCenterClient(
-                session, settings.endpoints.partner_center_url, tokens
+                session,
+                settings.endpoints.partner_center_url,
+                tokens,
+                limiter=RateLimiter(settings.partner_center_rate),
             ),
             graph=GraphClient(session, settings.endpoints.graph_url, tokens),
         )

@@ -114,6 +114,16 @@ class PartnerAccessError(MicrosoftError):
         super().__init__(f"{problem} {self.remedy}", **kwargs)
 
 
+class OpenIdConfigurationRefused(PartnerAccessError):
+    """The authority's OpenID configuration points somewhere else than the authority itself (or
+    is not one): following it could send the client secret and refresh token there."""
+
+    default_remedy = (
+        "Check SYNC365_AUTHORITY_HOST (and SYNC365_CLOUD): it must be the identity platform's "
+        "sign-in host, whose documents point at itself; then rerun."
+    )
+
+
 class RefreshTokenExpired(PartnerAccessError):
     default_remedy = _RECONSENT
 

@@ -6,8 +6,10 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
+from sync365_pipeline.core.settings import DEFAULT_PARTNER_CENTER_RATE
 from sync365_pipeline.microsoft.api import ApiClient
 from sync365_pipeline.microsoft.paging import ContinuationTokenPaginator
+from sync365_pipeline.microsoft.rate_limit import RateLimiter
 
 MAX_PAGE_SIZE = 500  # the service's default and maximum `size`
 
@@ -17,7 +19,8 @@ class PartnerCenterClient(ApiClient):
 
     Each request gets a fresh `MS-RequestId` (the session's retries resend the same one, which
     is what Partner Center's idempotency expects); all pages of one call share an
-    `MS-CorrelationId`.
+    `MS-CorrelationId`. Every request, the later issues' included, waits for the partner's
+    `RateLimiter` (Partner Center throttles per partner).
     """
 
     service = "partner_center"
@@ -25,6 +28,9 @@ class PartnerCenterClient(ApiClient):
 
     def _new_paginator(self) -> ContinuationTokenPaginator:
         return ContinuationTokenPaginator(self._base_url)
+
+    def _default_limiter(self) -> RateLimiter:
+        return RateLimiter(DEFAULT_PARTNER_CENTER_RATE)
 
     def customers(self) -> list[dict[str, Any]]:
         """Every customer of the partner (all pages of `GET /v1/customers`)."""

@@ -92,7 +92,7 @@ def test_approved_with_mfa_stores_the_token_0600_and_runs_the_initial_sync(
     assert stat.S_IMODE(cache_path.stat().st_mode) == 0o600
     cache = json.loads(cache_path.read_text())
     (refresh_token,) = [entry["secret"] for entry in cache["RefreshToken"].values()]
-    assert "AccessToken" not in cache
+    assert "AccessToken" in cache, "the initial sync reuses the consent's access token"
     assert "with MFA" in consent.output
     assert refresh_token not in consent.output
     assert sim.environment()["SYNC365_CLIENT_SECRET"] not in consent.output

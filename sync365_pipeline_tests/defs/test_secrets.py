@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from sync365_pipeline.microsoft import AccessToken, TokenProvider
+from sync365_pipeline.microsoft.auth import CUSTOMER_TOKENS_SECTION
 from sync365_pipeline_tests.scenarios import HEALTHY_B, PARTNER, pipeline_scenario
 
 from .conftest import PipelineFactory
@@ -20,12 +21,11 @@ from .conftest import PipelineFactory
 
 def secrets_in_token_cache(path: Path) -> set[str]:
     cache = json.loads(path.read_text())
-    found = {
-        entry["secret"]
-        for section in ("RefreshToken", "IdToken")
-        for entry in cache.get(section, {}).values()
-    }
+    sections = [cache.get(name, {}) for name in ("RefreshToken", "IdToken", "AccessToken")]
+    sections += [tokens["AccessToken"] for tokens in cache[CUSTOMER_TOKENS_SECTION].values()]
+    found = {entry["secret"] for section in sections for entry in section.values()}
     assert cache.get("RefreshToken"), "the rotated refresh token is kept"
+    assert cache.get("AccessToken"), "and the access tokens, for a sync within their lifetime"
     return found
 
 
@@ -47,7 +47,7 @@ def bytes_under(root: Path) -> bytes:
 
 
 def record_access_tokens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Spy on every access token the pipeline obtains (they are never written to a file)."""
+    """Spy on every access token the pipeline obtains (written only to the 0600 token cache)."""
     issued: list[str] = []
     for name in ("partner_center_token", "partner_graph_token", "graph_token"):
         original = getattr(TokenProvider, name)
@@ -76,17 +76,18 @@ def test_no_secret_is_written_anywhere_but_the_0600_token_cache(
     with dg.instance_for_test(temp_dir=str(dagster_home)) as instance:
         pipeline.instance = instance
         assert pipeline.sync().success
+        assert stat.S_IMODE(pipeline.token_cache.stat().st_mode) == 0o600
+        secrets = secrets_in_token_cache(pipeline.token_cache)
         pipeline.sim.control.revoke_consent(HEALTHY_B)  # a customer's failure is recorded
+        pipeline.token_cache.unlink()  # the next day: the cached access tokens have expired
         assert pipeline.sync().success
         # A partner-level failure goes through the error log, Dagster's failure event and
         # partner_status, carrying Microsoft's text: it must carry no secret either.
-        secrets_before_failure = secrets_in_token_cache(pipeline.token_cache)
+        secrets |= secrets_in_token_cache(pipeline.token_cache)
         pipeline.sim.control.set_partner_refresh_token_state("revoked")
+        pipeline.token_cache.unlink()
         assert not pipeline.sync().success
 
-    assert stat.S_IMODE(pipeline.token_cache.stat().st_mode) == 0o600
-    secrets = secrets_before_failure | secrets_in_token_cache(pipeline.token_cache)
-    assert "AccessToken" not in json.loads(pipeline.token_cache.read_text())
     assert len(access_tokens) >= 6, "partner + three customers, over two syncs"
     secrets |= {PARTNER["client_secret"], PARTNER["refresh_token"], *access_tokens}
 

@@ -117,6 +117,7 @@ def test_consent_revoked_mid_sync_keeps_last_good_facts_and_recovers(
     first_facts = facts_by_sku(pipeline, HEALTHY_B)
 
     pipeline.sim.control.revoke_consent(HEALTHY_B)
+    pipeline.token_cache.unlink()  # the next day: the first sync's access tokens have expired
     pipeline.sim.control.set_sku_units(HEALTHY_A, SPB, enabled=41, consumed=38)
     assert pipeline.sync().success, "a customer's lost consent must not fail the sync"
 

@@ -7,12 +7,19 @@ import json
 import os
 import stat
 import threading
+import time
 
 import msal
 import pytest
 
 from sync365_pipeline.core.settings import Secret
-from sync365_pipeline.microsoft.auth import AccessToken, TokenCacheFile, TokenFacts
+from sync365_pipeline.microsoft.auth import (
+    CUSTOMER_TOKENS_SECTION,
+    AccessToken,
+    CustomerTokens,
+    TokenCacheFile,
+    TokenFacts,
+)
 from sync365_pipeline.microsoft.errors import MalformedResponse, TokenCacheCorrupt
 
 
@@ -115,3 +122,47 @@ def test_unreadable_token_is_malformed_without_showing_it(token):
     with pytest.raises(MalformedResponse) as caught:
         TokenFacts.from_jwt(token)
     assert token not in str(caught.value)
+
+
+def customer_tokens(tenant: str, expires_on: float) -> dict[str, dict[str, object]]:
+    """A customer app's MSAL state: its access token, account and rotated refresh token."""
+    return {
+        "AccessToken": {
+            f"at-{tenant}": {
+                "credential_type": "AccessToken",
+                "realm": tenant,
+                "secret": f"access-token-of-{tenant}",
+                "expires_on": str(int(expires_on)),
+            }
+        },
+        "Account": {f"account-{tenant}": {"realm": tenant, "home_account_id": "uid.utid"}},
+        "RefreshToken": {f"rt-{tenant}": {"secret": f"rotated-refresh-token-{tenant}"}},
+    }
+
+
+def test_customers_tokens_with_time_left_are_kept_apart_from_the_partners(tmp_path):
+    now = time.time()
+    kept = CustomerTokens()
+    for tenant, expires_on in (("fresh", now + 3000), ("expiring", now + 120)):
+        app_cache = msal.SerializableTokenCache()
+        app_cache.deserialize(json.dumps(customer_tokens(tenant, expires_on)))
+        app_cache.has_state_changed = True  # as after a token request
+        kept.keep(tenant, app_cache)
+    cache_file = TokenCacheFile(tmp_path / "cache.json")
+    cache_file.save(cache_with_state("partner"), kept)
+
+    state = json.loads(cache_file.path.read_text())
+    assert set(state[CUSTOMER_TOKENS_SECTION]) == {"fresh"}, "MSAL would not use the other"
+    assert "rotated-refresh-token-fresh" not in cache_file.path.read_text()
+    partner, customers = cache_file.load_with_customers()
+    assert CUSTOMER_TOKENS_SECTION not in json.loads(partner.serialize())
+    restored = json.loads(customers.cache_for("FRESH").serialize())
+    assert restored["AccessToken"]["at-fresh"]["secret"] == "access-token-of-fresh"
+    assert json.loads(customers.cache_for("expiring").serialize()) == {}
+
+
+def test_a_customer_section_of_the_wrong_shape_is_corrupt(tmp_path):
+    path = tmp_path / "cache.json"
+    path.write_text(json.dumps({CUSTOMER_TOKENS_SECTION: {"t": {"RefreshToken": {}}}}))
+    with pytest.raises(TokenCacheCorrupt):
+        TokenCacheFile(path).load()

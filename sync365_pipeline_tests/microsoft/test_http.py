@@ -3,6 +3,9 @@ bounds, malformed bodies, timeouts, and the extra CA trusted despite REQUESTS_CA
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -10,7 +13,7 @@ import pytest
 import requests
 
 from sync365_pipeline.microsoft import http
-from sync365_pipeline.microsoft.errors import MalformedResponse, parse_retry_after
+from sync365_pipeline.microsoft.errors import DeadlineExceeded, MalformedResponse, parse_retry_after
 from sync365_pipeline.microsoft.http import MicrosoftSession, RetrySettings, build_session
 
 from .conftest import Scripted, ScriptServer
@@ -186,3 +189,50 @@ def test_an_error_answer_without_json_is_returned_at_once(script_server, session
     assert response.status_code == 401
     assert len(script_server.seen) == 1
     assert sleeps == []
+
+
+def test_an_answer_slower_than_the_deadline_is_cut(script_server, sleeps):
+    """The read timeout (30 s) would wait; the response deadline cuts the connection. The
+    connection is opened first: the deadline cannot cut a connect phase (no socket yet)."""
+    slow = build_session(
+        ca_bundle=script_server.ca_path, timeout=(2.0, 30.0), sleep=sleeps.append, deadline_s=0.5
+    )
+    script_server.script = [
+        Scripted(200, {}),
+        Scripted(200, {"late": True}, delay_s=5.0),
+        Scripted(200, {}),
+    ]
+    assert slow.get(f"{script_server.url}/open").json() == {}
+    with pytest.raises(DeadlineExceeded):
+        slow.get(f"{script_server.url}/slow")
+    assert slow.get(f"{script_server.url}/next").json() == {}  # the session still works
+    slow.close()
+
+
+def test_one_watchdog_thread_serves_every_deadline(script_server, session):
+    script_server.script = [Scripted(200, {"ok": True})]
+    for _ in range(20):
+        assert session.get(f"{script_server.url}/fast").json() == {"ok": True}
+    names = [thread.name for thread in threading.enumerate()]
+    assert names.count("sync365-deadlines") == 1
+
+
+def test_a_finished_deadline_never_cuts_its_connection_later():
+    """Its connection is back in the pool by then, maybe serving another request."""
+    finished, pending = http._Deadline(0.05), http._Deadline(0.05)
+    with finished:
+        pass
+    with pending:
+        assert wait_until(lambda: pending.expired)
+    assert not finished.expired
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    """Poll `condition`; only a hang makes it time out."""
+    stop = threading.Event()
+    give_up = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > give_up:
+            return False
+        stop.wait(0.01)
+    return True
