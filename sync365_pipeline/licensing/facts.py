@@ -11,9 +11,9 @@ from typing import Any
 from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.licensing.normalize import (
+    FactRows,
     MalformedPayload,
-    Normalized,
-    license_facts_frame,
+    license_fact_rows,
 )
 from sync365_pipeline.licensing.tenants import TenantFetch
 from sync365_pipeline.warehouse import RawPayload, TenantStatusRow, Warehouse
@@ -36,9 +36,9 @@ def facts_for(
     partner_tenant_id: str,
     snapshot_date: date,
     synced_at: datetime,
-) -> Normalized:
+) -> FactRows:
     """One tenant's license facts from its raw payloads; raises `MalformedPayload`."""
-    return license_facts_frame(
+    return license_fact_rows(
         partner_tenant_id=partner_tenant_id,
         tenant_id=tenant_id,
         snapshot_date=snapshot_date,
@@ -157,7 +157,7 @@ def build_license_facts(
     payloads_by_tenant = warehouse.ok_raw_payloads(
         partner_tenant_id, snapshot_date, sync_id=sync_id
     )
-    frames = {
+    rows_by_tenant = {
         tenant_id: facts_for(
             tenant_id,
             payloads,
@@ -165,8 +165,7 @@ def build_license_facts(
             partner_tenant_id=partner_tenant_id,
             snapshot_date=snapshot_date,
             synced_at=synced_at,
-        ).frame
+        ).rows
         for tenant_id, payloads in payloads_by_tenant.items()
     }
-    warehouse.replace_license_facts(snapshot_date, frames)
-    return sum(len(frame) for frame in frames.values())
+    return warehouse.replace_license_facts(snapshot_date, rows_by_tenant)

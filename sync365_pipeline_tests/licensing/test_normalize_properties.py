@@ -13,16 +13,19 @@ from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.licensing.normalize import (
     MAX_COUNT,
     MAX_TEXT_LENGTH,
+    FactRows,
     MalformedPayload,
     Normalized,
     customers_frame,
-    license_facts_frame,
+    license_fact_rows,
 )
-from sync365_pipeline.warehouse.columns import UNIT_COLUMNS
+from sync365_pipeline.warehouse.columns import LICENSE_FACT_COLUMNS, UNIT_COLUMNS
 
 PARTNER = "11111111-1111-1111-1111-111111111111"
 TENANT = "b44bb1fb-c595-45b0-9e09-d657365580bf"
 SKU_IDS = ["cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46", "f8a1db68-be16-40ed-86d5-cb42ce701560"]
+SNAPSHOT = date(2026, 7, 1)
+SYNCED_AT = datetime(2026, 7, 1, 7, 30, 15, 123456, tzinfo=UTC)
 
 json_scalars = st.one_of(
     st.none(),
@@ -59,38 +62,58 @@ sku_records = st.fixed_dictionaries(
 sku_lists = st.one_of(st.lists(st.one_of(sku_records, json_values), max_size=6), json_values)
 
 
-def assert_storable(result: Normalized) -> None:
-    frame = result.frame
-    units = [column for column in UNIT_COLUMNS if column in frame]
-    for column in units:
-        assert str(frame[column].dtype) == "int64"
-    assert (frame[[c for c in units if c != "available_units"]] >= 0).all().all()
-    for column in frame.select_dtypes("object"):
-        for value in frame[column].dropna():
-            if isinstance(value, str):
-                value.encode("utf-8")  # no lone surrogate
-                assert len(value) <= MAX_TEXT_LENGTH
-                assert not any(ord(ch) < 32 for ch in value)
-    for reason in result.skipped:
+def assert_safe_text(value: object) -> None:
+    if isinstance(value, str):
+        value.encode("utf-8")  # no lone surrogate
+        assert len(value) <= MAX_TEXT_LENGTH
+        assert not any(ord(ch) < 32 for ch in value)
+
+
+def assert_reasons_short(skipped: tuple[str, ...]) -> None:
+    for reason in skipped:
         assert len(reason) < 400
+
+
+def assert_storable_rows(result: FactRows) -> None:
+    for row in result.rows:
+        fact = dict(zip(LICENSE_FACT_COLUMNS, row, strict=True))
+        for column in (*UNIT_COLUMNS, "billing_accounts"):
+            assert type(fact[column]) is int
+            assert -MAX_COUNT <= fact[column] <= MAX_COUNT
+            assert column == "available_units" or fact[column] >= 0
+        assert fact["available_units"] == fact["enabled_units"] - fact["consumed_units"]
+        for value in row:
+            assert_safe_text(value)
+    assert_reasons_short(result.skipped)
+
+
+def assert_storable_frame(result: Normalized) -> None:
+    for column in result.frame.columns:
+        for value in result.frame[column].dropna():
+            assert_safe_text(value)
+    assert_reasons_short(result.skipped)
+
+
+def fact_rows(graph_skus: Any, partner_center_skus: Any, catalog: SkuCatalog) -> FactRows:
+    return license_fact_rows(
+        partner_tenant_id=PARTNER,
+        tenant_id=TENANT,
+        snapshot_date=SNAPSHOT,
+        synced_at=SYNCED_AT,
+        graph_skus=graph_skus,
+        partner_center_skus=partner_center_skus,
+        catalog=catalog,
+    )
 
 
 @given(graph_skus=sku_lists, partner_center_skus=st.one_of(st.none(), json_values))
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 def test_license_facts_store_or_refuse(graph_skus: Any, partner_center_skus: Any) -> None:
     try:
-        result = license_facts_frame(
-            partner_tenant_id=PARTNER,
-            tenant_id=TENANT,
-            snapshot_date=date(2026, 7, 1),
-            synced_at=datetime(2026, 7, 1, tzinfo=UTC),
-            graph_skus=graph_skus,
-            partner_center_skus=partner_center_skus,
-            catalog=SkuCatalog([]),
-        )
+        result = fact_rows(graph_skus, partner_center_skus, SkuCatalog([]))
     except MalformedPayload:
         return
-    assert_storable(result)
+    assert_storable_rows(result)
 
 
 @given(pc=json_values, gdap=json_values, contracts=json_values)
@@ -100,4 +123,4 @@ def test_customers_store_or_refuse(pc: Any, gdap: Any, contracts: Any) -> None:
         result = customers_frame(PARTNER, pc, gdap, contracts)
     except MalformedPayload:
         return
-    assert_storable(result)
+    assert_storable_frame(result)
