@@ -1,14 +1,13 @@
-"""Sample tenant and SKU ids, and a license-facts frame builder, for the tests that need no
+"""Sample tenant and SKU ids, and a license-facts rows builder, for the tests that need no
 simulator (normalizer, warehouse) and for seeding a warehouse."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-
-import pandas as pd
+from typing import Any
 
 from sync365_pipeline.catalog import SkuCatalog, SkuName
-from sync365_pipeline.licensing.normalize import license_facts_frame
+from sync365_pipeline.licensing.normalize import license_fact_rows
 
 PARTNER = "11111111-1111-1111-1111-111111111111"
 CONTOSO = "b44bb1fb-c595-45b0-9e09-d657365580bf"
@@ -23,9 +22,9 @@ DAY1 = date(2026, 7, 1)
 DAY2 = date(2026, 7, 2)
 
 
-def facts(tenant: str, day: date, units: dict[str, tuple[int, int]]) -> pd.DataFrame:
-    """A normalizer-made frame for `tenant` on `day` with {sku_id: (enabled, consumed)}."""
-    return license_facts_frame(
+def facts(tenant: str, day: date, units: dict[str, tuple[int, int]]) -> tuple[tuple[Any, ...], ...]:
+    """Normalizer-made fact rows for `tenant` on `day` with {sku_id: (enabled, consumed)}."""
+    return license_fact_rows(
         partner_tenant_id=PARTNER,
         tenant_id=tenant,
         snapshot_date=day,
@@ -42,4 +41,4 @@ def facts(tenant: str, day: date, units: dict[str, tuple[int, int]]) -> pd.DataF
         ],
         partner_center_skus=None,
         catalog=CATALOG,
-    ).frame
+    ).rows

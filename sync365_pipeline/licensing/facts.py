@@ -7,14 +7,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-import pandas as pd
-
 from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.licensing.normalize import (
+    FactRows,
     MalformedPayload,
-    Normalized,
-    license_facts_frame,
+    license_fact_rows,
 )
 from sync365_pipeline.licensing.tenants import TenantFetch
 from sync365_pipeline.warehouse import RawPayload, TenantStatusRow, Warehouse
@@ -28,9 +26,9 @@ def facts_for(
     partner_tenant_id: str,
     snapshot_date: date,
     synced_at: datetime,
-) -> Normalized:
+) -> FactRows:
     """One tenant's license facts from its raw payloads; raises `MalformedPayload`."""
-    return license_facts_frame(
+    return license_fact_rows(
         partner_tenant_id=partner_tenant_id,
         tenant_id=tenant_id,
         snapshot_date=snapshot_date,
@@ -44,11 +42,11 @@ def facts_for(
 @dataclass(frozen=True)
 class StagedFetches:
     """One pass over fetched tenants: a status row each, the raw payloads, and the facts of each
-    tenant whose payload validated (an empty frame for a tenant with zero SKUs)."""
+    tenant whose payload validated (no rows for a tenant with zero SKUs)."""
 
     statuses: list[TenantStatusRow]
     raw_payloads: list[RawPayload]
-    facts_by_tenant: dict[str, pd.DataFrame]
+    facts_by_tenant: dict[str, tuple[tuple[Any, ...], ...]]
 
 
 def stage_fetches(
@@ -82,7 +80,7 @@ def stage_fetches(
             except MalformedPayload as exc:
                 status, code, message = TenantStatus.ERROR, "MalformedPayload", str(exc)
             else:
-                staged.facts_by_tenant[fetched.tenant_id] = normalized.frame
+                staged.facts_by_tenant[fetched.tenant_id] = normalized.rows
                 if normalized.skipped:
                     code, message = "SkippedRecords", " ".join(normalized.skipped)
         staged.statuses.append(
@@ -134,7 +132,7 @@ def build_license_facts(
     payloads_by_tenant = warehouse.ok_raw_payloads(
         partner_tenant_id, snapshot_date, sync_id=sync_id
     )
-    frames = {
+    rows_by_tenant = {
         tenant_id: facts_for(
             tenant_id,
             payloads,
@@ -142,8 +140,7 @@ def build_license_facts(
             partner_tenant_id=partner_tenant_id,
             snapshot_date=snapshot_date,
             synced_at=synced_at,
-        ).frame
+        ).rows
         for tenant_id, payloads in payloads_by_tenant.items()
     }
-    warehouse.replace_license_facts(snapshot_date, frames)
-    return sum(len(frame) for frame in frames.values())
+    return warehouse.replace_license_facts(snapshot_date, rows_by_tenant)

@@ -1,10 +1,14 @@
-"""Microsoft payloads -> pandas DataFrames shaped like the warehouse tables. Pure: no I/O.
+"""Microsoft payloads -> rows shaped like the warehouse tables. Pure: no I/O.
+
+License facts come out as plain tuples (`FactRows`): the normalizer runs once per tenant, and a
+pandas frame per tenant would cost far more than the validation itself; the writer builds one
+frame for all tenants. The customer list (one payload per partner) comes out as a frame.
 
 Payloads come from the network, so every field is checked: ids must be GUIDs, counts whole
 non-negative numbers within int64 after every sum, text valid (control characters and lone
 surrogates replaced, length bounded). A bad field names the field and the tenant, never echoing
 the value (it may be huge or hostile). One bad record in a list is skipped with its reason
-(`Normalized.skipped`) and the others go on; a list that cannot be trusted as a whole (not a list,
+(`skipped`) and the others go on; a list that cannot be trusted as a whole (not a list,
 conflicting duplicates, a sum out of range) raises `MalformedPayload`.
 """
 
@@ -14,6 +18,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -21,7 +26,7 @@ import pandas as pd
 from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.clock import utc_naive
 from sync365_pipeline.core.text import safe_text
-from sync365_pipeline.warehouse.columns import CUSTOMER_COLUMNS, LICENSE_FACT_COLUMNS, UNIT_COLUMNS
+from sync365_pipeline.warehouse.columns import CUSTOMER_COLUMNS, LICENSE_FACT_COLUMNS
 
 MAX_TEXT_LENGTH = 1024  # product names, company names and domains are far shorter; longer is cut
 MAX_COUNT = 2**63 - 1  # BIGINT; Microsoft documents Int32
@@ -40,6 +45,7 @@ _PREPAID_KEYS = {
     "warning": "warning_units",
     "lockedOut": "locked_out_units",
 }
+_FACT_VALUES = itemgetter(*LICENSE_FACT_COLUMNS)  # a fact's values, in table order
 
 
 class MalformedPayload(ValueError):  # noqa: N818 (the name other layers catch)
@@ -51,6 +57,16 @@ class Normalized:
     """A table's rows from one payload, and why each record that could not be used was skipped."""
 
     frame: pd.DataFrame
+    skipped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FactRows:
+    """A tenant's license facts as tuples in `LICENSE_FACT_COLUMNS` order, holding Python values
+    (int, str or None, date, naive-UTC datetime), and why each record that could not be used was
+    skipped."""
+
+    rows: tuple[tuple[Any, ...], ...]
     skipped: tuple[str, ...] = ()
 
 
@@ -204,7 +220,7 @@ def direct_tenant_frame(tenant_id: str, organization: Mapping[str, Any]) -> Norm
     return Normalized(frame, tuple(skipped))
 
 
-def license_facts_frame(
+def license_fact_rows(
     *,
     partner_tenant_id: str,
     tenant_id: str,
@@ -213,8 +229,8 @@ def license_facts_frame(
     graph_skus: Sequence[Mapping[str, Any]],
     partner_center_skus: Sequence[Mapping[str, Any]] | None,
     catalog: SkuCatalog,
-) -> Normalized:
-    """One row per skuId of a tenant's Graph `subscribedSkus`, with every unit count as int64.
+) -> FactRows:
+    """One row per skuId of a tenant's Graph `subscribedSkus`, every unit count within int64.
 
     Graph is the source of counts; Partner Center only improves `product_name` (its
     `productSku.name` for the same id), then the catalog, then the part number
@@ -270,23 +286,18 @@ def license_facts_frame(
             name, source = pc_names[sku_id], NAME_SOURCE_PARTNER_CENTER
         else:
             name, source = catalog.name_for(sku_id, fact["sku_part_number"])
-        rows.append(
-            {
-                **fact,
-                "snapshot_date": snapshot_date,
-                "partner_tenant_id": partner,
-                "tenant_id": tenant,
-                "product_name": name,
-                "product_name_source": source,
-                "available_units": fact["enabled_units"] - fact["consumed_units"],
-                "synced_at": synced,
-            }
+        fact.update(
+            snapshot_date=snapshot_date,
+            partner_tenant_id=partner,
+            tenant_id=tenant,
+            product_name=name,
+            product_name_source=source,
+            # Both within 0..MAX_COUNT, so the difference is within int64 too.
+            available_units=fact["enabled_units"] - fact["consumed_units"],
+            synced_at=synced,
         )
-    frame = pd.DataFrame(rows, columns=list(LICENSE_FACT_COLUMNS))
-    for column in (*UNIT_COLUMNS, "billing_accounts"):
-        frame[column] = frame[column].astype("int64")
-    frame["synced_at"] = frame["synced_at"].astype("datetime64[us]")
-    return Normalized(frame, tuple(skipped))
+        rows.append(_FACT_VALUES(fact))
+    return FactRows(tuple(rows), tuple(skipped))
 
 
 def _graph_sku_row(item: Mapping[str, Any], where: str, tenant: str) -> dict[str, Any]:

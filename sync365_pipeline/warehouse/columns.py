@@ -1,6 +1,7 @@
 """The warehouse tables' column lists, in table order.
 
-The normalizer produces frames with exactly these columns and the writes expect them.
+The normalizer makes license-fact rows in this order and customer frames with these columns,
+and the writes expect them.
 """
 
 from __future__ import annotations

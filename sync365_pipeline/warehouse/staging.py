@@ -14,6 +14,7 @@ import os
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -32,10 +33,11 @@ def write_stage(
     *,
     statuses: Sequence[TenantStatusRow],
     raw_payloads: Sequence[RawPayload],
-    facts_by_tenant: Mapping[str, pd.DataFrame],
+    facts_by_tenant: Mapping[str, Sequence[tuple[Any, ...]]],
 ) -> dict[str, str]:
     """Stage one chunk: its tenants' status rows, raw payloads and facts (`facts_by_tenant`
-    holds one frame per tenant whose facts are to replace today's slice, empty for zero SKUs),
+    holds the fact rows of each tenant whose facts are to replace today's slice, none for zero
+    SKUs),
     checked as `replace_license_facts` checks them. Returns {table: path} for non-empty tables."""
     frames = {
         "tenant_status": pd.DataFrame(tenant_status_records(statuses)),

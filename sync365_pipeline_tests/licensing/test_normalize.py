@@ -1,4 +1,4 @@
-"""The normalizer: Microsoft payloads -> DataFrames; bad records skipped with their reasons,
+"""The normalizer: Microsoft payloads -> rows; bad records skipped with their reasons,
 hostile text made safe, lists that cannot be trusted refused."""
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import pytest
 from sync365_pipeline.catalog import SkuCatalog, SkuName
 from sync365_pipeline.licensing.normalize import (
     LICENSE_FACT_COLUMNS,
+    MAX_COUNT,
     MAX_TEXT_LENGTH,
+    FactRows,
     MalformedPayload,
-    Normalized,
     customers_frame,
-    license_facts_frame,
+    license_fact_rows,
 )
 from sync365_pipeline_tests.samples import CONTOSO, FABRIKAM, NORTHWIND, PARTNER, POWER_BI_PRO, SPB
 
@@ -67,14 +68,20 @@ def graph_sku(
 
 def facts(
     graph_skus: list[dict[str, Any]], partner_center_skus: list[dict[str, Any]] | None = None
-):
-    return normalized(graph_skus, partner_center_skus).frame
+) -> dict[str, dict[str, Any]]:
+    """{sku_id: {column: value}} of the rows the normalizer makes."""
+    return by_sku(normalized(graph_skus, partner_center_skus))
+
+
+def by_sku(result: FactRows) -> dict[str, dict[str, Any]]:
+    records = [dict(zip(LICENSE_FACT_COLUMNS, row, strict=True)) for row in result.rows]
+    return {record["sku_id"]: record for record in records}
 
 
 def normalized(
     graph_skus: list[dict[str, Any]], partner_center_skus: list[dict[str, Any]] | None = None
-) -> Normalized:
-    return license_facts_frame(
+) -> FactRows:
+    return license_fact_rows(
         partner_tenant_id=PARTNER,
         tenant_id=CONTOSO,
         snapshot_date=date(2026, 7, 1),
@@ -116,41 +123,42 @@ def test_customers_merge_partner_center_gdap_and_contracts() -> None:
     assert set(frame["partner_tenant_id"]) == {PARTNER}
 
 
-def test_license_facts_keep_every_count_as_int64() -> None:
-    raw = facts(
+def test_license_facts_keep_every_count_exact_in_table_order() -> None:
+    result = normalized(
         [
-            graph_sku(enabled=1_000_000, consumed=0),
+            graph_sku(enabled=MAX_COUNT, consumed=0),
             graph_sku(
                 POWER_BI_PRO, "POWER_BI_PRO", enabled=0, consumed=3, capabilityStatus="Warning"
             ),
         ]
     )
-    assert list(raw.columns) == list(LICENSE_FACT_COLUMNS)
-    frame = raw.set_index("sku_id")
-    assert frame.loc[SPB, "enabled_units"] == 1_000_000
-    assert frame.loc[SPB, "available_units"] == 1_000_000
-    assert frame.loc[POWER_BI_PRO, "available_units"] == -3  # consumed > enabled stays exact
-    assert frame.loc[POWER_BI_PRO, "capability_status"] == "Warning"
+    assert all(len(row) == len(LICENSE_FACT_COLUMNS) for row in result.rows)
+    rows = by_sku(result)
+    assert list(rows) == sorted([SPB, POWER_BI_PRO])  # one row per SKU, in id order
+    assert rows[SPB]["enabled_units"] == MAX_COUNT
+    assert rows[SPB]["available_units"] == MAX_COUNT
+    assert rows[POWER_BI_PRO]["available_units"] == -3  # consumed > enabled stays exact
+    assert rows[POWER_BI_PRO]["capability_status"] == "Warning"
     for column in ("enabled_units", "consumed_units", "available_units", "locked_out_units"):
-        assert str(frame[column].dtype) == "int64"
-    assert frame.loc[SPB, "synced_at"] == datetime(2026, 7, 1, 7, 0)  # stored as naive UTC
+        assert type(rows[SPB][column]) is int
+    assert rows[SPB]["snapshot_date"] == date(2026, 7, 1)
+    assert rows[SPB]["synced_at"] == datetime(2026, 7, 1, 7, 0)  # stored as naive UTC
+    assert rows[SPB]["synced_at"].tzinfo is None
+    assert (rows[SPB]["partner_tenant_id"], rows[SPB]["tenant_id"]) == (PARTNER, CONTOSO)
 
 
 def test_product_name_prefers_partner_center_then_catalog_then_part_number() -> None:
-    frame = facts(
+    rows = facts(
         [graph_sku(), graph_sku(POWER_BI_PRO, "POWER_BI_PRO"), graph_sku(UNKNOWN_SKU, "NEW_SKU")],
         [{"productSku": {"id": SPB.upper(), "name": "Business Premium (PC)"}}],
-    ).set_index("sku_id")
+    )
 
-    assert frame.loc[SPB, ["product_name", "product_name_source"]].tolist() == [
-        "Business Premium (PC)",
-        "partner_center",
-    ]
-    assert frame.loc[POWER_BI_PRO, "product_name_source"] == "catalog"
-    assert frame.loc[UNKNOWN_SKU, ["product_name", "product_name_source"]].tolist() == [
-        "NEW_SKU",
-        "part_number",
-    ]
+    def name(sku: str) -> tuple[str, str]:
+        return rows[sku]["product_name"], rows[sku]["product_name_source"]
+
+    assert name(SPB) == ("Business Premium (PC)", "partner_center")
+    assert name(POWER_BI_PRO) == ("Power BI Pro", "catalog")
+    assert name(UNKNOWN_SKU) == ("NEW_SKU", "part_number")
 
 
 def test_one_sku_in_several_billing_accounts_is_summed() -> None:
@@ -159,32 +167,29 @@ def test_one_sku_in_several_billing_accounts_is_summed() -> None:
     second["capabilityStatus"] = "Suspended"
     second["prepaidUnits"]["suspended"] = 2
 
-    row = facts([first, second]).iloc[0]
+    (row,) = facts([first, second]).values()
 
-    assert (row.enabled_units, row.consumed_units, row.suspended_units) == (15, 11, 2)
-    assert row.available_units == 4
-    assert row.billing_accounts == 2
-    assert row.capability_status == "Enabled"
+    assert (row["enabled_units"], row["consumed_units"], row["suspended_units"]) == (15, 11, 2)
+    assert row["available_units"] == 4
+    assert row["billing_accounts"] == 2
+    assert row["capability_status"] == "Enabled"
 
 
 def test_the_same_object_twice_counts_once_and_conflicting_copies_are_rejected() -> None:
     sku = graph_sku()
-    assert facts([sku, copy.deepcopy(sku)]).iloc[0].enabled_units == 25
+    assert facts([sku, copy.deepcopy(sku)])[SPB]["enabled_units"] == 25
 
     changed = graph_sku(enabled=26)
     with pytest.raises(MalformedPayload, match="repeats object"):
         facts([sku, changed])
 
 
-def test_missing_locked_out_means_zero_and_empty_payload_gives_empty_frame() -> None:
+def test_missing_locked_out_means_zero_and_empty_payload_gives_no_rows() -> None:
     sku = graph_sku()
     del sku["prepaidUnits"]["lockedOut"]
-    assert facts([sku]).iloc[0].locked_out_units == 0
+    assert facts([sku])[SPB]["locked_out_units"] == 0
 
-    empty = facts([])
-    assert empty.empty
-    assert list(empty.columns) == list(LICENSE_FACT_COLUMNS)
-    assert str(empty["enabled_units"].dtype) == "int64"
+    assert normalized([]) == FactRows(rows=(), skipped=())
 
 
 def _with(path: tuple[str, ...], value: object) -> dict[str, Any]:
@@ -220,7 +225,7 @@ def test_a_hostile_sku_record_is_skipped_naming_field_and_tenant_and_the_others_
     path: tuple[str, ...], value: object, field: str
 ) -> None:
     result = normalized([_with(path, value), graph_sku(POWER_BI_PRO, "POWER_BI_PRO")])
-    assert result.frame["sku_id"].tolist() == [POWER_BI_PRO]
+    assert list(by_sku(result)) == [POWER_BI_PRO]
     (reason,) = result.skipped
     assert field in reason
     assert CONTOSO in reason
@@ -235,14 +240,13 @@ def test_a_payload_that_is_not_a_list_is_refused_whole(payload: object) -> None:
 
 def test_a_list_item_that_is_not_an_object_is_skipped() -> None:
     result = normalized(["not an object", graph_sku()])  # type: ignore[list-item]
-    assert result.frame["sku_id"].tolist() == [SPB]
+    assert list(by_sku(result)) == [SPB]
     assert result.skipped == (f"subscribedSkus[0] for tenant {CONTOSO} is not an object.",)
 
 
 def test_hostile_text_is_stored_safe_and_bounded() -> None:
     hostile = "\x1b[2J\x1b]0;pwned\x07Evil\u202eCorp\x00\ud800" + "A" * 4000
-    frame = facts([graph_sku(), graph_sku(POWER_BI_PRO, hostile)])
-    part = frame.set_index("sku_id").loc[POWER_BI_PRO, "sku_part_number"]
+    part = facts([graph_sku(), graph_sku(POWER_BI_PRO, hostile)])[POWER_BI_PRO]["sku_part_number"]
     assert len(part) == MAX_TEXT_LENGTH
     assert part.endswith("\u2026")
     assert part.startswith("\ufffd[2J\ufffd]0;pwned\ufffdEvil\u202eCorp\ufffd\ufffd")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -109,6 +110,21 @@ def status(tenant: str, value: TenantStatus, at: datetime, code: str | None = No
     return TenantStatusRow(PARTNER, tenant, at, value, error_code=code, message=code)
 
 
+def value(row: tuple[Any, ...], column: str) -> Any:
+    return row[LICENSE_FACT_COLUMNS.index(column)]
+
+
+def changed(rows: tuple[tuple[Any, ...], ...], **values: Any) -> list[tuple[Any, ...]]:
+    """`rows` with the named columns set: a value, or a function of the row."""
+    return [
+        tuple(
+            (values[c](row) if callable(values[c]) else values[c]) if c in values else v
+            for c, v in zip(LICENSE_FACT_COLUMNS, row, strict=True)
+        )
+        for row in rows
+    ]
+
+
 def test_schema_has_the_required_tables_views_and_columns(warehouse: Warehouse) -> None:
     assert warehouse.migrate() == warehouse.migrate()  # idempotent
     for table, columns in REQUIRED_COLUMNS.items():
@@ -120,16 +136,24 @@ def test_schema_has_the_required_tables_views_and_columns(warehouse: Warehouse) 
     }
 
 
-def test_facts_round_trip_unit_by_unit(warehouse: Warehouse) -> None:
-    frame = facts(CONTOSO, DAY1, {SPB: (1_000_000, 0), POWER_BI_PRO: (0, 3), E3: (10_000, 10_000)})
-    assert warehouse.replace_license_facts(DAY1, {CONTOSO: frame}) == 3
+def test_facts_round_trip_value_by_value(warehouse: Warehouse) -> None:
+    rows = facts(CONTOSO, DAY1, {SPB: (1_000_000, 0), POWER_BI_PRO: (0, 3), E3: (10_000, 10_000)})
+    assert warehouse.replace_license_facts(DAY1, {CONTOSO: rows}) == 3
 
-    stored = query(warehouse, "SELECT * FROM license_facts ORDER BY sku_id")
-    columns = [c for c in frame.columns if c.endswith("_units")]
-    expected = frame.sort_values("sku_id").reset_index(drop=True)
-    pd.testing.assert_frame_equal(stored[columns], expected[columns])
-    assert stored.set_index("sku_id").loc[POWER_BI_PRO, "available_units"] == -3
-    assert all(str(stored[c].dtype) == "int64" for c in columns)
+    con = duckdb.connect(str(warehouse.path), read_only=True)
+    try:
+        stored = con.execute(
+            f"SELECT {', '.join(LICENSE_FACT_COLUMNS)} FROM license_facts ORDER BY sku_id"
+        ).fetchall()
+    finally:
+        con.close()
+    assert stored == sorted(rows, key=lambda row: value(row, "sku_id"))
+    assert (
+        value(next(r for r in stored if value(r, "sku_id") == POWER_BI_PRO), "available_units")
+        == -3
+    )
+    types = query(warehouse, "DESCRIBE license_facts").set_index("column_name")["column_type"]
+    assert {types[c] for c in LICENSE_FACT_COLUMNS if c.endswith("_units")} == {"BIGINT"}
 
 
 def test_replace_is_idempotent_and_touches_only_its_slice(warehouse: Warehouse) -> None:
@@ -160,21 +184,23 @@ def test_empty_frame_empties_the_slice(warehouse: Warehouse) -> None:
 
 
 @pytest.mark.parametrize(
-    "break_frame",
+    "break_rows",
     [
-        lambda f: pd.concat([f, f.iloc[:1]], ignore_index=True),  # one SKU twice
-        lambda f: f.assign(consumed_units=-1, available_units=f.enabled_units + 1),
-        lambda f: f.assign(available_units=f.available_units + 1),
+        lambda rows: [*rows, rows[0]],  # one SKU twice
+        lambda rows: changed(
+            rows, consumed_units=-1, available_units=lambda r: value(r, "enabled_units") + 1
+        ),
+        lambda rows: changed(rows, available_units=lambda r: value(r, "available_units") + 1),
     ],
     ids=["duplicate-sku", "negative-count", "available-mismatch"],
 )
-def test_a_failed_write_rolls_back_every_slice(warehouse: Warehouse, break_frame) -> None:
+def test_a_failed_write_rolls_back_every_slice(warehouse: Warehouse, break_rows) -> None:
     good = {CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 1)})}
     warehouse.replace_license_facts(DAY1, good)
     before = query(warehouse, "SELECT * FROM license_facts")
     rewrite = {
         FABRIKAM: facts(FABRIKAM, DAY1, {SPB: (3, 3)}),
-        CONTOSO: break_frame(facts(CONTOSO, DAY1, {SPB: (99, 9), E3: (1, 1)})),
+        CONTOSO: break_rows(facts(CONTOSO, DAY1, {SPB: (99, 9), E3: (1, 1)})),
     }
 
     with pytest.raises(duckdb.ConstraintException):
@@ -186,13 +212,16 @@ def test_a_failed_write_rolls_back_every_slice(warehouse: Warehouse, break_frame
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda f: f.assign(enabled_units=f.enabled_units.astype(float)), "not integer"),
-        (lambda f: f.assign(tenant_id=FABRIKAM), "holds other rows"),
-        (lambda f: f.drop(columns="consumed_units"), "consumed_units"),
-        (lambda f: f.assign(snapshot_date=DAY2), "not dated"),
+        (lambda r: changed(r, enabled_units=lambda r: float(value(r, "enabled_units"))), "float"),
+        (lambda r: changed(r, enabled_units=True), "enabled_units is bool"),
+        (lambda r: changed(r, warning_units=2**63), "warning_units is uint64"),
+        (lambda r: changed(r, consumed_units=None), "consumed_units has missing values"),
+        (lambda r: changed(r, tenant_id=FABRIKAM), "hold another tenant's"),
+        (lambda r: [row[:-1] for row in r], "has 15 values, not 16"),
+        (lambda r: changed(r, snapshot_date=DAY2), "not dated"),
     ],
 )
-def test_frames_that_do_not_fit_are_refused(warehouse: Warehouse, change, message: str) -> None:
+def test_rows_that_do_not_fit_are_refused(warehouse: Warehouse, change, message: str) -> None:
     with pytest.raises(InvalidFrameError, match=message):
         warehouse.replace_license_facts(
             DAY1, {CONTOSO: change(facts(CONTOSO, DAY1, {SPB: (1, 0)}))}
@@ -385,9 +414,7 @@ def test_a_day_on_which_every_tenant_has_zero_skus_empties_their_slices(
     warehouse: Warehouse,
 ) -> None:
     warehouse.replace_license_facts(DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 4)})})
-    empty = pd.DataFrame(columns=list(LICENSE_FACT_COLUMNS))
-
-    assert warehouse.replace_license_facts(DAY1, {CONTOSO: empty}) == 0
+    assert warehouse.replace_license_facts(DAY1, {CONTOSO: []}) == 0
 
     assert query(warehouse, "SELECT count(*) AS n FROM license_facts").n.tolist() == [0]
     assert query(warehouse, "SELECT sku_count FROM license_snapshots").sku_count.tolist() == [0]
