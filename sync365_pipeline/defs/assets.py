@@ -266,7 +266,7 @@ def fetch_tenant_chunk(
     once, and stage the rows as files. Needs no warehouse, so chunks run in parallel under a
     multiprocess executor. A failing tenant is a status; the other tenants go on."""
     (settings,) = [account for account in microsoft.accounts() if account.name == chunk.account]
-    with microsoft.connect(settings) as cloud:
+    with microsoft.connect(settings, saves_tokens=False) as cloud:
         return chunks.fetch_chunk(
             cloud,
             settings,
@@ -281,13 +281,14 @@ def fetch_tenant_chunk(
 def store_tenant_chunks(
     context: dg.OpExecutionContext,
     staged: list[chunks.StagedChunk],
+    microsoft: MicrosoftCloudResource,
     warehouse: WarehouseResource,
 ) -> None:
     """The one writer of what the chunks staged: statuses and raw payloads in one transaction,
     and the accounts that failed inside a chunk in `partner_status`. Fails the run only when
     every account failed (with the remedy); the tenants_synced check names failing customers."""
     store = warehouse.open()
-    chunks.store_chunks(store, staged)
+    chunks.store_chunks(store, staged, microsoft.accounts())
     failed = {chunk.chunk.account: chunk.failure for chunk in staged if chunk.failure is not None}
     if failed and len(failed) == len({chunk.chunk.account for chunk in staged}):
         raise dg.Failure(

@@ -55,10 +55,10 @@ class MicrosoftCloudResource(dg.ConfigurableResource):
     def accounts(self) -> list[AccountSettings]:
         return _configured(lambda: load_accounts(resource=_config(self, "microsoft")))
 
-    def connect(self, account: AccountSettings) -> MicrosoftCloud:
+    def connect(self, account: AccountSettings, *, saves_tokens: bool = True) -> MicrosoftCloud:
         """The account's session, tokens and API clients. Use it as a context manager: leaving
-        it saves the rotated refresh token."""
-        return MicrosoftCloud.from_settings(account)
+        it saves the rotated refresh token (unless `saves_tokens` is False: a parallel step)."""
+        return MicrosoftCloud.from_settings(account, saves_tokens=saves_tokens)
 
 
 class WarehouseResource(dg.ConfigurableResource):

@@ -21,6 +21,7 @@ from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.licensing import accounts, facts, tenants
 from sync365_pipeline.microsoft import MicrosoftCloud, MicrosoftError
+from sync365_pipeline.microsoft.auth import TokenCacheFile
 from sync365_pipeline.warehouse import Warehouse, write_stage
 
 
@@ -50,6 +51,7 @@ class StagedChunk:
     files: dict[str, str] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
     http: dict[str, float] = field(default_factory=dict)
+    gained_tokens: str | None = None  # a 0600 file of the customer tokens it obtained
     failure: accounts.AccountFailure | None = None
 
 
@@ -119,14 +121,30 @@ def fetch_chunk(
         raw_payloads=staged.raw_payloads,
         facts_by_tenant=staged.facts_by_tenant,
     )
+    gained = Path(chunk.staging_dir) / f"{chunk.key}.tokens.json"
+    cloud.tokens.write_gained(gained)
     counts = Counter(row.status.value for row in staged.statuses)
-    return StagedChunk(chunk, files, dict(counts), cloud.session.stats.snapshot())
+    return StagedChunk(chunk, files, dict(counts), cloud.session.stats.snapshot(), str(gained))
 
 
-def store_chunks(warehouse: Warehouse, staged: Sequence[StagedChunk]) -> None:
-    """The writer: every chunk's statuses and raw payloads in one transaction, then one
-    `partner_status` row per account that failed inside a chunk."""
+def store_chunks(
+    warehouse: Warehouse,
+    staged: Sequence[StagedChunk],
+    account_settings: Sequence[AccountSettings],
+) -> None:
+    """The writer: every chunk's statuses and raw payloads in one transaction, one
+    `partner_status` row per account that failed inside a chunk, and the customer tokens the
+    chunks obtained into each account's token cache (which chunks, running side by side, never
+    write themselves)."""
     warehouse.load_staged_fetches([chunk.files for chunk in staged])
+    for settings in account_settings:
+        TokenCacheFile(settings.token_cache_path).keep_gained(
+            [
+                Path(chunk.gained_tokens)
+                for chunk in staged
+                if chunk.chunk.account == settings.name and chunk.gained_tokens
+            ]
+        )
     recorded = set()
     for chunk in staged:
         if chunk.failure is not None and chunk.chunk.partner_tenant_id not in recorded:

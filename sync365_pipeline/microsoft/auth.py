@@ -25,7 +25,7 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -152,6 +152,14 @@ class CustomerTokens:
             self._by_tenant[tenant_id.lower()] = entries
             self.changed = True
 
+    def update(self, by_tenant: dict[str, dict[str, dict[str, Any]]]) -> None:
+        """Take the tokens another client gained (a chunk step's, `TokenProvider.gained`)."""
+        with self._lock:
+            self._by_tenant.update(
+                {tenant.lower(): entries for tenant, entries in by_tenant.items()}
+            )
+            self.changed = self.changed or bool(by_tenant)
+
     def state(self, now: float) -> dict[str, dict[str, dict[str, Any]]]:
         """The tenants with an access token MSAL would still use (more than 5 minutes left)."""
         with self._lock:
@@ -223,6 +231,19 @@ class TokenCacheFile:
             if customers is not None and (kept := customers.state(time.time())):
                 state[CUSTOMER_TOKENS_SECTION] = kept
             write_private_file(self.path, json.dumps(state))
+
+    def keep_gained(self, gained: Sequence[Path]) -> None:
+        """Add the customer tokens that steps which must not write this file (parallel chunk
+        steps) left in `gained` files (`TokenProvider.write_gained`), then delete those files:
+        this file keeps one writer at a time, and a warm sync still finds every token."""
+        if not gained:
+            return
+        cache, customers = self.load_with_customers()
+        for path in gained:
+            customers.update(json.loads(path.read_text(encoding="utf-8")))
+        self.save(cache, customers)
+        for path in gained:
+            path.unlink(missing_ok=True)
 
     def _restrict_mode(self) -> None:
         mode = stat.S_IMODE(self.path.stat().st_mode)
@@ -337,6 +358,11 @@ class TokenProvider:
         access tokens spare the next sync its token requests)."""
         if self._cache is not None and (self._cache.has_state_changed or self._customers.changed):
             self._cache_file.save(self._cache, self._customers)
+
+    def write_gained(self, path: Path) -> None:
+        """Write the customer tokens this client holds (0600) for `TokenCacheFile.keep_gained`,
+        instead of saving the cache itself."""
+        write_private_file(path, json.dumps(self._customers.state(time.time())))
 
     def _token_cache(self) -> msal.SerializableTokenCache:
         """The cache, read from its file on first use so that a corrupt file surfaces from a

@@ -24,7 +24,10 @@ class MicrosoftCloud:
         tokens: TokenProvider,
         partner_center: PartnerCenterClient,
         graph: GraphClient,
+        *,
+        saves_tokens: bool = True,
     ) -> None:
+        self.saves_tokens = saves_tokens
         self.session = session
         self.tokens = tokens
         self.partner_center = partner_center
@@ -32,8 +35,14 @@ class MicrosoftCloud:
 
     @classmethod
     def from_settings(
-        cls, settings: AccountSettings, *, retry: RetrySettings | None = None
+        cls,
+        settings: AccountSettings,
+        *,
+        retry: RetrySettings | None = None,
+        saves_tokens: bool = True,
     ) -> MicrosoftCloud:
+        """`saves_tokens=False` for a client that runs beside others of the same account (a
+        parallel chunk step): it never writes the token cache (`TokenProvider.write_gained`)."""
         session = account_session(settings, retry=retry or RetrySettings())
         tokens = TokenProvider(
             settings.credentials,
@@ -52,12 +61,14 @@ class MicrosoftCloud:
                 limiter=RateLimiter(settings.partner_center_rate),
             ),
             graph=GraphClient(session, settings.endpoints.graph_url, tokens),
+            saves_tokens=saves_tokens,
         )
 
     def close(self) -> None:
         """Save the token cache (the rotated refresh token), then close the session."""
         try:
-            self.tokens.save()
+            if self.saves_tokens:
+                self.tokens.save()
         finally:
             self.session.close()
 

@@ -95,6 +95,10 @@ class _StubTokens:
     def release(self, tenant_id: str) -> None:
         """Nothing is cached per tenant."""
 
+    def write_gained(self, path: Path) -> None:
+        """A stub gains no customer token: an empty set, as a real client with none writes."""
+        path.write_text("{}", encoding="utf-8")
+
 
 class _StubPartnerCenter:
     def __init__(self, account: StubAccount) -> None:
@@ -156,7 +160,9 @@ class StubMicrosoft:
         return [account.settings for account in self._accounts.values()]
 
     @contextmanager
-    def connect(self, account: AccountSettings) -> Iterator[StubCloud]:
+    def connect(
+        self, account: AccountSettings, *, saves_tokens: bool = True
+    ) -> Iterator[StubCloud]:
         try:
             yield StubCloud(self._accounts[account.name])
         finally:
