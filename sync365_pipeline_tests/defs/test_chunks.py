@@ -93,3 +93,27 @@ def test_the_multiprocess_executor_fetches_chunks_in_processes_of_their_own(
         (tenant,) for tenant in sorted([HEALTHY_A, HEALTHY_B, HEALTHY_C])
     ]
     assert cache_mode == 0o600
+
+
+def test_a_second_sync_within_the_tokens_lifetime_asks_for_no_token_and_no_discovery(
+    pipeline_factory: PipelineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through Dagster and the chunk steps, which hand their tokens to the writer step."""
+    pipeline = pipeline_factory(pipeline_scenario())
+    monkeypatch.setenv("SYNC365_CHUNK_SIZE", "2")
+    first = pipeline.sync()
+    first_routes = pipeline.sim.control.request_counts()["by_route"]
+    pipeline.sim.control.reset_request_counts()
+
+    second = pipeline.sync()
+
+    assert first.success
+    assert second.success
+    assert first_routes["identity.token"] >= 3, "the first sync redeems a token per customer"
+    counts = pipeline.sim.control.request_counts()
+    routes = counts["by_route"]
+    assert {route for route in routes if route.startswith("identity.")} == set(), routes
+    assert {HEALTHY_A, HEALTHY_B, HEALTHY_C} <= set(counts["by_tenant"]), "every tenant read"
+    assert pipeline.token_cache.stat().st_mode & 0o777 == 0o600
+    staged = pipeline.warehouse.staging_dir(second.run_id)
+    assert not staged.exists(), "no gained-token file is left behind"
