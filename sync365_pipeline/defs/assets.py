@@ -5,8 +5,11 @@ No asset returns data to an IO manager: facts live in DuckDB, tokens only in the
 """
 
 import functools
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
+from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 import dagster as dg
@@ -28,6 +31,7 @@ from sync365_pipeline.warehouse import (
     Warehouse,
     WarehouseLocked,
     WarehouseUnwritable,
+    remove_abandoned_stages,
     remove_stage,
     staged_files,
 )
@@ -38,6 +42,7 @@ WAREHOUSE_POOL = "sync365_warehouse"
 # Permanent failures raise dg.Failure(allow_retries=False) and are not retried.
 T = TypeVar("T")
 STOPPED = "Stopped by SIGINT or SIGTERM before it finished."
+ABANDONED_STAGE_S = 24 * 3600
 STEP_RETRY = dg.RetryPolicy(
     max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
@@ -236,6 +241,9 @@ def plan_tenant_chunks(
     """The tenants this run fetches (every active one, or those its config names), cut into
     chunks of `chunk_size`: one step each. A name that matches no tenant fails the run."""
     store = warehouse.open()
+    staging = store.staging_dir(context.run.run_id)
+    if removed := remove_abandoned_stages(staging.parent, partial(_unfinished, context)):
+        context.log.info(f"Removed what {len(removed)} stopped sync(s) had staged.")
     selection = config.selection()
     settings = microsoft.accounts()
     try:
@@ -247,7 +255,7 @@ def plan_tenant_chunks(
         chosen,
         snapshot_date=_run_snapshot_date(context),
         sync_id=context.run.run_id,
-        staging_dir=store.staging_dir(context.run.run_id),
+        staging_dir=staging,
     )
     context.log.info(
         f"Fetching {selection.describe()}: {sum(map(len, chosen.values()))} tenant(s) in "
@@ -255,6 +263,15 @@ def plan_tenant_chunks(
     )
     for chunk in planned:
         yield dg.DynamicOutput(chunk, mapping_key=chunk.key)
+
+
+def _unfinished(context: dg.OpExecutionContext, run_id: str, folder: Path) -> bool:
+    """A run of this instance that is not over, or, for a run this instance does not know (a
+    sync from another Dagster home on the same warehouse), one whose files are under a day old."""
+    run = context.instance.get_run_by_id(run_id) if run_id != context.run.run_id else context.run
+    if run is None:
+        return time.time() - folder.stat().st_mtime < ABANDONED_STAGE_S
+    return not run.is_finished
 
 
 @dg.op(retry_policy=STEP_RETRY)

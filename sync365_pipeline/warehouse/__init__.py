@@ -8,7 +8,12 @@ from sync365_pipeline.warehouse.rows import (
     RawPayload,
     TenantStatusRow,
 )
-from sync365_pipeline.warehouse.staging import remove_stage, staged_files, write_stage
+from sync365_pipeline.warehouse.staging import (
+    remove_abandoned_stages,
+    remove_stage,
+    staged_files,
+    write_stage,
+)
 from sync365_pipeline.warehouse.store import Warehouse
 from sync365_pipeline.warehouse.writes import InvalidFrameError
 
@@ -22,6 +27,7 @@ __all__ = [
     "Warehouse",
     "WarehouseLocked",
     "WarehouseUnwritable",
+    "remove_abandoned_stages",
     "remove_stage",
     "staged_files",
     "write_stage",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,17 @@ def staged_files(directory: Path) -> list[dict[str, str]]:
 def remove_stage(directory: Path) -> None:
     """Remove a run's staging folder once its rows are in the warehouse (or it is abandoned)."""
     shutil.rmtree(directory, ignore_errors=True)
+
+
+def remove_abandoned_stages(root: Path, alive: Callable[[str, Path], bool]) -> list[str]:
+    """Remove the staging folders under `root` of syncs that are over (`alive(sync_id, folder)`
+    false): a run killed between its chunks and its writer leaves rows and gained tokens."""
+    removed = []
+    for folder in sorted(root.glob("*")) if root.is_dir() else []:
+        if folder.is_dir() and not alive(folder.name, folder):
+            remove_stage(folder)
+            removed.append(folder.name)
+    return removed
 
 
 def _literal(path: Path) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -117,3 +119,21 @@ def test_a_second_sync_within_the_tokens_lifetime_asks_for_no_token_and_no_disco
     assert pipeline.token_cache.stat().st_mode & 0o777 == 0o600
     staged = pipeline.warehouse.staging_dir(second.run_id)
     assert not staged.exists(), "no gained-token file is left behind"
+
+
+def test_a_sync_removes_what_stopped_syncs_staged_and_spares_a_live_one(
+    pipeline_factory: PipelineFactory,
+) -> None:
+    pipeline = pipeline_factory(pipeline_scenario())
+    abandoned = pipeline.warehouse.staging_dir("killed-two-days-ago")
+    recent = pipeline.warehouse.staging_dir("running-in-another-dagster-home")
+    for folder in (abandoned, recent):
+        folder.mkdir(parents=True)
+        (folder / "default_0.tokens.json").write_text("{}")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(abandoned, (two_days_ago, two_days_ago))
+
+    assert pipeline.sync().success
+
+    assert not abandoned.exists()
+    assert (recent / "default_0.tokens.json").exists(), "a run this instance does not know"
