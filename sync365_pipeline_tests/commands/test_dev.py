@@ -22,7 +22,7 @@ from sync365_pipeline.simulator import load_scenario
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SYNC365 = Path(sys.executable).with_name("sync365")
 READY_TIMEOUT_S = 120
-RUN_TIMEOUT_S = 90
+RUN_TIMEOUT_S = 240  # a hang fails it; under dagster dev every step is a process of its own
 STOP_TIMEOUT_S = 60
 REPOSITORY = {"repositoryLocationName": "sync365_pipeline", "repositoryName": "__repository__"}
 
