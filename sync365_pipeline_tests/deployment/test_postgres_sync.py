@@ -17,15 +17,7 @@ import dagster as dg
 import pytest
 
 from sync365_pipeline.simulator import SimulatorServer
-from sync365_pipeline_tests.commands.processes import (
-    HANG_S,
-    SLOW_GRAPH,
-    fact_tenants,
-    run_sync365,
-    simulator_env,
-    start_sync,
-    wait_until_fetching,
-)
+from sync365_pipeline_tests.commands import processes
 from sync365_pipeline_tests.scenarios import PARTNER, pipeline_scenario
 
 from .test_dagster_yaml import POSTGRES_EXAMPLE
@@ -111,7 +103,7 @@ def test_a_sync_on_postgres_recovers_a_killed_one_and_keeps_secrets_out(
     scenario = pipeline_scenario()
     tenants = {customer["tenant_id"] for customer in scenario["customers"]}
     sim = simulator_factory(scenario)
-    env = simulator_env(sim, tmp_path) | {
+    env = processes.simulator_env(sim, tmp_path) | {
         "DAGSTER_POSTGRES_URL": postgres_server.url(dagster_database),
         "DAGSTER_EVENT_BATCH_SIZE": "1000",
         "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
@@ -124,11 +116,11 @@ def test_a_sync_on_postgres_recovers_a_killed_one_and_keeps_secrets_out(
     # The first sync, killed while fetching, leaves its run STARTED in Postgres (and perhaps
     # its pool slot taken).
     for tenant in tenants:
-        sim.control.set_fault(tenant, SLOW_GRAPH)
-    killed = start_sync(env, tmp_path)
-    wait_until_fetching(sim, killed)
+        sim.control.set_fault(tenant, processes.SLOW_GRAPH)
+    killed = processes.start_sync(env, tmp_path)
+    processes.wait_until_fetching(sim, killed)
     killed.kill()
-    killed_out, killed_err = killed.communicate(timeout=HANG_S)
+    killed_out, killed_err = killed.communicate(timeout=processes.HANG_S)
     abandoned = {
         run_id
         for run_id, status in run_statuses(postgres_server, dagster_database).items()
@@ -139,7 +131,7 @@ def test_a_sync_on_postgres_recovers_a_killed_one_and_keeps_secrets_out(
     for tenant in tenants:
         sim.control.clear_faults(tenant)
 
-    after = run_sync365(["sync"], env, tmp_path)
+    after = processes.run_sync365(["sync"], env, tmp_path)
 
     assert after.returncode == 0, after.stderr
     assert f"Marked {len(abandoned)} run(s)" in after.stdout
@@ -153,7 +145,7 @@ def test_a_sync_on_postgres_recovers_a_killed_one_and_keeps_secrets_out(
     assert MATERIALIZATION in set().union(*events.values())
     assert held_slots(postgres_server, dagster_database) == [], "no slot outlives its run"
     assert set(slots_per_pool(postgres_server, dagster_database).values()) == {1}
-    assert fact_tenants(tmp_path) == tenants
+    assert processes.fact_tenants(tmp_path) == tenants
     assert not list(home.glob("**/*.db")), "nothing went to sqlite"
     assert (home / "dagster.yaml").read_text() == POSTGRES_EXAMPLE.read_text()
 
