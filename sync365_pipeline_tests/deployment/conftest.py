@@ -5,14 +5,15 @@
 - `dagster_database` (function): the name of a new empty database on it (its URL:
   `postgres_server.url(name)`).
 
-Without the server's binaries (`make test` installs Debian's `postgresql` when it can) or the
-`postgres` extra these tests skip, saying why; under CI=true they fail instead, so that CI never
-passes by skipping them.
+Without the server's binaries (`make test` installs Debian's `postgresql` when it can), a
+server that starts from them, or the `postgres` extra, these tests skip, saying why; under
+CI=true they fail instead, so that CI never passes by skipping them.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from typing import NoReturn
@@ -46,9 +47,12 @@ def postgres_server() -> Iterator[PostgresServer]:
             "no PostgreSQL server binaries in /usr/lib/postgresql/*/bin or on PATH "
             "(apt-get install postgresql)"
         )
-    server = PostgresServer(bin_dir)
     try:
-        yield server.start()
+        server = PostgresServer(bin_dir).start()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        unavailable(f"a PostgreSQL server could not be started from {bin_dir}: {exc}")
+    try:
+        yield server
     finally:
         server.stop()
 

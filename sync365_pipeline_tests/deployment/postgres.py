@@ -89,10 +89,19 @@ class PostgresServer:
         if self.user:
             command = ["runuser", "-u", self.user, "--", *command]
         return subprocess.run(
-            command, capture_output=True, text=True, timeout=START_TIMEOUT_S, check=False
+            command, capture_output=True, text=True, timeout=START_TIMEOUT_S + 30, check=False
         )
 
     def start(self) -> PostgresServer:
+        """Create the cluster and start the server; on any failure leave nothing behind."""
+        try:
+            self._init_and_start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _init_and_start(self) -> None:
         password_file = self.root / "password"
         password_file.write_text(self.password)
         if self.user:
@@ -124,7 +133,7 @@ class PostgresServer:
                 f"--timeout={START_TIMEOUT_S}",
             )
             if started.returncode == 0:
-                return self
+                return
         log = self.log.read_text() if self.log.exists() else started.stderr
         raise RuntimeError(f"the PostgreSQL server did not start: {log.strip()[-2000:]}")
 
