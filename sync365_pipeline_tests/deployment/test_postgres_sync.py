@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,12 +86,19 @@ def text_in_database(server: PostgresServer, database: str) -> str:
     return "\n".join(parts)
 
 
-def refresh_tokens(token_cache: Path) -> set[str]:
-    tokens = {
-        entry["secret"] for entry in json.loads(token_cache.read_text())["RefreshToken"].values()
-    }
-    assert tokens, "the sync keeps the rotated refresh token"
-    return tokens
+def cached_secrets(token_cache: Path) -> set[str]:
+    """Every token the cache holds (refresh, ID and access tokens, wherever they are kept)."""
+    cache = json.loads(token_cache.read_text())
+    assert cache.get("RefreshToken"), "the sync keeps the rotated refresh token"
+    return set(_secret_fields(cache))
+
+
+def _secret_fields(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        if isinstance(value.get("secret"), str):
+            yield value["secret"]
+        for child in value.values():
+            yield from _secret_fields(child)
 
 
 def test_a_sync_on_postgres_recovers_a_killed_one_and_keeps_secrets_out(
@@ -121,7 +128,7 @@ def test_a_sync_on_postgres_recovers_a_killed_one_and_keeps_secrets_out(
     processes.wait_until_fetching(sim, killed)
     killed.kill()
     killed_out, killed_err = killed.communicate(timeout=processes.HANG_S)
-    issued = refresh_tokens(token_cache)  # it signed in before it was killed
+    issued = cached_secrets(token_cache)  # it signed in before it was killed
     abandoned = {
         run_id
         for run_id, status in run_statuses(postgres_server, dagster_database).items()
@@ -152,7 +159,7 @@ def test_a_sync_on_postgres_recovers_a_killed_one_and_keeps_secrets_out(
 
     stored = text_in_database(postgres_server, dagster_database)
     assert all(run_id in stored for run_id in statuses), "the search covers every run"
-    issued |= refresh_tokens(token_cache)
+    issued |= cached_secrets(token_cache)
     secrets = {PARTNER["client_secret"], PARTNER["refresh_token"], *issued}
     for secret in secrets:
         assert secret not in stored
