@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 DEV_PORT ?= 3000
 
-.PHONY: help install lint format test demo dev bench clean
+.PHONY: help install postgres-server lint format test demo dev bench clean
 
 help:
 	@echo "make demo   - run the pipeline end to end against the built-in Microsoft cloud simulator"
@@ -20,10 +20,24 @@ help:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,postgres]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The Postgres deployment's tests start a server of their own from Debian's `postgresql`
+# package (sync365_pipeline_tests/deployment/): installed here when it is missing and we are
+# root; otherwise those tests skip, or fail under CI=true.
+POSTGRES_INITDB ?= /usr/lib/postgresql/*/bin/initdb
+postgres-server:
+	@if ls $(POSTGRES_INITDB) >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; \
+	else \
+		echo "No PostgreSQL server here (Debian: apt-get install postgresql):" \
+			"the Postgres deployment tests will skip, or fail under CI=true."; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -34,7 +48,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+test: lint postgres-server
 	$(BIN)/pytest
 
 # Its own simulator, DAGSTER_HOME, warehouse and token cache under data/demo/, fresh each time.

@@ -16,7 +16,7 @@ from sync365_pipeline_tests.conftest import HoldDuckDB
 from sync365_pipeline_tests.samples import CONTOSO, DAY1, SPB, facts
 from sync365_pipeline_tests.scenarios import HEALTHY_B, pipeline_scenario
 
-from .processes import clean_env, run_sync365
+from .processes import clean_env, run_sync365, simulator_env
 
 pytestmark = pytest.mark.e2e
 
@@ -26,10 +26,7 @@ def configured(
     simulator_factory: Callable[[Any], SimulatorServer], tmp_path: Path
 ) -> tuple[SimulatorServer, dict[str, str]]:
     sim = simulator_factory(pipeline_scenario())
-    env = clean_env(tmp_path) | sim.environment()
-    env["SYNC365_TOKEN_CACHE"] = str(tmp_path / "token_cache.json")
-    env["SYNC365_DUCKDB_PATH"] = str(tmp_path / "sync365.duckdb")
-    return sim, env
+    return sim, simulator_env(sim, tmp_path)
 
 
 def license_facts(tmp_path: Path) -> list[tuple[Any, ...]]:

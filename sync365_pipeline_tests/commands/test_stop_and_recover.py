@@ -5,24 +5,26 @@ cleanup after it, is the kill loop's: test_kill_loop.py.)"""
 from __future__ import annotations
 
 import signal
-import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from sync365_pipeline.simulator import SimulatorServer
 from sync365_pipeline_tests.scenarios import HEALTHY_A, HEALTHY_B, HEALTHY_C, pipeline_scenario
 
-from .processes import SYNC365, clean_env, run_sync365
+from .processes import (
+    HANG_S,
+    SLOW_GRAPH,
+    fact_tenants,
+    run_sync365,
+    simulator_env,
+    start_sync,
+    wait_until_fetching,
+)
 
 pytestmark = pytest.mark.e2e
-
-HANG_S = 120  # only a hang comes near this; every wait below ends on an event
-SLOW_GRAPH = {"type": "latency", "ms": 1500, "service": "graph"}
 
 
 @pytest.fixture
@@ -34,38 +36,7 @@ def slow(
     for customer in scenario["customers"]:
         customer["faults"] = [SLOW_GRAPH]
     sim = simulator_factory(scenario)
-    env = clean_env(tmp_path) | sim.environment()
-    env["SYNC365_TOKEN_CACHE"] = str(tmp_path / "token_cache.json")
-    env["SYNC365_DUCKDB_PATH"] = str(tmp_path / "sync365.duckdb")
-    return sim, env
-
-
-def start_sync(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*SYNC365, "sync"],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_until_fetching(sim: SimulatorServer, process: subprocess.Popen[str]) -> None:
-    """Return once the license run asks Graph for a customer's SKUs (its slot is taken)."""
-    deadline = time.monotonic() + HANG_S
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
-        routes = sim.control.request_counts()["by_route"]
-        if any("subscribedSkus" in route for route in routes):
-            return
-        time.sleep(0.05)
-    pytest.fail("the sync never reached the fetch")
-
-
-def fact_tenants(tmp_path: Path) -> set[str]:
-    with duckdb.connect(str(tmp_path / "sync365.duckdb"), read_only=True) as con:
-        return {row[0] for row in con.execute("SELECT tenant_id FROM license_facts").fetchall()}
+    return sim, simulator_env(sim, tmp_path)
 
 
 def test_sigterm_stops_a_fetching_sync_cleanly_and_the_next_sync_completes(slow, tmp_path):
