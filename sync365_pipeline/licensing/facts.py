@@ -86,7 +86,7 @@ def screen_payloads(
                     fetched = replace(
                         fetched,
                         error_code="SkippedRecords",
-                        message=" ".join(normalized.skipped),
+                        message=" ".join(record.reason for record in normalized.skipped),
                     )
         screened.append(fetched)
     return screened

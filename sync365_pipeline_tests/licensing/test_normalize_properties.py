@@ -71,8 +71,8 @@ def assert_storable(result: Normalized) -> None:
                 value.encode("utf-8")  # no lone surrogate
                 assert len(value) <= MAX_TEXT_LENGTH
                 assert not any(ord(ch) < 32 for ch in value)
-    for reason in result.skipped:
-        assert len(reason) < 400
+    for record in result.skipped:
+        assert len(record.reason) < 400
 
 
 @given(graph_skus=sku_lists, partner_center_skus=st.one_of(st.none(), json_values))
