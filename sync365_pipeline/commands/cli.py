@@ -19,6 +19,7 @@ from sync365_pipeline.catalog import (
 )
 from sync365_pipeline.commands.dev import dev
 from sync365_pipeline.commands.run import run_sync, show
+from sync365_pipeline.core.redaction import redact_every_log_record
 from sync365_pipeline.core.settings import DATA_DIR, ConfigError, load_accounts, load_run_settings
 from sync365_pipeline.licensing.selection import TenantSelection
 from sync365_pipeline.warehouse import Warehouse
@@ -47,6 +48,7 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, lazy={"simulator": "sync365_pipeline.simulator.cli:simulator"})
 def main() -> None:
     """sync365: Microsoft 365 license facts for Microsoft partners, in DuckDB."""
+    redact_every_log_record()
 
 
 @main.command()

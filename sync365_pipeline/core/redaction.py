@@ -10,8 +10,11 @@ Two nets, so that a secret is caught even where nobody thought of it:
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
+from collections.abc import Callable
+from typing import Any
 
 REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 8  # shorter values would blank out ordinary words
@@ -93,3 +96,49 @@ class Redactor:
 _PROCESS = Redactor()
 register_secret = _PROCESS.register
 redact = _PROCESS.redact
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces a log record's message (its arguments merged in) and exception text with their
+    redaction, so that a handler only ever formats redacted text. Never drops a record."""
+
+    _formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True  # arguments that do not fit the message: the handler reports it
+        record.msg, record.args = redact(message), ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(self._formatter.formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+class _RedactingRecordFactory:
+    """The log record factory that was in place, its records passed through `RedactingFilter`."""
+
+    def __init__(self, make_record: Callable[..., logging.LogRecord]) -> None:
+        self._make_record = make_record
+        self._filter = RedactingFilter()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self._make_record(*args, **kwargs)
+        self._filter.filter(record)
+        return record
+
+
+def redact_every_log_record() -> None:
+    """Pass every log record this process makes through `RedactingFilter`; idempotent.
+
+    A filter on a logger sees only the records logged at that very logger, and Dagster builds a
+    log manager (and its handlers) per run and step, out of our reach. The record factory is the
+    one place every record passes: our `sync365_pipeline.*` loggers, `dagster`, a step's
+    `context.log` (its message is redacted before Dagster stores it in the event log), and the
+    console logger, which logs Dagster's final line (step errors included) as a new record.
+    """
+    current = logging.getLogRecordFactory()
+    if not isinstance(current, _RedactingRecordFactory):
+        logging.setLogRecordFactory(_RedactingRecordFactory(current))

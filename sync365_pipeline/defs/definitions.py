@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from sync365_pipeline.core.redaction import redact_every_log_record
 from sync365_pipeline.defs.assets import customers, license_facts, partner_token, subscribed_skus
 from sync365_pipeline.defs.checks import consent_granted, tenants_synced
 from sync365_pipeline.defs.jobs import (
@@ -19,6 +20,9 @@ from sync365_pipeline.defs.resources import (
     WebhookResource,
 )
 from sync365_pipeline.defs.sensors import consent_sensor, refresh_token_sensor
+
+# Every process that loads our code (code server, run worker, `sync365 sync`) logs redacted.
+redact_every_log_record()
 
 defs = dg.Definitions(
     assets=[partner_token, customers, subscribed_skus, license_facts],

@@ -11,7 +11,7 @@ import pandas as pd
 from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.licensing.normalize import customers_frame, direct_tenant_frame
 from sync365_pipeline.microsoft import MicrosoftCloud
-from sync365_pipeline.warehouse import CustomerChanges, Warehouse
+from sync365_pipeline.warehouse import CustomerChanges, SkippedRecord, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 class Discovery:
     customers: pd.DataFrame
     changes: CustomerChanges
-    skipped: tuple[str, ...] = ()  # why each customer or relationship record was not used
+    skipped: tuple[SkippedRecord, ...] = ()  # each list record that was not used, and why
 
 
 def discover_customers(
@@ -29,7 +29,8 @@ def discover_customers(
     """Every tenant the account can reach, merged into `customers`.
 
     A partner: Partner Center customers merged with GDAP relationships and DAP contracts. A
-    direct account: its own tenant.
+    direct account: its own tenant. The records that could not be used are stored with the
+    list (`skipped_customer_records`), not only logged.
     """
     if settings.kind == "direct":
         normalized = direct_tenant_frame(
@@ -42,7 +43,9 @@ def discover_customers(
             cloud.graph.delegated_admin_relationships(),
             cloud.graph.contracts(),
         )
-    for reason in normalized.skipped:
-        log.warning("Account %s: skipped a record: %s", settings.name, reason)
-    changes = warehouse.upsert_customers(settings.tenant_id, normalized.frame, seen_at)
+    for record in normalized.skipped:
+        log.warning("Account %s: skipped a record: %s", settings.name, record.reason)
+    changes = warehouse.upsert_customers(
+        settings.tenant_id, normalized.frame, seen_at, normalized.skipped
+    )
     return Discovery(customers=normalized.frame, changes=changes, skipped=normalized.skipped)

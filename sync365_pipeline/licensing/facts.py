@@ -82,7 +82,8 @@ def stage_fetches(
             else:
                 staged.facts_by_tenant[fetched.tenant_id] = normalized.rows
                 if normalized.skipped:
-                    code, message = "SkippedRecords", " ".join(normalized.skipped)
+                    code = "SkippedRecords"
+                    message = " ".join(record.reason for record in normalized.skipped)
         staged.statuses.append(
             TenantStatusRow(
                 partner_tenant_id=partner_tenant_id,

@@ -27,6 +27,7 @@ from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.clock import utc_naive
 from sync365_pipeline.core.text import safe_text
 from sync365_pipeline.warehouse.columns import CUSTOMER_COLUMNS, LICENSE_FACT_COLUMNS
+from sync365_pipeline.warehouse.rows import SkippedRecord
 
 MAX_TEXT_LENGTH = 1024  # product names, company names and domains are far shorter; longer is cut
 MAX_COUNT = 2**63 - 1  # BIGINT; Microsoft documents Int32
@@ -51,13 +52,17 @@ _FACT_VALUES = itemgetter(*LICENSE_FACT_COLUMNS)  # a fact's values, in table or
 class MalformedPayload(ValueError):  # noqa: N818 (the name other layers catch)
     """A Microsoft payload does not have the documented shape; names the field and tenant."""
 
+    def __init__(self, message: str, *, tenant: str | None = None) -> None:
+        super().__init__(message)
+        self.tenant = tenant  # whose field is bad, when the record got as far as naming it
+
 
 @dataclass(frozen=True)
 class Normalized:
     """A table's rows from one payload, and why each record that could not be used was skipped."""
 
     frame: pd.DataFrame
-    skipped: tuple[str, ...] = ()
+    skipped: tuple[SkippedRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ class FactRows:
     skipped."""
 
     rows: tuple[tuple[Any, ...], ...]
-    skipped: tuple[str, ...] = ()
+    skipped: tuple[SkippedRecord, ...] = ()
 
 
 def customers_frame(
@@ -87,14 +92,14 @@ def customers_frame(
     reason in `skipped`); the customers of every other record are kept.
     """
     partner = _guid(partner_tenant_id, "partner_tenant_id", "partner")
-    skipped: list[str] = []
+    skipped: list[SkippedRecord] = []
     names: dict[str, list[str | None]] = {}  # tenant -> [pc name, gdap name, contract name]
     domains: dict[str, list[str | None]] = {}  # tenant -> [pc domain, contract domain]
     routes: dict[str, set[str]] = {}
     gdap_by_tenant: dict[str, tuple[str | None, datetime | None]] = {}
 
-    for where, item in _each_record(partner_center_customers, "customers", partner, skipped):
-        if (customer := _parsed(_partner_center_customer, item, where, partner, skipped)) is None:
+    for place, item in _each_record(partner_center_customers, "customers", partner, skipped):
+        if (customer := _parsed(_partner_center_customer, item, place, partner, skipped)) is None:
             continue
         tenant, name, domain, relation = customer
         names.setdefault(tenant, [None, None, None])[0] = name
@@ -102,8 +107,8 @@ def customers_frame(
         routes.setdefault(tenant, set()).update([relation] if relation else [])
 
     relationships = "delegatedAdminRelationships"
-    for where, item in _each_record(gdap_relationships, relationships, partner, skipped):
-        if (relationship := _parsed(_gdap_relationship, item, where, partner, skipped)) is None:
+    for place, item in _each_record(gdap_relationships, relationships, partner, skipped):
+        if (relationship := _parsed(_gdap_relationship, item, place, partner, skipped)) is None:
             continue
         tenant, name, status, end = relationship
         routes.setdefault(tenant, set()).add("gdap")
@@ -114,8 +119,8 @@ def customers_frame(
         ):
             gdap_by_tenant[tenant] = (status, end)
 
-    for where, item in _each_record(contracts, "contracts", partner, skipped):
-        if (contract := _parsed(_contract, item, where, partner, skipped)) is None:
+    for place, item in _each_record(contracts, "contracts", partner, skipped):
+        if (contract := _parsed(_contract, item, place, partner, skipped)) is None:
             continue
         tenant, name, domain = contract
         routes.setdefault(tenant, set()).add("dap")
@@ -152,7 +157,7 @@ def _partner_center_customer(
     if relation and relation.lower() not in ("none", "unknown"):
         if not _WORD.fullmatch(relation):
             raise MalformedPayload(
-                f"{where}.relationshipToPartner of tenant {tenant} is not a word."
+                f"{where}.relationshipToPartner of tenant {tenant} is not a word.", tenant=tenant
             )
         return tenant, name, domain, relation.lower()
     return tenant, name, domain, None
@@ -195,11 +200,11 @@ def direct_tenant_frame(tenant_id: str, organization: Mapping[str, Any]) -> Norm
     """
     tenant = _guid(tenant_id, "tenant_id", "direct tenant")
     organization = _mapping(organization, "organization", tenant, required=True)
-    skipped: list[str] = []
+    skipped: list[SkippedRecord] = []
     default_domain = next(
         (
-            _text(domain.get("name"), f"{where}.name", tenant)
-            for where, domain in _each_record(
+            _text(domain.get("name"), f"{place.where}.name", tenant)
+            for place, domain in _each_record(
                 organization.get("verifiedDomains", []), "verifiedDomains", tenant, skipped
             )
             if domain.get("isDefault") is True
@@ -248,17 +253,17 @@ def license_fact_rows(
     partner = _guid(partner_tenant_id, "partner_tenant_id", "partner")
     tenant = _guid(tenant_id, "tenant_id", "tenant")
     synced = utc_naive(synced_at)
-    skipped: list[str] = []
+    skipped: list[SkippedRecord] = []
     pc_names = _partner_center_names(partner_center_skus, tenant, skipped)
 
     objects: dict[tuple[str, str | None], dict[str, Any]] = {}
-    for where, item in _each_record(graph_skus, "subscribedSkus", tenant, skipped):
-        if (row := _parsed(_graph_sku_row, item, where, tenant, skipped)) is None:
+    for place, item in _each_record(graph_skus, "subscribedSkus", tenant, skipped):
+        if (row := _parsed(_graph_sku_row, item, place, tenant, skipped)) is None:
             continue
         identity = (row["sku_id"], row.pop("object_id"))
         if identity in objects and objects[identity] != row:
             raise MalformedPayload(
-                f"{where} of tenant {tenant} repeats object "
+                f"{place.where} of tenant {tenant} repeats object "
                 f"{identity[1] or identity[0]} with different values."
             )
         objects[identity] = row
@@ -324,11 +329,11 @@ def _graph_sku_row(item: Mapping[str, Any], where: str, tenant: str) -> dict[str
 
 
 def _partner_center_names(
-    items: Sequence[Mapping[str, Any]] | None, tenant: str, skipped: list[str]
+    items: Sequence[Mapping[str, Any]] | None, tenant: str, skipped: list[SkippedRecord]
 ) -> dict[str, str]:
     names: dict[str, str] = {}
-    for where, item in _each_record(items or [], "Partner Center subscribedskus", tenant, skipped):
-        if (named := _parsed(_partner_center_name, item, where, tenant, skipped)) is not None:
+    for place, item in _each_record(items or [], "Partner Center subscribedskus", tenant, skipped):
+        if (named := _parsed(_partner_center_name, item, place, tenant, skipped)) is not None:
             sku_id, name = named
             if name:
                 names[sku_id] = name
@@ -343,35 +348,52 @@ def _partner_center_name(
     return sku_id, _text(product.get("name"), f"{where}.productSku.name", tenant)
 
 
+@dataclass(frozen=True)
+class _Place:
+    """Where a record sits: its list and index (`where` is how reasons name it)."""
+
+    list_name: str
+    index: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.list_name}[{self.index}]"
+
+
 def _each_record(
-    items: object, field: str, tenant: str, skipped: list[str]
-) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """(`field[i]`, record) for each object of a list; a non-object is skipped with its reason.
+    items: object, field: str, tenant: str, skipped: list[SkippedRecord]
+) -> Iterator[tuple[_Place, Mapping[str, Any]]]:
+    """(place, record) for each object of a list; a non-object is skipped with its reason.
 
     A value that is not a list at all cannot be trusted as a whole: `MalformedPayload`.
     """
     if not isinstance(items, Sequence) or isinstance(items, str | bytes):
         raise MalformedPayload(f"{field} for tenant {tenant} is not a list.")
     for index, item in enumerate(items):
-        where = f"{field}[{index}]"
+        place = _Place(field, index)
         if isinstance(item, Mapping):
-            yield where, item
+            yield place, item
         else:
-            skipped.append(f"{where} for tenant {tenant} is not an object.")
+            reason = f"{place.where} for tenant {tenant} is not an object."
+            skipped.append(SkippedRecord(field, index, reason))
 
 
 def _parsed(
     parse: Callable[[Mapping[str, Any], str, str], T],
     item: Mapping[str, Any],
-    where: str,
-    tenant: str,
-    skipped: list[str],
+    place: _Place,
+    owner: str,
+    skipped: list[SkippedRecord],
 ) -> T | None:
-    """`parse(item, where, tenant)`, or None with the reason recorded when the record is bad."""
+    """`parse(item, where, owner)`, or None with the reason recorded when the record is bad.
+
+    `owner` is the tenant whose list it is; a bad field of a record already known to be about
+    another tenant (a customer) keys the skipped record by that tenant."""
     try:
-        return parse(item, where, tenant)
+        return parse(item, place.where, owner)
     except MalformedPayload as exc:
-        skipped.append(str(exc))
+        key = exc.tenant if exc.tenant != owner else None
+        skipped.append(SkippedRecord(place.list_name, place.index, str(exc), key))
         return None
 
 
@@ -392,14 +414,14 @@ def _mapping(
         return {}
     if not isinstance(value, Mapping):
         problem = "is missing" if value is None else "is not an object"
-        raise MalformedPayload(f"{field} of tenant {tenant} {problem}.")
+        raise MalformedPayload(f"{field} of tenant {tenant} {problem}.", tenant=tenant)
     return value
 
 
 def _guid(value: object, field: str, tenant: str) -> str:
     if not isinstance(value, str) or not _GUID.fullmatch(value):
         problem = "is missing" if value is None else "is not a GUID"
-        raise MalformedPayload(f"{field} of tenant {tenant} {problem}.")
+        raise MalformedPayload(f"{field} of tenant {tenant} {problem}.", tenant=tenant)
     return value.lower()
 
 
@@ -408,10 +430,12 @@ def _text(value: object, field: str, tenant: str, *, required: bool = False) -> 
     U+FFFD, and text past `MAX_TEXT_LENGTH` is cut (marked with an ellipsis)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise MalformedPayload(f"{field} of tenant {tenant} is missing.")
+            raise MalformedPayload(f"{field} of tenant {tenant} is missing.", tenant=tenant)
         return None
     if not isinstance(value, str):
-        raise MalformedPayload(f"{field} of tenant {tenant} is a {type(value).__name__}, not text.")
+        raise MalformedPayload(
+            f"{field} of tenant {tenant} is a {type(value).__name__}, not text.", tenant=tenant
+        )
     text = safe_text(value.strip())
     if len(text) > MAX_TEXT_LENGTH:
         text = text[: MAX_TEXT_LENGTH - 1] + "\u2026"
@@ -421,11 +445,13 @@ def _text(value: object, field: str, tenant: str, *, required: bool = False) -> 
 def _count(value: object, field: str, tenant: str) -> int:
     # bool is an int subclass and floats like 2.5 or 1e300 are not counts: accept real ints only.
     if value is None:
-        raise MalformedPayload(f"{field} of tenant {tenant} is missing.")
+        raise MalformedPayload(f"{field} of tenant {tenant} is missing.", tenant=tenant)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise MalformedPayload(f"{field} of tenant {tenant} is not a whole number.")
+        raise MalformedPayload(f"{field} of tenant {tenant} is not a whole number.", tenant=tenant)
     if not 0 <= value <= MAX_COUNT:
-        raise MalformedPayload(f"{field} of tenant {tenant} is out of range (0 to {MAX_COUNT}).")
+        raise MalformedPayload(
+            f"{field} of tenant {tenant} is out of range (0 to {MAX_COUNT}).", tenant=tenant
+        )
     return value
 
 
@@ -436,7 +462,9 @@ def _timestamp(value: object, field: str, tenant: str) -> datetime | None:
     try:
         return utc_naive(datetime.fromisoformat(text))
     except ValueError:
-        raise MalformedPayload(f"{field} of tenant {tenant} is not an ISO 8601 time.") from None
+        raise MalformedPayload(
+            f"{field} of tenant {tenant} is not an ISO 8601 time.", tenant=tenant
+        ) from None
 
 
 def _gdap_rank(status: str | None, end: datetime | None) -> tuple[bool, datetime]:

@@ -95,6 +95,11 @@ class SimulatorClient:
         """The latest requests (method, path, status, route), oldest first."""
         return self._call("GET", "/requests/log")
 
+    def issued_secrets(self) -> list[str]:
+        """The client secret, the seed refresh token and every token issued since the start
+        (needs `settings.record_issued_tokens`), for a test to search what a client wrote."""
+        return self._call("GET", "/issued-secrets")
+
     def expected_subscribed_skus(self, tenant_id: str) -> list[dict[str, Any]]:
         """What Graph `/v1.0/subscribedSkus` would serve for this tenant now."""
         return self._call("GET", f"/tenants/{tenant_id}/subscribed-skus")

@@ -65,6 +65,7 @@ class ControlApi:
             ("GET", "/requests", self.request_counts),
             ("DELETE", "/requests", self.reset_request_counts),
             ("GET", "/requests/log", self.request_log),
+            ("GET", "/issued-secrets", self.issued_secrets),
             ("PUT", "/settings", self.update_settings),
             ("PUT", "/partner/refresh-token-state", self.set_refresh_token_state),
             ("POST", "/customers", self.add_customer),
@@ -106,6 +107,9 @@ class ControlApi:
 
     async def request_log(self, request: web.Request) -> web.Response:
         return json_response(list(self.state.stats.log))
+
+    async def issued_secrets(self, request: web.Request) -> web.Response:
+        return json_response(self.state.issued_secrets())
 
     async def update_settings(self, request: web.Request) -> web.Response:
         merged = {**self.state.settings.model_dump(), **await _body(request)}

@@ -639,8 +639,10 @@ class IdentityPlatform:
             )
         return self._token_response(body)
 
-    @staticmethod
-    def _token_response(body: dict[str, Any]) -> web.Response:
+    def _token_response(self, body: dict[str, Any]) -> web.Response:
+        self.state.note_issued(
+            body[name] for name in ("access_token", "refresh_token", "id_token") if name in body
+        )
         return json_response(
             body, headers={**NO_CACHE_HEADERS, "x-ms-request-id": str(uuid.uuid4())}
         )

@@ -364,6 +364,8 @@ class Settings(_Model):
     access_token_lifetime_s: int = Field(default=3599, ge=1)
     device_code_interval_s: int = Field(default=5, ge=0, le=60)
     device_code_lifetime_s: int = Field(default=900, ge=1)
+    # Keep every token issued, for tests that scan for them; off, memory does not grow with use.
+    record_issued_tokens: bool = False
 
 
 class Generate(_Model):

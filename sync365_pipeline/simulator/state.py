@@ -11,7 +11,7 @@ import secrets
 import string
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
@@ -122,6 +122,7 @@ class SimulatorState:
         self.settings = scenario.settings
         self.catalog = load_catalog()
         self.signer = TokenSigner()
+        self.issued_tokens: list[str] = []  # only while `settings.record_issued_tokens`
         self.stats = RequestStats()
         self.random = random.Random()
 
@@ -151,6 +152,20 @@ class SimulatorState:
         self.authorization_codes: dict[str, PendingSignIn] = {}
         self._collections_version = 0
         self._collections: dict[str, Any] = {}
+
+    # --- secrets ---------------------------------------------------------------------------------
+
+    def note_issued(self, tokens: Iterable[str]) -> None:
+        """Remember tokens just issued, when the scenario asks for it (`record_issued_tokens`)."""
+        if self.settings.record_issued_tokens:
+            self.issued_tokens.extend(tokens)
+
+    def issued_secrets(self) -> list[str]:
+        """Every secret a client of this simulator has held: the client secret, the seed refresh
+        token and each token issued; `ValueError` when tokens are not being recorded."""
+        if not self.settings.record_issued_tokens:
+            raise ValueError("issued tokens are recorded only with settings.record_issued_tokens")
+        return [self.partner.client_secret, self.partner.refresh_token, *self.issued_tokens]
 
     # --- tenants -------------------------------------------------------------------------------
 

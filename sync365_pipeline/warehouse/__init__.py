@@ -6,6 +6,7 @@ from sync365_pipeline.warehouse.rows import (
     CustomerChanges,
     PartnerStatusRow,
     RawPayload,
+    SkippedRecord,
     TenantStatusRow,
 )
 from sync365_pipeline.warehouse.staging import (
@@ -23,6 +24,7 @@ __all__ = [
     "InvalidFrameError",
     "PartnerStatusRow",
     "RawPayload",
+    "SkippedRecord",
     "TenantStatusRow",
     "Warehouse",
     "WarehouseLocked",

@@ -51,6 +51,18 @@ class RawPayload:
 
 
 @dataclass(frozen=True)
+class SkippedRecord:
+    """One record of a Microsoft list that could not be used, and why (the value is never kept:
+    it may be huge or hostile). `record_key` is the tenant the record is about, when that much
+    of it could be read."""
+
+    list_name: str  # e.g. customers, delegatedAdminRelationships, contracts, subscribedSkus
+    list_index: int  # the record's place in the list as Microsoft sent it
+    reason: str
+    record_key: str | None = None
+
+
+@dataclass(frozen=True)
 class ConsentFlag:
     """Lost access a human must restore; `tenant_id` is None for a partner-level flag."""
 

@@ -106,6 +106,22 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     ),
     # Migration 1 once created a `sync_runs` table that nothing ever wrote; files made then have it.
     (2, "DROP TABLE IF EXISTS sync_runs;"),
+    # The records of the customer, relationship and contract lists that discovery could not use:
+    # one row per record per discovery (`seen_at` is that discovery's `customers.last_seen`).
+    # Skipped SKU records are in `tenant_status` (code `SkippedRecords`), with their tenant.
+    (
+        3,
+        """
+        CREATE TABLE skipped_customer_records (
+            partner_tenant_id VARCHAR NOT NULL,
+            seen_at TIMESTAMP NOT NULL,
+            list_name VARCHAR NOT NULL,
+            list_index INTEGER NOT NULL,
+            record_key VARCHAR,
+            reason VARCHAR NOT NULL
+        );
+        """,
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -20,6 +20,7 @@ from sync365_pipeline.warehouse.rows import (
     CustomerChanges,
     PartnerStatusRow,
     RawPayload,
+    SkippedRecord,
     TenantStatusRow,
 )
 
@@ -102,16 +103,33 @@ class Writes(WarehouseFile):
     # -- customers -------------------------------------------------------------------------
 
     def upsert_customers(
-        self, partner_tenant_id: str, frame: pd.DataFrame, seen_at: datetime
+        self,
+        partner_tenant_id: str,
+        frame: pd.DataFrame,
+        seen_at: datetime,
+        skipped: Sequence[SkippedRecord] = (),
     ) -> CustomerChanges:
         """Merge today's customer list: first_seen kept, last_seen moved, absentees deactivated.
 
         Customers of this partner missing from `frame` become `active = false` (with
-        `departed_at`); nothing is deleted, and one that comes back is active again.
+        `departed_at`); nothing is deleted, and one that comes back is active again. The list's
+        `skipped` records go to `skipped_customer_records` in the same transaction: the list and
+        what was left out of it land together.
         """
         incoming = _customer_frame(partner_tenant_id, frame)
         seen = utc_naive(seen_at)
+        skipped_rows: list[dict[str, object]] = [
+            {
+                **asdict(record),
+                "reason": clip(record.reason),
+                "partner_tenant_id": partner_tenant_id,
+                "seen_at": seen,
+            }
+            for record in skipped
+        ]
         with self._transaction() as con:
+            if skipped_rows:
+                insert_records(con, "skipped_customer_records", skipped_rows)
             con.register("incoming_customers", incoming)
             new = _column(
                 con,

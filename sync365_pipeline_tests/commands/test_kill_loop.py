@@ -1,17 +1,21 @@
-"""SIGKILL at seeded random moments of real syncs (fetching, writing statuses, Dagster's
-bookkeeping, writing facts, publishing the analyst copy): after every kill the warehouse, the
-analyst copy and the token cache are valid and each tenant's facts are the old set or the new
-set; then one sync completes by itself and leaves no half-written file behind."""
+"""SIGKILL at seeded random moments of real syncs, from process start-up to the exit: after
+every kill the warehouse, the analyst copy and the token cache are valid and each tenant's facts
+are the old set or the new set; then one sync completes by itself and leaves no half-written
+file behind. Each kill's phase is read from what it left (output, rows, files), and the kills
+must have covered start-up, fetching, writing and publishing."""
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import pytest
@@ -40,22 +44,115 @@ def facts_by_tenant(path: Path) -> Facts:
     return {tenant: frozenset(skus) for tenant, skus in result.items()}
 
 
-def killed_sync(env: dict[str, str], cwd: Path, after_s: float | None) -> tuple[str, float]:
-    """Start `sync365 sync`, wait until it prints that it syncs, then SIGKILL it `after_s` later
-    (None: let it finish); returns what it printed and how long it ran after that first line."""
+def license_run_writes(path: Path) -> tuple[Any, ...]:
+    """Changes when a license run writes: its raw payloads (replaced), then its statuses."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        row = con.execute(
+            "SELECT (SELECT count(*) FROM tenant_status), "
+            "(SELECT max(fetched_at) FROM raw_subscribed_skus)"
+        ).fetchone()
+    return tuple(row or ())
+
+
+def file_version(*paths: Path) -> tuple[tuple[int, int] | None, ...]:
+    """Changes when a file is written or replaced (the analyst copy is published by a rename)."""
+    return tuple(_version(path) for path in paths)
+
+
+def _version(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except FileNotFoundError:  # not there, or removed while we looked (a checkpointed WAL)
+        return None
+    return status.st_ino, status.st_mtime_ns
+
+
+@dataclass(frozen=True)
+class Kill:
+    """When to SIGKILL a sync: `delay_s` after its start, after it printed its first line, after
+    its first write to the warehouse once every tenant was fetched, or as soon as it starts
+    writing the analyst copy."""
+
+    after: Literal["start", "first line", "written", "publishing"]
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Ended:
+    printed: str
+    pid: int
+    first_line_s: float | None  # from the start to the "Syncing" line (None: never printed)
+    run_s: float  # from the start to the end
+    wrote_after_fetching: bool  # the warehouse changed after every tenant was fetched
+
+
+FETCHED_ALL = re.compile(r"fetched (\d+)/\1 tenants")
+
+
+def killed_sync(env: dict[str, str], cwd: Path, kill: Kill | None) -> Ended:
+    """Run `sync365 sync` and SIGKILL it as `kill` says (None: let it finish), watching its
+    output and the warehouse files while it runs."""
     log = cwd / "sync.out"
+    warehouse_files = [cwd / "sync365.duckdb", cwd / "sync365.duckdb.wal"]
     with log.open("w") as out:
         process = subprocess.Popen([*SYNC365, "sync"], env=env, cwd=cwd, stdout=out, stderr=out)
-        deadline = time.monotonic() + HANG_S
-        while "Syncing" not in log.read_text() and process.poll() is None:
-            assert time.monotonic() < deadline, "the sync never started"
-            time.sleep(0.02)
         started = time.monotonic()
-        if after_s is not None:
-            time.sleep(after_s)
-            process.kill()
+        publishing = cwd / f".sync365_analyst.duckdb.{process.pid}.tmp"
+        first_line_s = before_writes = kill_at = None
+        wrote = False
+        if kill is not None and kill.after == "start":
+            kill_at = started + kill.delay_s
+        while process.poll() is None:
+            now = time.monotonic()
+            assert now - started < HANG_S, "the sync hangs"
+            if kill_at is not None and now >= kill_at:
+                process.kill()
+                break
+            if kill is not None and kill.after == "publishing":
+                kill_at = now if publishing.exists() else None
+                time.sleep(0.002)  # the copy takes a few tens of milliseconds
+                continue
+            printed = log.read_text()
+            if first_line_s is None and "Syncing" in printed:
+                first_line_s = now - started
+            if before_writes is None and FETCHED_ALL.search(printed):
+                before_writes = file_version(*warehouse_files)
+            wrote = wrote or (
+                before_writes is not None and file_version(*warehouse_files) != before_writes
+            )
+            triggered = kill is not None and (
+                (kill.after == "first line" and first_line_s is not None)
+                or (kill.after == "written" and wrote)
+            )
+            if kill is not None and triggered and kill_at is None:
+                kill_at = now + kill.delay_s
+            time.sleep(0.01)
         process.wait(timeout=HANG_S)
-    return log.read_text(), time.monotonic() - started
+    return Ended(log.read_text(), process.pid, first_line_s, time.monotonic() - started, wrote)
+
+
+def phase_of(ended: Ended, cwd: Path, writes_before: object, copy_before: object) -> str:
+    """Where the sync was when it died, from what it printed and left behind."""
+    if "Syncing" not in ended.printed:
+        return "start-up"  # imports, configuration, the sync lock: nothing printed yet
+    if file_version(cwd / "sync365_analyst.duckdb") != copy_before:
+        return "finishing"  # published: the summary, the exit
+    if (cwd / f".sync365_analyst.duckdb.{ended.pid}.tmp").exists():
+        return "publishing"
+    if ended.wrote_after_fetching or license_run_writes(cwd / "sync365.duckdb") != writes_before:
+        return "writing"  # raw payloads, statuses, Dagster's bookkeeping, the facts
+    return "fetching"  # sign-in, discovery, the tenants' SKUs
+
+
+def kill_plan(rng: random.Random, start_up_s: float, sync_s: float) -> list[Kill]:
+    """KILLS seeded kills: some during start-up, while writing and while publishing (short
+    windows a uniform draw would rarely hit), the rest anywhere in a sync."""
+    plan = [Kill("start", rng.uniform(0.0, 0.8 * start_up_s)) for _ in range(6)]
+    plan += [Kill("written", rng.uniform(0.0, 0.3)) for _ in range(3)]
+    plan += [Kill("publishing") for _ in range(3)]
+    plan += [Kill("first line", rng.uniform(0.0, sync_s)) for _ in range(KILLS - len(plan))]
+    rng.shuffle(plan)
+    return plan
 
 
 def test_seeded_kills_never_corrupt_or_wedge(
@@ -68,33 +165,37 @@ def test_seeded_kills_never_corrupt_or_wedge(
     warehouse = tmp_path / "sync365.duckdb"
     analyst_copy = tmp_path / "sync365_analyst.duckdb"
 
-    printed, _ = killed_sync(env, tmp_path, after_s=None)  # creates the warehouse and storage
-    printed, sync_s = killed_sync(env, tmp_path, after_s=None)  # how long a sync takes
-    assert "Tenants by status" in printed, printed
+    killed_sync(env, tmp_path, None)  # creates the warehouse and Dagster's storage
+    warm = killed_sync(env, tmp_path, None)  # how long start-up and a sync take
+    assert "Tenants by status" in warm.printed, warm.printed
+    assert warm.first_line_s is not None
+    start_up_s, sync_s = warm.first_line_s, warm.run_s - warm.first_line_s
     old = facts_by_tenant(warehouse)
     for customer in pipeline_scenario(HEALTHY_A, HEALTHY_B)["customers"]:
         for sku in sim.control.expected_subscribed_skus(customer["tenant_id"]):
             sim.control.set_sku_units(customer["tenant_id"], sku["skuId"], consumed=1)
-    rng = random.Random(SEED)
     recovered = new_facts = 0
+    phases: Counter[str] = Counter()
 
-    for kill in range(KILLS):
-        # Anywhere from the first line to the end of a whole sync: fetching,
-        # statuses, Dagster's bookkeeping, facts, the analyst copy.
-        printed, _ = killed_sync(env, tmp_path, after_s=rng.uniform(0.0, sync_s))
-        recovered += "Marked" in printed
+    for index, kill in enumerate(kill_plan(random.Random(SEED), start_up_s, sync_s)):
+        writes_before = license_run_writes(warehouse)
+        copy_before = file_version(analyst_copy)
+        ended = killed_sync(env, tmp_path, kill)
+        phases[phase_of(ended, tmp_path, writes_before, copy_before)] += 1
+        recovered += "Marked" in ended.printed
         now = facts_by_tenant(warehouse)
         new_facts += sum(skus != old[tenant] for tenant, skus in now.items())
-        assert set(now) == set(old), f"kill {kill}: a tenant's facts vanished"
+        assert set(now) == set(old), f"kill {index} ({kill}): a tenant's facts vanished"
         for tenant, skus in now.items():
             assert skus in (old[tenant], frozenset((s, e, 1) for s, e, _ in old[tenant])), (
-                f"kill {kill}: tenant {tenant} holds a mix of old and new facts"
+                f"kill {index} ({kill}): tenant {tenant} holds a mix of old and new facts"
             )
         if analyst_copy.exists():
             facts_by_tenant(analyst_copy)  # opens: published whole or not at all
         cache = json.loads((tmp_path / "token_cache.json").read_text())
-        assert cache["RefreshToken"], f"kill {kill}: the refresh token is gone"
+        assert cache["RefreshToken"], f"kill {index} ({kill}): the refresh token is gone"
 
+    assert {"start-up", "fetching", "writing", "publishing"} <= set(phases), phases
     last = run_sync365(["sync"], env, tmp_path)
     assert last.returncode == 0, last.stderr
     final = facts_by_tenant(warehouse)
@@ -102,6 +203,7 @@ def test_seeded_kills_never_corrupt_or_wedge(
     assert list(tmp_path.glob(".*.tmp")) == [], "a killed publisher's temporary copy was left"
     assert recovered > 0, "no kill left a run behind: the seeds never hit a run"
     print(
-        f"{KILLS} kills over {sync_s:.1f} s syncs: {recovered} later syncs cleaned up a killed "
-        f"one's runs; {new_facts} of {KILLS * len(old)} tenant checks found the new facts"
+        f"{KILLS} kills over {start_up_s:.1f} s start-ups and {sync_s:.1f} s syncs, by phase "
+        f"{dict(phases)}: {recovered} later syncs cleaned up a killed one's runs; {new_facts} "
+        f"of {KILLS * len(old)} tenant checks found the new facts"
     )

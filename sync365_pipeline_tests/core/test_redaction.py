@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import string
+import sys
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync365_pipeline.core.redaction import REDACTED, Redactor, redact
+from sync365_pipeline.core.redaction import (
+    REDACTED,
+    RedactingFilter,
+    Redactor,
+    redact,
+    redact_every_log_record,
+    register_secret,
+)
 
 SECRET_CHARS = string.ascii_letters + string.digits + "~._-"
 secrets = st.text(alphabet=SECRET_CHARS, min_size=8, max_size=64)
@@ -69,3 +79,43 @@ def test_non_strings_are_redacted_as_their_text():
     redactor = Redactor()
     redactor.register("registered-secret-value-1")
     assert redactor.redact(ValueError("boom registered-secret-value-1")) == f"boom {REDACTED}"
+
+
+LOG_SECRET = "log-line-secret-value-0123456789"
+TOKEN_SHAPED = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJlLXBhcnQ"
+
+
+def test_a_log_line_built_from_an_exception_text_comes_out_redacted(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register_secret(LOG_SECRET)
+    redact_every_log_record()
+    installed = logging.getLogRecordFactory()
+    redact_every_log_record()
+    assert logging.getLogRecordFactory() is installed, "a second install wraps nothing twice"
+    log = logging.getLogger("sync365_pipeline.tests.redaction")
+    to_stderr = logging.StreamHandler(sys.stderr)
+    to_stderr.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    log.addHandler(to_stderr)
+    caplog.set_level(logging.INFO)
+    try:
+        try:
+            raise RuntimeError(f"the service said client_secret={LOG_SECRET} and {TOKEN_SHAPED}")
+        except RuntimeError as exc:
+            log.exception("Sync failed: %s", exc)
+    finally:
+        log.removeHandler(to_stderr)
+
+    stderr = capsys.readouterr().err
+    for text in (caplog.text, stderr):
+        assert "Sync failed: the service said client_secret=" in text
+        assert "RuntimeError" in text, "the exception text is there, redacted"
+        assert LOG_SECRET not in text
+        assert TOKEN_SHAPED not in text
+        assert text.count(REDACTED) >= 4  # message and traceback, both values each
+
+
+def test_the_filter_never_drops_a_record_nor_breaks_on_bad_arguments() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "%d apples", ("many",), None)
+    assert RedactingFilter().filter(record)
+    assert (record.msg, record.args) == ("%d apples", ("many",))

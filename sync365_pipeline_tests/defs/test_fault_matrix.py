@@ -1,20 +1,25 @@
 """The fault matrix: one sync over customers that each meet a different hostile answer.
 
-Every customer's failure becomes that customer's status (the others land), no secret reaches
-the warehouse, and nothing is sent to the origin a redirect points at."""
+Every customer's failure becomes that customer's status (the others land), no secret the
+simulator issued reaches the warehouse, Dagster's storage or the output, and nothing is sent to
+the origin a redirect points at."""
 
 from __future__ import annotations
 
 import copy
+import logging
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 
 from sync365_pipeline.simulator.scenario import HOSTILE_TEXT
 from sync365_pipeline_tests.scenarios import HEALTHY_A, PARTNER, pipeline_scenario
+from sync365_pipeline_tests.secrets_scan import bytes_under, secrets_found
 
 from .conftest import PipelineFactory
 
@@ -96,9 +101,15 @@ MATRIX = [
 
 
 def test_every_hostile_answer_is_one_customers_status_and_the_rest_land(
-    pipeline_factory: PipelineFactory, trap: Trap, monkeypatch: pytest.MonkeyPatch
+    pipeline_factory: PipelineFactory,
+    trap: Trap,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    scenario = pipeline_scenario(HEALTHY_A)
+    caplog.set_level(logging.DEBUG)
+    scenario = pipeline_scenario(HEALTHY_A, settings={"record_issued_tokens": True})
     scenario["partner"]["faults"] = [{"type": "hostile_text", "service": "partner_center"}]
     for index, (faults, _, _) in enumerate(MATRIX):
         for fault in faults:
@@ -107,8 +118,12 @@ def test_every_hostile_answer_is_one_customers_status_and_the_rest_land(
         scenario["customers"].append(customer(index, faults))
     monkeypatch.setenv("SYNC365_RESPONSE_DEADLINE", str(DEADLINE_S))
     pipeline = pipeline_factory(scenario)
+    dagster_home = tmp_path / "persistent_dagster_home"  # sqlite storage, as `sync365 sync`
+    dagster_home.mkdir()
 
-    outcome = pipeline.sync()
+    with dg.instance_for_test(temp_dir=str(dagster_home)) as instance:
+        pipeline.instance = instance
+        outcome = pipeline.sync()
 
     assert outcome.success, outcome.failure
     statuses = {
@@ -136,15 +151,21 @@ def test_every_hostile_answer_is_one_customers_status_and_the_rest_land(
         name.encode("utf-8")
     assert HOSTILE_TEXT not in names
 
-    everything = " ".join(
-        str(value)
-        for table in ("tenant_status", "partner_status", "customers", "license_facts")
-        for row in pipeline.query(f"SELECT * FROM {table}")
-        for value in row
+    # Every secret the simulator issued (client secret, refresh and access tokens, id tokens)
+    # is in none of the files the sync wrote, nor in what it logged or printed.
+    issued = pipeline.sim.control.issued_secrets()
+    assert len(issued) > 2 + len(MATRIX), "tokens for the partner and most customers"
+    assert bytes_under(dagster_home), "Dagster wrote its storage where we look"
+    captured = capsys.readouterr()
+    assert (
+        secrets_found(
+            issued,
+            duckdb_files=[pipeline.warehouse.path, pipeline.warehouse.analyst_copy_path],
+            trees=[dagster_home],
+            texts=[caplog.text, captured.out, captured.err],
+        )
+        == []
     )
-    for secret in (PARTNER["client_secret"], PARTNER["refresh_token"]):
-        assert secret not in everything
-    assert "Bearer ey" not in everything
 
 
 @pytest.mark.parametrize(

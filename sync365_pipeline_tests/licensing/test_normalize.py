@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import astuple
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from sync365_pipeline.licensing.normalize import (
     customers_frame,
     license_fact_rows,
 )
+from sync365_pipeline.warehouse import SkippedRecord
 from sync365_pipeline_tests.samples import CONTOSO, FABRIKAM, NORTHWIND, PARTNER, POWER_BI_PRO, SPB
 
 UNKNOWN_SKU = "0b0b0b0b-0000-4000-8000-000000000000"
@@ -226,7 +228,8 @@ def test_a_hostile_sku_record_is_skipped_naming_field_and_tenant_and_the_others_
 ) -> None:
     result = normalized([_with(path, value), graph_sku(POWER_BI_PRO, "POWER_BI_PRO")])
     assert list(by_sku(result)) == [POWER_BI_PRO]
-    (reason,) = result.skipped
+    ((list_name, index, reason, key),) = [astuple(record) for record in result.skipped]
+    assert (list_name, index, key) == ("subscribedSkus", 0, None)
     assert field in reason
     assert CONTOSO in reason
     assert len(reason) < 300  # never echoes the payload
@@ -241,7 +244,11 @@ def test_a_payload_that_is_not_a_list_is_refused_whole(payload: object) -> None:
 def test_a_list_item_that_is_not_an_object_is_skipped() -> None:
     result = normalized(["not an object", graph_sku()])  # type: ignore[list-item]
     assert list(by_sku(result)) == [SPB]
-    assert result.skipped == (f"subscribedSkus[0] for tenant {CONTOSO} is not an object.",)
+    assert result.skipped == (
+        SkippedRecord(
+            "subscribedSkus", 0, f"subscribedSkus[0] for tenant {CONTOSO} is not an object."
+        ),
+    )
 
 
 def test_hostile_text_is_stored_safe_and_bounded() -> None:
@@ -269,7 +276,7 @@ def test_hostile_customer_records_are_skipped_and_the_others_kept() -> None:
         [{"customerId": 7}, 5],
     )
     assert result.frame["tenant_id"].tolist() == [CONTOSO]
-    reasons = " | ".join(result.skipped)
+    reasons = " | ".join(record.reason for record in result.skipped)
     for field in (
         "customers[0].companyProfile.tenantId",
         "delegatedAdminRelationships[0].customer",
@@ -279,6 +286,8 @@ def test_hostile_customer_records_are_skipped_and_the_others_kept() -> None:
     ):
         assert field in reasons
     assert len(result.skipped) == 5
+    # The relationship whose customer was read is keyed by it; the others name no tenant.
+    assert [record.record_key for record in result.skipped] == [None, None, FABRIKAM, None, None]
     assert "x" * 100 not in reasons  # never echoes the payload
     with pytest.raises(MalformedPayload, match="partner_tenant_id"):
         customers_frame("partner", [], [], [])

@@ -25,6 +25,7 @@ from sync365_pipeline.licensing.normalize import (
     customers_frame,
     license_fact_rows,
 )
+from sync365_pipeline.warehouse import SkippedRecord
 from sync365_pipeline.warehouse.columns import LICENSE_FACT_COLUMNS, UNIT_COLUMNS
 
 PARTNER = "11111111-1111-1111-1111-111111111111"
@@ -75,9 +76,9 @@ def assert_safe_text(value: object) -> None:
         assert not any(ord(ch) < 32 for ch in value)
 
 
-def assert_reasons_short(skipped: tuple[str, ...]) -> None:
-    for reason in skipped:
-        assert len(reason) < 400
+def assert_reasons_short(skipped: tuple[SkippedRecord, ...]) -> None:
+    for record in skipped:
+        assert len(record.reason) < 400
 
 
 def assert_storable_rows(result: FactRows) -> None:

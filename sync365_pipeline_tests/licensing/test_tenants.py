@@ -12,9 +12,10 @@ from typing import Any
 from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.core.status import TenantStatus
-from sync365_pipeline.licensing.normalize import NAME_SOURCE_PARTNER_CENTER, license_facts_frame
+from sync365_pipeline.licensing.normalize import NAME_SOURCE_PARTNER_CENTER, license_fact_rows
 from sync365_pipeline.licensing.tenants import fetch_tenants
 from sync365_pipeline.microsoft import MicrosoftCloud
+from sync365_pipeline.warehouse.columns import LICENSE_FACT_COLUMNS
 from sync365_pipeline_tests.scenarios import (
     DIRECT_TENANT,
     UNIFORM_CUSTOMERS,
@@ -113,7 +114,7 @@ def test_a_tenant_with_an_uncatalogued_sku_gets_its_partner_center_name(
     assert [fetched.tenant_id for fetched in fetches] == tenant_ids, "in the order asked"
     assert sim.control.request_counts()["by_route"]["partner_center.subscribedskus"] == 3
     assert by_tenant[ONLY_FLOW_FREE].partner_center_skus is None, "the catalog names FLOW_FREE"
-    facts = license_facts_frame(
+    fact_rows = license_fact_rows(
         partner_tenant_id=UNIFORM_PARTNER,
         tenant_id=UNIFORM_CUSTOMERS[0],
         snapshot_date=date(2026, 12, 1),
@@ -121,9 +122,10 @@ def test_a_tenant_with_an_uncatalogued_sku_gets_its_partner_center_name(
         graph_skus=by_tenant[UNIFORM_CUSTOMERS[0]].graph_skus,
         partner_center_skus=by_tenant[UNIFORM_CUSTOMERS[0]].partner_center_skus,
         catalog=without_spb,
-    ).frame.set_index("sku_id")
-    assert facts.loc[SPB, "product_name_source"] == NAME_SOURCE_PARTNER_CENTER
-    assert facts.loc[SPB, "product_name"] == "Microsoft 365 Business Premium"
+    ).rows
+    facts = {row[3]: dict(zip(LICENSE_FACT_COLUMNS, row, strict=True)) for row in fact_rows}
+    assert facts[SPB]["product_name_source"] == NAME_SOURCE_PARTNER_CENTER
+    assert facts[SPB]["product_name"] == "Microsoft 365 Business Premium"
 
 
 def test_without_partner_center_no_name_is_asked_for(simulator_factory, tmp_path):

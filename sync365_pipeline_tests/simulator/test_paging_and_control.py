@@ -161,3 +161,21 @@ def test_request_counts_by_route_tenant_and_status(simulator_factory):
     assert all(set(entry) == {"method", "path", "status", "route"} for entry in log)
     sim.control.reset_request_counts()
     assert sim.control.request_counts()["total"] == 0
+
+
+def test_issued_secrets_lists_every_token_issued_only_when_recording(simulator_factory):
+    sim = simulator_factory(uniform_scenario(settings={"record_issued_tokens": True}))
+    first = redeem(sim, UNIFORM_PARTNER, PARTNER_CENTER_SCOPE)
+    second = redeem(sim, UNIFORM_CUSTOMERS[0], GRAPH_SCOPE, first["refresh_token"])
+    issued = sim.control.issued_secrets()
+    env = sim.environment()
+    assert issued[:2] == [env["SYNC365_CLIENT_SECRET"], env["SYNC365_REFRESH_TOKEN"]]
+    for result in (first, second):
+        for name in ("access_token", "refresh_token", "id_token"):
+            assert result[name] in issued, name
+    assert len(issued) == 2 + 6
+
+    quiet = simulator_factory(uniform_scenario())
+    redeem(quiet, UNIFORM_PARTNER, PARTNER_CENTER_SCOPE)
+    with pytest.raises(SimulatorControlError, match="record_issued_tokens"):
+        quiet.control.issued_secrets()

@@ -9,6 +9,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from sync365_pipeline.core.redaction import REDACTED, register_secret
 from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.licensing.normalize import LICENSE_FACT_COLUMNS, customers_frame
 from sync365_pipeline.warehouse import (
@@ -16,6 +17,7 @@ from sync365_pipeline.warehouse import (
     InvalidFrameError,
     PartnerStatusRow,
     RawPayload,
+    SkippedRecord,
     TenantStatusRow,
     Warehouse,
 )
@@ -88,6 +90,14 @@ REQUIRED_COLUMNS = {
         "token_expires_at",
         "account",
         "mfa",
+    ],
+    "skipped_customer_records": [
+        "partner_tenant_id",
+        "seen_at",
+        "list_name",
+        "list_index",
+        "record_key",
+        "reason",
     ],
     "raw_subscribed_skus": ["snapshot_date", "tenant_id", "source", "fetched_at", "payload"],
     "schema_version": ["version"],
@@ -418,3 +428,29 @@ def test_a_day_on_which_every_tenant_has_zero_skus_empties_their_slices(
 
     assert query(warehouse, "SELECT count(*) AS n FROM license_facts").n.tolist() == [0]
     assert query(warehouse, "SELECT sku_count FROM license_snapshots").sku_count.tolist() == [0]
+
+
+def test_skipped_customer_records_are_stored_redacted_with_the_list(warehouse: Warehouse) -> None:
+    secret = "skipped-record-secret-0123456789"
+    register_secret(secret)
+    listing = customers_frame(PARTNER, [], [], [{"customerId": CONTOSO}]).frame
+    skipped = [
+        SkippedRecord("customers", 3, f"customers[3] echoed {secret}\x1b[2J"),
+        SkippedRecord("contracts", 0, "contracts[0].displayName is not text.", FABRIKAM),
+    ]
+    seen = datetime(2026, 7, 1, 5)
+
+    warehouse.upsert_customers(PARTNER, listing, seen, skipped)
+
+    rows = query(warehouse, "SELECT * FROM skipped_customer_records ORDER BY list_name")
+    assert rows["list_name"].tolist() == ["contracts", "customers"]
+    assert rows["list_index"].tolist() == [0, 3]
+    assert rows["record_key"].tolist()[0] == FABRIKAM
+    assert pd.isna(rows["record_key"].tolist()[1])
+    assert set(rows["partner_tenant_id"]) == {PARTNER}
+    assert set(rows["seen_at"]) == {seen}
+    stored = rows["reason"].tolist()[1]
+    assert secret not in stored
+    assert REDACTED in stored
+    assert "\x1b" not in stored
+    assert warehouse.active_tenants(PARTNER) == [CONTOSO]
