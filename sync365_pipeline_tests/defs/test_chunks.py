@@ -34,9 +34,9 @@ def fetch_steps(pipeline: Pipeline, run_id: str) -> list[str]:
     )
 
 
-def full_sync_job() -> dg.JobDefinition:
+def license_sync_job() -> dg.JobDefinition:
     """Module level, so that Dagster can rebuild the job in each step's process."""
-    return defs.resolve_job_def("full_sync")
+    return defs.resolve_job_def("license_sync")
 
 
 def test_a_sync_in_chunks_of_one_tenant_writes_exactly_what_one_chunk_writes(
@@ -75,8 +75,10 @@ def test_the_multiprocess_executor_fetches_chunks_in_processes_of_their_own(
     pipeline = pipeline_factory(pipeline_scenario())
     monkeypatch.setenv("SYNC365_CHUNK_SIZE", "2")
     with dg.instance_for_test() as instance:
+        # Discovery in process; the chunked fetch and the writers each in a process of their own.
+        assert defs.resolve_job_def("discovery").execute_in_process(instance=instance).success
         result = dg.execute_job(
-            dg.reconstructable(full_sync_job),
+            dg.reconstructable(license_sync_job),
             instance,
             run_config={
                 "execution": {"config": {"multiprocess": {"max_concurrent": 2}}},
