@@ -36,10 +36,18 @@ def tenants_synced(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         customer=failing["display_name"].fillna(failing["tenant_id"]),
         status=failing["status"].fillna("never_synced"),
         message=failing["message"].fillna("").str.slice(0, 120),
+        status_since=failing["status_since"].dt.strftime("%Y-%m-%d %H:%M UTC"),
     )
+    named = [f"{row.customer} ({row.status})" for row in shown.head(10).itertuples()]
+    more = f" and {len(shown) - len(named)} more" if len(shown) > len(named) else ""
     return dg.AssetCheckResult(
         passed=failing.empty,
         severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{len(failing)} of {len(active)} active tenants failing: {', '.join(named)}{more}."
+            if len(failing)
+            else f"All {len(active)} active tenants synced."
+        ),
         metadata={
             "active_tenants": dg.MetadataValue.int(len(active)),
             "failing_tenants": dg.MetadataValue.int(len(failing)),

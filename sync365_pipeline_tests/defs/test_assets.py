@@ -119,6 +119,7 @@ def test_subscribed_skus_records_one_status_per_tenant_and_a_failing_tenant_stop
     assert not check.passed, "a tenant that lost consent fails the check"
     assert check.metadata["failing_tenants"].value == 1
     assert "Beta Logistics" in check.metadata["failing"].value
+    assert check.description == "1 of 3 active tenants failing: Beta Logistics (consent_revoked)."
     assert metadata(result, subscribed_skus)["statuses"] == {"ok": 2, "consent_revoked": 1}
     assert rows(
         duckdb_path,
