@@ -155,3 +155,27 @@ def test_a_direct_tenants_warm_sync_reuses_its_app_only_token(simulator_factory,
         "graph.organization": 1,
         "graph.subscribedSkus": 1,
     }
+
+
+def test_no_more_tenants_are_in_flight_than_the_pool_allows(simulator_factory, tmp_path):
+    """Twelve slow customers through a pool of three: Microsoft sees at most three at once, and
+    the pool is really used (more than one at once)."""
+    extra = [
+        {
+            "tenant_id": f"dddddddd-0000-4000-8000-{index:012d}",
+            "display_name": f"Slow Customer {index}",
+            "default_domain": f"slow{index}.onmicrosoft.com",
+            "dap": True,
+            "skus": [{"part_number": "SPB", "enabled": 5, "consumed": 1}],
+        }
+        for index in range(9)
+    ]
+    sim = simulator_factory(uniform_scenario(customers=extra, settings={"latency_ms": 60}))
+    tenant_ids = [*UNIFORM_CUSTOMERS, *(customer["tenant_id"] for customer in extra)]
+    with MicrosoftCloud.from_settings(settings_for(sim, tmp_path)) as cloud:
+        cloud.partner_center.customers()
+        sim.control.reset_request_counts()
+        fetches = fetch_tenants(cloud, tenant_ids, max_workers=3)
+
+    assert [fetched.status for fetched in fetches] == [TenantStatus.OK] * 12
+    assert 2 <= sim.control.request_counts()["max_in_flight"] <= 3
