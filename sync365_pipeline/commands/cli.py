@@ -62,13 +62,16 @@ def main() -> None:
 @click.option(
     "--failed", is_flag=True, help="Sync only the tenants whose latest attempt did not succeed."
 )
-def sync(tenants: tuple[str, ...], failed: bool) -> None:
+@click.option(
+    "--verbose", is_flag=True, help="Show Dagster's step events and the stack of any failure."
+)
+def sync(tenants: tuple[str, ...], failed: bool, verbose: bool) -> None:
     """Sync every customer tenant once (SYNC365_* variables or the SYNC365_CONFIG file).
 
     With --tenant or --failed, fetch just those tenants again, without the sign-in and
     discovery steps; the other tenants keep their facts.
     """
-    sys.exit(run_sync(TenantSelection(tenants, failed)))
+    sys.exit(run_sync(TenantSelection(tenants, failed), verbose=verbose))
 
 
 @main.command()

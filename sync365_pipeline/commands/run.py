@@ -52,7 +52,7 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-def run_sync(selection: TenantSelection = EVERY_TENANT) -> int:
+def run_sync(selection: TenantSelection = EVERY_TENANT, *, verbose: bool = False) -> int:
     """Run the whole graph through Dagster (or the license sync of `selection`), then print the
     per-status summary.
 
@@ -99,7 +99,7 @@ def run_sync(selection: TenantSelection = EVERY_TENANT) -> int:
                         f"Waiting for the warehouse: Dagster run {', '.join(holders)} is "
                         "writing it (see the Dagster UI)."
                     )
-                outcome = run_full_sync(defs, instance, selection)
+                outcome = run_full_sync(defs, instance, selection, verbose=verbose)
         interrupted = outcome.interrupted
     except KeyboardInterrupt:  # outside a run: before it, between the two, or after
         interrupted = True

@@ -14,6 +14,7 @@ from sync365_pipeline.defs.jobs import (
     license_sync_job,
     rerun_failed_tenants_job,
 )
+from sync365_pipeline.defs.loggers import cli_console
 from sync365_pipeline.defs.resources import (
     MicrosoftCloudResource,
     WarehouseResource,
@@ -30,6 +31,7 @@ defs = dg.Definitions(
     jobs=[full_sync_job, discovery_job, license_sync_job, rerun_failed_tenants_job],
     schedules=[daily_sync_schedule],
     sensors=[consent_sensor, refresh_token_sensor],
+    loggers={"console": dg.colored_console_logger, "cli_console": cli_console},
     resources={
         "microsoft": MicrosoftCloudResource(),
         "warehouse": WarehouseResource(),

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -24,8 +25,14 @@ from sync365_pipeline.defs.assets import STOPPED, WAREHOUSE_POOL
 from sync365_pipeline.defs.jobs import selection_config
 from sync365_pipeline.licensing.selection import EVERY_TENANT, TenantSelection
 
-# Our progress lines are INFO; Dagster's own step events are DEBUG and would drown them.
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+def cli_run_config(*, verbose: bool = False) -> dict[str, Any]:
+    """The console of a CLI sync: our progress lines (INFO) and failures without Dagster's stack
+    traces; verbose adds the stacks and Dagster's step events (DEBUG)."""
+    level = "DEBUG" if verbose else "INFO"
+    return {"loggers": {"cli_console": {"config": {"log_level": level, "verbose": verbose}}}}
+
+
 LAUNCHER_TAG = "sync365/launcher"
 CLI_TAGS = {LAUNCHER_TAG: "cli"}
 SYNC_LOCK_FILE = "sync365-sync.lock"
@@ -111,13 +118,16 @@ def run_full_sync(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
     selection: TenantSelection = EVERY_TENANT,
+    *,
+    verbose: bool = False,
 ) -> SyncRun:
     """The whole sync in one run, as the schedule does; or, for a narrower `selection`, the
     license sync of just those tenants (no sign-in or discovery step: the customers known)."""
     if selection.everything:
-        job, run_config = "full_sync", QUIET_RUN_CONFIG
+        job, run_config = "full_sync", cli_run_config(verbose=verbose)
     else:
-        job, run_config = "license_sync", {**QUIET_RUN_CONFIG, **selection_config(selection)}
+        job = "license_sync"
+        run_config = {**cli_run_config(verbose=verbose), **selection_config(selection)}
     result = defs.resolve_job_def(job).execute_in_process(
         instance=instance, raise_on_error=False, run_config=run_config, tags=CLI_TAGS
     )

@@ -69,6 +69,12 @@ def test_sync_exits_0_with_failing_customers_then_1_when_the_partner_token_dies(
     assert "No license facts were written (earlier facts are kept as they were)" in second.stderr
     assert license_facts(tmp_path) == before
     assert env["SYNC365_CLIENT_SECRET"] not in second.stdout + second.stderr
+    assert "Stack Trace" not in second.stderr, "an expected failure prints no stack"
+
+    typo = run_sync365(["sync", "--tenant", "nope", "--verbose"], env, tmp_path)
+    assert typo.returncode == 1
+    assert "No active customer tenant matches 'nope'" in typo.stderr
+    assert "Stack Trace" in typo.stderr, "--verbose shows the stacks"
 
 
 def test_unreachable_endpoint_is_a_clear_partner_level_failure(

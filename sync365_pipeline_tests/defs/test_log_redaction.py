@@ -6,8 +6,8 @@ import pytest
 
 from sync365_pipeline.core.redaction import REDACTED, register_secret
 from sync365_pipeline.defs import definitions  # noqa: F401 (loading it installs the redaction)
-from sync365_pipeline.defs.execution import QUIET_RUN_CONFIG
 
+CONSOLE_INFO = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 STEP_SECRET = "step-log-secret-value-0123456789"
 BEARER = "Bearer opaque-access-token-value-0123456789"
 
@@ -28,7 +28,7 @@ def test_a_steps_log_line_is_redacted_in_the_event_log_and_on_the_console(
     register_secret(STEP_SECRET)
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [leaky_step], instance=instance, run_config=QUIET_RUN_CONFIG, raise_on_error=False
+            [leaky_step], instance=instance, run_config=CONSOLE_INFO, raise_on_error=False
         )
         assert result.success
         messages = "\n".join(entry.user_message for entry in instance.all_logs(result.run_id))
