@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from sync365_pipeline.simulator import SimulatorServer
+from sync365_pipeline.simulator import SimulatorServer, load_scenario
 from sync365_pipeline.simulator.scenario import DIRECTORY_READERS_ROLE, LICENSE_READING_ROLES
 from sync365_pipeline_tests.conftest import SimulatorFactory
 from sync365_pipeline_tests.scenarios import (
@@ -428,3 +428,45 @@ def test_a_customer_shared_by_two_partners_is_served_by_each_partners_simulator(
         "POWER_BI_PRO",
         "FLOW_FREE",
     }
+
+
+# --- the demo shows each kind ------------------------------------------------------------------
+
+
+def test_demo_has_one_customer_of_each_new_kind(simulator_factory: SimulatorFactory):
+    sim = simulator_factory("demo")
+    env = sim.environment()
+    by_name = {c.display_name: c.tenant_id for c in load_scenario("demo").customers}
+    session = https_session(sim)
+    pc_token = redeem(sim, env["SYNC365_PARTNER_TENANT_ID"], PARTNER_CENTER_SCOPE)["access_token"]
+    body = consent_body(env["SYNC365_CLIENT_ID"])
+
+    def consent(name: str) -> int:
+        url = f"{sim.url}/v1/customers/{by_name[name]}/applicationconsents"
+        return session.post(url, json=body, headers=bearer(pc_token)).status_code
+
+    def graph_status(name: str) -> int:
+        token = redeem(sim, by_name[name], GRAPH_SCOPE)["access_token"]
+        return session.get(f"{sim.url}/v1.0/subscribedSkus", headers=bearer(token)).status_code
+
+    def partner_center_status(name: str) -> int:
+        url = f"{sim.url}/v1/customers/{by_name[name]}/subscribedskus"
+        return session.get(url, headers=bearer(pc_token)).status_code
+
+    lakeshore = redeem(sim, by_name["Lakeshore Fitness Studios"], GRAPH_SCOPE)
+    assert lakeshore["error_codes"] == [90099]
+    assert consent("Lakeshore Fitness Studios") == 201
+    assert graph_status("Lakeshore Fitness Studios") == 200
+    assert consent("Riverbend Montessori School") == 403
+    assert redeem(sim, by_name["Riverbend Montessori School"], GRAPH_SCOPE)["error_codes"] == [
+        90099
+    ]
+    assert (
+        graph_status("Harborview Marine Supply"),
+        partner_center_status("Harborview Marine Supply"),
+    ) == (403, 200)
+    assert (
+        graph_status("Oakridge Accounting Group"),
+        partner_center_status("Oakridge Accounting Group"),
+    ) == (403, 403)
+    assert graph_status("Pinecrest Hotels") == 200
