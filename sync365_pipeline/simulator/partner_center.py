@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -164,7 +165,13 @@ class PartnerCenter:
             return partner_center_error(request, 404, 60003, "Tenant not found")
         return customer
 
-    async def subscribed_skus(self, request: web.Request) -> web.Response:
+    async def _for_customer(
+        self,
+        request: web.Request,
+        produce: Callable[[str, dict[str, Any]], Awaitable[web.Response]],
+    ) -> web.StreamResponse:
+        """A `/v1/customers/{customer}/...` call: the partner's token, then the customer's
+        faults, then `produce(customer_id, claims)`."""
         claims = self._authenticate(request)
         if isinstance(claims, web.Response):
             return claims
@@ -174,7 +181,12 @@ class PartnerCenter:
             self.state,
             customer_id,
             PARTNER_CENTER_ERRORS,
-            lambda: self._subscribed_skus(request, customer_id, claims),
+            lambda: produce(customer_id, claims),
+        )
+
+    async def subscribed_skus(self, request: web.Request) -> web.StreamResponse:
+        return await self._for_customer(
+            request, lambda customer_id, claims: self._subscribed_skus(request, customer_id, claims)
         )
 
     async def _subscribed_skus(
@@ -201,17 +213,9 @@ class PartnerCenter:
         }
         return json_response(body, headers=partner_center_ids(request))
 
-    async def application_consents(self, request: web.Request) -> web.Response:
-        claims = self._authenticate(request)
-        if isinstance(claims, web.Response):
-            return claims
-        customer_id = request.match_info["customer"].lower()
-        return await serve(
-            request,
-            self.state,
-            customer_id,
-            PARTNER_CENTER_ERRORS,
-            lambda: self._grant_consent(request, customer_id),
+    async def application_consents(self, request: web.Request) -> web.StreamResponse:
+        return await self._for_customer(
+            request, lambda customer_id, _claims: self._grant_consent(request, customer_id)
         )
 
     async def _grant_consent(self, request: web.Request, customer_id: str) -> web.Response:

@@ -122,6 +122,20 @@ def post_consent(
     )
 
 
+def subscribed_skus_from_both(
+    sim: SimulatorServer, tenant_id: str
+) -> tuple[requests.Response, requests.Response]:
+    """A customer's SKUs from Graph (customer token) and from Partner Center (partner token)."""
+    session = https_session(sim)
+    graph_token = redeem(sim, tenant_id, GRAPH_SCOPE)["access_token"]
+    graph = session.get(f"{sim.url}/v1.0/subscribedSkus", headers=bearer(graph_token))
+    partner_center = session.get(
+        f"{sim.url}/v1/customers/{tenant_id}/subscribedskus",
+        headers=bearer(partner_center_token(sim)),
+    )
+    return graph, partner_center
+
+
 def assert_partner_center_error(response: requests.Response, status: int, code: int) -> None:
     assert response.status_code == status
     body = response.json()
@@ -277,15 +291,8 @@ def test_default_assignment_grants_the_relationship_roles(sim):
 def test_customer_without_a_license_reading_assignment_is_refused_by_graph_and_partner_center(
     sim,
 ):
-    graph = https_session(sim).get(
-        f"{sim.url}/v1.0/subscribedSkus",
-        headers=bearer(redeem(sim, NO_LICENSE_ROLE, GRAPH_SCOPE)["access_token"]),
-    )
+    graph, partner_center = subscribed_skus_from_both(sim, NO_LICENSE_ROLE)
     assert_graph_error(graph, 403, "Authorization_RequestDenied")
-    partner_center = https_session(sim).get(
-        f"{sim.url}/v1/customers/{NO_LICENSE_ROLE}/subscribedskus",
-        headers=bearer(partner_center_token(sim)),
-    )
     assert_partner_center_error(partner_center, 403, 2032)
 
 
@@ -381,16 +388,8 @@ def test_an_ended_client_secret_is_refused_at_the_token_endpoint(
 
 
 def test_reseller_customer_without_graph_access_still_answers_in_partner_center(sim):
-    graph = https_session(sim).get(
-        f"{sim.url}/v1.0/subscribedSkus",
-        headers=bearer(redeem(sim, RESELLER_WITHOUT_GRAPH, GRAPH_SCOPE)["access_token"]),
-    )
+    graph, partner_center = subscribed_skus_from_both(sim, RESELLER_WITHOUT_GRAPH)
     assert_graph_error(graph, 403, "Authorization_RequestDenied")
-
-    partner_center = https_session(sim).get(
-        f"{sim.url}/v1/customers/{RESELLER_WITHOUT_GRAPH}/subscribedskus",
-        headers=bearer(partner_center_token(sim)),
-    )
     assert partner_center.status_code == 200
     (sku,) = partner_center.json()["items"]
     assert (sku["productSku"]["skuPartNumber"], sku["activeUnits"], sku["consumedUnits"]) == (
