@@ -100,8 +100,9 @@ class PartnerCenterClient(ApiClient):
 
         Raises `ConsentFailed` when Partner Center refuses it (its `remedy` says what a human
         must do), a `PartnerAccessError` when the partner's own sign-in is broken, and a
-        retryable `TransientError` (or `Throttled`) when the service stayed unavailable. The
-        customer's next token request must not come from a cache made before the consent.
+        retryable `TransientError` (or `Throttled`) when the service stayed unavailable. Before
+        retrying the customer, `TokenProvider.release(tenant_id)`: MSAL replays the refused
+        token request from that tenant's app for 60 s.
         """
         url = f"{self._base_url}/v1/customers/{quote(tenant_id, safe='')}/applicationconsents"
         body = {
