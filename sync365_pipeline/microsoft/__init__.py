@@ -10,7 +10,10 @@ from sync365_pipeline.microsoft.auth import AccessToken, TokenCacheFile, TokenFa
 from sync365_pipeline.microsoft.cloud import MicrosoftCloud
 from sync365_pipeline.microsoft.errors import (
     AccessRemoved,
+    AlreadyExists,
+    AppCredentialsUnreadable,
     Blocked,
+    ConsentFailed,
     ConsentRevoked,
     EndpointUnreachable,
     InvalidClient,
@@ -41,12 +44,25 @@ from sync365_pipeline.microsoft.http import (
     build_session,
 )
 from sync365_pipeline.microsoft.paging import ContinuationTokenPaginator, ODataNextLinkPaginator
-from sync365_pipeline.microsoft.partner_center import PartnerCenterClient
+from sync365_pipeline.microsoft.partner_center import (
+    PIPELINE_CONSENT_GRANTS,
+    PIPELINE_GRAPH_SCOPES,
+    ApplicationGrant,
+    ConsentOutcome,
+    PartnerCenterClient,
+)
 
 __all__ = [
+    "PIPELINE_CONSENT_GRANTS",
+    "PIPELINE_GRAPH_SCOPES",
     "AccessRemoved",
     "AccessToken",
+    "AlreadyExists",
+    "AppCredentialsUnreadable",
+    "ApplicationGrant",
     "Blocked",
+    "ConsentFailed",
+    "ConsentOutcome",
     "ConsentRevoked",
     "ContinuationTokenPaginator",
     "EndpointUnreachable",

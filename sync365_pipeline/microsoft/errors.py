@@ -100,6 +100,23 @@ class UnclassifiedError(MicrosoftError):
     """Microsoft refused the call with a code this module does not know; the code is kept."""
 
 
+class AlreadyExists(MicrosoftError):
+    """Partner Center refused to create what exists already: `Permission entry already exists.`
+    for a repeated CPV consent (microsoft-apis-more.md §4.3; its HTTP status is not documented,
+    so the description decides). A caller that creates treats it as done."""
+
+
+class AppCredentialsUnreadable(MicrosoftError):
+    """Graph would not show the partner's app registration (403 or 404), so its client secrets'
+    end dates are unknown; the sync itself is not affected."""
+
+    remedy: ClassVar[str] = (
+        "Check that SYNC365_CLIENT_ID is the app registration in the partner tenant and that the "
+        "app has the Application.Read.All (or Directory.Read.All) delegated permission with admin "
+        "consent; then rerun."
+    )
+
+
 class PartnerAccessError(MicrosoftError):
     """The partner's own sign-in or app is broken: the whole sync fails.
 
@@ -199,6 +216,18 @@ class TenantGone(TenantAccessError):
     status = TenantStatus.TENANT_GONE
 
 
+class ConsentFailed(TenantAccessError):
+    """Partner Center would not grant the partner app's CPV consent in a customer tenant: the
+    customer stays unreachable until a human grants it (`remedy`)."""
+
+    status = TenantStatus.CONSENT_REVOKED
+    remedy: ClassVar[str] = (
+        "Check that the partner account is an Admin Agent in Partner Center and that the customer "
+        "still has a reseller or GDAP relationship with the partner, or have the customer's "
+        "Global Administrator consent to the app; then rerun."
+    )
+
+
 # AADSTS number -> (class, what it means in one phrase). Sources: microsoft-apis.md §1.5, §4.5.
 _AADSTS: dict[int, tuple[type[MicrosoftError], str]] = {
     700082: (RefreshTokenExpired, "The partner refresh token expired after 90 days without use"),
@@ -291,6 +320,8 @@ _PARTNER_CENTER_CODES: dict[str, tuple[type[MicrosoftError], str]] = {
     "20002": (AccessRemoved, "The partner has no commerce relationship with the customer"),
     "60003": (TenantGone, "Partner Center does not know the tenant"),
 }
+# What Partner Center says when a CPV consent is posted twice (matched in lower case).
+_ALREADY_EXISTS = "permission entry already exists"
 _GRAPH_CODES: dict[str, tuple[type[MicrosoftError], str]] = {
     "Authorization_RequestDenied": (AccessRemoved, "Graph denied access to the tenant"),
     "Unauthorized_MissingMFA": (MfaRequired, "Graph requires multi-factor authentication"),
@@ -342,6 +373,13 @@ def classify_response(
     where = f"{name} {_path(response.url)} for {target}"
     detail = f': "{_quote(body_text)}"' if body_text else ""
 
+    if service == "partner_center" and _ALREADY_EXISTS in (body_text or "").lower():
+        return AlreadyExists(
+            f"{where} says the entry exists already (HTTP {status}){detail}.",
+            code=body_code or f"HTTP {status}",
+            http_status=status,
+            tenant_id=tenant_id,
+        )
     if status == 429:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         wait = f" (Retry-After {retry_after:g} s)" if retry_after is not None else ""

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 from sync365_pipeline.microsoft.api import ApiClient
 from sync365_pipeline.microsoft.auth import AccessToken
-from sync365_pipeline.microsoft.errors import MalformedResponse
+from sync365_pipeline.microsoft.errors import (
+    AppCredentialsUnreadable,
+    MalformedResponse,
+    MicrosoftError,
+)
+from sync365_pipeline.microsoft.http import get_json
 from sync365_pipeline.microsoft.paging import ODataNextLinkPaginator
 
 MAX_RELATIONSHIPS_PAGE = 300  # `$top` limit of delegatedAdminRelationships
@@ -48,6 +54,52 @@ class GraphClient(ApiClient):
             f"?$top={self._page_size}"
         )
         return self._items(url, self._tokens.partner_graph_token(), None)
+
+    def access_assignments(self, relationship_id: str) -> list[dict[str, Any]]:
+        """The access assignments of one GDAP relationship (all pages, every status): which
+        partner security group holds which role template ids in the customer tenant."""
+        url = (
+            f"{self._base_url}/v1.0/tenantRelationships/delegatedAdminRelationships/"
+            f"{quote(relationship_id, safe='')}/accessAssignments?$top={self._page_size}"
+        )
+        return self._items(url, self._tokens.partner_graph_token(), None)
+
+    def password_credentials(self, app_id: str) -> list[dict[str, Any]]:
+        """The client secrets of the partner's app registration (`passwordCredentials`: keyId,
+        displayName, hint = a secret's first three characters, endDateTime; never the secret).
+
+        Raises `AppCredentialsUnreadable` when Graph refuses or does not find the app.
+        """
+        url = (
+            f"{self._base_url}/v1.0/applications(appId='{quote(app_id, safe='')}')"
+            "?$select=id,appId,displayName,passwordCredentials"
+        )
+        token = self._tokens.partner_graph_token()
+        try:
+            app = get_json(
+                self._session,
+                url,
+                headers={
+                    "Authorization": token.authorization(),
+                    "Accept": "application/json",
+                    "client-request-id": str(uuid.uuid4()),
+                },
+                service=self.service,
+                tenant_id=None,
+            )
+        except MicrosoftError as refused:
+            if refused.http_status not in (403, 404):
+                raise
+            raise AppCredentialsUnreadable(
+                f"Graph did not show app {app_id}'s client secrets: {refused} "
+                f"{AppCredentialsUnreadable.remedy}",
+                code=refused.code,
+                http_status=refused.http_status,
+            ) from None
+        credentials = app.get("passwordCredentials")
+        if not isinstance(credentials, list) or not all(isinstance(c, dict) for c in credentials):
+            raise MalformedResponse(f"Graph returned app {app_id} without passwordCredentials.")
+        return credentials
 
     def contracts(self) -> list[dict[str, Any]]:
         """The partner's DAP-era contracts (`GET /v1.0/contracts`)."""

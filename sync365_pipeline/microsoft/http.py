@@ -450,11 +450,31 @@ def get_json(
     tenant_id: str | None,
     limiter: RateLimiter | None = None,
 ) -> dict[str, Any]:
-    """GET a JSON object; any failure is raised as a classified `MicrosoftError`. A `limiter`
-    needs a `MicrosoftSession` (it applies to every attempt of the retry loop)."""
+    """GET a JSON object (see `request_json`)."""
+    return request_json(
+        session, "GET", url, headers=headers, service=service, tenant_id=tenant_id, limiter=limiter
+    )
+
+
+def request_json(
+    session: requests.Session,
+    method: Literal["GET", "POST"],
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    service: Literal["graph", "partner_center"],
+    tenant_id: str | None,
+    limiter: RateLimiter | None = None,
+    body: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Send `body` (JSON, if any) and read a JSON object back; any failure is raised as a
+    classified `MicrosoftError`. A `limiter` needs a `MicrosoftSession` (it applies to every
+    attempt of the retry loop, which resends the same headers: Partner Center's MS-RequestId
+    makes a repeated POST idempotent)."""
     limited = {} if limiter is None else {"limiter": limiter}
+    sent = {} if body is None else {"json": dict(body)}
     try:
-        response = session.get(url, headers=dict(headers), **limited)
+        response = session.request(method, url, headers=dict(headers), **limited, **sent)
     except MicrosoftError as exc:
         raise attribute(exc, tenant_id) from None
     except requests.RequestException as exc:
@@ -465,17 +485,17 @@ def get_json(
         if not response.ok:
             raise classify_response(response, service=service, tenant_id=tenant_id)
         try:
-            body = response.json()
+            answer = response.json()
         except (ValueError, RecursionError):
             raise classify_response(response, service=service, tenant_id=tenant_id) from None
-    if not isinstance(body, dict):
+    if not isinstance(answer, dict):
         raise MalformedResponse(
             f"{_describe(url)} answered with JSON that is not an object.",
             code=f"HTTP {response.status_code}",
             http_status=response.status_code,
             tenant_id=tenant_id,
         )
-    return body
+    return answer
 
 
 def attribute(exc: MicrosoftError, tenant_id: str | None) -> MicrosoftError:

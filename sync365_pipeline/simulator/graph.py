@@ -1,4 +1,5 @@
-"""Microsoft Graph v1.0: subscribedSkus, contracts, GDAP relationships, organization.
+"""Microsoft Graph v1.0: subscribedSkus, contracts, GDAP relationships and their access
+assignments, organization, and the partner's app registration (its client secrets).
 
 The tenant whose data is served is the access token's `tid`; paging is `@odata.nextLink`, an
 absolute URL on this server carrying `$skiptoken`.
@@ -17,7 +18,7 @@ from aiohttp import web
 from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.simulator.disruptions import ServiceErrors, serve
 from sync365_pipeline.simulator.identity import GRAPH_RESOURCES
-from sync365_pipeline.simulator.payloads import organization, partner_organization
+from sync365_pipeline.simulator.payloads import application, organization, partner_organization
 from sync365_pipeline.simulator.state import SimulatorState
 from sync365_pipeline.simulator.tokens import (
     InvalidTokenError,
@@ -39,7 +40,11 @@ _SERVER_ERROR_CODES = {
     504: ("gatewayTimeout", "The gateway timed out waiting for the service."),
 }
 _FILTER_CLAUSE = re.compile(r"^\s*([A-Za-z/]+)\s+eq\s+'([^']*)'\s*$")
-MAX_TOP = {"delegatedAdminRelationships": 300}
+MAX_TOP = {"delegatedAdminRelationships": 300, "accessAssignments": 300}
+# Delegated or application permissions that read an app registration (§6).
+APPLICATION_READERS = frozenset(
+    {"Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All"}
+)
 DEFAULT_MAX_TOP = 999
 
 
@@ -60,11 +65,25 @@ def _graph_server_error(request: web.Request, status: int, retry_after: int | No
     return graph_error(request, status, code, message, headers)
 
 
+def _forbidden(request: web.Request) -> web.Response:
+    """Graph's 403 for a missing role or permission (microsoft-apis.md §6.7)."""
+    return graph_error(
+        request,
+        403,
+        "Authorization_RequestDenied",
+        "Insufficient privileges to complete the operation.",
+    )
+
+
 GRAPH_ERRORS = ServiceErrors("graph", _graph_throttled, _graph_server_error)
 
 
 class BadQueryError(ValueError):
-    """An OData query option Graph would reject with 400."""
+    """A query option or key Graph would reject with 400 (`code`, the message)."""
+
+    def __init__(self, message: str, code: str = "BadRequest") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Graph:
@@ -80,45 +99,53 @@ class Graph:
                 self._gdap_relationships,
             ),
             "/v1.0/organization": ("graph.organization", self._organization),
+            "/v1.0/tenantRelationships/delegatedAdminRelationships/{relationship_id}"
+            "/accessAssignments": ("graph.accessAssignments", self._access_assignments),
         }
         for path, (name, items) in routes.items():
             app.router.add_get(path, self._collection_handler(path, items), name=name)
+        app.router.add_get(
+            "/v1.0/applications(appId='{app_id}')", self.application, name="graph.application"
+        )
+
+    def _claims(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """The bearer token's claims, or Graph's 401."""
+        try:
+            return bearer_claims(
+                self.state.signer,
+                request.headers.get("Authorization", ""),
+                GRAPH_RESOURCES,
+                time.time(),
+            )
+        except InvalidTokenError as reason:
+            return graph_error(
+                request,
+                401,
+                "InvalidAuthenticationToken",
+                str(reason),
+                GRAPH_UNAUTHORIZED_CHALLENGE,
+            )
 
     def _collection_handler(
-        self, path: str, items: Callable[[str], list[dict[str, Any]]]
+        self, path: str, items: Callable[..., list[dict[str, Any]]]
     ) -> Callable[[web.Request], Any]:
+        """`items(tenant_id, **path_parameters)` served in pages."""
         entity_set = path.rsplit("/", 1)[1]
 
         async def handler(request: web.Request) -> web.Response:
-            try:
-                claims = bearer_claims(
-                    self.state.signer,
-                    request.headers.get("Authorization", ""),
-                    GRAPH_RESOURCES,
-                    time.time(),
-                )
-            except InvalidTokenError as reason:
-                return graph_error(
-                    request,
-                    401,
-                    "InvalidAuthenticationToken",
-                    str(reason),
-                    GRAPH_UNAUTHORIZED_CHALLENGE,
-                )
+            claims = self._claims(request)
+            if isinstance(claims, web.Response):
+                return claims
             tenant_id = str(claims.get("tid", ""))
 
             async def produce() -> web.Response:
                 if self._denied(tenant_id, claims):
-                    return graph_error(
-                        request,
-                        403,
-                        "Authorization_RequestDenied",
-                        "Insufficient privileges to complete the operation.",
-                    )
+                    return _forbidden(request)
                 try:
-                    return self._page(request, entity_set, items(tenant_id))
+                    found = items(tenant_id, **request.match_info)
+                    return self._page(request, entity_set, found)
                 except BadQueryError as problem:
-                    return graph_error(request, 400, "BadRequest", str(problem))
+                    return graph_error(request, 400, problem.code, str(problem))
 
             return await serve(request, self.state, tenant_id, GRAPH_ERRORS, produce)
 
@@ -147,6 +174,15 @@ class Graph:
     def _gdap_relationships(self, tenant_id: str) -> list[dict[str, Any]]:
         return self.state.gdap_relationships() if self.state.is_partner(tenant_id) else []
 
+    def _access_assignments(self, tenant_id: str, relationship_id: str) -> list[dict[str, Any]]:
+        """Partner tenant only; another tenant has no such relationship."""
+        found = self.state.access_assignments(relationship_id)
+        if found is None or not self.state.is_partner(tenant_id):
+            raise BadQueryError(
+                "The passed in delegatedAdminRelationshipId is invalid.", code="badRequest"
+            )
+        return found
+
     def _organization(self, tenant_id: str) -> list[dict[str, Any]]:
         if self.state.is_partner(tenant_id):
             return [partner_organization(self.state.partner)]
@@ -156,6 +192,41 @@ class Graph:
                 customer.tenant_id, customer.display_name, customer.default_domain, customer.country
             )
         ]
+
+    # --- the partner's app registration ----------------------------------------------------------
+
+    async def application(self, request: web.Request) -> web.StreamResponse:
+        claims = self._claims(request)
+        if isinstance(claims, web.Response):
+            return claims
+        tenant_id = str(claims.get("tid", ""))
+
+        async def produce() -> web.Response:
+            app_id = request.match_info["app_id"].lower()
+            permissions = set(str(claims.get("scp", "")).split()) | set(claims.get("roles", []))
+            denied = self.state.take_fault(tenant_id, frozenset({"graph_forbidden"})) is not None
+            if denied or not APPLICATION_READERS & permissions:
+                return _forbidden(request)
+            # The registration lives in the partner's tenant; customers hold only a service
+            # principal.
+            if not self.state.is_partner(tenant_id) or app_id != self.state.partner.client_id:
+                return graph_error(
+                    request,
+                    404,
+                    "Request_ResourceNotFound",
+                    f"Resource '{app_id}' does not exist or one of its queried reference-property "
+                    "objects are not present.",
+                )
+            body = application(self.state.partner, utcnow())
+            if "$select" in request.query:
+                selected = {name.strip() for name in request.query["$select"].split(",")}
+                body = {k: v for k, v in body.items() if k in selected | {"id"}}
+            context = f"https://{request.host}/v1.0/$metadata#applications/$entity"
+            return json_response(
+                {"@odata.context": context, **body}, headers=graph_request_ids(request)
+            )
+
+        return await serve(request, self.state, tenant_id, GRAPH_ERRORS, produce)
 
     # --- OData paging and query options ----------------------------------------------------------
 

@@ -269,6 +269,15 @@ class IdentityPlatform:
                 "the client secret value, not the client secret ID, for a secret added to app "
                 f"'{client_id}'.",
             )
+        if secret is not None and self.state.client_secret_expired():
+            return identity_error(
+                request,
+                "invalid_client",
+                7000222,
+                f"The provided client secret keys for app '{client_id}' are expired. Visit the "
+                "Azure portal to create new keys for your app or consider using certificate "
+                "credentials for added security.",
+            )
         if grant_type == "refresh_token":
             return self._refresh_token_grant(request, tenant_id, fields)
         if grant_type == "client_credentials":
@@ -414,6 +423,8 @@ class IdentityPlatform:
         customer = self.state.customers.get(tenant_id)
         if customer is None or not customer.has_any_relationship():
             return False
+        if not self.state.has_cpv_consent(tenant_id):
+            return False
         return self.state.take_fault(tenant_id, frozenset({"consent_revoked"})) is None
 
     def _authorization_code_grant(
@@ -510,15 +521,7 @@ class IdentityPlatform:
         if kind == "tenant_gone":
             return self._tenant_not_found(request, tenant_id)
         if kind == "consent_revoked":
-            return identity_error(
-                request,
-                "invalid_grant",
-                65001,
-                f"The user or administrator has not consented to use the application with ID "
-                f"'{partner.client_id}' named '{partner.app_name}'. Send an interactive "
-                "authorization request for this user and resource.",
-                suberror="consent_required",
-            )
+            return self._consent_required(request)
         if kind == "mfa_required":
             return identity_error(
                 request,
@@ -543,7 +546,36 @@ class IdentityPlatform:
             customer is not None and not customer.has_any_relationship()
         ):
             return identity_error(request, "invalid_grant", 50020, not_in_tenant)
+        if customer is not None and not self.state.has_cpv_consent(tenant_id):
+            if customer.reached_through_gdap():
+                return self._not_authorized_for_gdap(request, tenant_id)
+            return self._consent_required(request)
         return None
+
+    def _consent_required(self, request: web.Request) -> web.Response:
+        partner = self.state.partner
+        return identity_error(
+            request,
+            "invalid_grant",
+            65001,
+            f"The user or administrator has not consented to use the application with ID "
+            f"'{partner.client_id}' named '{partner.app_name}'. Send an interactive "
+            "authorization request for this user and resource.",
+            suberror="consent_required",
+        )
+
+    def _not_authorized_for_gdap(self, request: web.Request, tenant_id: str) -> web.Response:
+        """A GDAP delegated admin before CPV consent (microsoft-apis-more.md §4.5)."""
+        partner = self.state.partner
+        return identity_error(
+            request,
+            "invalid_grant",
+            90099,
+            f"The application '{partner.client_id}' ({partner.app_name}) has not been authorized "
+            f"in the tenant '{tenant_id}'. Applications must be authorized to access the customer "
+            "tenant before partner delegated administrators can use them. Provide pre-consent or "
+            "execute the appropriate Partner Center API to authorize the application.",
+        )
 
     def _unknown_resource(
         self, request: web.Request, tenant_id: str, resource: str

@@ -1,4 +1,5 @@
-"""Partner Center REST v1: the customer list (seek paging) and a customer's subscribed SKUs.
+"""Partner Center REST v1: the customer list (seek paging), a customer's subscribed SKUs and
+CPV consent (`applicationconsents`, microsoft-apis-more.md §4).
 
 Only tokens for the Partner Center audience in the partner's tenant are accepted; App+User tokens
 must carry `mfa` in `amr` (Partner Center's MFA enforcement answers 401 code 900421 otherwise).
@@ -6,7 +7,10 @@ must carry `mfa` in `amr` (Partner Center's MFA enforcement answers 401 code 900
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +19,7 @@ from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.simulator.disruptions import ServiceErrors, serve
 from sync365_pipeline.simulator.identity import PARTNER_CENTER_RESOURCES
 from sync365_pipeline.simulator.payloads import partner_center_subscribed_sku
+from sync365_pipeline.simulator.scenario import Customer
 from sync365_pipeline.simulator.state import SimulatorState
 from sync365_pipeline.simulator.tokens import (
     InvalidTokenError,
@@ -30,6 +35,8 @@ from sync365_pipeline.simulator.wire import (
 )
 
 MAX_PAGE_SIZE = 500
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+ALREADY_EXISTS = "Permission entry already exists."
 INVALID_TOKEN_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
@@ -55,6 +62,11 @@ class PartnerCenter:
             "/v1/customers/{customer}/subscribedskus",
             self.subscribed_skus,
             name="partner_center.subscribedskus",
+        )
+        app.router.add_post(
+            "/v1/customers/{customer}/applicationconsents",
+            self.application_consents,
+            name="partner_center.applicationconsents",
         )
 
     def _authenticate(self, request: web.Request) -> dict[str, Any] | web.Response:
@@ -142,7 +154,24 @@ class PartnerCenter:
             return None
         return int(b64url_decode(parts[1]))
 
-    async def subscribed_skus(self, request: web.Request) -> web.Response:
+    def _known_customer(
+        self, request: web.Request, customer_id: str
+    ) -> Customer | web.Response | None:
+        """The customer; None if it left the partner; 404 code 60003 for an unknown or deleted
+        tenant."""
+        customer = self.state.customers.get(customer_id)
+        gone = self.state.take_fault(customer_id, frozenset({"tenant_gone"})) is not None
+        if gone or (customer is None and customer_id not in self.state.departed):
+            return partner_center_error(request, 404, 60003, "Tenant not found")
+        return customer
+
+    async def _for_customer(
+        self,
+        request: web.Request,
+        produce: Callable[[str, dict[str, Any]], Awaitable[web.Response]],
+    ) -> web.StreamResponse:
+        """A `/v1/customers/{customer}/...` call: the partner's token, then the customer's
+        faults, then `produce(customer_id, claims)`."""
         claims = self._authenticate(request)
         if isinstance(claims, web.Response):
             return claims
@@ -152,16 +181,20 @@ class PartnerCenter:
             self.state,
             customer_id,
             PARTNER_CENTER_ERRORS,
-            lambda: self._subscribed_skus(request, customer_id, claims),
+            lambda: produce(customer_id, claims),
+        )
+
+    async def subscribed_skus(self, request: web.Request) -> web.StreamResponse:
+        return await self._for_customer(
+            request, lambda customer_id, claims: self._subscribed_skus(request, customer_id, claims)
         )
 
     async def _subscribed_skus(
         self, request: web.Request, customer_id: str, claims: dict[str, Any]
     ) -> web.Response:
-        customer = self.state.customers.get(customer_id)
-        gone = self.state.take_fault(customer_id, frozenset({"tenant_gone"})) is not None
-        if gone or (customer is None and customer_id not in self.state.departed):
-            return partner_center_error(request, 404, 60003, "Tenant not found")
+        customer = self._known_customer(request, customer_id)
+        if isinstance(customer, web.Response):
+            return customer
         if customer is None or not customer.in_partner_center:
             return partner_center_error(
                 request,
@@ -179,3 +212,55 @@ class PartnerCenter:
             "attributes": {"objectType": "Collection"},
         }
         return json_response(body, headers=partner_center_ids(request))
+
+    async def application_consents(self, request: web.Request) -> web.StreamResponse:
+        return await self._for_customer(
+            request, lambda customer_id, _claims: self._grant_consent(request, customer_id)
+        )
+
+    async def _grant_consent(self, request: web.Request, customer_id: str) -> web.Response:
+        """201 echoing the consent; 409 `Permission entry already exists.` when it exists."""
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            body = None
+        application_id = _consent_application_id(body)
+        if application_id is None:
+            return partner_center_error(
+                request,
+                400,
+                800002,
+                "Invalid request input: applicationId and applicationGrants "
+                "[{enterpriseApplicationId, scope}] are required.",
+            )
+        customer = self._known_customer(request, customer_id)
+        if isinstance(customer, web.Response):
+            return customer
+        if customer is None or not customer.has_any_relationship():
+            return partner_center_error(request, 403, 2032, "Access denied")
+        if customer.consent_failure == "access_denied":
+            return partner_center_error(request, 403, 2032, "Access denied")
+        if customer.consent_failure == "server_error":
+            return _partner_center_server_error(request, 500, None)
+        if not self.state.grant_cpv_consent(customer_id, application_id):
+            return partner_center_error(request, 409, 409, ALREADY_EXISTS)
+        return json_response(body, status=201, headers=partner_center_ids(request))
+
+
+def _consent_application_id(body: Any) -> str | None:
+    """The app id of a well-formed ApplicationConsent body (lower case), else None."""
+    if not isinstance(body, dict):
+        return None
+    application_id, grants = body.get("applicationId"), body.get("applicationGrants")
+    if not isinstance(application_id, str) or not _GUID.match(application_id):
+        return None
+    if not isinstance(grants, list) or not grants:
+        return None
+    for grant in grants:
+        resource = grant.get("enterpriseApplicationId") if isinstance(grant, dict) else None
+        scope = grant.get("scope") if isinstance(grant, dict) else None
+        if not isinstance(resource, str) or not _GUID.match(resource):
+            return None
+        if not isinstance(scope, str) or not scope.strip():
+            return None
+    return application_id.lower()

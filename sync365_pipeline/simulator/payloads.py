@@ -11,7 +11,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sync365_pipeline.simulator.catalog import SkuCatalog
-from sync365_pipeline.simulator.scenario import Customer, GdapRelationship, Partner, SkuAssignment
+from sync365_pipeline.simulator.scenario import (
+    AccessAssignment,
+    Customer,
+    GdapRelationship,
+    Partner,
+    SkuAssignment,
+)
 
 _NAMESPACE = uuid.UUID("6f1c3c1e-6d3a-4f3e-9a55-0b4f1c2d3e4f")
 
@@ -122,10 +128,7 @@ def gdap_relationship(
 ) -> dict[str, Any]:
     end = relationship.end(now)
     activated = end - timedelta(days=730)
-    relationship_id = (
-        f"{stable_id(customer.tenant_id, 'gdap', str(index))}-"
-        f"{stable_id(customer.tenant_id, 'gdap-customer', str(index))}"
-    )
+    relationship_id = gdap_relationship_id(customer, index)
     return {
         "@odata.type": "#microsoft.graph.delegatedAdminRelationship",
         "@odata.etag": f'W/"{stable_id(relationship_id, "etag")}"',
@@ -142,6 +145,63 @@ def gdap_relationship(
         "lastModifiedDateTime": iso(activated),
         "activatedDateTime": iso(activated),
         "endDateTime": iso(end),
+    }
+
+
+def gdap_relationship_id(customer: Customer, index: int) -> str:
+    """`{guid}-{guid}`, as Graph's relationship ids are."""
+    return (
+        f"{stable_id(customer.tenant_id, 'gdap', str(index))}-"
+        f"{stable_id(customer.tenant_id, 'gdap-customer', str(index))}"
+    )
+
+
+def access_assignment(
+    relationship_id: str, index: int, assignment: AccessAssignment, now: datetime
+) -> dict[str, Any]:
+    """One `delegatedAdminAccessAssignment` (microsoft-apis-more.md §5.2)."""
+    assignment_id = stable_id(relationship_id, "assignment", str(index))
+    created = now - timedelta(days=30)
+    return {
+        "@odata.type": "#microsoft.graph.delegatedAdminAccessAssignment",
+        "@odata.etag": f'W/"{stable_id(assignment_id, "etag")}"',
+        "id": assignment_id,
+        "status": assignment.status,
+        "createdDateTime": iso(created),
+        "lastModifiedDateTime": iso(created + timedelta(hours=1)),
+        "accessContainer": {
+            "accessContainerId": assignment.group_id or stable_id(assignment_id, "group"),
+            "accessContainerType": "securityGroup",
+        },
+        "accessDetails": {
+            "unifiedRoles": [{"roleDefinitionId": role} for role in assignment.roles]
+        },
+    }
+
+
+def application(partner: Partner, now: datetime) -> dict[str, Any]:
+    """The partner's app registration with its client secrets (microsoft-apis-more.md §6);
+    `secretText` is null on a GET, `hint` is a secret's first three characters."""
+    credentials = []
+    for index, credential in enumerate(partner.password_credentials):
+        end = credential.end(now)
+        credentials.append(
+            {
+                "customKeyIdentifier": None,
+                "displayName": credential.display_name,
+                "endDateTime": iso(end),
+                "hint": credential.hint or partner.client_secret[:3],
+                "keyId": credential.key_id or stable_id(partner.client_id, "secret", str(index)),
+                "secretText": None,
+                "startDateTime": iso(end - timedelta(days=730)),
+            }
+        )
+    return {
+        "id": stable_id(partner.client_id, "application"),
+        "appId": partner.client_id,
+        "displayName": partner.app_name,
+        "passwordCredentials": credentials,
+        "keyCredentials": [],
     }
 
 

@@ -32,6 +32,17 @@ _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 # Partner Center documents for reading subscribed SKUs.
 DIRECTORY_READERS_ROLE = "88d8e3e3-8f55-4a1e-953a-9b9898b8876b"
 LICENSE_ADMINISTRATOR_ROLE = "4d6ac14f-3453-41d0-bef9-a3e0c569773a"
+# The roles that read a tenant's licences (microsoft-apis-more.md §5.3: the four Partner Center
+# documents for subscribed SKUs, plus Global Administrator, which can do everything).
+LICENSE_READING_ROLES = frozenset(
+    {
+        DIRECTORY_READERS_ROLE,
+        LICENSE_ADMINISTRATOR_ROLE,
+        "f2ef992c-3afb-46b9-b7cf-a126ee74c451",  # Global Reader
+        "fe930be7-5e62-47db-91af-98c3a49a38b1",  # User Administrator
+        "62e90394-69f5-4237-9190-012177145e10",  # Global Administrator
+    }
+)
 
 
 class ScenarioError(ValueError):
@@ -281,21 +292,15 @@ class SkuAssignment(_Model):
         return "Deleted"
 
 
-class GdapRelationship(_Model):
-    """A GDAP relationship; `ends_in_days` (negative: ended) keeps a scenario fresh over time."""
+class _EndsAt(_Model):
+    """Something with an end: absolute (`end_date_time`, UTC when naive) or `ends_in_days` from
+    now (negative: ended), which keeps a scenario fresh over time; a year when neither."""
 
-    display_name: str | None = None
-    status: GdapStatus = "active"
-    duration: str = "P730D"
-    auto_extend_duration: Literal["PT0S", "P0D", "P180D"] = "P180D"
     end_date_time: datetime | None = None
     ends_in_days: int | None = None
-    roles: list[Guid] = Field(
-        default_factory=lambda: [DIRECTORY_READERS_ROLE, LICENSE_ADMINISTRATOR_ROLE]
-    )
 
     @model_validator(mode="after")
-    def _one_end(self) -> GdapRelationship:
+    def _one_end(self) -> _EndsAt:
         if self.end_date_time is not None and self.ends_in_days is not None:
             raise ValueError("give end_date_time or ends_in_days, not both")
         return self
@@ -305,6 +310,44 @@ class GdapRelationship(_Model):
             end = self.end_date_time
             return end if end.tzinfo else end.replace(tzinfo=UTC)
         return now + timedelta(days=365 if self.ends_in_days is None else self.ends_in_days)
+
+
+class AccessAssignment(_Model):
+    """Roles a GDAP relationship grants to a security group of the partner (the SAM user is
+    taken to be a member of every such group)."""
+
+    roles: list[Guid]
+    status: Literal["pending", "active", "deleting", "deleted", "error"] = "active"
+    group_id: Guid | None = Field(default=None, description="derived from the tenant when omitted")
+
+
+class GdapRelationship(_EndsAt):
+    """A GDAP relationship.
+
+    `access_assignments` omitted: one active assignment granting all of `roles`.
+    """
+
+    display_name: str | None = None
+    status: GdapStatus = "active"
+    duration: str = "P730D"
+    auto_extend_duration: Literal["PT0S", "P0D", "P180D"] = "P180D"
+    roles: list[Guid] = Field(
+        default_factory=lambda: [DIRECTORY_READERS_ROLE, LICENSE_ADMINISTRATOR_ROLE]
+    )
+    access_assignments: list[AccessAssignment] | None = None
+
+    def assignments(self) -> list[AccessAssignment]:
+        if self.access_assignments is not None:
+            return self.access_assignments
+        return [AccessAssignment(roles=list(self.roles))]
+
+    def reads_licenses(self, now: datetime) -> bool:
+        """Live, with an active assignment of a licence-reading role (the assignment, not the
+        relationship's role ceiling, is what grants access)."""
+        return self.grants_access(now) and any(
+            assignment.status == "active" and LICENSE_READING_ROLES & set(assignment.roles)
+            for assignment in self.assignments()
+        )
 
     def effective_status(self, now: datetime) -> GdapStatus:
         """A relationship past its end date is expired whatever the file says."""
@@ -317,6 +360,10 @@ class GdapRelationship(_Model):
 
 
 class Customer(_Model):
+    """`consented: false`: the partner's app has no CPV consent in the tenant yet, so customer
+    token requests fail (AADSTS90099 through GDAP, AADSTS65001 otherwise) until Partner Center's
+    `applicationconsents` grants it; `consent_failure` makes that grant fail."""
+
     tenant_id: Guid
     display_name: str = Field(min_length=1)
     default_domain: str = Field(min_length=3)
@@ -327,6 +374,8 @@ class Customer(_Model):
     in_partner_center: bool = True
     dap: bool = Field(default=False, description="legacy DAP (AdminAgents) delegated access")
     gdap_relationships: list[GdapRelationship] = Field(default_factory=list)
+    consented: bool = True
+    consent_failure: Literal["access_denied", "server_error"] | None = None
     skus: list[SkuAssignment] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
 
@@ -335,8 +384,23 @@ class Customer(_Model):
         return self.dap or bool(self.gdap_relationships) or self.relationship_to_partner != "none"
 
     def has_delegated_access(self, now: datetime) -> bool:
-        """Graph serves a partner user only through DAP or a live GDAP relationship."""
-        return self.dap or any(rel.grants_access(now) for rel in self.gdap_relationships)
+        """Graph serves a partner user only through DAP or a live GDAP relationship whose
+        assignments grant a licence-reading role."""
+        return self.dap or any(rel.reads_licenses(now) for rel in self.gdap_relationships)
+
+    def reached_through_gdap(self) -> bool:
+        """The partner's user comes in as a GDAP delegated admin (no DAP)."""
+        return not self.dap and bool(self.gdap_relationships)
+
+
+class PasswordCredential(_EndsAt):
+    """A client secret of the partner's app registration. `hint` omitted: this is the secret
+    the scenario's `client_secret` is (hint = its first three characters); once it has ended,
+    the token endpoint refuses it (AADSTS7000222)."""
+
+    display_name: str | None = None
+    hint: str | None = Field(default=None, min_length=3, max_length=3)
+    key_id: Guid | None = None
 
 
 class Partner(_Model):
@@ -352,6 +416,9 @@ class Partner(_Model):
     mfa: bool = Field(default=True, description="whether the consent sign-in carried MFA")
     refresh_token: str = Field(min_length=20)
     refresh_token_state: RefreshTokenState = "valid"
+    password_credentials: list[PasswordCredential] = Field(
+        default_factory=lambda: [PasswordCredential(display_name="sync365", ends_in_days=540)]
+    )
     skus: list[SkuAssignment] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
 

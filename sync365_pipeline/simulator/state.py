@@ -19,14 +19,17 @@ from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.simulator.catalog import load_catalog
 from sync365_pipeline.simulator.generator import generate_customers
 from sync365_pipeline.simulator.payloads import (
+    access_assignment,
     contract,
     gdap_relationship,
+    gdap_relationship_id,
     graph_subscribed_sku,
     partner_center_customer,
 )
 from sync365_pipeline.simulator.scenario import (
     Customer,
     Fault,
+    GdapRelationship,
     RefreshTokenState,
     Scenario,
     Service,
@@ -134,6 +137,8 @@ class SimulatorState:
             for customer in generate_customers(scenario.generate, self.catalog, taken):
                 self.customers[customer.tenant_id] = customer
         self.departed: dict[str, Customer] = {}
+        # CPV consents (Partner Center `applicationconsents`): tenant id -> consented app ids.
+        self.consents: dict[str, set[str]] = {}
         self.domains: dict[str, str] = {self.partner.domain.lower(): self.partner.tenant_id}
         self.faults: dict[str, list[ActiveFault]] = {
             self.partner.tenant_id: [ActiveFault.of(f) for f in self.partner.faults]
@@ -152,6 +157,7 @@ class SimulatorState:
         self.authorization_codes: dict[str, PendingSignIn] = {}
         self._collections_version = 0
         self._collections: dict[str, Any] = {}
+        self._relationship_index: tuple[int, dict[str, GdapRelationship]] = (-1, {})
 
     # --- secrets ---------------------------------------------------------------------------------
 
@@ -172,6 +178,9 @@ class SimulatorState:
     def _index(self, customer: Customer) -> None:
         self.domains[customer.default_domain.lower()] = customer.tenant_id
         self.faults[customer.tenant_id] = [ActiveFault.of(f) for f in customer.faults]
+        self.consents[customer.tenant_id] = (
+            {self.partner.client_id} if customer.consented else set()
+        )
 
     def resolve_tenant(self, segment: str) -> str | None:
         """The tenant id an authority path segment names (GUID, verified domain, or alias)."""
@@ -212,6 +221,27 @@ class SimulatorState:
             if sku.sku_id == sku_id.lower() or sku.part_number == sku_id:
                 return sku
         raise KeyError(f"tenant {tenant_id} has no SKU {sku_id}")
+
+    def client_secret_expired(self) -> bool:
+        """Whether the secret the scenario's `client_secret` is (a credential without a `hint`)
+        has ended; a scenario without such a credential never expires its secret."""
+        now = utcnow()
+        in_use = [c for c in self.partner.password_credentials if c.hint is None]
+        return bool(in_use) and all(credential.end(now) <= now for credential in in_use)
+
+    # --- CPV consent ------------------------------------------------------------------------------
+
+    def has_cpv_consent(self, tenant_id: str) -> bool:
+        """Whether the partner's app is consented in this customer tenant."""
+        return self.partner.client_id in self.consents.get(tenant_id, set())
+
+    def grant_cpv_consent(self, tenant_id: str, application_id: str) -> bool:
+        """Consent an app in a customer tenant; False if it was consented already."""
+        consented = self.consents.setdefault(tenant_id, set())
+        if application_id in consented:
+            return False
+        consented.add(application_id)
+        return True
 
     # --- faults --------------------------------------------------------------------------------
 
@@ -330,6 +360,25 @@ class SimulatorState:
                 for index, relationship in enumerate(customer.gdap_relationships)
             ],
         )
+
+    def access_assignments(self, relationship_id: str) -> list[dict[str, Any]] | None:
+        """The access assignments of one GDAP relationship; None for an unknown relationship id."""
+        version, index = self._relationship_index
+        if version != self._collections_version:
+            index = {
+                gdap_relationship_id(customer, number): relationship
+                for customer in self.customers.values()
+                for number, relationship in enumerate(customer.gdap_relationships)
+            }
+            self._relationship_index = (self._collections_version, index)
+        relationship = index.get(relationship_id)
+        if relationship is None:
+            return None
+        now = utcnow()
+        return [
+            access_assignment(relationship_id, number, assignment, now)
+            for number, assignment in enumerate(relationship.assignments())
+        ]
 
     def contracts(self) -> list[dict[str, Any]]:
         return self._cached(

@@ -109,7 +109,7 @@ def test_healthy_demo_passes_every_check_and_warns_of_gdap_ending_in_25_days(
         "DAGSTER_HOME",
     ):
         assert line(output, name).startswith("  PASS"), name
-    assert "11 customers" in line(output, "Partner Center customers")
+    assert "16 customers" in line(output, "Partner Center customers")
     gdap = line(output, "GDAP relationships")
     assert gdap.startswith("  WARN")
     assert "Tailspin Logistics Ltd" in gdap

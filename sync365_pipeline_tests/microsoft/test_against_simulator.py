@@ -360,6 +360,10 @@ DEMO_OUTCOMES = {
     "c3020ac8-fb98-49e4-948d-659c39829495": TenantStatus.ACCESS_REMOVED,  # Proseware
     "8d869f95-88fc-4943-a9d3-e532965bf6cc": TenantStatus.MFA_REQUIRED,  # Wingtip
     "f756e85d-42c8-45ca-8397-093bc5bf27d8": TenantStatus.TENANT_GONE,  # Alpine Ski House
+    "5c1f3a7e-2b84-4d19-9e6a-7f0d2c8b4a31": TenantStatus.CONSENT_REVOKED,  # Lakeshore, no CPV
+    "8e2d6b90-4c3a-4f7e-a1d5-3b9c0e7f6a12": TenantStatus.CONSENT_REVOKED,  # Riverbend, no CPV
+    "2a7b9c4d-6e1f-4a83-b5c2-9d0e8f7a6b53": TenantStatus.ACCESS_REMOVED,  # Harborview, no Graph
+    "d4e8f2a6-9b3c-4e71-8a5d-1c6f0b2e7d94": TenantStatus.ACCESS_REMOVED,  # Oakridge, no role
 }
 
 
@@ -384,7 +388,7 @@ def test_demo_scenario_end_to_end(simulator_factory, tmp_path):
             outcomes = dict(zip(tenant_ids, pool.map(outcome, tenant_ids), strict=True))
         stats = cloud.session.stats.snapshot()
     assert partner.mfa
-    assert len(tenant_ids) == 12
+    assert len(tenant_ids) == 17
     for tenant_id, (status, skus) in outcomes.items():
         assert status is DEMO_OUTCOMES.get(tenant_id, TenantStatus.OK), tenant_id
         if skus is not None:

@@ -11,6 +11,7 @@ import requests
 from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.microsoft.errors import (
     AccessRemoved,
+    AlreadyExists,
     Blocked,
     ConsentRevoked,
     InvalidClient,
@@ -273,6 +274,25 @@ def test_partner_center_gateway_429_keeps_retry_after():
     assert error.retry_after == 57
     assert error.retryable
     assert tenant_outcome(error)[:2] == (TenantStatus.THROTTLED, "HTTP 429")
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "description"),
+    [
+        (409, 409, "Permission entry already exists."),  # microsoft-apis-more.md §4.3 [I]
+        (400, "600041", "Request failed: permission entry already exists."),
+    ],
+)
+def test_repeated_consent_is_already_exists_whatever_its_status(status, code, description):
+    body = {"code": code, "description": description, "data": [], "source": "PartnerFD"}
+    error = classify_response(response(status, body), service="partner_center", tenant_id=CUSTOMER)
+    assert type(error) is AlreadyExists
+    assert (error.code, error.http_status, error.tenant_id) == (str(code), status, CUSTOMER)
+    graph_body = {"error": {"code": "Conflict", "message": description}}
+    assert (
+        type(classify_response(response(status, graph_body), service="graph", tenant_id=CUSTOMER))
+        is not AlreadyExists
+    )
 
 
 def test_graph_429_code_is_kept():

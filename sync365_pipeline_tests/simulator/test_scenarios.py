@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,9 +19,24 @@ GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 def test_bundled_scenarios_load():
     demo = load_scenario("demo")
-    assert len(demo.customers) == 12
+    assert len(demo.customers) == 17
     kinds = {fault.type for customer in demo.customers for fault in customer.faults}
     assert {"consent_revoked", "access_removed", "mfa_required", "tenant_gone", "throttle"} <= kinds
+    now = datetime.now(UTC)
+    by_name = {customer.display_name: customer for customer in demo.customers}
+    assert not by_name["Lakeshore Fitness Studios"].consented
+    assert by_name["Riverbend Montessori School"].consent_failure == "access_denied"
+    harborview = by_name["Harborview Marine Supply"]
+    assert [f.type for f in harborview.faults] == ["graph_forbidden"]
+    assert harborview.has_delegated_access(now)  # so Partner Center answers for it
+    oakridge = by_name["Oakridge Accounting Group"]
+    assert oakridge.gdap_relationships[0].grants_access(now)
+    assert not oakridge.has_delegated_access(now)
+    (pinecrest,) = by_name["Pinecrest Hotels"].gdap_relationships
+    assert pinecrest.auto_extend_duration == "PT0S"
+    assert pinecrest.end(now) - now < timedelta(days=30)
+    in_use = [c for c in demo.partner.password_credentials if c.hint is None]
+    assert [c.end(now) - now < timedelta(days=30) for c in in_use] == [True]
     scale = load_scenario("scale")
     assert scale.generate is not None
     assert scale.generate.count == 10_000
