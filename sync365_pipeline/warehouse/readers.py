@@ -26,6 +26,12 @@ class Readers(WarehouseFile):
         )
         return frame["tenant_id"].tolist()
 
+    def active_customers(self) -> set[tuple[str, str]]:
+        """(partner_tenant_id, tenant_id) of every active customer: a tenant that two partners
+        reach is two customers."""
+        frame = self._read("SELECT partner_tenant_id, tenant_id FROM customers WHERE active")
+        return set(frame.itertuples(index=False, name=None))
+
     def latest_tenant_statuses(self, partner_tenant_id: str | None = None) -> pd.DataFrame:
         """The newest status row of every (partner, tenant) ever checked."""
         return self._read_of_partner(

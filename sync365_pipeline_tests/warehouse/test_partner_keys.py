@@ -191,3 +191,16 @@ def test_staged_chunks_of_two_partners_land_side_by_side(
     current = query(warehouse, "SELECT * FROM current_license_facts")
     assert by_partner(current, "sku_id") == SKU_OF
     assert set(current["source"]) == {"graph"}
+
+
+def test_a_customer_one_partner_lost_stays_active_through_the_other(warehouse: Warehouse) -> None:
+    at = datetime(2026, 7, 1, 5)
+    share_contoso(warehouse, at)
+    assert warehouse.active_customers() == {(PARTNER, CONTOSO), (OTHER_PARTNER, CONTOSO)}
+
+    empty = customers_frame(PARTNER, [], [], []).frame
+    warehouse.upsert_customers(PARTNER, empty, at + timedelta(days=1))
+
+    assert warehouse.active_customers() == {(OTHER_PARTNER, CONTOSO)}
+    assert warehouse.active_tenants(OTHER_PARTNER) == [CONTOSO]
+    assert warehouse.active_tenants(PARTNER) == []
