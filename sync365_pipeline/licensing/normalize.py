@@ -246,13 +246,14 @@ def license_fact_rows(
     (`product_name_source` says which). Partner Center SKUs that Graph does not list are ignored.
 
     Duplicate skuIds: newer tenants can return one object per billing account for the same skuId
-    (`accountId`). The table's key is (snapshot date, tenant, sku), and the question analysts ask is
-    "how many units does this customer have", so the counts of distinct objects are **summed**,
-    `billing_accounts` says how many were combined, and `capability_status` is the most usable one
-    (`CAPABILITY_PRECEDENCE`). An object is identified by its `id` (else `accountId`); the same
-    object seen twice (a paging overlap) counts once if identical and is rejected if it differs,
-    so nothing is double-counted silently. Differing part numbers for one skuId are rejected, and
-    so is a sum beyond int64. A SKU object that does not validate is skipped with its reason.
+    (`accountId`). The table's key is (snapshot date, partner, tenant, sku), and the question
+    analysts ask is "how many units does this customer have", so the counts of distinct objects
+    are **summed**, `billing_accounts` says how many were combined, and `capability_status` is
+    the most usable one (`CAPABILITY_PRECEDENCE`). An object is identified by its `id` (else
+    `accountId`); the same object seen twice (a paging overlap) counts once if identical and is
+    rejected if it differs, so nothing is double-counted silently. Differing part numbers for one
+    skuId are rejected, and so is a sum beyond int64. A SKU object that does not validate is
+    skipped with its reason.
     """
     partner = _guid(partner_tenant_id, "partner_tenant_id", "partner")
     tenant = _guid(tenant_id, "tenant_id", "tenant")
