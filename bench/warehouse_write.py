@@ -61,6 +61,7 @@ def tenant_rows(tenants: int, skus: int) -> dict[str, list[tuple[Any, ...]]]:
                 "consumed_units": consumed,
                 "available_units": enabled - consumed,
                 "billing_accounts": 1,
+                "source": "graph",
                 "synced_at": synced,
             }
             rows.append(tuple(fact[column] for column in LICENSE_FACT_COLUMNS))
@@ -110,11 +111,15 @@ def main() -> None:
         base_s = measure("baseline: one frame, one bulk INSERT", baseline)
         first_s = measure(
             "replace_license_facts, new day",
-            lambda: warehouse.replace_license_facts(SNAPSHOT, rows_by_tenant),
+            lambda: warehouse.replace_license_facts(
+                SNAPSHOT, rows_by_tenant, partner_tenant_id=PARTNER
+            ),
         )
         again_s = measure(
             "replace_license_facts, same day again",
-            lambda: warehouse.replace_license_facts(SNAPSHOT, rows_by_tenant),
+            lambda: warehouse.replace_license_facts(
+                SNAPSHOT, rows_by_tenant, partner_tenant_id=PARTNER
+            ),
         )
         con = duckdb.connect(str(warehouse.path), read_only=True)
         written = con.execute("SELECT count(*), sum(enabled_units) FROM license_facts").fetchone()

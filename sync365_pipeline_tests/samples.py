@@ -10,6 +10,7 @@ from sync365_pipeline.catalog import SkuCatalog, SkuName
 from sync365_pipeline.licensing.normalize import license_fact_rows
 
 PARTNER = "11111111-1111-1111-1111-111111111111"
+OTHER_PARTNER = "22222222-2222-2222-2222-222222222222"  # e.g. the account of a merged MSP
 CONTOSO = "b44bb1fb-c595-45b0-9e09-d657365580bf"
 FABRIKAM = "45c44870-ef77-4fdd-b6fe-3dacb075cff2"
 NORTHWIND = "52eaad04-13a2-4a2f-9ce8-93a294fadf36"
@@ -22,10 +23,13 @@ DAY1 = date(2026, 7, 1)
 DAY2 = date(2026, 7, 2)
 
 
-def facts(tenant: str, day: date, units: dict[str, tuple[int, int]]) -> tuple[tuple[Any, ...], ...]:
-    """Normalizer-made fact rows for `tenant` on `day` with {sku_id: (enabled, consumed)}."""
+def facts(
+    tenant: str, day: date, units: dict[str, tuple[int, int]], partner: str = PARTNER
+) -> tuple[tuple[Any, ...], ...]:
+    """Normalizer-made fact rows for `tenant` (as `partner` reaches it) on `day` with
+    {sku_id: (enabled, consumed)}."""
     return license_fact_rows(
-        partner_tenant_id=PARTNER,
+        partner_tenant_id=partner,
         tenant_id=tenant,
         snapshot_date=day,
         synced_at=datetime.combine(day, datetime.min.time()).replace(hour=5),

@@ -42,7 +42,7 @@ def consent_sensor(
             store.latest_partner_statuses(),
             store.open_consent_flags(),
             now,
-            active_tenants=set(store.active_tenants()),
+            active_customers=store.active_customers(),
         )
         raised, cleared = store.apply_consent_changes(changes.raised, changes.cleared, now)
         still_open = store.open_consent_flags()

@@ -120,6 +120,7 @@ def fetch_chunk(
         statuses=staged.statuses,
         raw_payloads=staged.raw_payloads,
         facts_by_tenant=staged.facts_by_tenant,
+        partner_tenant_id=chunk.partner_tenant_id,
     )
     gained = Path(chunk.staging_dir) / f"{chunk.key}.tokens.json"
     cloud.tokens.write_gained(gained)

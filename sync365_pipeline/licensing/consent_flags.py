@@ -33,14 +33,15 @@ def consent_changes(
     open_flags: Iterable[ConsentFlag],
     now: datetime,
     *,
-    active_tenants: set[str],
+    active_customers: set[tuple[str, str]],
 ) -> ConsentChanges:
     """Compare each tenant's and partner's latest status with the flags already open.
 
     `tenant_statuses` and `partner_statuses` hold the latest row per tenant / partner (columns
     partner_tenant_id, [tenant_id,] status, error_code, message). A customer that departed
-    (not in `active_tenants`) is no longer synced, so its flag is cleared rather than left open
-    for ever, and it raises none.
+    (its (partner, tenant) pair not in `active_customers`) is no longer synced, so its flag is
+    cleared rather than left open for ever, and it raises none; the same tenant still reached
+    through another partner is another customer, with flags of its own.
     """
     open_flags = list(open_flags)
     already_open = {flag.key for flag in open_flags}
@@ -56,10 +57,10 @@ def consent_changes(
     cleared.extend(
         flag.key
         for flag in open_flags
-        if flag.tenant_id is not None and flag.tenant_id not in active_tenants
+        if flag.tenant_id is not None and flag.key not in active_customers
     )
     for row in tenant_statuses.itertuples():
-        if row.tenant_id not in active_tenants:
+        if (row.partner_tenant_id, row.tenant_id) not in active_customers:
             continue
         consider(
             _flag(row, row.tenant_id, now),

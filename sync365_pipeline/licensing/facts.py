@@ -144,4 +144,6 @@ def build_license_facts(
         ).rows
         for tenant_id, payloads in payloads_by_tenant.items()
     }
-    return warehouse.replace_license_facts(snapshot_date, rows_by_tenant)
+    return warehouse.replace_license_facts(
+        snapshot_date, rows_by_tenant, partner_tenant_id=partner_tenant_id
+    )

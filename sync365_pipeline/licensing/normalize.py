@@ -27,7 +27,7 @@ from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.clock import utc_naive
 from sync365_pipeline.core.text import safe_text
 from sync365_pipeline.warehouse.columns import CUSTOMER_COLUMNS, LICENSE_FACT_COLUMNS
-from sync365_pipeline.warehouse.rows import SkippedRecord
+from sync365_pipeline.warehouse.rows import PayloadSource, SkippedRecord
 
 MAX_TEXT_LENGTH = 1024  # product names, company names and domains are far shorter; longer is cut
 MAX_COUNT = 2**63 - 1  # BIGINT; Microsoft documents Int32
@@ -234,21 +234,26 @@ def license_fact_rows(
     graph_skus: Sequence[Mapping[str, Any]],
     partner_center_skus: Sequence[Mapping[str, Any]] | None,
     catalog: SkuCatalog,
+    source: PayloadSource = "graph",
 ) -> FactRows:
     """One row per skuId of a tenant's Graph `subscribedSkus`, every unit count within int64.
+
+    `source` is where the counts came from, kept on every row: 'graph', or 'partner_center' for
+    Partner Center's `subscribedskus` read in Graph's shape when Graph cannot be read.
 
     Graph is the source of counts; Partner Center only improves `product_name` (its
     `productSku.name` for the same id), then the catalog, then the part number
     (`product_name_source` says which). Partner Center SKUs that Graph does not list are ignored.
 
     Duplicate skuIds: newer tenants can return one object per billing account for the same skuId
-    (`accountId`). The table's key is (snapshot date, tenant, sku), and the question analysts ask is
-    "how many units does this customer have", so the counts of distinct objects are **summed**,
-    `billing_accounts` says how many were combined, and `capability_status` is the most usable one
-    (`CAPABILITY_PRECEDENCE`). An object is identified by its `id` (else `accountId`); the same
-    object seen twice (a paging overlap) counts once if identical and is rejected if it differs,
-    so nothing is double-counted silently. Differing part numbers for one skuId are rejected, and
-    so is a sum beyond int64. A SKU object that does not validate is skipped with its reason.
+    (`accountId`). The table's key is (snapshot date, partner, tenant, sku), and the question
+    analysts ask is "how many units does this customer have", so the counts of distinct objects
+    are **summed**, `billing_accounts` says how many were combined, and `capability_status` is
+    the most usable one (`CAPABILITY_PRECEDENCE`). An object is identified by its `id` (else
+    `accountId`); the same object seen twice (a paging overlap) counts once if identical and is
+    rejected if it differs, so nothing is double-counted silently. Differing part numbers for one
+    skuId are rejected, and so is a sum beyond int64. A SKU object that does not validate is
+    skipped with its reason.
     """
     partner = _guid(partner_tenant_id, "partner_tenant_id", "partner")
     tenant = _guid(tenant_id, "tenant_id", "tenant")
@@ -288,15 +293,16 @@ def license_fact_rows(
     for sku_id in sorted(combined):
         fact = combined[sku_id]
         if sku_id in pc_names:
-            name, source = pc_names[sku_id], NAME_SOURCE_PARTNER_CENTER
+            name, name_source = pc_names[sku_id], NAME_SOURCE_PARTNER_CENTER
         else:
-            name, source = catalog.name_for(sku_id, fact["sku_part_number"])
+            name, name_source = catalog.name_for(sku_id, fact["sku_part_number"])
         fact.update(
             snapshot_date=snapshot_date,
             partner_tenant_id=partner,
             tenant_id=tenant,
             product_name=name,
-            product_name_source=source,
+            product_name_source=name_source,
+            source=source,
             # Both within 0..MAX_COUNT, so the difference is within int64 too.
             available_units=fact["enabled_units"] - fact["consumed_units"],
             synced_at=synced,

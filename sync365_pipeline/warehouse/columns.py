@@ -34,5 +34,6 @@ LICENSE_FACT_COLUMNS = (
     "capability_status",
     *UNIT_COLUMNS,
     "billing_accounts",
+    "source",
     "synced_at",
 )

@@ -26,17 +26,24 @@ class Readers(WarehouseFile):
         )
         return frame["tenant_id"].tolist()
 
+    def active_customers(self) -> set[tuple[str, str]]:
+        """(partner_tenant_id, tenant_id) of every active customer: a tenant that two partners
+        reach is two customers."""
+        frame = self._read("SELECT partner_tenant_id, tenant_id FROM customers WHERE active")
+        return set(frame.itertuples(index=False, name=None))
+
     def latest_tenant_statuses(self, partner_tenant_id: str | None = None) -> pd.DataFrame:
-        """The newest status row of every tenant ever checked."""
+        """The newest status row of every (partner, tenant) ever checked."""
         return self._read_of_partner(
-            "SELECT * FROM latest_tenant_status WHERE {of_partner} ORDER BY tenant_id",
+            "SELECT * FROM latest_tenant_status WHERE {of_partner} "
+            "ORDER BY tenant_id, partner_tenant_id",
             partner_tenant_id,
         )
 
     def tenant_health(self, partner_tenant_id: str | None = None) -> pd.DataFrame:
         return self._read_of_partner(
             "SELECT * FROM tenant_health WHERE {of_partner} "
-            "ORDER BY active DESC, status, tenant_id",
+            "ORDER BY active DESC, status, tenant_id, partner_tenant_id",
             partner_tenant_id,
         )
 
@@ -86,31 +93,35 @@ class Readers(WarehouseFile):
         )
 
     def licenses_per_customer(self) -> pd.DataFrame:
-        """One line per customer from its current facts: SKUs, units, unused, staleness."""
+        """One line per customer (as each partner reaches it) from its current facts: SKUs,
+        units, unused, staleness."""
         return self._read(
             "SELECT coalesce(c.display_name, f.tenant_id) AS customer, f.tenant_id, "
+            "f.partner_tenant_id, "
             "strftime(max(f.snapshot_date), '%Y-%m-%d') AS snapshot_date, count(*) AS skus, "
             "sum(f.enabled_units) AS enabled_units, sum(f.consumed_units) AS consumed_units, "
             "sum(greatest(f.available_units, 0)) AS unused_units, bool_or(f.is_stale) AS is_stale "
             "FROM current_license_facts AS f LEFT JOIN customers AS c "
             "ON c.partner_tenant_id = f.partner_tenant_id AND c.tenant_id = f.tenant_id "
-            "GROUP BY ALL ORDER BY customer"
+            "GROUP BY ALL ORDER BY customer, f.tenant_id, f.partner_tenant_id"
         )
 
     def current_facts_preview(self, limit: int = 20) -> pd.DataFrame:
         """The first rows of `current_license_facts`, for a look at the facts in the UI."""
         return self._read(
             "SELECT tenant_id, sku_part_number, product_name, capability_status, enabled_units, "
-            "consumed_units, available_units, is_stale FROM current_license_facts "
-            "ORDER BY tenant_id, sku_part_number LIMIT ?",
+            "consumed_units, available_units, is_stale, source, partner_tenant_id "
+            "FROM current_license_facts "
+            "ORDER BY tenant_id, sku_part_number, partner_tenant_id LIMIT ?",
             [limit],
         )
 
     def ok_raw_payloads(
         self, partner_tenant_id: str, snapshot_date: date, *, sync_id: str | None = None
     ) -> dict[str, dict[str, Any]]:
-        """Raw payloads of `snapshot_date` for tenants whose latest attempt by that day was ok
-        (and, with `sync_id`, was made by that sync).
+        """Raw payloads of `snapshot_date` that one partner fetched, for tenants whose latest
+        attempt through that partner by that day was ok (and, with `sync_id`, was made by that
+        sync).
 
         Returns {tenant_id: {source: parsed JSON}} with source 'graph' and/or 'partner_center';
         tenants whose latest attempt failed are left out, so their earlier facts stay untouched.
@@ -118,12 +129,15 @@ class Readers(WarehouseFile):
         frame = self._read(
             """
             WITH latest AS (
-                SELECT tenant_id, status, sync_id FROM tenant_status
+                SELECT partner_tenant_id, tenant_id, status, sync_id FROM tenant_status
                 WHERE partner_tenant_id = $1 AND CAST(checked_at AS DATE) <= $2
-                QUALIFY row_number() OVER (PARTITION BY tenant_id ORDER BY checked_at DESC) = 1
+                QUALIFY row_number() OVER (
+                    PARTITION BY partner_tenant_id, tenant_id ORDER BY checked_at DESC
+                ) = 1
             )
             SELECT r.tenant_id, r.source, r.payload
-            FROM raw_subscribed_skus AS r JOIN latest AS l ON l.tenant_id = r.tenant_id
+            FROM raw_subscribed_skus AS r JOIN latest AS l
+                ON l.partner_tenant_id = r.partner_tenant_id AND l.tenant_id = r.tenant_id
             WHERE r.partner_tenant_id = $1 AND r.snapshot_date = $2 AND l.status = 'ok'
                 AND ($3 IS NULL OR l.sync_id = $3)
             ORDER BY r.tenant_id, r.source

@@ -9,6 +9,9 @@ from typing import Any, Literal
 
 from sync365_pipeline.core.status import TenantStatus
 
+# Where a raw payload, and the license facts made from it, came from.
+PayloadSource = Literal["graph", "partner_center"]
+
 
 @dataclass(frozen=True)
 class TenantStatusRow:
@@ -45,7 +48,7 @@ class RawPayload:
     snapshot_date: date
     partner_tenant_id: str
     tenant_id: str
-    source: Literal["graph", "partner_center"]
+    source: PayloadSource
     fetched_at: datetime
     payload: Any  # JSON-serializable, or already-serialized JSON text
 

@@ -122,6 +122,88 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    # Keys include the partner: two partner accounts that reach the same customer (a merger) keep
+    # their rows apart instead of overwriting each other. DuckDB cannot change a primary key in
+    # place, so each table is rebuilt and its rows carried over. `license_facts` gains `source`
+    # (where its counts came from; every earlier fact came from Graph). A slice in
+    # `license_snapshots` had no partner: it takes the one of the facts it holds, else of its raw
+    # payload, else of its tenant's latest status by then, else of its customer row.
+    (
+        4,
+        """
+        CREATE TABLE license_facts_keyed (
+            snapshot_date DATE NOT NULL,
+            partner_tenant_id VARCHAR NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            sku_id VARCHAR NOT NULL,
+            sku_part_number VARCHAR NOT NULL,
+            product_name VARCHAR NOT NULL,
+            product_name_source VARCHAR NOT NULL,
+            capability_status VARCHAR NOT NULL,
+            enabled_units BIGINT NOT NULL CHECK (enabled_units >= 0),
+            suspended_units BIGINT NOT NULL CHECK (suspended_units >= 0),
+            warning_units BIGINT NOT NULL CHECK (warning_units >= 0),
+            locked_out_units BIGINT NOT NULL CHECK (locked_out_units >= 0),
+            consumed_units BIGINT NOT NULL CHECK (consumed_units >= 0),
+            available_units BIGINT NOT NULL
+                CHECK (available_units = enabled_units - consumed_units),
+            billing_accounts INTEGER NOT NULL DEFAULT 1,
+            source VARCHAR NOT NULL DEFAULT 'graph' CHECK (source IN ('graph', 'partner_center')),
+            synced_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (snapshot_date, partner_tenant_id, tenant_id, sku_id)
+        );
+        INSERT INTO license_facts_keyed BY NAME SELECT * FROM license_facts;
+
+        CREATE TABLE license_snapshots_keyed (
+            snapshot_date DATE NOT NULL,
+            partner_tenant_id VARCHAR NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            sku_count INTEGER NOT NULL,
+            written_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (snapshot_date, partner_tenant_id, tenant_id)
+        );
+        INSERT INTO license_snapshots_keyed
+        SELECT
+            s.snapshot_date,
+            coalesce(
+                (SELECT min(f.partner_tenant_id) FROM license_facts AS f
+                 WHERE f.snapshot_date = s.snapshot_date AND f.tenant_id = s.tenant_id),
+                (SELECT min(r.partner_tenant_id) FROM raw_subscribed_skus AS r
+                 WHERE r.snapshot_date = s.snapshot_date AND r.tenant_id = s.tenant_id),
+                (SELECT t.partner_tenant_id FROM tenant_status AS t
+                 WHERE t.tenant_id = s.tenant_id
+                 ORDER BY t.checked_at <= s.written_at DESC, t.checked_at DESC LIMIT 1),
+                (SELECT c.partner_tenant_id FROM customers AS c
+                 WHERE c.tenant_id = s.tenant_id ORDER BY c.active DESC, c.last_seen DESC LIMIT 1)
+            ),
+            s.tenant_id,
+            s.sku_count,
+            s.written_at
+        FROM license_snapshots AS s;
+
+        CREATE TABLE raw_subscribed_skus_keyed (
+            snapshot_date DATE NOT NULL,
+            partner_tenant_id VARCHAR NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            source VARCHAR NOT NULL CHECK (source IN ('graph', 'partner_center')),
+            fetched_at TIMESTAMP NOT NULL,
+            payload VARCHAR NOT NULL,
+            PRIMARY KEY (snapshot_date, partner_tenant_id, tenant_id, source)
+        );
+        INSERT INTO raw_subscribed_skus_keyed BY NAME SELECT * FROM raw_subscribed_skus;
+
+        DROP TABLE license_facts;
+        DROP TABLE license_snapshots;
+        DROP TABLE raw_subscribed_skus;
+        ALTER TABLE license_facts_keyed RENAME TO license_facts;
+        ALTER TABLE license_snapshots_keyed RENAME TO license_snapshots;
+        ALTER TABLE raw_subscribed_skus_keyed RENAME TO raw_subscribed_skus;
+
+        DROP INDEX tenant_status_by_tenant;
+        CREATE INDEX tenant_status_by_customer
+            ON tenant_status (partner_tenant_id, tenant_id, checked_at);
+        """,
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -34,17 +34,20 @@ def write_stage(
     statuses: Sequence[TenantStatusRow],
     raw_payloads: Sequence[RawPayload],
     facts_by_tenant: Mapping[str, Sequence[tuple[Any, ...]]],
+    partner_tenant_id: str,
 ) -> dict[str, str]:
-    """Stage one chunk: its tenants' status rows, raw payloads and facts (`facts_by_tenant`
-    holds the fact rows of each tenant whose facts are to replace today's slice, none for zero
-    SKUs),
-    checked as `replace_license_facts` checks them. Returns {table: path} for non-empty tables."""
+    """Stage one chunk of one partner: its tenants' status rows, raw payloads and facts
+    (`facts_by_tenant` holds the fact rows of each tenant whose facts are to replace today's
+    slice of that partner and tenant, none for zero SKUs), checked as `replace_license_facts`
+    checks them. Returns {table: path} for non-empty tables."""
     frames = {
         "tenant_status": pd.DataFrame(tenant_status_records(statuses)),
         "raw_subscribed_skus": pd.DataFrame(raw_payload_records(raw_payloads)),
     }
     if facts_by_tenant:
-        frames["license_facts"], frames["license_slices"] = stack_slices(facts_by_tenant)
+        frames["license_facts"], frames["license_slices"] = stack_slices(
+            facts_by_tenant, partner_tenant_id=partner_tenant_id
+        )
     directory.mkdir(parents=True, exist_ok=True)
     paths: dict[str, str] = {}
     with duckdb.connect() as con:

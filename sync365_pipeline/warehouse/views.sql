@@ -1,4 +1,7 @@
--- Analyst views, recreated by Warehouse.migrate(). Stale rule (one place, `tenant_freshness`): a
+-- Analyst views, recreated by Warehouse.migrate(). A customer is a (partner_tenant_id, tenant_id)
+-- pair: one tenant reached through two partner accounts is two customers, each with its own
+-- statuses, facts and freshness, so one partner's success never hides the other's failure.
+-- Stale rule (one place, `tenant_freshness`): a
 -- tenant's facts are stale when its latest sync attempt was not 'ok', when that attempt produced
 -- no facts (its latest slice was written before the attempt: the facts step failed or never
 -- ran), or when its latest written slice is older than the newest snapshot date written for any
@@ -8,17 +11,24 @@
 CREATE OR REPLACE VIEW latest_tenant_status AS
 SELECT *
 FROM tenant_status
-QUALIFY row_number() OVER (PARTITION BY tenant_id ORDER BY checked_at DESC, status) = 1;
+QUALIFY row_number() OVER (
+    PARTITION BY partner_tenant_id, tenant_id ORDER BY checked_at DESC, status
+) = 1;
 
--- The stale rule, in this one place: per tenant, the date of its latest written slice, its latest
+-- The stale rule, in this one place: per customer, the date of its latest written slice, its latest
 -- attempt, and whether those facts are stale.
 CREATE OR REPLACE VIEW tenant_freshness AS
 WITH latest_slice AS (
-    SELECT tenant_id, max(snapshot_date) AS facts_as_of, max(written_at) AS facts_written_at
+    SELECT
+        partner_tenant_id,
+        tenant_id,
+        max(snapshot_date) AS facts_as_of,
+        max(written_at) AS facts_written_at
     FROM license_snapshots
-    GROUP BY tenant_id
+    GROUP BY partner_tenant_id, tenant_id
 )
 SELECT
+    l.partner_tenant_id,
     l.tenant_id,
     l.facts_as_of,
     s.status AS last_status,
@@ -29,14 +39,18 @@ SELECT
         OR l.facts_as_of < (SELECT max(snapshot_date) FROM license_snapshots)
     ) AS is_stale
 FROM latest_slice AS l
-LEFT JOIN latest_tenant_status AS s ON s.tenant_id = l.tenant_id;
+LEFT JOIN latest_tenant_status AS s
+    ON s.partner_tenant_id = l.partner_tenant_id AND s.tenant_id = l.tenant_id;
 
 CREATE OR REPLACE VIEW current_license_facts AS
 SELECT f.*, r.last_status, r.last_checked_at, r.is_stale
 FROM license_facts AS f
-JOIN tenant_freshness AS r ON r.tenant_id = f.tenant_id AND r.facts_as_of = f.snapshot_date;
+JOIN tenant_freshness AS r
+    ON r.partner_tenant_id = f.partner_tenant_id
+    AND r.tenant_id = f.tenant_id
+    AND r.facts_as_of = f.snapshot_date;
 
--- Units paid for but not assigned, per tenant and SKU, on each tenant's current snapshot.
+-- Units paid for but not assigned, per customer and SKU, on each customer's current snapshot.
 CREATE OR REPLACE VIEW unused_licenses AS
 SELECT
     f.partner_tenant_id,
@@ -57,7 +71,7 @@ LEFT JOIN customers AS c
     ON c.partner_tenant_id = f.partner_tenant_id AND c.tenant_id = f.tenant_id
 WHERE f.available_units > 0;
 
--- Every change between a tenant's consecutive snapshots (its own dates, so a gap from failed
+-- Every change between a customer's consecutive snapshots (its own dates, so a gap from failed
 -- syncs compares with the last good one). SKUs that appear count from 0, ones that disappear
 -- count down to 0; unchanged SKUs are left out.
 CREATE OR REPLACE VIEW license_changes AS
@@ -65,9 +79,12 @@ WITH pairs AS (
     SELECT *
     FROM (
         SELECT
+            partner_tenant_id,
             tenant_id,
             snapshot_date,
-            lag(snapshot_date) OVER (PARTITION BY tenant_id ORDER BY snapshot_date) AS previous_date
+            lag(snapshot_date) OVER (
+                PARTITION BY partner_tenant_id, tenant_id ORDER BY snapshot_date
+            ) AS previous_date
         FROM license_snapshots
     )
     WHERE previous_date IS NOT NULL
@@ -75,12 +92,18 @@ WITH pairs AS (
 cur AS (
     SELECT p.previous_date, f.*
     FROM pairs AS p
-    JOIN license_facts AS f ON f.tenant_id = p.tenant_id AND f.snapshot_date = p.snapshot_date
+    JOIN license_facts AS f
+        ON f.partner_tenant_id = p.partner_tenant_id
+        AND f.tenant_id = p.tenant_id
+        AND f.snapshot_date = p.snapshot_date
 ),
 prev AS (
     SELECT p.snapshot_date AS next_date, f.*
     FROM pairs AS p
-    JOIN license_facts AS f ON f.tenant_id = p.tenant_id AND f.snapshot_date = p.previous_date
+    JOIN license_facts AS f
+        ON f.partner_tenant_id = p.partner_tenant_id
+        AND f.tenant_id = p.tenant_id
+        AND f.snapshot_date = p.previous_date
 )
 SELECT
     coalesce(cur.partner_tenant_id, prev.partner_tenant_id) AS partner_tenant_id,
@@ -105,7 +128,8 @@ SELECT
     coalesce(cur.available_units, 0) - coalesce(prev.available_units, 0) AS available_units_change
 FROM cur
 FULL OUTER JOIN prev
-    ON cur.tenant_id = prev.tenant_id
+    ON cur.partner_tenant_id = prev.partner_tenant_id
+    AND cur.tenant_id = prev.tenant_id
     AND cur.snapshot_date = prev.next_date
     AND cur.sku_id = prev.sku_id
 WHERE prev.sku_id IS NULL
@@ -117,7 +141,7 @@ WHERE prev.sku_id IS NULL
     OR cur.locked_out_units <> prev.locked_out_units
     OR cur.consumed_units <> prev.consumed_units;
 
--- One row per known tenant: where its access stands, since when, and how fresh its facts are.
+-- One row per known customer (partner, tenant): where its access stands, since when, and how fresh its facts are.
 CREATE OR REPLACE VIEW tenant_health AS
 WITH tenants AS (
     SELECT partner_tenant_id, tenant_id FROM customers
@@ -125,24 +149,26 @@ WITH tenants AS (
     SELECT partner_tenant_id, tenant_id FROM latest_tenant_status
 ),
 last_different AS (
-    SELECT t.tenant_id, max(t.checked_at) AS checked_at
+    SELECT t.partner_tenant_id, t.tenant_id, max(t.checked_at) AS checked_at
     FROM tenant_status AS t
-    JOIN latest_tenant_status AS l ON l.tenant_id = t.tenant_id
+    JOIN latest_tenant_status AS l
+        ON l.partner_tenant_id = t.partner_tenant_id AND l.tenant_id = t.tenant_id
     WHERE t.status <> l.status
-    GROUP BY t.tenant_id
+    GROUP BY t.partner_tenant_id, t.tenant_id
 ),
 status_since AS (
-    SELECT t.tenant_id, min(t.checked_at) AS status_since
+    SELECT t.partner_tenant_id, t.tenant_id, min(t.checked_at) AS status_since
     FROM tenant_status AS t
-    LEFT JOIN last_different AS d ON d.tenant_id = t.tenant_id
+    LEFT JOIN last_different AS d
+        ON d.partner_tenant_id = t.partner_tenant_id AND d.tenant_id = t.tenant_id
     WHERE t.checked_at > coalesce(d.checked_at, '-infinity'::TIMESTAMP)
-    GROUP BY t.tenant_id
+    GROUP BY t.partner_tenant_id, t.tenant_id
 ),
 last_ok AS (
-    SELECT tenant_id, max(checked_at) AS last_ok_at
+    SELECT partner_tenant_id, tenant_id, max(checked_at) AS last_ok_at
     FROM tenant_status
     WHERE status = 'ok'
-    GROUP BY tenant_id
+    GROUP BY partner_tenant_id, tenant_id
 )
 SELECT
     t.partner_tenant_id,
@@ -163,7 +189,10 @@ SELECT
     coalesce(r.is_stale, coalesce(l.status, 'ok') <> 'ok') AS is_stale
 FROM tenants AS t
 LEFT JOIN customers AS c ON c.partner_tenant_id = t.partner_tenant_id AND c.tenant_id = t.tenant_id
-LEFT JOIN latest_tenant_status AS l ON l.tenant_id = t.tenant_id
-LEFT JOIN status_since AS s ON s.tenant_id = t.tenant_id
-LEFT JOIN last_ok AS k ON k.tenant_id = t.tenant_id
-LEFT JOIN tenant_freshness AS r ON r.tenant_id = t.tenant_id;
+LEFT JOIN latest_tenant_status AS l
+    ON l.partner_tenant_id = t.partner_tenant_id AND l.tenant_id = t.tenant_id
+LEFT JOIN status_since AS s
+    ON s.partner_tenant_id = t.partner_tenant_id AND s.tenant_id = t.tenant_id
+LEFT JOIN last_ok AS k ON k.partner_tenant_id = t.partner_tenant_id AND k.tenant_id = t.tenant_id
+LEFT JOIN tenant_freshness AS r
+    ON r.partner_tenant_id = t.partner_tenant_id AND r.tenant_id = t.tenant_id;

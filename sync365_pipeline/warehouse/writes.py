@@ -25,6 +25,7 @@ from sync365_pipeline.warehouse.rows import (
 )
 
 _INTEGER_COLUMNS = (*UNIT_COLUMNS, "billing_accounts")
+_PARTNER = LICENSE_FACT_COLUMNS.index("partner_tenant_id")
 _TENANT = LICENSE_FACT_COLUMNS.index("tenant_id")
 
 
@@ -38,20 +39,25 @@ class Writes(WarehouseFile):
     # -- license facts ---------------------------------------------------------------------
 
     def replace_license_facts(
-        self, snapshot_date: date, rows_by_tenant: Mapping[str, Sequence[tuple[Any, ...]]]
+        self,
+        snapshot_date: date,
+        rows_by_tenant: Mapping[str, Sequence[tuple[Any, ...]]],
+        *,
+        partner_tenant_id: str,
     ) -> int:
-        """Replace exactly the given (snapshot_date, tenant) slices; returns rows written.
+        """Replace exactly the given (snapshot_date, partner, tenant) slices; returns rows written.
 
-        `rows_by_tenant` holds each tenant's fact rows in `LICENSE_FACT_COLUMNS` order (as the
-        normalizer makes them). All slices go in one transaction: the caller writes once after
-        all fetching is done, so a day's snapshot appears whole or not at all, and the lock is
-        taken once (10,000 per-tenant commits would each pay a WAL sync). To replace one tenant,
-        pass one tenant. No rows means the tenant has zero SKUs today: its slice is emptied and
-        recorded as written.
+        `rows_by_tenant` holds each tenant's fact rows, as `partner_tenant_id` reached it, in
+        `LICENSE_FACT_COLUMNS` order (as the normalizer makes them); the same tenant reached
+        through another partner keeps its own slice. All slices go in one transaction: the
+        caller writes once after all fetching is done, so a day's snapshot appears whole or not
+        at all, and the lock is taken once (10,000 per-tenant commits would each pay a WAL
+        sync). To replace one tenant, pass one tenant. No rows means the tenant has zero SKUs
+        today: its slice is emptied and recorded as written.
         """
         if not rows_by_tenant:
             return 0
-        facts, slices = stack_slices(rows_by_tenant)
+        facts, slices = stack_slices(rows_by_tenant, partner_tenant_id=partner_tenant_id)
         with self._transaction() as con:
             con.register("incoming_facts", facts)
             con.register("incoming_slices", slices)
@@ -59,8 +65,9 @@ class Writes(WarehouseFile):
         return len(facts)
 
     def promote_staged_facts(self, snapshot_date: date, stages: Sequence[Mapping[str, str]]) -> int:
-        """Replace the (snapshot_date, tenant) slices that chunks staged (`warehouse.staging`),
-        all in one transaction, straight from their files; returns the fact rows written."""
+        """Replace the (snapshot_date, partner, tenant) slices that chunks staged
+        (`warehouse.staging`), all in one transaction, straight from their files; returns the
+        fact rows written."""
         slices = [stage["license_slices"] for stage in stages if "license_slices" in stage]
         if not slices:
             return 0
@@ -72,8 +79,8 @@ class Writes(WarehouseFile):
             else:  # every staged tenant has zero SKUs today
                 con.execute("CREATE TEMP VIEW incoming_facts AS FROM license_facts LIMIT 0")
             stray = con.execute(
-                "SELECT count(*) FROM incoming_facts "
-                "WHERE tenant_id NOT IN (SELECT tenant_id FROM incoming_slices)"
+                "SELECT count(*) FROM incoming_facts WHERE NOT EXISTS "  # noqa: S608 (fixed text)
+                f"(FROM incoming_slices WHERE {_in_slice('incoming_facts')})"
             ).fetchone()
             if stray and stray[0]:
                 raise InvalidFrameError(f"{stray[0]} staged facts belong to no staged slice.")
@@ -84,7 +91,8 @@ class Writes(WarehouseFile):
 
     def load_staged_fetches(self, stages: Sequence[Mapping[str, str]]) -> None:
         """Append the staged tenant statuses and keep the staged raw payloads (a re-fetch on the
-        same day replaces its payload), in one transaction: a tenant's status never lands
+        same day, by the same partner, from the same source, replaces its payload), in one
+        transaction: a tenant's status never lands
         without the payload it describes."""
         statuses = [stage["tenant_status"] for stage in stages if "tenant_status" in stage]
         raws = [stage["raw_subscribed_skus"] for stage in stages if "raw_subscribed_skus" in stage]
@@ -191,7 +199,8 @@ class Writes(WarehouseFile):
         self._append("partner_status", [record])
 
     def save_raw_payloads(self, rows: Iterable[RawPayload]) -> int:
-        """Keep raw responses, one per (snapshot date, tenant, source); a re-fetch replaces it."""
+        """Keep raw responses, one per (snapshot date, partner, tenant, source); a re-fetch
+        replaces it."""
         return self._append("raw_subscribed_skus", raw_payload_records(rows), replace=True)
 
     def _append(
@@ -230,16 +239,18 @@ def raw_payload_records(rows: Iterable[RawPayload]) -> list[dict[str, object]]:
 
 
 def stack_slices(
-    rows_by_tenant: Mapping[str, Sequence[tuple[Any, ...]]],
+    rows_by_tenant: Mapping[str, Sequence[tuple[Any, ...]]], *, partner_tenant_id: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """All tenants' facts as one frame (one bulk insert), plus one row per slice, checked first.
+    """All of one partner's tenants' facts as one frame (one bulk insert), plus one row per
+    (partner, tenant) slice, checked first.
 
     One frame for every tenant: a frame per tenant costs milliseconds, most of a minute at 10,000
     tenants. Checks that need no database run here, before the lock is taken: the width of each
-    row, each tenant's rows holding only its own tenant, integer columns whole int64. The date is
-    checked in SQL (`_check_dates`); row rules (non-negative counts, available = enabled -
-    consumed, one row per SKU) are table constraints.
+    row, each tenant's rows holding only its own partner and tenant, integer columns whole
+    int64. The date is checked in SQL (`_check_dates`); row rules (non-negative counts,
+    available = enabled - consumed, one row per SKU) are table constraints.
     """
+    partner = partner_tenant_id.lower()
     tenants = [tenant.lower() for tenant in rows_by_tenant]
     width = len(LICENSE_FACT_COLUMNS)
     for tenant, rows in zip(tenants, rows_by_tenant.values(), strict=True):
@@ -251,6 +262,11 @@ def stack_slices(
             if row[_TENANT] != tenant:
                 raise InvalidFrameError(
                     f"the license facts rows for tenant {tenant} hold another tenant's."
+                )
+            if row[_PARTNER] != partner:
+                raise InvalidFrameError(
+                    f"the license facts rows for tenant {tenant} of partner {partner} hold "
+                    "another partner's."
                 )
     facts = pd.DataFrame.from_records(
         list(chain.from_iterable(rows_by_tenant.values())), columns=list(LICENSE_FACT_COLUMNS)
@@ -265,26 +281,37 @@ def stack_slices(
                     f"license facts column {column} is {values.dtype}, not int64."
                 )
     sizes = [len(rows) for rows in rows_by_tenant.values()]
-    return facts, pd.DataFrame({"tenant_id": tenants, "sku_count": sizes})
+    slices = pd.DataFrame({"partner_tenant_id": partner, "tenant_id": tenants, "sku_count": sizes})
+    return facts, slices
 
 
 def _replace_slices(con: duckdb.DuckDBPyConnection, snapshot_date: date) -> int:
-    """Replace today's slices of the tenants in `incoming_slices` by `incoming_facts`."""
+    """Replace today's (partner, tenant) slices in `incoming_slices` by `incoming_facts`."""
     _check_dates(con, snapshot_date)
     columns = ", ".join(LICENSE_FACT_COLUMNS)
     for table in ("license_facts", "license_snapshots"):
         con.execute(
             f"DELETE FROM {table} WHERE snapshot_date = ? "  # noqa: S608 (fixed names)
-            "AND tenant_id IN (SELECT tenant_id FROM incoming_slices)",
+            f"AND EXISTS (FROM incoming_slices WHERE {_in_slice(table)})",
             [snapshot_date],
         )
     con.execute(f"INSERT INTO license_facts ({columns}) SELECT {columns} FROM incoming_facts")  # noqa: S608
     con.execute(
-        "INSERT INTO license_snapshots SELECT ?, tenant_id, sku_count, ? FROM incoming_slices",
+        "INSERT INTO license_snapshots "
+        "(snapshot_date, partner_tenant_id, tenant_id, sku_count, written_at) "
+        "SELECT ?, partner_tenant_id, tenant_id, sku_count, ? FROM incoming_slices",
         [snapshot_date, utc_naive(utcnow())],
     )
     row = con.execute("SELECT count(*) FROM incoming_facts").fetchone()
     return int(row[0]) if row else 0
+
+
+def _in_slice(table: str) -> str:
+    """SQL: the row of `table` belongs to a (partner, tenant) slice of `incoming_slices`."""
+    return (
+        f"{table}.partner_tenant_id = incoming_slices.partner_tenant_id "
+        f"AND {table}.tenant_id = incoming_slices.tenant_id"
+    )
 
 
 def _check_dates(con: duckdb.DuckDBPyConnection, snapshot_date: date) -> None:

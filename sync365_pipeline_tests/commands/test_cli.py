@@ -13,7 +13,7 @@ import pytest
 from sync365_pipeline.simulator import SimulatorServer
 from sync365_pipeline.warehouse import Warehouse
 from sync365_pipeline_tests.conftest import HoldDuckDB
-from sync365_pipeline_tests.samples import CONTOSO, DAY1, SPB, facts
+from sync365_pipeline_tests.samples import CONTOSO, DAY1, PARTNER, SPB, facts
 from sync365_pipeline_tests.scenarios import HEALTHY_B, pipeline_scenario
 
 from .processes import clean_env, run_sync365, simulator_env
@@ -116,7 +116,9 @@ def test_a_warehouse_held_by_another_process_fails_clearly_and_loses_nothing(
 ) -> None:
     _, env = configured
     earlier = Warehouse(tmp_path / "sync365.duckdb")  # what an earlier sync left
-    earlier.replace_license_facts(DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (5, 2)})})
+    earlier.replace_license_facts(
+        DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (5, 2)})}, partner_tenant_id=PARTNER
+    )
     before = license_facts(tmp_path)
     # An analyst who opened the live file instead of the copy.
     holder = hold_duckdb(tmp_path / "sync365.duckdb", read_only=True)

@@ -10,7 +10,7 @@ import pytest
 from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.licensing.consent_flags import consent_changes
 from sync365_pipeline.warehouse import ConsentFlag
-from sync365_pipeline_tests.samples import CONTOSO, FABRIKAM, PARTNER
+from sync365_pipeline_tests.samples import CONTOSO, FABRIKAM, OTHER_PARTNER, PARTNER
 
 NOW = datetime(2026, 7, 2, 5, tzinfo=UTC)
 EARLIER = datetime(2026, 7, 1, 5, tzinfo=UTC)
@@ -33,6 +33,11 @@ def tenants(*rows: tuple[str, str, str | None]) -> pd.DataFrame:
     )
 
 
+def of_partner(*tenant_ids: str) -> set[tuple[str, str]]:
+    """PARTNER's active customers among `tenant_ids`."""
+    return {(PARTNER, tenant) for tenant in tenant_ids}
+
+
 def partner(status: str | None = None, code: str | None = None) -> pd.DataFrame:
     """PARTNER's latest sign-in outcome (none at all when `status` is None)."""
     rows = [] if status is None else [(PARTNER, status, code, None)]
@@ -49,7 +54,7 @@ def test_an_access_loss_raises_a_flag_with_microsofts_code_and_message() -> None
         partner("ok"),
         [],
         NOW,
-        active_tenants={CONTOSO, FABRIKAM},
+        active_customers=of_partner(CONTOSO, FABRIKAM),
     )
 
     (flag,) = changes.raised
@@ -71,9 +76,9 @@ def test_an_access_loss_raises_a_flag_with_microsofts_code_and_message() -> None
 def test_every_access_loss_status_raises_and_an_open_flag_is_not_raised_again(status: str) -> None:
     statuses = tenants((CONTOSO, status, "X"))
 
-    first = consent_changes(statuses, partner(), [], NOW, active_tenants={CONTOSO})
+    first = consent_changes(statuses, partner(), [], NOW, active_customers=of_partner(CONTOSO))
     again = consent_changes(
-        statuses, partner(), [open_flag(CONTOSO, status)], NOW, active_tenants={CONTOSO}
+        statuses, partner(), [open_flag(CONTOSO, status)], NOW, active_customers=of_partner(CONTOSO)
     )
 
     assert [(flag.tenant_id, flag.status) for flag in first.raised] == [(CONTOSO, status)]
@@ -87,7 +92,7 @@ def test_a_fault_that_is_not_an_access_loss_neither_raises_nor_clears(status: st
         partner(),
         [open_flag(FABRIKAM)],
         NOW,
-        active_tenants={CONTOSO, FABRIKAM},
+        active_customers=of_partner(CONTOSO, FABRIKAM),
     )
 
     assert (changes.raised, changes.cleared) == ([], [])
@@ -99,7 +104,7 @@ def test_ok_again_clears_the_open_flag_only() -> None:
         partner("ok"),
         [open_flag(CONTOSO)],
         NOW,
-        active_tenants={CONTOSO, FABRIKAM},
+        active_customers=of_partner(CONTOSO, FABRIKAM),
     )
 
     assert changes.raised == []
@@ -112,10 +117,29 @@ def test_a_departed_customer_raises_nothing_and_its_open_flag_is_cleared() -> No
         partner("ok"),
         [open_flag(CONTOSO)],
         NOW,
-        active_tenants=set(),
+        active_customers=set(),
     )
 
     assert changes.raised == []
+    assert changes.cleared == [(PARTNER, CONTOSO)]
+
+
+def test_a_tenant_one_partner_left_and_another_still_reaches_is_two_customers() -> None:
+    statuses = pd.concat(
+        [
+            tenants((CONTOSO, "consent_revoked", "AADSTS65001")),
+            tenants((CONTOSO, "access_removed", "X")).assign(partner_tenant_id=OTHER_PARTNER),
+        ]
+    )
+    changes = consent_changes(
+        statuses,
+        partner("ok"),
+        [open_flag(CONTOSO)],
+        NOW,
+        active_customers={(OTHER_PARTNER, CONTOSO)},  # PARTNER's Contoso departed
+    )
+
+    assert [flag.key for flag in changes.raised] == [(OTHER_PARTNER, CONTOSO)]
     assert changes.cleared == [(PARTNER, CONTOSO)]
 
 
@@ -134,7 +158,7 @@ def test_partner_level_loss_of_consent_is_a_flag_without_a_tenant(
     status: str, raised: bool
 ) -> None:
     changes = consent_changes(
-        tenants(), partner(status, "AADSTS700082"), [], NOW, active_tenants=set()
+        tenants(), partner(status, "AADSTS700082"), [], NOW, active_customers=set()
     )
 
     expected = [(PARTNER, None, status)] if raised else []
@@ -148,7 +172,7 @@ def test_the_partner_signing_in_again_clears_its_flag() -> None:
         partner("ok"),
         [open_flag(None, "refresh_token_expired")],
         NOW,
-        active_tenants=set(),
+        active_customers=set(),
     )
 
     assert (changes.raised, changes.cleared) == ([], [(PARTNER, None)])
@@ -156,7 +180,11 @@ def test_the_partner_signing_in_again_clears_its_flag() -> None:
 
 def test_missing_codes_and_messages_become_none_not_nan() -> None:
     changes = consent_changes(
-        tenants((CONTOSO, "access_removed", None)), partner(), [], NOW, active_tenants={CONTOSO}
+        tenants((CONTOSO, "access_removed", None)),
+        partner(),
+        [],
+        NOW,
+        active_customers=of_partner(CONTOSO),
     )
 
     (flag,) = changes.raised

@@ -81,9 +81,12 @@ def by_sku(result: FactRows) -> dict[str, dict[str, Any]]:
 
 
 def normalized(
-    graph_skus: list[dict[str, Any]], partner_center_skus: list[dict[str, Any]] | None = None
+    graph_skus: list[dict[str, Any]],
+    partner_center_skus: list[dict[str, Any]] | None = None,
+    **options: Any,
 ) -> FactRows:
     return license_fact_rows(
+        **options,
         partner_tenant_id=PARTNER,
         tenant_id=CONTOSO,
         snapshot_date=date(2026, 7, 1),
@@ -147,6 +150,14 @@ def test_license_facts_keep_every_count_exact_in_table_order() -> None:
     assert rows[SPB]["synced_at"] == datetime(2026, 7, 1, 7, 0)  # stored as naive UTC
     assert rows[SPB]["synced_at"].tzinfo is None
     assert (rows[SPB]["partner_tenant_id"], rows[SPB]["tenant_id"]) == (PARTNER, CONTOSO)
+    assert {row["source"] for row in rows.values()} == {"graph"}
+
+
+def test_license_facts_say_where_their_counts_came_from() -> None:
+    """Issue 10's fallback reads Partner Center's counts when Graph cannot be read."""
+    rows = by_sku(normalized([graph_sku()], source="partner_center"))
+    assert rows[SPB]["source"] == "partner_center"
+    assert rows[SPB]["product_name_source"] == "catalog"  # the name's source is another thing
 
 
 def test_product_name_prefers_partner_center_then_catalog_then_part_number() -> None:

@@ -226,6 +226,7 @@ def reference_frame(
                 "capability_status": min(statuses, key=lambda s: ranks.get(s, len(ranks))),
                 "available_units": units["enabled_units"] - units["consumed_units"],
                 "billing_accounts": len(items),
+                "source": "graph",
                 "synced_at": datetime(2026, 7, 1, 7, 30, 15, 123456),
             }
         )

@@ -10,7 +10,7 @@ import pytest
 
 from sync365_pipeline.warehouse import Warehouse, WarehouseLocked
 from sync365_pipeline_tests.conftest import HoldDuckDB
-from sync365_pipeline_tests.samples import CONTOSO, DAY1, FABRIKAM, SPB, facts
+from sync365_pipeline_tests.samples import CONTOSO, DAY1, FABRIKAM, PARTNER, SPB, facts
 
 
 @pytest.mark.parametrize("read_only", [False, True])
@@ -22,7 +22,9 @@ def test_locked_file_raises_actionable_error_after_the_timeout(
     holder = hold_duckdb(store.path, read_only=read_only)
 
     with pytest.raises(WarehouseLocked) as caught:  # (that it waits: the test below)
-        store.replace_license_facts(DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (1, 0)})})
+        store.replace_license_facts(
+            DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (1, 0)})}, partner_tenant_id=PARTNER
+        )
 
     message = str(caught.value)
     assert str(store.path) in message
@@ -39,7 +41,9 @@ def test_writer_waits_for_a_short_lock(tmp_path: Path, hold_duckdb: HoldDuckDB) 
     release = threading.Timer(0.5, holder.release)  # while the write below waits for the lock
     release.start()
 
-    written = store.replace_license_facts(DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (1, 0)})})
+    written = store.replace_license_facts(
+        DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (1, 0)})}, partner_tenant_id=PARTNER
+    )
 
     release.join()
     assert written == 1
@@ -50,13 +54,17 @@ def test_publish_while_an_analyst_reads_the_old_copy(
     tmp_path: Path, hold_duckdb: HoldDuckDB
 ) -> None:
     store = Warehouse(tmp_path / "sync365.duckdb", lock_timeout_s=5)
-    store.replace_license_facts(DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (1, 0)})})
+    store.replace_license_facts(
+        DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (1, 0)})}, partner_tenant_id=PARTNER
+    )
     published = store.publish_analyst_copy()
     assert published == tmp_path / "sync365_analyst.duckdb"
 
     analyst = hold_duckdb(published, read_only=True)
     assert analyst.count_license_facts() == 1
-    store.replace_license_facts(DAY1, {FABRIKAM: facts(FABRIKAM, DAY1, {SPB: (2, 0)})})
+    store.replace_license_facts(
+        DAY1, {FABRIKAM: facts(FABRIKAM, DAY1, {SPB: (2, 0)})}, partner_tenant_id=PARTNER
+    )
     store.publish_analyst_copy()  # the analyst's read-only handle does not block this
     assert analyst.count_license_facts() == 1  # still the old copy
     analyst.release()
@@ -67,7 +75,9 @@ def test_publish_while_an_analyst_reads_the_old_copy(
 
 def test_published_copy_has_the_views(tmp_path: Path) -> None:
     store = Warehouse(tmp_path / "main.duckdb")  # a file named main: current_database() matters
-    store.replace_license_facts(DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (5, 2)})})
+    store.replace_license_facts(
+        DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (5, 2)})}, partner_tenant_id=PARTNER
+    )
     target = store.publish_analyst_copy(tmp_path / "share" / "analyst.duckdb")
 
     con = duckdb.connect(str(target), read_only=True)

@@ -23,7 +23,9 @@ def test_an_ok_attempt_whose_facts_were_never_written_is_stale(warehouse: Wareho
     fetched_at = datetime.now(UTC) - timedelta(minutes=1)
     warehouse.record_tenant_statuses([ok(CONTOSO, fetched_at), ok(FABRIKAM, fetched_at)])
     warehouse.replace_license_facts(
-        today, {CONTOSO: facts(CONTOSO, today, {SPB: (5, 3)}), FABRIKAM: facts(FABRIKAM, today, {})}
+        today,
+        {CONTOSO: facts(CONTOSO, today, {SPB: (5, 3)}), FABRIKAM: facts(FABRIKAM, today, {})},
+        partner_tenant_id=PARTNER,
     )
     assert stale_by_tenant(warehouse) == {CONTOSO: False, FABRIKAM: False}
 

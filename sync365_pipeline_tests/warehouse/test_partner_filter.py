@@ -9,9 +9,8 @@ import pytest
 from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.licensing.normalize import customers_frame
 from sync365_pipeline.warehouse import TenantStatusRow, Warehouse
-from sync365_pipeline_tests.samples import CONTOSO, FABRIKAM, NORTHWIND, PARTNER
+from sync365_pipeline_tests.samples import CONTOSO, FABRIKAM, NORTHWIND, OTHER_PARTNER, PARTNER
 
-OTHER_PARTNER = "22222222-2222-2222-2222-222222222222"
 AT = datetime(2026, 7, 1, 5)
 
 

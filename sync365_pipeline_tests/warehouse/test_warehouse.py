@@ -28,6 +28,7 @@ from sync365_pipeline_tests.samples import (
     E3,
     FABRIKAM,
     NORTHWIND,
+    OTHER_PARTNER,
     PARTNER,
     POWER_BI_PRO,
     SPB,
@@ -61,8 +62,10 @@ REQUIRED_COLUMNS = {
         "locked_out_units",
         "consumed_units",
         "available_units",
+        "source",
         "synced_at",
     ],
+    "license_snapshots": ["snapshot_date", "partner_tenant_id", "tenant_id", "sku_count"],
     "tenant_status": [
         "tenant_id",
         "checked_at",
@@ -99,9 +102,24 @@ REQUIRED_COLUMNS = {
         "record_key",
         "reason",
     ],
-    "raw_subscribed_skus": ["snapshot_date", "tenant_id", "source", "fetched_at", "payload"],
+    "raw_subscribed_skus": [
+        "snapshot_date",
+        "partner_tenant_id",
+        "tenant_id",
+        "source",
+        "fetched_at",
+        "payload",
+    ],
     "schema_version": ["version"],
-    "current_license_facts": ["is_stale", "tenant_id", "sku_id", "available_units"],
+    "tenant_freshness": ["partner_tenant_id", "tenant_id", "facts_as_of", "is_stale"],
+    "current_license_facts": [
+        "is_stale",
+        "partner_tenant_id",
+        "tenant_id",
+        "sku_id",
+        "source",
+        "available_units",
+    ],
     "unused_licenses": ["tenant_id", "sku_id", "unused_units"],
     "license_changes": ["tenant_id", "sku_id", "change", "enabled_units_change"],
     "tenant_health": ["tenant_id", "status", "error_code", "status_since", "last_ok_at"],
@@ -148,7 +166,7 @@ def test_schema_has_the_required_tables_views_and_columns(warehouse: Warehouse) 
 
 def test_facts_round_trip_value_by_value(warehouse: Warehouse) -> None:
     rows = facts(CONTOSO, DAY1, {SPB: (1_000_000, 0), POWER_BI_PRO: (0, 3), E3: (10_000, 10_000)})
-    assert warehouse.replace_license_facts(DAY1, {CONTOSO: rows}) == 3
+    assert warehouse.replace_license_facts(DAY1, {CONTOSO: rows}, partner_tenant_id=PARTNER) == 3
 
     con = duckdb.connect(str(warehouse.path), read_only=True)
     try:
@@ -168,13 +186,17 @@ def test_facts_round_trip_value_by_value(warehouse: Warehouse) -> None:
 
 def test_replace_is_idempotent_and_touches_only_its_slice(warehouse: Warehouse) -> None:
     warehouse.replace_license_facts(
-        DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 1)}), FABRIKAM: facts(FABRIKAM, DAY1, {})}
+        DAY1,
+        {CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 1)}), FABRIKAM: facts(FABRIKAM, DAY1, {})},
+        partner_tenant_id=PARTNER,
     )
-    warehouse.replace_license_facts(DAY2, {CONTOSO: facts(CONTOSO, DAY2, {SPB: (11, 1)})})
+    warehouse.replace_license_facts(
+        DAY2, {CONTOSO: facts(CONTOSO, DAY2, {SPB: (11, 1)})}, partner_tenant_id=PARTNER
+    )
     new_day1 = facts(CONTOSO, DAY1, {SPB: (20, 2), E3: (5, 5)})
 
     for _ in range(2):
-        warehouse.replace_license_facts(DAY1, {CONTOSO: new_day1})
+        warehouse.replace_license_facts(DAY1, {CONTOSO: new_day1}, partner_tenant_id=PARTNER)
 
     rows = query(warehouse, "SELECT snapshot_date, sku_id, enabled_units FROM license_facts")
     assert sorted(map(tuple, rows.astype(str).to_numpy())) == sorted(
@@ -185,9 +207,15 @@ def test_replace_is_idempotent_and_touches_only_its_slice(warehouse: Warehouse) 
 
 
 def test_empty_frame_empties_the_slice(warehouse: Warehouse) -> None:
-    warehouse.replace_license_facts(DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 1)})})
-    warehouse.replace_license_facts(DAY2, {CONTOSO: facts(CONTOSO, DAY2, {SPB: (10, 1)})})
-    warehouse.replace_license_facts(DAY2, {CONTOSO: facts(CONTOSO, DAY2, {})})
+    warehouse.replace_license_facts(
+        DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 1)})}, partner_tenant_id=PARTNER
+    )
+    warehouse.replace_license_facts(
+        DAY2, {CONTOSO: facts(CONTOSO, DAY2, {SPB: (10, 1)})}, partner_tenant_id=PARTNER
+    )
+    warehouse.replace_license_facts(
+        DAY2, {CONTOSO: facts(CONTOSO, DAY2, {})}, partner_tenant_id=PARTNER
+    )
 
     assert query(warehouse, "SELECT count(*) AS n FROM current_license_facts").n[0] == 0
     assert query(warehouse, "SELECT count(*) AS n FROM license_facts").n[0] == 1  # day 1 kept
@@ -206,7 +234,7 @@ def test_empty_frame_empties_the_slice(warehouse: Warehouse) -> None:
 )
 def test_a_failed_write_rolls_back_every_slice(warehouse: Warehouse, break_rows) -> None:
     good = {CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 1)})}
-    warehouse.replace_license_facts(DAY1, good)
+    warehouse.replace_license_facts(DAY1, good, partner_tenant_id=PARTNER)
     before = query(warehouse, "SELECT * FROM license_facts")
     rewrite = {
         FABRIKAM: facts(FABRIKAM, DAY1, {SPB: (3, 3)}),
@@ -214,7 +242,7 @@ def test_a_failed_write_rolls_back_every_slice(warehouse: Warehouse, break_rows)
     }
 
     with pytest.raises(duckdb.ConstraintException):
-        warehouse.replace_license_facts(DAY1, rewrite)
+        warehouse.replace_license_facts(DAY1, rewrite, partner_tenant_id=PARTNER)
 
     pd.testing.assert_frame_equal(query(warehouse, "SELECT * FROM license_facts"), before)
 
@@ -227,14 +255,15 @@ def test_a_failed_write_rolls_back_every_slice(warehouse: Warehouse, break_rows)
         (lambda r: changed(r, warning_units=2**63), "warning_units is uint64"),
         (lambda r: changed(r, consumed_units=None), "consumed_units has missing values"),
         (lambda r: changed(r, tenant_id=FABRIKAM), "hold another tenant's"),
-        (lambda r: [row[:-1] for row in r], "has 15 values, not 16"),
+        (lambda r: changed(r, partner_tenant_id=OTHER_PARTNER), "hold another partner's"),
+        (lambda r: [row[:-1] for row in r], "has 16 values, not 17"),
         (lambda r: changed(r, snapshot_date=DAY2), "not dated"),
     ],
 )
 def test_rows_that_do_not_fit_are_refused(warehouse: Warehouse, change, message: str) -> None:
     with pytest.raises(InvalidFrameError, match=message):
         warehouse.replace_license_facts(
-            DAY1, {CONTOSO: change(facts(CONTOSO, DAY1, {SPB: (1, 0)}))}
+            DAY1, {CONTOSO: change(facts(CONTOSO, DAY1, {SPB: (1, 0)}))}, partner_tenant_id=PARTNER
         )
     assert query(warehouse, "SELECT count(*) AS n FROM license_facts").n[0] == 0
 
@@ -283,13 +312,14 @@ def test_two_day_views(warehouse: Warehouse) -> None:
             CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 8), POWER_BI_PRO: (5, 5)}),
             FABRIKAM: facts(FABRIKAM, DAY1, {SPB: (3, 1)}),
         },
+        partner_tenant_id=PARTNER,
     )
     warehouse.record_tenant_statuses(
         [status(CONTOSO, TenantStatus.OK, day1_at), status(FABRIKAM, TenantStatus.OK, day1_at)]
     )
     # Day 2: Contoso changes; Fabrikam revoked consent, so it gets no new facts.
     warehouse.replace_license_facts(
-        DAY2, {CONTOSO: facts(CONTOSO, DAY2, {SPB: (12, 9), E3: (2, 0)})}
+        DAY2, {CONTOSO: facts(CONTOSO, DAY2, {SPB: (12, 9), E3: (2, 0)})}, partner_tenant_id=PARTNER
     )
     warehouse.record_tenant_statuses(
         [
@@ -411,7 +441,9 @@ def test_readers_for_the_sync_sensor_and_cli(warehouse: Warehouse) -> None:
     warehouse.record_partner_status(
         PartnerStatusRow(PARTNER, datetime(2026, 7, 1, 6), "mfa_missing")
     )
-    warehouse.replace_license_facts(DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 4)})})
+    warehouse.replace_license_facts(
+        DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 4)})}, partner_tenant_id=PARTNER
+    )
 
     assert warehouse.ok_raw_payloads(PARTNER, DAY1) == {CONTOSO: {"graph": [{"skuId": SPB}]}}
     assert warehouse.latest_partner_statuses().status.tolist() == ["mfa_missing"]
@@ -423,8 +455,10 @@ def test_readers_for_the_sync_sensor_and_cli(warehouse: Warehouse) -> None:
 def test_a_day_on_which_every_tenant_has_zero_skus_empties_their_slices(
     warehouse: Warehouse,
 ) -> None:
-    warehouse.replace_license_facts(DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 4)})})
-    assert warehouse.replace_license_facts(DAY1, {CONTOSO: []}) == 0
+    warehouse.replace_license_facts(
+        DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 4)})}, partner_tenant_id=PARTNER
+    )
+    assert warehouse.replace_license_facts(DAY1, {CONTOSO: []}, partner_tenant_id=PARTNER) == 0
 
     assert query(warehouse, "SELECT count(*) AS n FROM license_facts").n.tolist() == [0]
     assert query(warehouse, "SELECT sku_count FROM license_snapshots").sku_count.tolist() == [0]
