@@ -161,12 +161,12 @@ def fresh_token_cache(directory: Path) -> None:
 
 
 class PeakMemory:
-    """The largest RSS of this process plus its descendants (the simulator's tree excepted),
-    sampled in a thread while the block runs."""
+    """The RSS of this process plus its descendants (the simulator's tree excepted), sampled in
+    a thread while the block runs: (timestamp, MB) pairs."""
 
     def __init__(self, excluded_pid: int) -> None:
         self.excluded_pid = excluded_pid
-        self.peak_mb = 0.0
+        self.samples: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -180,7 +180,7 @@ class PeakMemory:
 
     def _sample(self) -> None:
         while True:
-            self.peak_mb = max(self.peak_mb, self._tree_rss_mb())
+            self.samples.append((time.time(), self._tree_rss_mb()))
             if self._stop.wait(RSS_SAMPLE_S):
                 return
 
@@ -227,6 +227,7 @@ class SyncFigures:
     steps: dict[str, float]  # seconds in each step body
     in_bodies_s: float  # wall time when at least one step body ran
     sampled_peak_mb: float
+    step_peaks_mb: dict[str, float]  # the largest sample taken while each step body ran
     load_average: tuple[float, float, float]
     failure: str | None = None
     tenants: int = 0
@@ -310,7 +311,11 @@ def measure_sync(
         routes=simulator.control.request_counts()["by_route"],
         steps={key: end - start for key, (start, end) in bodies.items()},
         in_bodies_s=covered_seconds(list(bodies.values())),
-        sampled_peak_mb=memory.peak_mb,
+        sampled_peak_mb=max((mb for _, mb in memory.samples), default=0.0),
+        step_peaks_mb={
+            key: max((mb for at, mb in memory.samples if start <= at <= end), default=0.0)
+            for key, (start, end) in bodies.items()
+        },
         load_average=os.getloadavg(),
         failure=failure,
     )
@@ -473,6 +478,8 @@ def report(
     step_peak = "       - (none of ours)" if peak_child_mb is None else f"{peak_child_mb:8.0f} MB"
     show("peak RSS: largest step process (RUSAGE_CHILDREN)", step_peak)
     show("peak RSS: pipeline + step processes, sampled", f"{cold.sampled_peak_mb:8.0f} MB")
+    for step, mb in sorted(cold.step_peaks_mb.items(), key=lambda item: -item[1])[:4]:
+        show(f"  sampled while {step} ran", f"{mb:8.0f} MB")
     report_sync("Warm second sync (same token cache)", warm, tenants)
     identity = sum(count for route, count in warm.routes.items() if route.startswith("identity."))
     show("identity requests (expected 0)", f"{identity:8d}")
