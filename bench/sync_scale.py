@@ -1,27 +1,42 @@
-"""Benchmark: the whole sync (real Dagster runs, real DuckDB) against a simulated MSP at scale.
+"""Benchmark: the whole sync (one real `full_sync` Dagster run, real DuckDB) at scale, against the
+latency floor, the sequential way and one Dagster run per tenant, measured in the same invocation.
 
-The simulator runs as its own process (its event loop must not share this process's GIL) with a
+The simulator runs as its own process (its event loop must not share the pipeline's GIL) with a
 generated scenario: `--tenants` customers (seed 365, 1% with broken access, 10% GDAP-only) and
 Microsoft-like latency on every request (50 ms +/- 20 ms by default). This process is the
-pipeline: `run_full_sync` (one `full_sync` run over every tenant) on a
-sqlite-backed Dagster instance, as `dagster dev` would persist it. It prints wall time per run
-and per step, tenants/s, HTTP requests made (the simulator's count), peak RSS and rows written.
+pipeline, on a Dagster instance whose storage is sqlite (`instance_for_test`: every event
+persisted, as under `dagster dev`) or a throwaway real Postgres server (`--storage postgres`, the
+server the deployment tests start). Measured, each cold measurement from a fresh token cache:
 
-Baselines measured in the same run, on a subset of tenants (`--subset`), calling
-`tenants.fetch_tenants` (what the `subscribed_skus` step calls) with fresh clients:
-- the sequential fetch (`SYNC365_MAX_WORKERS=1`) extrapolated to every tenant;
-- the latency floor: ceil(tenants / workers) x (requests per tenant) x (mean latency).
-The same subset is then fetched with other pool sizes (`--workers`) to show what the pool buys.
+- our sync: `run_full_sync` (`--executor in_process`, the CLI's way) or `dg.execute_job` with the
+  multiprocess executor; wall time includes run creation;
+- the floor: requests per tenant on the critical path (token and Graph routes, the simulator's
+  counts) x mean latency x ceil(tenants / concurrency), concurrency = workers x parallel chunk
+  steps;
+- the sequential way: `tenants.fetch_tenants` (what a chunk step calls) with one worker over a
+  sample, scaled linearly: a lower bound of a sequential sync (no Dagster, no writes);
+- one Dagster run per tenant: `license_sync` runs in process, one tenant each, over a sample,
+  scaled linearly;
+- the warm second sync: the same sync again within the tokens' lifetime (requests by route).
 
-    .venv/bin/python bench/sync_scale.py [--tenants 1000] [--latency-ms 50] [--jitter-ms 20]
-        [--subset 128] [--workers 1,8,16,32] [--max-workers 16]
+Dagster's share is the part of the sync's wall time when none of our step bodies was running;
+a body runs from its step's last input event (`STEP_INPUT`, else `STEP_START`) to its first
+`STEP_OUTPUT` (else its end), from the stored event timestamps; overlapping steps (multiprocess)
+count once. Peak RSS: this process (`ru_maxrss`), the largest step subprocess
+(`RUSAGE_CHILDREN`) and the largest sum of both sampled every 0.5 s. The last line is one JSON
+object of the figures.
 
-About 1.5 minutes with the defaults on a 2-core machine; `--tenants 10000` takes about 10.
+    PYTHONPATH=. .venv/bin/python bench/sync_scale.py [--tenants 1000] [--latency-ms 50]
+        [--storage sqlite|postgres] [--executor in_process|multiprocess]
+
+About 1.5 minutes with the defaults on a 2-core machine, 2.5 with `--executor multiprocess`;
+`--tenants 10000` about 6.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import resource
@@ -29,26 +44,39 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
-import duckdb
 import yaml
 
 import sync365_pipeline.simulator
-from sync365_pipeline.core.settings import AccountSettings
+from sync365_pipeline.core.settings import AccountSettings, load_run_settings
 from sync365_pipeline.defs.definitions import defs
-from sync365_pipeline.defs.execution import run_full_sync
+from sync365_pipeline.defs.execution import QUIET_RUN_CONFIG, run_full_sync
+from sync365_pipeline.defs.jobs import selection_config
+from sync365_pipeline.licensing.selection import TenantSelection
 from sync365_pipeline.licensing.tenants import fetch_tenants
 from sync365_pipeline.microsoft import MicrosoftCloud
 from sync365_pipeline.simulator import SimulatorClient
+from sync365_pipeline.warehouse import Warehouse
 
 SCALE_SCENARIO = Path(sync365_pipeline.simulator.__file__).parent / "scenarios" / "scale.yaml"
 EXPORT_LINES = 8  # the simulator's `export SYNC365_...=...` lines (see simulator/cli.py)
+CRITICAL_ROUTES = ("identity.", "graph.subscribedSkus")  # a tenant's token, discovery and Graph
+BODY_ENDS = (
+    dg.DagsterEventType.STEP_OUTPUT,
+    dg.DagsterEventType.STEP_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+)
+RSS_SAMPLE_S = 0.5
+PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 @dataclass
@@ -60,13 +88,11 @@ class Simulator:
     control: SimulatorClient
 
 
-def write_scenario(
-    directory: Path, tenants: int, latency_ms: int, jitter_ms: int, fault_rate: float = 0.01
-) -> Path:
+def write_scenario(directory: Path, tenants: int, latency_ms: int, jitter_ms: int) -> Path:
     """The bundled `scale` scenario resized to `tenants` customers, with added latency."""
     scenario = yaml.safe_load(SCALE_SCENARIO.read_text(encoding="utf-8"))
     scenario["name"] = f"bench-{tenants}"
-    scenario["generate"].update(count=tenants, fault_rate=fault_rate)
+    scenario["generate"].update(count=tenants, fault_rate=0.01)
     scenario["settings"].update(latency_ms=latency_ms, latency_jitter_ms=jitter_ms)
     path = directory / "scenario.yaml"
     path.write_text(yaml.safe_dump(scenario), encoding="utf-8")
@@ -104,109 +130,258 @@ def simulator_process(scenario: Path, directory: Path) -> Iterator[Simulator]:
         process.wait(timeout=30)
 
 
-def configure_pipeline(simulator: Simulator, directory: Path) -> Path:
-    """Point the pipeline at the simulator, as a user would (environment), state in `directory`.
+@contextmanager
+def dagster_instance(storage: str) -> Iterator[dg.DagsterInstance]:
+    """A throwaway Dagster instance on sqlite, or on a Postgres server started for it (with the
+    batching switches docs/deployment.md recommends)."""
+    if storage == "sqlite":
+        with dg.instance_for_test() as instance:
+            yield instance
+        return
+    # Imported here: only --storage postgres needs the `postgres` extra and a server.
+    from sync365_pipeline_tests.deployment.postgres import PostgresServer, find_postgres_bin
 
-    Returns the warehouse path."""
-    duckdb_path = directory / "sync365.duckdb"
-    os.environ.update(simulator.environment)
-    os.environ["SYNC365_TOKEN_CACHE"] = str(directory / "token_cache.json")
-    os.environ["SYNC365_DUCKDB_PATH"] = str(duckdb_path)
-    return duckdb_path
+    bin_dir = find_postgres_bin()
+    if bin_dir is None:
+        raise SystemExit("no PostgreSQL server binaries (apt-get install postgresql)")
+    server = PostgresServer(bin_dir).start()
+    try:
+        server.create_database("dagster")
+        os.environ["DAGSTER_EVENT_BATCH_SIZE"] = "1000"
+        os.environ["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] = "true"
+        overrides = {"storage": {"postgres": {"postgres_url": server.url("dagster")}}}
+        with dg.instance_for_test(overrides=overrides) as instance:
+            yield instance
+    finally:
+        server.stop()
 
 
-def rss_mib() -> tuple[float, float]:
-    """(current, peak) resident set size of this process in MiB (Linux)."""
-    status = Path("/proc/self/status").read_text(encoding="ascii")
-    current_kib = next(int(line.split()[1]) for line in status.splitlines() if line[:6] == "VmRSS:")
-    return current_kib / 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def fresh_token_cache(directory: Path) -> None:
+    """Point the pipeline (and the step processes it starts) at a new, empty token cache."""
+    os.environ["SYNC365_TOKEN_CACHE"] = str(directory / f"token_cache-{uuid.uuid4().hex}.json")
+
+
+class PeakMemory:
+    """The RSS of this process plus its descendants (the simulator's tree excepted), sampled in
+    a thread while the block runs: (timestamp, MB) pairs."""
+
+    def __init__(self, excluded_pid: int) -> None:
+        self.excluded_pid = excluded_pid
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while True:
+            self.samples.append((time.time(), self._tree_rss_mb()))
+            if self._stop.wait(RSS_SAMPLE_S):
+                return
+
+    def _tree_rss_mb(self) -> float:
+        parents: dict[int, int] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text(encoding="ascii").rsplit(")", 1)[1].split()
+            except OSError:  # the process ended meanwhile
+                continue
+            parents[int(stat.parent.name)] = int(fields[1])
+        tree, frontier = {os.getpid()}, [os.getpid()]
+        while frontier:
+            parent = frontier.pop()
+            for pid, ppid in parents.items():
+                if ppid == parent and pid != self.excluded_pid and pid not in tree:
+                    tree.add(pid)
+                    frontier.append(pid)
+        total = 0.0
+        for pid in tree:
+            try:
+                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_MB
+            except OSError:
+                continue
+        return total
 
 
 def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """CPU of this process and of its waited-for children (the step processes)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def run_seconds(instance: dg.DagsterInstance, run_id: str) -> tuple[float, dict[str, float]]:
-    """A run's duration and each step's, from the records Dagster keeps."""
-    stats = instance.get_run_stats(run_id)
-    steps = {
-        step.step_key: (step.end_time or 0.0) - (step.start_time or 0.0)
-        for step in instance.get_run_step_stats(run_id)
-    }
-    return (stats.end_time or 0.0) - (stats.start_time or 0.0), steps
+@dataclass
+class SyncFigures:
+    """One measured sync."""
+
+    run_id: str
+    wall_s: float
+    cpu_s: float | None  # None: the step processes were not our children (forkserver)
+    events: int
+    routes: dict[str, int]
+    steps: dict[str, float]  # seconds in each step body
+    in_bodies_s: float  # wall time when at least one step body ran
+    sampled_peak_mb: float
+    step_peaks_mb: dict[str, float]  # the largest sample taken while each step body ran
+    load_average: tuple[float, float, float]
+    failure: str | None = None
+    tenants: int = 0
+
+    @property
+    def requests(self) -> int:
+        return sum(self.routes.values())
+
+    @property
+    def dagster_share(self) -> float:
+        return max(0.0, self.wall_s - self.in_bodies_s) / self.wall_s
 
 
-@dataclass(frozen=True)
-class FetchPoint:
-    workers: int
-    seconds: float
-    cpu_seconds: float
-    requests: int
-    max_in_flight: int
+def step_bodies(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[float, float]]:
+    """Each step body's (start, end) timestamps, from the events the run stored."""
+    starts: dict[str, float] = {}
+    ends: dict[str, float] = {}
+    for record in instance.all_logs(run_id):
+        key, kind = record.step_key, record.dagster_event_type
+        if key is None or kind is None:
+            continue
+        if kind in (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_INPUT):
+            starts[key] = record.timestamp  # the last input event is the last one
+        elif kind in BODY_ENDS:
+            ends.setdefault(key, record.timestamp)  # the first output, else the step's end
+    return {key: (start, ends[key]) for key, start in starts.items() if ends.get(key, 0) >= start}
 
 
-def timed_fetch(control: SimulatorClient, tenant_ids: list[str], workers: int) -> FetchPoint:
-    """`tenants.fetch_tenants` over `tenant_ids` with a fresh client (no access token cached, as at
-    the start of every run); the partner's own sign-in is done before the clock starts."""
-    os.environ["SYNC365_MAX_WORKERS"] = str(workers)
-    with MicrosoftCloud.from_settings(AccountSettings.from_env()) as cloud:
-        cloud.tokens.partner_center_token()
-        control.reset_request_counts()
-        cpu_before = cpu_seconds()
+def covered_seconds(intervals: list[tuple[float, float]]) -> float:
+    """The length of the union of `intervals`."""
+    total, reached = 0.0, -math.inf
+    for start, end in sorted(intervals):
+        if end > reached:
+            total += end - max(start, reached)
+            reached = end
+    return total
+
+
+def full_sync_job() -> dg.JobDefinition:
+    """Module level, so that Dagster can rebuild the job in each step's process."""
+    return defs.resolve_job_def("full_sync")
+
+
+def launch_sync(instance: dg.DagsterInstance, args: argparse.Namespace) -> tuple[str, str | None]:
+    """One `full_sync` run; returns its run id and its failure, if any."""
+    if args.executor == "in_process":
+        run = run_full_sync(defs, instance)
+        return run.run_id, run.failure
+    multiprocess: dict[str, Any] = {"max_concurrent": args.max_concurrent}
+    if args.start_method == "forkserver":  # step processes forked from one that imported us
+        preload = {"preload_modules": ["sync365_pipeline.defs.definitions"]}
+        multiprocess["start_method"] = {"forkserver": preload}
+    run_config = {**QUIET_RUN_CONFIG, "execution": {"config": {"multiprocess": multiprocess}}}
+    result = dg.execute_job(dg.reconstructable(full_sync_job), instance, run_config=run_config)
+    return result.run_id, None if result.success else "the run failed (see its events)"
+
+
+def steps_are_children(args: argparse.Namespace) -> bool:
+    """Whether every step process is this process's child, which `RUSAGE_CHILDREN` counts once
+    it is waited for; under forkserver they are the fork server's children."""
+    return not (args.executor == "multiprocess" and args.start_method == "forkserver")
+
+
+def measure_sync(
+    simulator: Simulator, instance: dg.DagsterInstance, args: argparse.Namespace
+) -> SyncFigures:
+    """Run one sync and gather its figures."""
+    simulator.control.reset_request_counts()
+    cpu_before = cpu_seconds()
+    with PeakMemory(simulator.process.pid) as memory:
         started = time.perf_counter()
-        fetches = fetch_tenants(cloud, tenant_ids, max_workers=workers)
+        run_id, failure = launch_sync(instance, args)
+        wall = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu_before
+    bodies = step_bodies(instance, run_id)
+    return SyncFigures(
+        run_id=run_id,
+        wall_s=wall,
+        cpu_s=cpu if steps_are_children(args) else None,
+        events=len(instance.all_logs(run_id)),
+        routes=simulator.control.request_counts()["by_route"],
+        steps={key: end - start for key, (start, end) in bodies.items()},
+        in_bodies_s=covered_seconds(list(bodies.values())),
+        sampled_peak_mb=max((mb for _, mb in memory.samples), default=0.0),
+        step_peaks_mb={
+            key: max((mb for at, mb in memory.samples if start <= at <= end), default=0.0)
+            for key, (start, end) in bodies.items()
+        },
+        load_average=os.getloadavg(),
+        failure=failure,
+    )
+
+
+def sequential_seconds(tenant_ids: list[str], directory: Path) -> float:
+    """Seconds `fetch_tenants` takes over `tenant_ids` with one worker, from a fresh token cache;
+    the partner's own sign-in is done before the clock starts."""
+    fresh_token_cache(directory)
+    with MicrosoftCloud.from_settings(AccountSettings.from_env(), saves_tokens=False) as cloud:
+        cloud.tokens.partner_center_token()
+        started = time.perf_counter()
+        fetched = fetch_tenants(cloud, tenant_ids, max_workers=1)
         seconds = time.perf_counter() - started
-        cpu = cpu_seconds() - cpu_before
-    assert len(fetches) == len(tenant_ids)
-    counts = control.request_counts()
-    return FetchPoint(workers, seconds, cpu, counts["total"], counts["max_in_flight"])
+    assert len(fetched) == len(tenant_ids)
+    return seconds
+
+
+def run_per_tenant_seconds(
+    instance: dg.DagsterInstance, tenant_ids: list[str], directory: Path
+) -> float:
+    """Seconds that one in-process `license_sync` run per tenant takes over `tenant_ids`, from a
+    fresh token cache."""
+    fresh_token_cache(directory)
+    job = defs.resolve_job_def("license_sync")
+    started = time.perf_counter()
+    for tenant_id in tenant_ids:
+        run_config = {**QUIET_RUN_CONFIG, **selection_config(TenantSelection((tenant_id,)))}
+        result = job.execute_in_process(instance=instance, run_config=run_config)
+        assert result.success, tenant_id
+    return time.perf_counter() - started
 
 
 def show(label: str, value: str) -> None:
-    print(f"  {label:<36} {value}")
+    print(f"  {label:<44} {value}")
 
 
-def full_sync(simulator: Simulator, duckdb_path: Path, args: argparse.Namespace) -> float:
-    """Run and report the whole sync; returns the seconds of its `subscribed_skus` step."""
-    os.environ["SYNC365_MAX_WORKERS"] = str(args.max_workers)
-    control = simulator.control
-    control.reset_request_counts()
-    rss_before, _ = rss_mib()
-    cpu_before = cpu_seconds()
-    with dg.instance_for_test() as instance:
-        started = time.perf_counter()
-        result = run_full_sync(defs, instance)
-        wall = time.perf_counter() - started
-        cpu = cpu_seconds() - cpu_before
-        _, peak = rss_mib()
-        if not result.success:
-            raise SystemExit(f"the sync failed: {result.failure}")
-        license_s, license_steps = run_seconds(instance, result.run_id)
-        events = len(instance.all_logs(result.run_id))
-    counts = control.request_counts()
-    with duckdb.connect(str(duckdb_path), read_only=True) as con:
-        rows, ok, tenants = con.execute(
-            "SELECT (SELECT count(*) FROM license_facts),"
-            " (SELECT count(*) FROM tenant_status WHERE status = 'ok'),"
-            " (SELECT count(*) FROM customers WHERE active)"
-        ).fetchone() or (0, 0, 0)
+def per_tenant_routes(figures: SyncFigures, tenants: int) -> dict[str, float]:
+    return {
+        route: round(count / tenants, 3)
+        for route, count in sorted(figures.routes.items(), key=lambda item: -item[1])
+    }
 
-    print(f"\nFull sync: run_full_sync, {tenants} tenants, max_workers {args.max_workers}")
-    show("total wall time", f"{wall:8.2f} s    {tenants / wall:6.1f} tenants/s")
-    show("full_sync run", f"{license_s:8.2f} s    {tenants / license_s:6.1f} tenants/s")
-    for step, seconds in license_steps.items():
-        show(f"  step {step}", f"{seconds:8.2f} s")
-    show("outside the run", f"{wall - license_s:8.2f} s    (run creation)")
-    show("full_sync events stored", f"{events:8d}      {events / tenants:.1f} per tenant")
-    show("CPU time (pipeline)", f"{cpu:8.2f} s    {cpu / wall:.0%} of one core")
-    show("peak RSS (pipeline)", f"{peak:8.0f} MiB  {rss_before:.0f} MiB before the runs")
-    show("rows written", f"{rows:8d}      {ok} tenants ok")
-    show("HTTP requests", f"{counts['total']:8d}      by status {counts['by_status']}")
-    show("max requests in flight", f"{counts['max_in_flight']:8d}")
-    for route, count in sorted(counts["by_route"].items(), key=lambda item: -item[1]):
-        show(f"  {route}", f"{count:8d}")
-    return license_steps.get("subscribed_skus", license_s)
+
+def report_sync(label: str, figures: SyncFigures, tenants: int) -> None:
+    print(f"\n{label}: run {figures.run_id}")
+    show("wall time (run creation included)", f"{figures.wall_s:8.2f} s  "
+         f"{tenants / figures.wall_s:7.1f} tenants/s")  # fmt: skip
+    for step, seconds in sorted(figures.steps.items(), key=lambda item: -item[1])[:8]:
+        show(f"  body of {step}", f"{seconds:8.2f} s")
+    show("Dagster's own share of the wall time", f"{figures.dagster_share:8.1%}   "
+         f"({figures.wall_s - figures.in_bodies_s:.2f} s outside our step bodies)")  # fmt: skip
+    if figures.cpu_s is None:
+        show("CPU (pipeline and step processes)", "not measured: forkserver's step processes")
+    else:
+        show("CPU (pipeline and step processes)", f"{figures.cpu_s:8.2f} s  "
+             f"{figures.cpu_s / tenants * 1000:7.2f} ms per tenant")  # fmt: skip
+    show("Dagster events stored", f"{figures.events:8d}    "
+         f"{figures.events / tenants:.3f} per tenant")  # fmt: skip
+    show("HTTP requests", f"{figures.requests:8d}    {figures.requests / tenants:.3f} per tenant")
+    for route, count in sorted(figures.routes.items(), key=lambda item: -item[1]):
+        show(f"  {route}", f"{count:8d}    {count / tenants:.3f} per tenant")
+    show(
+        "load average (1, 5, 15 min) at its end", " ".join(f"{x:.2f}" for x in figures.load_average)
+    )
 
 
 def main() -> None:
@@ -214,69 +389,140 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=1000, help="customers, up to 10,000")
     parser.add_argument("--latency-ms", type=int, default=50, help="added to every request")
     parser.add_argument("--jitter-ms", type=int, default=20, help="uniform +/- on the latency")
-    parser.add_argument("--subset", type=int, default=128, help="tenants for the baselines")
-    parser.add_argument("--workers", default="1,8,16,32", help="pool sizes over the subset")
-    parser.add_argument("--max-workers", type=int, default=16, help="pool of the full sync")
+    parser.add_argument("--storage", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--executor", choices=("in_process", "multiprocess"), default="in_process")
+    parser.add_argument("--max-concurrent", type=int, default=2, help="multiprocess steps at once")
+    parser.add_argument(
+        "--start-method",
+        choices=("spawn", "forkserver"),
+        default="spawn",
+        help="multiprocess: Dagster's default (spawn), or forkserver preloading our definitions",
+    )
+    parser.add_argument("--sequential-sample", type=int, default=48, help="tenants, 1 worker")
+    parser.add_argument("--run-per-tenant-sample", type=int, default=16, help="one run each")
     args = parser.parse_args()
-    sweep = sorted({int(workers) for workers in args.workers.split(",")} | {1})
 
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="sync365-bench-") as scratch:
         directory = Path(scratch)
         scenario = write_scenario(directory, args.tenants, args.latency_ms, args.jitter_ms)
-        with simulator_process(scenario, directory) as simulator:
-            duckdb_path = configure_pipeline(simulator, directory)
+        with (
+            simulator_process(scenario, directory) as simulator,
+            dagster_instance(args.storage) as instance,
+        ):
+            os.environ.update(simulator.environment)
+            os.environ["SYNC365_DUCKDB_PATH"] = str(directory / "sync365.duckdb")
+            fresh_token_cache(directory)
+            settings = load_run_settings()
             print(
-                f"simulator: {args.tenants} tenants, latency {args.latency_ms} ms "
-                f"+/- {args.jitter_ms} ms, separate process; {os.cpu_count()} CPUs"
+                f"{args.tenants} tenants, latency {args.latency_ms} +/- {args.jitter_ms} ms "
+                f"(simulator in its own process), {args.storage} storage, {args.executor} "
+                f"executor ({args.start_method} if multiprocess), {settings.max_workers} workers "
+                f"per chunk of {settings.chunk_size}; "
+                f"{os.cpu_count()} CPUs, load average at start "
+                + " ".join(f"{x:.2f}" for x in load_start),
+                flush=True,
             )
-            fetch_s = full_sync(simulator, duckdb_path, args)
-            with duckdb.connect(str(duckdb_path), read_only=True) as con:
-                tenant_ids = [
-                    row[0]
-                    for row in con.execute(
-                        "SELECT tenant_id FROM customers WHERE active ORDER BY tenant_id LIMIT ?",
-                        [args.subset],
-                    ).fetchall()
-                ]
-            points = [timed_fetch(simulator.control, tenant_ids, workers) for workers in sweep]
-    report_baselines(args, fetch_s, len(tenant_ids), points)
+            cold = measure_sync(simulator, instance, args)
+            peak_self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            peak_child_mb = (
+                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+                if args.executor == "multiprocess" and steps_are_children(args)
+                else None
+            )
+            if cold.failure:
+                raise SystemExit(f"the sync failed: {cold.failure}")
+            warm = measure_sync(simulator, instance, args)
+            tenant_ids = Warehouse.from_settings(settings).active_tenants()
+            tenants = len(tenant_ids)
+            sequential = sequential_seconds(tenant_ids[: args.sequential_sample], directory)
+            per_tenant_runs = run_per_tenant_seconds(
+                instance, tenant_ids[: args.run_per_tenant_sample], directory
+            )
+    concurrency = settings.max_workers * (
+        1 if args.executor == "in_process" else min(args.max_concurrent, chunks_of(cold))
+    )
+    summary = report(
+        args, tenants, cold, warm, concurrency,
+        sequential_s=sequential / min(args.sequential_sample, tenants) * tenants,
+        run_per_tenant_s=per_tenant_runs / min(args.run_per_tenant_sample, tenants) * tenants,
+        peak_self_mb=peak_self_mb, peak_child_mb=peak_child_mb,
+    )  # fmt: skip
+    print(json.dumps(summary))
 
 
-def report_baselines(
+def chunks_of(figures: SyncFigures) -> int:
+    return sum(1 for step in figures.steps if "fetch_tenant_chunk" in step) or 1
+
+
+def report(
     args: argparse.Namespace,
-    fetch_s: float,
-    subset: int,
-    points: list[FetchPoint],
-) -> None:
-    """The pool sweep over the subset, and the full sync's fetch step against both baselines."""
-    latency_s = args.latency_ms / 1000
-    sequential = next(point for point in points if point.workers == 1)
-    per_tenant = sequential.requests / subset
-    print(f"\nFetch of {subset} tenants (fetch_tenants), {per_tenant:.2f} requests per tenant")
-    print("  workers   wall s  tenants/s  vs 1 worker  latency floor s  vs floor  CPU s  in flight")
-    for point in points:
-        floor = math.ceil(subset / point.workers) * per_tenant * latency_s
-        print(
-            f"  {point.workers:7d} {point.seconds:8.2f} {subset / point.seconds:10.1f} "
-            f"{sequential.seconds / point.seconds:11.1f}x {floor:16.2f} "
-            f"{point.seconds / floor if floor else math.nan:8.2f}x {point.cpu_seconds:6.2f} "
-            f"{point.max_in_flight:10d}"
-        )
-    extrapolated = sequential.seconds / subset * args.tenants
-    floor = math.ceil(args.tenants / args.max_workers) * per_tenant * latency_s
-    print(
-        f"\nFull sync's subscribed_skus step ({args.tenants} tenants, {args.max_workers} workers)"
+    tenants: int,
+    cold: SyncFigures,
+    warm: SyncFigures,
+    concurrency: int,
+    *,
+    sequential_s: float,
+    run_per_tenant_s: float,
+    peak_self_mb: float,
+    peak_child_mb: float | None,
+) -> dict[str, Any]:
+    """Print the figures side by side; return the summary the last line shows."""
+    critical = (
+        sum(count for route, count in cold.routes.items() if route.startswith(CRITICAL_ROUTES))
+        / tenants
     )
-    print(f"  measured                           {fetch_s:8.2f} s")
-    print(
-        f"  baseline: sequential, extrapolated {extrapolated:8.2f} s   "
-        f"speed-up {extrapolated / fetch_s:5.1f}x"
-    )
-    if floor:
-        print(
-            f"  baseline: latency floor            {floor:8.2f} s   "
-            f"measured / floor {fetch_s / floor:5.2f}x"
-        )
+    floor = critical * args.latency_ms / 1000 * math.ceil(tenants / concurrency)
+    report_sync("Cold sync (fresh token cache)", cold, tenants)
+    peak_mb = max(peak_self_mb, cold.sampled_peak_mb)
+    show("peak RSS: pipeline process (ru_maxrss)", f"{peak_self_mb:8.0f} MB")
+    step_peak = "       - (none of ours)" if peak_child_mb is None else f"{peak_child_mb:8.0f} MB"
+    show("peak RSS: largest step process (RUSAGE_CHILDREN)", step_peak)
+    show("peak RSS: pipeline + step processes, sampled", f"{cold.sampled_peak_mb:8.0f} MB")
+    for step, mb in sorted(cold.step_peaks_mb.items(), key=lambda item: -item[1])[:4]:
+        show(f"  sampled while {step} ran", f"{mb:8.0f} MB")
+    report_sync("Warm second sync (same token cache)", warm, tenants)
+    identity = sum(count for route, count in warm.routes.items() if route.startswith("identity."))
+    show("identity requests (expected 0)", f"{identity:8d}")
+
+    print(f"\nSide by side ({tenants} tenants, {args.latency_ms} ms mean latency)")
+    print(f"  {'way':<58} {'seconds':>9} {'ours is':>10}")
+    rows = [
+        (f"our sync ({args.executor}, {args.storage})", cold.wall_s, ""),
+        (f"floor: {critical:.3f} req x {args.latency_ms} ms x ceil({tenants}/{concurrency})",
+         floor, f"{cold.wall_s / floor:.2f}x it"),
+        ("sequential way (1 worker, sample scaled)", sequential_s,
+         f"{sequential_s / cold.wall_s:.1f}x faster"),
+        ("one Dagster run per tenant (in process, sample scaled)", run_per_tenant_s,
+         f"{run_per_tenant_s / cold.wall_s:.1f}x faster"),
+    ]  # fmt: skip
+    for way, seconds, ratio in rows:
+        print(f"  {way:<58} {seconds:9.2f} {ratio:>10}")
+    return {
+        "tenants": tenants,
+        "storage": args.storage,
+        "executor": args.executor,
+        "start_method": args.start_method if args.executor == "multiprocess" else None,
+        "latency_ms": args.latency_ms,
+        "wall_s": round(cold.wall_s, 2),
+        "floor_s": round(floor, 2),
+        "vs_floor": round(cold.wall_s / floor, 2),
+        "sequential_s": round(sequential_s, 1),
+        "vs_sequential": round(sequential_s / cold.wall_s, 1),
+        "run_per_tenant_s": round(run_per_tenant_s, 1),
+        "vs_run_per_tenant": round(run_per_tenant_s / cold.wall_s, 1),
+        "peak_rss_mb": round(peak_mb),
+        "peak_rss_step_process_mb": None if peak_child_mb is None else round(peak_child_mb),
+        "peak_rss_sampled_mb": round(cold.sampled_peak_mb),
+        "requests_per_tenant": round(cold.requests / tenants, 3),
+        "requests_per_tenant_by_route": per_tenant_routes(cold, tenants),
+        "warm_requests_by_route": warm.routes,
+        "warm_wall_s": round(warm.wall_s, 2),
+        "events_per_tenant": round(cold.events / tenants, 3),
+        "dagster_share": round(cold.dagster_share, 3),
+        "cpu_ms_per_tenant": None if cold.cpu_s is None else round(cold.cpu_s / tenants * 1000, 2),
+        "load_average": [round(x, 2) for x in cold.load_average],
+    }
 
 
 if __name__ == "__main__":

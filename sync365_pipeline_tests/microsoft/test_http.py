@@ -236,3 +236,29 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
             return False
         stop.wait(0.01)
     return True
+
+
+def test_environment_proxies_are_honoured_and_read_once_per_origin(script_server, monkeypatch):
+    """requests reads the proxy variables for every request; the session reads them once per
+    origin, so a proxy (and NO_PROXY) set before it starts still applies, a change later not."""
+    unreachable_proxy = "http://127.0.0.1:9"  # discard port: nothing listens
+    monkeypatch.setenv("HTTPS_PROXY", unreachable_proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    script_server.script = [Scripted(200, {"ok": True})] * 3
+    proxied = build_session(ca_bundle=script_server.ca_path)
+    with pytest.raises(requests.exceptions.ProxyError):
+        proxied.get(f"{script_server.url}/")
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = build_session(ca_bundle=script_server.ca_path)
+    assert direct.get(f"{script_server.url}/").json() == {"ok": True}
+    monkeypatch.delenv("NO_PROXY")
+    assert direct.get(f"{script_server.url}/").json() == {"ok": True}, "read once"
+    with (
+        build_session(ca_bundle=script_server.ca_path) as later,
+        pytest.raises(requests.exceptions.ProxyError),
+    ):
+        later.get(f"{script_server.url}/")
+    proxied.close()
+    direct.close()
