@@ -2,10 +2,11 @@
 
 Chunk steps may run in other processes (Dagster's multiprocess executor) or on other machines
 (Kubernetes, Celery) than the writer, and DuckDB admits one writer per file. So a chunk writes its
-rows to files of its own, through an in-memory DuckDB, and the writer loads them with one
-`INSERT ... SELECT` per table: the rows never pass through Python again, and the writer's memory
-does not grow with the number of tenants. A file is written under a temporary name and renamed,
-so a killed chunk leaves no half file that looks whole.
+rows to files of its own, through an in-memory DuckDB holding the warehouse's tables, and the
+writer loads them with `INSERT ... SELECT`, one transaction per chunk: the rows never pass through
+Python again, and the writer's memory does not grow with the number of tenants. A file is
+written under a temporary name and renamed, so a killed chunk leaves no half file that looks
+whole.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import duckdb
 import pandas as pd
 
 from sync365_pipeline.warehouse.rows import RawPayload, TenantStatusRow
+from sync365_pipeline.warehouse.schema import migrate
 from sync365_pipeline.warehouse.writes import (
     raw_payload_records,
     stack_slices,
@@ -51,14 +53,22 @@ def write_stage(
     directory.mkdir(parents=True, exist_ok=True)
     paths: dict[str, str] = {}
     with duckdb.connect() as con:
+        # The warehouse's own tables, in memory: each file gets their column types (a column
+        # that is all NULL in one chunk is still VARCHAR) and their constraints are checked here.
+        migrate(con, Path(":memory:"))
+        con.execute(
+            "CREATE TABLE license_slices (partner_tenant_id VARCHAR NOT NULL, "
+            "tenant_id VARCHAR NOT NULL, sku_count INTEGER NOT NULL)"
+        )
         for table, frame in frames.items():
             if frame.empty:
                 continue
             path = directory / f"{chunk}.{table}.parquet"
             partial = path.with_name(f".{path.name}.partial")
             con.register("staged", frame)
-            con.execute(f"COPY staged TO '{_literal(partial)}' (FORMAT parquet, COMPRESSION zstd)")
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM staged")  # noqa: S608 (fixed)
             con.unregister("staged")
+            con.execute(f"COPY {table} TO '{_literal(partial)}' (FORMAT parquet, COMPRESSION zstd)")
             os.replace(partial, path)
             paths[table] = str(path)
     return paths

@@ -90,23 +90,30 @@ class Writes(WarehouseFile):
         return written
 
     def load_staged_fetches(self, stages: Sequence[Mapping[str, str]]) -> None:
-        """Append the staged tenant statuses and keep the staged raw payloads (a re-fetch on the
-        same day, by the same partner, from the same source, replaces its payload), in one
-        transaction: a tenant's status never lands
-        without the payload it describes."""
-        statuses = [stage["tenant_status"] for stage in stages if "tenant_status" in stage]
-        raws = [stage["raw_subscribed_skus"] for stage in stages if "raw_subscribed_skus" in stage]
-        with self._transaction() as con:
-            if raws:
-                con.execute(
-                    "INSERT OR REPLACE INTO raw_subscribed_skus BY NAME "
-                    "SELECT * FROM read_parquet(?)",
-                    [raws],
-                )
-            if statuses:
-                con.execute(
-                    "INSERT INTO tenant_status BY NAME SELECT * FROM read_parquet(?)", [statuses]
-                )
+        """Append each chunk's staged tenant statuses and keep its raw payloads (a re-fetch on
+        the same day replaces its payload), one transaction per chunk: a tenant's status never
+        lands without the payload it describes, and memory stays that of one chunk. Loading a
+        chunk again (a retried writer) replaces its statuses rather than adding them twice."""
+        for stage in stages:
+            with self._transaction() as con:
+                if raw := stage.get("raw_subscribed_skus"):
+                    con.execute(
+                        "INSERT OR REPLACE INTO raw_subscribed_skus BY NAME "
+                        "SELECT * FROM read_parquet(?)",
+                        [raw],
+                    )
+                if statuses := stage.get("tenant_status"):
+                    con.execute(
+                        "DELETE FROM tenant_status AS t USING read_parquet(?) AS s "
+                        "WHERE t.sync_id IS NOT DISTINCT FROM s.sync_id "
+                        "AND t.partner_tenant_id = s.partner_tenant_id "
+                        "AND t.tenant_id = s.tenant_id",
+                        [statuses],
+                    )
+                    con.execute(
+                        "INSERT INTO tenant_status BY NAME SELECT * FROM read_parquet(?)",
+                        [statuses],
+                    )
 
     # -- customers -------------------------------------------------------------------------
 
@@ -217,7 +224,7 @@ def tenant_status_records(rows: Iterable[TenantStatusRow]) -> list[dict[str, obj
     """`tenant_status` records: status checked, time naive UTC, message redacted and clipped."""
     return [
         {
-            **asdict(row),
+            **vars(row),
             "status": TenantStatus(row.status).value,
             "checked_at": utc_naive(row.checked_at),
             "message": clip(row.message),
@@ -230,7 +237,7 @@ def raw_payload_records(rows: Iterable[RawPayload]) -> list[dict[str, object]]:
     """`raw_subscribed_skus` records, the payload as JSON text."""
     return [
         {
-            **asdict(row),
+            **vars(row),  # not asdict: that deep-copies every payload
             "fetched_at": utc_naive(row.fetched_at),
             "payload": row.payload if isinstance(row.payload, str) else json.dumps(row.payload),
         }

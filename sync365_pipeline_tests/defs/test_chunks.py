@@ -139,3 +139,21 @@ def test_a_sync_removes_what_stopped_syncs_staged_and_spares_a_live_one(
 
     assert not abandoned.exists()
     assert (recent / "default_0.tokens.json").exists(), "a run this instance does not know"
+
+
+def test_a_chunk_whose_every_tenant_is_ok_and_one_with_a_failure_load_together(
+    pipeline_factory: PipelineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Columns that are empty in one chunk (no error code at all) keep their types."""
+    pipeline = pipeline_factory(pipeline_scenario())
+    monkeypatch.setenv("SYNC365_CHUNK_SIZE", "2")
+    pipeline.sim.control.revoke_consent(HEALTHY_C)  # the second chunk's only tenant
+
+    outcome = pipeline.sync()
+
+    assert outcome.success, outcome.failure
+    assert pipeline.query(STATUSES) == [
+        (HEALTHY_A, "ok", None),
+        (HEALTHY_B, "ok", None),
+        (HEALTHY_C, "consent_revoked", "AADSTS65001"),
+    ]

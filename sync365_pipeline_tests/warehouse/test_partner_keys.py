@@ -184,6 +184,7 @@ def test_staged_chunks_of_two_partners_land_side_by_side(
     assert warehouse.promote_staged_facts(DAY1, stages) == 2
     warehouse.load_staged_fetches(stages)  # a retried writer replaces, never doubles, payloads
     assert warehouse.promote_staged_facts(DAY1, stages) == 2
+    assert len(query(warehouse, "SELECT * FROM tenant_status")) == 2, "nor statuses"
 
     for table in ("license_facts", "license_snapshots", "raw_subscribed_skus"):
         rows = query(warehouse, f"SELECT partner_tenant_id FROM {table}")
