@@ -59,7 +59,7 @@ import yaml
 import sync365_pipeline.simulator
 from sync365_pipeline.core.settings import AccountSettings, load_run_settings
 from sync365_pipeline.defs.definitions import defs
-from sync365_pipeline.defs.execution import QUIET_RUN_CONFIG, run_full_sync
+from sync365_pipeline.defs.execution import cli_run_config, run_full_sync
 from sync365_pipeline.defs.jobs import selection_config
 from sync365_pipeline.licensing.selection import TenantSelection
 from sync365_pipeline.licensing.tenants import fetch_tenants
@@ -281,7 +281,7 @@ def launch_sync(instance: dg.DagsterInstance, args: argparse.Namespace) -> tuple
     if args.start_method == "forkserver":  # step processes forked from one that imported us
         preload = {"preload_modules": ["sync365_pipeline.defs.definitions"]}
         multiprocess["start_method"] = {"forkserver": preload}
-    run_config = {**QUIET_RUN_CONFIG, "execution": {"config": {"multiprocess": multiprocess}}}
+    run_config = {**cli_run_config(), "execution": {"config": {"multiprocess": multiprocess}}}
     result = dg.execute_job(dg.reconstructable(full_sync_job), instance, run_config=run_config)
     return result.run_id, None if result.success else "the run failed (see its events)"
 
@@ -344,7 +344,7 @@ def run_per_tenant_seconds(
     job = defs.resolve_job_def("license_sync")
     started = time.perf_counter()
     for tenant_id in tenant_ids:
-        run_config = {**QUIET_RUN_CONFIG, **selection_config(TenantSelection((tenant_id,)))}
+        run_config = {**cli_run_config(), **selection_config(TenantSelection((tenant_id,)))}
         result = job.execute_in_process(instance=instance, run_config=run_config)
         assert result.success, tenant_id
     return time.perf_counter() - started
