@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import shutil
 import subprocess
 import time
 from collections import Counter
@@ -42,6 +43,29 @@ def facts_by_tenant(path: Path) -> Facts:
     for tenant, sku, enabled, consumed in rows:
         result.setdefault(tenant, set()).add((sku, enabled, consumed))
     return {tenant: frozenset(skus) for tenant, skus in result.items()}
+
+
+def opened_after_kill(path: Path, what: str) -> Facts:
+    """The facts of the warehouse a kill left; if DuckDB refuses the file, keep a copy of it and
+    its WAL beside the test's files and say whether a read-write open (what the next sync does:
+    it replays the WAL) still reads it, so a failure tells a torn file from a reader's problem."""
+    try:
+        return facts_by_tenant(path)
+    except duckdb.Error as exc:
+        kept = path.with_name("after-failed-open")
+        kept.mkdir(exist_ok=True)
+        for name in (path.name, f"{path.name}.wal"):
+            if (path.parent / name).exists():
+                shutil.copy2(path.parent / name, kept / name)
+        try:
+            duckdb.connect(str(path)).close()
+            reopened = "a read-write open succeeds"
+        except duckdb.Error as again:
+            reopened = f"a read-write open fails too ({again})"
+        raise AssertionError(
+            f"{what}: DuckDB refused the warehouse ({exc}); {reopened}; "
+            f"the files are kept in {kept}"
+        ) from exc
 
 
 def license_run_writes(path: Path) -> tuple[Any, ...]:
@@ -181,9 +205,10 @@ def test_seeded_kills_never_corrupt_or_wedge(
         writes_before = license_run_writes(warehouse)
         copy_before = file_version(analyst_copy)
         ended = killed_sync(env, tmp_path, kill)
-        phases[phase_of(ended, tmp_path, writes_before, copy_before)] += 1
+        phase = phase_of(ended, tmp_path, writes_before, copy_before)
+        phases[phase] += 1
         recovered += "Marked" in ended.printed
-        now = facts_by_tenant(warehouse)
+        now = opened_after_kill(warehouse, f"kill {index} ({kill}, {phase})")
         new_facts += sum(skus != old[tenant] for tenant, skus in now.items())
         assert set(now) == set(old), f"kill {index} ({kill}): a tenant's facts vanished"
         for tenant, skus in now.items():
