@@ -160,7 +160,12 @@ def test_full_sync_launched_through_graphql_succeeds_against_the_simulator(
           }
         }
         """,
-        params={"selector": {**REPOSITORY, "jobName": "full_sync"}, "runConfigData": {}},
+        # In one process: the multiprocess executor (a process per step) is tested on its own
+        # (defs/test_chunks.py); here the run goes through the daemon and the run launcher.
+        params={
+            "selector": {**REPOSITORY, "jobName": "full_sync"},
+            "runConfigData": {"execution": {"config": {"in_process": {}}}},
+        },
     )["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
