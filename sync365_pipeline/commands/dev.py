@@ -5,7 +5,7 @@ the simulator's settings in its environment, so its webserver, daemon, code serv
 workers all talk to the simulator. Ctrl-C or SIGTERM stops that whole group (SIGINT first, as a
 terminal would send it, then SIGKILL for whatever outlives the grace period), then the simulator.
 
-Dagster's instance (runs, partitions, sensor cursors) and the DuckDB warehouse persist under the
+Dagster's instance (runs, sensor cursors) and the DuckDB warehouse persist under the
 data directory between sessions. The token cache does not: the simulator signs refresh tokens
 with a key made fresh at every start, so a cached one from an earlier session would be refused
 (AADSTS9002313); each session starts from the scenario's seed refresh token instead.

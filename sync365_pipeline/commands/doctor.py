@@ -356,7 +356,7 @@ def check_dagster_home(value: str | None) -> Check:
         return Check(
             name,
             False,
-            "not set: `dagster dev` would keep runs, partitions and sensor cursors in a "
+            "not set: `dagster dev` would keep runs and sensor cursors in a "
             "temporary folder and forget them",
             fix,
         )

@@ -37,7 +37,7 @@ telemetry:
 
 
 def ensure_dagster_home() -> Path:
-    """Default DAGSTER_HOME to data/dagster_home so runs, partitions and cursors persist.
+    """Default DAGSTER_HOME to data/dagster_home so runs and sensor cursors persist.
 
     `dagster.yaml` is written whole or not at all (a temporary file renamed into place), so a
     second process starting at the same moment never reads half of it.
