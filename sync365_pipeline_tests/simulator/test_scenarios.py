@@ -17,12 +17,15 @@ from sync365_pipeline_tests.scenarios import uniform_scenario
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
+NO_AUTO_EXTEND = "PT0S"  # Graph's autoExtendDuration for a relationship that will not renew
+
+
 def test_bundled_scenarios_load():
     demo = load_scenario("demo")
     assert len(demo.customers) == 17
     kinds = {fault.type for customer in demo.customers for fault in customer.faults}
     assert {"consent_revoked", "access_removed", "mfa_required", "tenant_gone", "throttle"} <= kinds
-    now = datetime.now(UTC)
+    now = datetime(2026, 12, 1, 5, tzinfo=UTC)  # scenario dates are relative to the `now` given
     by_name = {customer.display_name: customer for customer in demo.customers}
     assert not by_name["Lakeshore Fitness Studios"].consented
     assert by_name["Riverbend Montessori School"].consent_failure == "access_denied"
@@ -33,7 +36,7 @@ def test_bundled_scenarios_load():
     assert oakridge.gdap_relationships[0].grants_access(now)
     assert not oakridge.has_delegated_access(now)
     (pinecrest,) = by_name["Pinecrest Hotels"].gdap_relationships
-    assert pinecrest.auto_extend_duration == "PT0S"
+    assert pinecrest.auto_extend_duration == NO_AUTO_EXTEND
     assert pinecrest.end(now) - now < timedelta(days=30)
     in_use = [c for c in demo.partner.password_credentials if c.hint is None]
     assert [c.end(now) - now < timedelta(days=30) for c in in_use] == [True]
