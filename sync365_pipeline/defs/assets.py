@@ -116,7 +116,10 @@ def _for_each_account(
     return results
 
 
-def _run_snapshot_date(context: dg.AssetExecutionContext) -> date:
+StepContext = dg.AssetExecutionContext | dg.OpExecutionContext
+
+
+def _run_snapshot_date(context: StepContext) -> date:
     """The day this run's facts describe: the run's creation date (UTC), stable across steps."""
     record = context.instance.get_run_record_by_id(context.run.run_id)
     created = record.create_timestamp if record else datetime.now(UTC)
@@ -346,12 +349,12 @@ def subscribed_skus(customers: None) -> None:
     return store_tenant_chunks(staged.collect())
 
 
-def _progress_logger(context: dg.AssetExecutionContext, account: str) -> tenants.ProgressCallback:
-    """Log about ten progress lines per account, however many tenants it has."""
+def _progress_logger(context: StepContext, what: str) -> tenants.ProgressCallback:
+    """Log about ten progress lines for `what` (an account's chunk), however many tenants."""
 
     def progress(done: int, total: int) -> None:
         if done == total or done * 10 // total > (done - 1) * 10 // total:
-            context.log.info(f"{account}: fetched {done}/{total} tenants")
+            context.log.info(f"{what}: fetched {done}/{total} tenants")
 
     return progress
 
