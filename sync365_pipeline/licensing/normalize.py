@@ -96,7 +96,8 @@ def customers_frame(
     names: dict[str, list[str | None]] = {}  # tenant -> [pc name, gdap name, contract name]
     domains: dict[str, list[str | None]] = {}  # tenant -> [pc domain, contract domain]
     routes: dict[str, set[str]] = {}
-    gdap_by_tenant: dict[str, tuple[str | None, datetime | None]] = {}
+    gdap_by_tenant: dict[str, GdapRelationship] = {}
+    active_relationships: dict[str, list[str]] = {}  # tenant -> ids of its active relationships
 
     for place, item in _each_record(partner_center_customers, "customers", partner, skipped):
         if (customer := _parsed(_partner_center_customer, item, place, partner, skipped)) is None:
@@ -110,14 +111,14 @@ def customers_frame(
     for place, item in _each_record(gdap_relationships, relationships, partner, skipped):
         if (relationship := _parsed(_gdap_relationship, item, place, partner, skipped)) is None:
             continue
-        tenant, name, status, end = relationship
+        tenant = relationship.tenant_id
         routes.setdefault(tenant, set()).add("gdap")
         names.setdefault(tenant, [None, None, None])
-        names[tenant][1] = names[tenant][1] or name
-        if tenant not in gdap_by_tenant or _gdap_rank(status, end) > _gdap_rank(
-            *gdap_by_tenant[tenant]
-        ):
-            gdap_by_tenant[tenant] = (status, end)
+        names[tenant][1] = names[tenant][1] or relationship.customer_name
+        if relationship.status == "active" and relationship.relationship_id:
+            active_relationships.setdefault(tenant, []).append(relationship.relationship_id)
+        if tenant not in gdap_by_tenant or relationship.rank > gdap_by_tenant[tenant].rank:
+            gdap_by_tenant[tenant] = relationship
 
     for place, item in _each_record(contracts, "contracts", partner, skipped):
         if (contract := _parsed(_contract, item, place, partner, skipped)) is None:
@@ -134,8 +135,10 @@ def customers_frame(
             "display_name": _first(names.get(tenant, ())),
             "default_domain": _first(domains.get(tenant, ())),
             "relationship": "+".join(sorted(routes[tenant])) or "none",
-            "gdap_status": gdap_by_tenant.get(tenant, (None, None))[0],
-            "gdap_end_date": gdap_by_tenant.get(tenant, (None, None))[1],
+            "gdap_status": chosen.status if (chosen := gdap_by_tenant.get(tenant)) else None,
+            "gdap_end_date": chosen.end if chosen else None,
+            "gdap_relationship_ids": sorted(active_relationships.get(tenant, ())) or None,
+            "gdap_auto_extend": chosen.auto_extend if chosen else None,
         }
         for tenant in sorted(routes)
     ]
@@ -163,20 +166,40 @@ def _partner_center_customer(
     return tenant, name, domain, None
 
 
+@dataclass(frozen=True)
+class GdapRelationship:
+    """What discovery keeps of one GDAP relationship."""
+
+    tenant_id: str
+    relationship_id: str | None  # None: not auditable (Microsoft always sends one)
+    customer_name: str | None
+    status: str | None
+    end: datetime | None
+    auto_extend: bool  # `autoExtendDuration` is a non-zero duration (`PT0S`, `P0D`: no)
+
+    @property
+    def rank(self) -> tuple[bool, datetime]:
+        """Of a customer's relationships, the active one wins, then the latest end."""
+        return (self.status == "active", self.end or datetime.min)
+
+
 def _gdap_relationship(
     item: Mapping[str, Any], where: str, partner: str
-) -> tuple[str, str | None, str | None, datetime | None] | None:
-    """(tenant, customer name, status, end) of one GDAP relationship; None for `MLT_*` ones."""
+) -> GdapRelationship | None:
+    """One GDAP relationship; None for `MLT_*` ones."""
     label = _text(item.get("displayName"), f"{where}.displayName", partner) or ""
     if label.startswith("MLT_"):
         return None
     customer = _mapping(item.get("customer"), f"{where}.customer", partner, required=True)
     tenant = _guid(customer.get("tenantId"), f"{where}.customer.tenantId", partner)
-    return (
-        tenant,
-        _text(customer.get("displayName"), f"{where}.customer.displayName", tenant),
-        _text(item.get("status"), f"{where}.status", tenant),
-        _timestamp(item.get("endDateTime"), f"{where}.endDateTime", tenant),
+    extend = _text(item.get("autoExtendDuration"), f"{where}.autoExtendDuration", tenant)
+    return GdapRelationship(
+        tenant_id=tenant,
+        relationship_id=_text(item.get("id"), f"{where}.id", tenant),
+        customer_name=_text(customer.get("displayName"), f"{where}.customer.displayName", tenant),
+        status=_text(item.get("status"), f"{where}.status", tenant),
+        end=_timestamp(item.get("endDateTime"), f"{where}.endDateTime", tenant),
+        auto_extend=bool(extend) and any(digit in "123456789" for digit in extend),
     )
 
 
@@ -219,6 +242,8 @@ def direct_tenant_frame(tenant_id: str, organization: Mapping[str, Any]) -> Norm
         "relationship": "direct",
         "gdap_status": None,
         "gdap_end_date": None,
+        "gdap_relationship_ids": None,
+        "gdap_auto_extend": None,
     }
     frame = pd.DataFrame([row], columns=list(CUSTOMER_COLUMNS))
     frame["gdap_end_date"] = pd.to_datetime(frame["gdap_end_date"]).astype("datetime64[us]")
@@ -471,10 +496,6 @@ def _timestamp(value: object, field: str, tenant: str) -> datetime | None:
         raise MalformedPayload(
             f"{field} of tenant {tenant} is not an ISO 8601 time.", tenant=tenant
         ) from None
-
-
-def _gdap_rank(status: str | None, end: datetime | None) -> tuple[bool, datetime]:
-    return (status == "active", end or datetime.min)
 
 
 def _capability_rank(status: str) -> int:

@@ -14,6 +14,8 @@ CUSTOMER_COLUMNS = (
     "relationship",
     "gdap_status",
     "gdap_end_date",
+    "gdap_relationship_ids",
+    "gdap_auto_extend",
 )
 UNIT_COLUMNS = (
     "enabled_units",

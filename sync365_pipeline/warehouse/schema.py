@@ -204,6 +204,30 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             ON tenant_status (partner_tenant_id, tenant_id, checked_at);
         """,
     ),
+    # The access each customer gives: discovery keeps its active GDAP relationships (the access
+    # audit reads their assignments) and whether the chosen one extends itself; each sync adds a
+    # `customer_access` row per customer it attempted (roles, CPV consent, end of access).
+    (
+        5,
+        """
+        ALTER TABLE customers ADD COLUMN gdap_relationship_ids VARCHAR[];
+        ALTER TABLE customers ADD COLUMN gdap_auto_extend BOOLEAN;
+        CREATE TABLE customer_access (
+            partner_tenant_id VARCHAR NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            checked_at TIMESTAMP NOT NULL,
+            gdap_roles VARCHAR[],
+            can_read_licenses BOOLEAN,
+            cpv_consent VARCHAR NOT NULL CHECK (cpv_consent IN
+                ('granted', 'already_granted', 'failed', 'not_needed', 'disabled')),
+            gdap_end_date TIMESTAMP,
+            auto_extend BOOLEAN,
+            message VARCHAR,
+            sync_id VARCHAR,
+            PRIMARY KEY (partner_tenant_id, tenant_id, checked_at)
+        );
+        """,
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

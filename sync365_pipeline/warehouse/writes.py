@@ -168,7 +168,8 @@ class Writes(WarehouseFile):
                 """
                 INSERT INTO customers
                 SELECT partner_tenant_id, tenant_id, display_name, default_domain, relationship,
-                       gdap_status, CAST(gdap_end_date AS TIMESTAMP), $seen, $seen, true, NULL
+                       gdap_status, CAST(gdap_end_date AS TIMESTAMP), $seen, $seen, true, NULL,
+                       CAST(gdap_relationship_ids AS VARCHAR[]), gdap_auto_extend
                 FROM incoming_customers
                 ON CONFLICT (partner_tenant_id, tenant_id) DO UPDATE SET
                     display_name = coalesce(excluded.display_name, customers.display_name),
@@ -176,6 +177,8 @@ class Writes(WarehouseFile):
                     relationship = excluded.relationship,
                     gdap_status = excluded.gdap_status,
                     gdap_end_date = excluded.gdap_end_date,
+                    gdap_relationship_ids = excluded.gdap_relationship_ids,
+                    gdap_auto_extend = excluded.gdap_auto_extend,
                     last_seen = excluded.last_seen,
                     active = true,
                     departed_at = NULL

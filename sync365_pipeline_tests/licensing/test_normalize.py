@@ -128,6 +128,41 @@ def test_customers_merge_partner_center_gdap_and_contracts() -> None:
     assert set(frame["partner_tenant_id"]) == {PARTNER}
 
 
+def test_customers_keep_active_relationship_ids_and_auto_extend() -> None:
+    """The access audit reads the assignments of every active relationship; auto-extend is the
+    chosen relationship's (`PT0S` and `P0D` do not extend)."""
+    frame = customers_frame(
+        PARTNER,
+        [],
+        [
+            {
+                **gdap(CONTOSO, "active", "2027-01-01T00:00:00Z"),
+                "id": "r-2",
+                "autoExtendDuration": "P180D",
+            },
+            {
+                **gdap(CONTOSO, "active", "2026-12-01T00:00:00Z"),
+                "id": "r-1",
+                "autoExtendDuration": "PT0S",
+            },
+            {**gdap(CONTOSO, "expired", "2025-01-01T00:00:00Z"), "id": "r-0"},
+            {
+                **gdap(NORTHWIND, "active", "2026-12-20T00:00:00Z"),
+                "id": "r-9",
+                "autoExtendDuration": "P0D",
+            },
+            gdap(FABRIKAM, "active", "2026-12-20T00:00:00Z"),  # no id: a route, not auditable
+        ],
+        [],
+    ).frame.set_index("tenant_id")
+
+    assert list(frame.loc[CONTOSO, "gdap_relationship_ids"]) == ["r-1", "r-2"]
+    assert frame.loc[CONTOSO, "gdap_auto_extend"]  # the latest-ending active one, r-2
+    assert not frame.loc[NORTHWIND, "gdap_auto_extend"]
+    assert frame.loc[FABRIKAM, "gdap_relationship_ids"] is None
+    assert frame.loc[FABRIKAM, "relationship"] == "gdap"
+
+
 def test_license_facts_keep_every_count_exact_in_table_order() -> None:
     result = normalized(
         [
