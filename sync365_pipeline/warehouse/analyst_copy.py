@@ -6,13 +6,21 @@ import os
 from pathlib import Path
 
 from sync365_pipeline.warehouse.file import WarehouseFile
+from sync365_pipeline.warehouse.sql_text import identifier, string_literal
+
+# The oldest DuckDB storage format (version 64) the copy can be written in: DuckDB 1.1 to 2.x, and
+# so the CLIs and the drivers BI tools ship, open it (1.0 cannot read a key or an index written by
+# DuckDB 2), while a file in DuckDB 2's own format opens in DuckDB 2 only. Only the pipeline opens
+# the live file, which keeps the default.
+ANALYST_STORAGE_VERSION = "v1.0.0"
 
 
 class AnalystCopy(WarehouseFile):
     """Publishing the copy after each write keeps analysts' tools off the live file."""
 
     def publish_analyst_copy(self, target: Path | None = None) -> Path:
-        """Copy the whole database next to `target`, then atomically rename it into place.
+        """Copy the whole database next to `target` (comments included, in the storage format of
+        `ANALYST_STORAGE_VERSION`), then atomically rename it into place.
 
         An analyst who has the old copy open keeps reading it (POSIX rename semantics); the next
         open sees the new one. Analysts never open the live file, so they cannot block a sync.
@@ -25,10 +33,16 @@ class AnalystCopy(WarehouseFile):
         try:
             with self._open() as con:
                 row = con.execute("SELECT current_database()").fetchone()
-                source = _identifier(row[0] if row else "")
-                con.execute(f"ATTACH {_string_literal(str(temporary))} AS sync365_publish")
-                con.execute(f"COPY FROM DATABASE {source} TO sync365_publish")
-                con.execute("DETACH sync365_publish")
+                source = row[0] if row else ""
+                # An index of the copy records the name it was attached under, and DuckDB 1.1
+                # refuses it unless that is the name the file opens as: the target's stem.
+                alias = target.stem if target.stem.lower() != source.lower() else "sync365_publish"
+                con.execute(
+                    f"ATTACH {string_literal(str(temporary))} AS {identifier(alias)} "
+                    f"(STORAGE_VERSION {string_literal(ANALYST_STORAGE_VERSION)})"
+                )
+                con.execute(f"COPY FROM DATABASE {identifier(source)} TO {identifier(alias)}")
+                con.execute(f"DETACH {identifier(alias)}")
                 os.replace(temporary, target)
         finally:
             temporary.unlink(missing_ok=True)
@@ -51,11 +65,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's live process
     return True
-
-
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _string_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from sync365_pipeline.core.clock import utc_naive, utcnow
+from sync365_pipeline.warehouse.comments import apply_comments
 from sync365_pipeline.warehouse.connection import transaction
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
@@ -243,7 +244,8 @@ def applied_version(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def migrate(con: duckdb.DuckDBPyConnection, path: Path) -> int:
-    """Apply pending migrations and recreate the views, in one transaction; returns the version."""
+    """Apply pending migrations, recreate the views and describe everything (`comments`), in one
+    transaction; returns the version."""
     with transaction(con, path):
         current = applied_version(con)
         for version, sql in MIGRATIONS:
@@ -253,4 +255,5 @@ def migrate(con: duckdb.DuckDBPyConnection, path: Path) -> int:
                     "INSERT INTO schema_version VALUES (?, ?)", [version, utc_naive(utcnow())]
                 )
         con.execute(resources.files(__package__).joinpath("views.sql").read_text("utf-8"))
+        apply_comments(con)
     return LATEST_VERSION

@@ -1,0 +1,358 @@
+"""What each table, view and column of the warehouse means: the text of its `COMMENT ON`.
+
+`apply_comments` runs at the end of every `migrate()`, after the views are recreated (recreating
+a view drops its comments), so `duckdb_tables()`, `duckdb_views()`, `duckdb_columns()`, the
+analyst copy and the BI tools that read them carry the docs; `docs/data-dictionary.md` is made
+from them (`warehouse/dictionary.py`). A column in `SHARED_COLUMNS` means the same in every table
+and view that has it; a relation's own text for it wins. Every timestamp is UTC, stored as naive
+TIMESTAMP, and each timestamp column's text says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import duckdb
+
+from sync365_pipeline.warehouse.columns import UNIT_COLUMNS
+from sync365_pipeline.warehouse.sql_text import identifier, string_literal
+
+
+@dataclass(frozen=True)
+class Described:
+    """A table's or view's comment and its own column comments (over `SHARED_COLUMNS`)."""
+
+    text: str
+    columns: Mapping[str, str] = field(default_factory=dict)
+
+
+_FRESHNESS = (
+    "True when this customer's facts are not current: its latest sync attempt was not 'ok', that "
+    "attempt wrote no facts, or its latest snapshot is older than the newest snapshot date of "
+    "any customer (the stale rule, defined once in the tenant_freshness view)."
+)
+
+SHARED_COLUMNS: Mapping[str, str] = {
+    "partner_tenant_id": (
+        "Entra tenant id (GUID) of the partner account this customer is reached through; for a "
+        "direct tenant, its own tenant id. With tenant_id it identifies a customer: one tenant "
+        "reached through two partner accounts is two customers."
+    ),
+    "tenant_id": "Entra tenant id (GUID) of the customer's tenant.",
+    "display_name": (
+        "The customer's company name: Partner Center companyProfile.companyName, else the GDAP "
+        "relationship's customer.displayName, else the DAP contract's displayName (Graph "
+        "organization.displayName for a direct tenant)."
+    ),
+    "default_domain": (
+        "The customer's default domain: Partner Center companyProfile.domain, else the DAP "
+        "contract's defaultDomainName (Graph organization's default verified domain for a direct "
+        "tenant)."
+    ),
+    "relationship": (
+        "How the partner reaches the customer: the routes found, sorted and joined by '+' "
+        "(reseller, advisor and the like from Partner Center relationshipToPartner; gdap; dap), "
+        "'direct' for a direct tenant."
+    ),
+    "gdap_status": (
+        "Status of the customer's chosen GDAP relationship (Graph delegatedAdminRelationships "
+        "status: active, expired, terminated, ...; the active one is chosen, then the latest "
+        "ending); NULL without GDAP."
+    ),
+    "gdap_end_date": (
+        "When (UTC) that GDAP relationship ends (Graph endDateTime); NULL without GDAP."
+    ),
+    "active": (
+        "True while the customer is in the partner's latest customer list; false once it left "
+        "(its history is kept)."
+    ),
+    "snapshot_date": (
+        "The day (UTC) the facts describe: the creation date, in UTC, of the sync run that "
+        "fetched them. One snapshot per customer per day; a later sync that day replaces it."
+    ),
+    "sku_id": "The product's SKU id (GUID), Graph subscribedSkus skuId.",
+    "sku_part_number": (
+        "The SKU's part number, e.g. SPB or O365_BUSINESS_PREMIUM (Graph skuPartNumber)."
+    ),
+    "product_name": (
+        "The product's display name, e.g. 'Microsoft 365 Business Premium' (from "
+        "product_name_source)."
+    ),
+    "product_name_source": (
+        "Where product_name came from: partner_center (Partner Center productSku.name), catalog "
+        "(Microsoft's product names CSV, `sync365 refresh-sku-names`), part_number or sku_id "
+        "(no name known)."
+    ),
+    "capability_status": (
+        "The subscription's state (Graph capabilityStatus): Enabled, Warning (expired, in its "
+        "grace period), Suspended, LockedOut (cancelled) or Deleted; of several billing accounts, "
+        "the most usable."
+    ),
+    "enabled_units": (
+        "Seats the customer has bought and can assign (Graph prepaidUnits.enabled), summed over "
+        "billing accounts. Free and viral SKUs often show 10000."
+    ),
+    "suspended_units": (
+        "Seats of a cancelled subscription: not assignable, still reactivable (Graph "
+        "prepaidUnits.suspended)."
+    ),
+    "warning_units": (
+        "Seats of an expired subscription in its grace period (Graph prepaidUnits.warning)."
+    ),
+    "locked_out_units": (
+        "Seats locked out, no longer usable (Graph prepaidUnits.lockedOut; 0 when Microsoft "
+        "omits it)."
+    ),
+    "consumed_units": (
+        "Seats assigned to users (Graph consumedUnits); can exceed enabled_units while "
+        "a subscription is suspended or in warning."
+    ),
+    "available_units": (
+        "Seats bought but not assigned: enabled_units - consumed_units, negative when more are "
+        "assigned than enabled."
+    ),
+    "billing_accounts": (
+        "How many Graph subscribedSkus objects (one per billing account) were summed into this "
+        "row; usually 1."
+    ),
+    "source": (
+        "Where the counts came from: graph (Graph subscribedSkus) or partner_center (Partner "
+        "Center subscribedskus, when Graph could not be read)."
+    ),
+    "synced_at": "When (UTC) the sync fetched these facts from Microsoft.",
+    "sync_id": (
+        "Dagster run id of the sync that recorded the row; NULL when recorded outside a run."
+    ),
+    "error_code": (
+        "Microsoft's error code behind the status (an AADSTS code, a Graph or Partner Center "
+        "error code, or the HTTP status); NULL when there was none."
+    ),
+    "message": "What happened and what to do, in words; secrets redacted, length clipped.",
+    "facts_as_of": "Date (UTC) of the customer's latest written snapshot.",
+    "last_status": (
+        "Status of the customer's latest sync attempt (tenant_status.status); NULL if never "
+        "attempted."
+    ),
+    "last_checked_at": "When (UTC) the customer's latest sync attempt ran.",
+    "is_stale": _FRESHNESS,
+}
+
+_TENANT_STATUS_COLUMNS: Mapping[str, str] = {
+    "checked_at": "When (UTC) the sync attempted this customer.",
+    "status": (
+        "Outcome of the attempt: ok, consent_revoked, access_removed, mfa_required, blocked, "
+        "tenant_gone, throttled or error (docs/troubleshooting.md says what each means and "
+        "what to do). An ok attempt with code SkippedRecords wrote facts but left some SKU "
+        "records out, its message saying why."
+    ),
+}
+
+
+def _unit_change(unit: str) -> str:
+    return (
+        f"{unit} on snapshot_date minus {unit} on previous_date (from 0 for an added SKU, to 0 "
+        "for a removed one)."
+    )
+
+
+DESCRIPTIONS: Mapping[str, Described] = {
+    # -- tables ----------------------------------------------------------------------------
+    "customers": Described(
+        "One row per customer (partner, tenant) the partner has ever reached, merged from "
+        "Partner Center's customer list, Graph's GDAP relationships and DAP contracts at each "
+        "sync's discovery. Customers who leave stay, inactive.",
+        {
+            "first_seen": "When (UTC) discovery first listed the customer.",
+            "last_seen": "When (UTC) discovery last listed the customer.",
+            "departed_at": (
+                "When (UTC) discovery first missed the customer after it was listed; NULL while "
+                "active."
+            ),
+            "gdap_relationship_ids": (
+                "Ids of the customer's active GDAP relationships (Graph "
+                "delegatedAdminRelationships id), sorted; NULL without any."
+            ),
+            "gdap_auto_extend": (
+                "True when the chosen GDAP relationship extends itself (a non-zero Graph "
+                "autoExtendDuration); NULL without GDAP."
+            ),
+        },
+    ),
+    "license_facts": Described(
+        "The license facts: one row per snapshot date, customer and SKU, with the unit counts "
+        "Microsoft reported that day (Graph subscribedSkus; Partner Center subscribedskus when "
+        "Graph cannot be read). Each sync replaces its customers' rows of that date whole. For "
+        "the current state read current_license_facts.",
+    ),
+    "license_snapshots": Described(
+        "One row per written (snapshot date, customer) slice of license_facts, even an empty "
+        "one: 'zero SKUs that day' differs from 'not synced that day'.",
+        {
+            "sku_count": "License facts rows written in the slice (0: the customer had no SKUs).",
+            "written_at": "When (UTC) the slice was written.",
+        },
+    ),
+    "tenant_status": Described(
+        "One row per sync attempt per customer (append-only): the outcome, Microsoft's error "
+        "code and the message. A customer's latest row is its status (latest_tenant_status).",
+        _TENANT_STATUS_COLUMNS,
+    ),
+    "partner_status": Described(
+        "One row per sign-in check of a configured account (partner or direct tenant) at each "
+        "sync: ok, or why it failed (e.g. refresh_token_expired), with facts about the token it "
+        "got, never the token.",
+        {
+            "partner_tenant_id": "Entra tenant id (GUID) of the configured account.",
+            "checked_at": "When (UTC) the sync checked the sign-in.",
+            "status": (
+                "ok, or the sign-in failure in snake case (e.g. refresh_token_expired, "
+                "mfa_required), or throttled / error."
+            ),
+            "token_expires_at": "When (UTC) the access token obtained at the check expires.",
+            "account": "The signed-in account (the token's user principal name), when known.",
+            "mfa": "True when the token says the sign-in used MFA (its amr claim has mfa).",
+        },
+    ),
+    "raw_subscribed_skus": Described(
+        "The raw Microsoft responses license_facts were made from, one per snapshot date, "
+        "customer and API, kept for audit and to rebuild facts; a re-fetch that day replaces it.",
+        {
+            "source": (
+                "The API: graph (Graph subscribedSkus) or partner_center (Partner Center "
+                "subscribedskus)."
+            ),
+            "fetched_at": "When (UTC) the response was received.",
+            "payload": "The response's list of SKU objects, as JSON text.",
+        },
+    ),
+    "consent_flags": Described(
+        "Lost access a person must restore, raised once by the consent sensor when a customer "
+        "(or a partner account, tenant_id NULL) enters consent_revoked, access_removed, "
+        "mfa_required or blocked, and cleared when it is ok again.",
+        {
+            "flag_id": "Random id of the flag.",
+            "tenant_id": "The customer's tenant id (GUID); NULL for a flag on the partner account.",
+            "status": "The status that raised the flag (tenant_status or partner_status).",
+            "raised_at": "When (UTC) the flag was raised.",
+            "cleared_at": "When (UTC) the flag was cleared; NULL while open.",
+        },
+    ),
+    "skipped_customer_records": Described(
+        "Records of Partner Center's customer list or Graph's GDAP relationship and contract "
+        "lists that discovery could not use, one row per record per discovery, with why. "
+        "Skipped SKU records are on tenant_status (code SkippedRecords).",
+        {
+            "partner_tenant_id": "Entra tenant id (GUID) of the partner whose list it was.",
+            "seen_at": "When (UTC) the discovery ran (that discovery's customers.last_seen).",
+            "list_name": "The list: customers, delegatedAdminRelationships or contracts.",
+            "list_index": "The record's position in that list (from 0).",
+            "record_key": "The tenant the record names, when readable.",
+            "reason": "Why the record was skipped (the field at fault, never its value).",
+        },
+    ),
+    "customer_access": Described(
+        "One row per customer per sync that attempted it: the access the partner has there "
+        "(GDAP roles, CPV consent, end of access).",
+        {
+            "checked_at": "When (UTC) the sync checked the customer's access.",
+            "gdap_roles": (
+                "Entra role template ids that the active access assignments of the customer's "
+                "GDAP relationships grant, sorted."
+            ),
+            "can_read_licenses": (
+                "True when one of gdap_roles can read licenses (Directory Readers, Global "
+                "Reader, User Administrator, License Administrator, Global Administrator)."
+            ),
+            "cpv_consent": (
+                "What the sync did about the app's CPV consent: granted, already_granted, "
+                "failed, not_needed or disabled (auto-consent off)."
+            ),
+            "gdap_end_date": "When (UTC) the customer's GDAP access ends; NULL without GDAP.",
+            "auto_extend": "True when that GDAP relationship extends itself.",
+        },
+    ),
+    "schema_version": Described(
+        "The migrations applied to this file, one row each.",
+        {
+            "version": "The migration's number.",
+            "applied_at": "When (UTC) it was applied.",
+        },
+    ),
+    # -- views -----------------------------------------------------------------------------
+    "latest_tenant_status": Described(
+        "Each customer's latest row of tenant_status: its current status.",
+        _TENANT_STATUS_COLUMNS,
+    ),
+    "tenant_freshness": Described(
+        "The stale rule, in one place: per customer, the date of its latest written snapshot, "
+        "its latest sync attempt, and whether its facts are stale.",
+    ),
+    "current_license_facts": Described(
+        "Each customer's latest snapshot of license_facts (the current state; a customer whose "
+        "sync failed keeps its last good facts, is_stale true), with its latest attempt.",
+    ),
+    "unused_licenses": Described(
+        "Seats bought but not assigned, per customer and SKU, on each customer's current "
+        "snapshot (only SKUs with unused seats).",
+        {
+            "unused_units": "Seats bought but not assigned (available_units), more than 0.",
+            "unused_percent": "unused_units as a percentage of enabled_units, one decimal.",
+        },
+    ),
+    "license_changes": Described(
+        "Every change between a customer's consecutive snapshots (its own dates, so a gap left "
+        "by failed syncs compares with the last good one): SKUs added, removed, or whose status "
+        "or counts changed. Unchanged SKUs are left out.",
+        {
+            "previous_date": "The customer's snapshot before snapshot_date.",
+            "snapshot_date": "The snapshot (UTC day) that shows the change.",
+            "change": "added (new SKU), removed (gone), or changed (status or counts).",
+            "previous_capability_status": (
+                "capability_status on previous_date; NULL for an added SKU."
+            ),
+            "capability_status": "capability_status on snapshot_date; NULL for a removed SKU.",
+            **{f"{unit}_change": _unit_change(unit) for unit in UNIT_COLUMNS},
+        },
+    ),
+    "tenant_health": Described(
+        "One row per known customer: where its access stands, since when, and how fresh its "
+        "facts are. Start here for 'which customers can we not see, and since when'.",
+        {
+            "status": "Status of the latest sync attempt (see tenant_status.status).",
+            "status_since": "When (UTC) the customer entered its current status.",
+            "last_ok_at": "When (UTC) the customer's latest ok attempt ran; NULL if none.",
+        },
+    ),
+}
+
+
+def column_comment(relation: str, column: str) -> str | None:
+    """The comment of `relation.column`: the relation's own text, else the shared one."""
+    described = DESCRIPTIONS.get(relation)
+    own = described.columns.get(column) if described else None
+    return own or SHARED_COLUMNS.get(column)
+
+
+def apply_comments(con: duckdb.DuckDBPyConnection) -> None:
+    """Set every described comment that differs from the file's (a fresh view has none)."""
+    relations = con.execute(
+        "SELECT table_name, 'TABLE', comment FROM duckdb_tables() "
+        "WHERE database_name = current_database() AND NOT temporary "
+        "UNION ALL SELECT view_name, 'VIEW', comment FROM duckdb_views() "
+        "WHERE database_name = current_database() AND NOT temporary AND NOT internal"
+    ).fetchall()
+    for name, kind, current in relations:
+        described = DESCRIPTIONS.get(name)
+        if described and described.text != current:
+            comment = string_literal(described.text)
+            con.execute(f"COMMENT ON {kind} {identifier(name)} IS {comment}")
+    columns = con.execute(
+        "SELECT table_name, column_name, comment FROM duckdb_columns() "
+        "WHERE database_name = current_database() AND NOT internal"
+    ).fetchall()
+    for relation, column, current in columns:
+        text = column_comment(relation, column)
+        if text and text != current:
+            target = f"{identifier(relation)}.{identifier(column)}"
+            con.execute(f"COMMENT ON COLUMN {target} IS {string_literal(text)}")
