@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 DEV_PORT ?= 3000
 
-.PHONY: help install postgres-server lint format test demo dev bench clean
+.PHONY: help install postgres-server lint format test demo dev bench dictionary clean
 
 help:
 	@echo "make demo   - run the pipeline end to end against the built-in Microsoft cloud simulator"
@@ -16,6 +16,7 @@ help:
 	@echo "make lint   - ruff check, ruff format --check, and the import layers (lint-imports)"
 	@echo "make format - ruff format + ruff check --fix"
 	@echo "make bench  - run the benchmarks under bench/"
+	@echo "make dictionary - regenerate docs/data-dictionary.md from the warehouse's comments"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +62,11 @@ dev: $(STAMP)
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# The tables', views' and columns' comments (sync365_pipeline/warehouse/comments.py), as a
+# document; a test fails while it differs from what the schema says.
+dictionary: $(STAMP)
+	$(BIN)/python -m sync365_pipeline.warehouse.dictionary docs/data-dictionary.md
 
 clean:
 	rm -rf $(VENV) data/*.duckdb data/*.wal data/*.json data/*.pem data/dagster_home data/demo data/dev

@@ -121,9 +121,7 @@ SHARED_COLUMNS: Mapping[str, str] = {
         "Center subscribedskus, when Graph could not be read)."
     ),
     "synced_at": "When (UTC) the sync fetched these facts from Microsoft.",
-    "sync_id": (
-        "Dagster run id of the sync that recorded the row; NULL when recorded outside a run."
-    ),
+    "sync_id": "Dagster run id of the sync that recorded the row, when it had one; else NULL.",
     "error_code": (
         "Microsoft's error code behind the status (an AADSTS code, a Graph or Partner Center "
         "error code, or the HTTP status); NULL when there was none."
