@@ -19,6 +19,7 @@ from sync365_pipeline.catalog import (
 )
 from sync365_pipeline.commands.dev import dev
 from sync365_pipeline.commands.run import run_sync, show
+from sync365_pipeline.commands.sql import sql
 from sync365_pipeline.core.redaction import redact_every_log_record
 from sync365_pipeline.core.settings import DATA_DIR, ConfigError, load_accounts, load_run_settings
 from sync365_pipeline.licensing.selection import TenantSelection
@@ -194,7 +195,7 @@ def show_demo_result(demo_dir: Path) -> None:
     dagster_home = demo_dir / "dagster_home"
     click.echo(
         "\nWhere to look next:\n"
-        f"  - Analysts: duckdb {warehouse.analyst_copy_path}\n"
+        f"  - Analysts: .venv/bin/duckdb -readonly {warehouse.analyst_copy_path}\n"
         "      views: current_license_facts, unused_licenses, tenant_health, license_changes\n"
         f"  - This demo's runs in the Dagster UI: DAGSTER_HOME={dagster_home} "
         ".venv/bin/dagster dev -w workspace.yaml"
@@ -202,6 +203,7 @@ def show_demo_result(demo_dir: Path) -> None:
 
 
 main.add_command(dev)
+main.add_command(sql)
 
 if __name__ == "__main__":
     main()
