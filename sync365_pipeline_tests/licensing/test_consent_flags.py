@@ -14,6 +14,7 @@ from sync365_pipeline_tests.samples import CONTOSO, FABRIKAM, OTHER_PARTNER, PAR
 
 NOW = datetime(2026, 7, 2, 5, tzinfo=UTC)
 EARLIER = datetime(2026, 7, 1, 5, tzinfo=UTC)
+LOST = "access_lost"
 
 
 def tenants(*rows: tuple[str, str, str | None]) -> pd.DataFrame:
@@ -108,7 +109,7 @@ def test_ok_again_clears_the_open_flag_only() -> None:
     )
 
     assert changes.raised == []
-    assert changes.cleared == [(PARTNER, CONTOSO)]
+    assert changes.cleared == [(PARTNER, CONTOSO, LOST)]
 
 
 def test_a_departed_customer_raises_nothing_and_its_open_flag_is_cleared() -> None:
@@ -121,7 +122,7 @@ def test_a_departed_customer_raises_nothing_and_its_open_flag_is_cleared() -> No
     )
 
     assert changes.raised == []
-    assert changes.cleared == [(PARTNER, CONTOSO)]
+    assert changes.cleared == [(PARTNER, CONTOSO, LOST)]
 
 
 def test_a_tenant_one_partner_left_and_another_still_reaches_is_two_customers() -> None:
@@ -139,8 +140,8 @@ def test_a_tenant_one_partner_left_and_another_still_reaches_is_two_customers() 
         active_customers={(OTHER_PARTNER, CONTOSO)},  # PARTNER's Contoso departed
     )
 
-    assert [flag.key for flag in changes.raised] == [(OTHER_PARTNER, CONTOSO)]
-    assert changes.cleared == [(PARTNER, CONTOSO)]
+    assert [flag.key for flag in changes.raised] == [(OTHER_PARTNER, CONTOSO, LOST)]
+    assert changes.cleared == [(PARTNER, CONTOSO, LOST)]
 
 
 @pytest.mark.parametrize(
@@ -175,7 +176,7 @@ def test_the_partner_signing_in_again_clears_its_flag() -> None:
         active_customers=set(),
     )
 
-    assert (changes.raised, changes.cleared) == ([], [(PARTNER, None)])
+    assert (changes.raised, changes.cleared) == ([], [(PARTNER, None, LOST)])
 
 
 def test_missing_codes_and_messages_become_none_not_nan() -> None:
