@@ -149,3 +149,37 @@ def test_a_slice_whose_partner_nothing_records_stops_the_migration_and_keeps_the
         assert con.execute("SELECT tenant_id FROM license_snapshots").fetchall() == [(CONTOSO,)]
     finally:
         con.close()
+
+
+def test_version_6_keeps_every_flag_as_lost_access(tmp_path: Path) -> None:
+    path = tmp_path / "sync365.duckdb"
+    con = duckdb.connect(str(path))
+    schema.applied_version(con)
+    for version, sql in schema.MIGRATIONS:
+        if version <= 5:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, CHECKED])
+    con.executemany(
+        "INSERT INTO consent_flags VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            ["f1", PARTNER, CONTOSO, "consent_revoked", "AADSTS65001", "m", CHECKED, None],
+            ["f2", PARTNER, None, "refresh_token_expired", None, None, CHECKED, WRITTEN],
+        ],
+    )
+    con.close()
+
+    Warehouse(path).migrate()
+
+    flags = query(
+        Warehouse(path),
+        "SELECT flag_id, tenant_id, kind, status, ends_at, cleared_at FROM consent_flags "
+        "ORDER BY flag_id",
+    )
+    assert flags[["flag_id", "kind", "status"]].values.tolist() == [
+        ["f1", "access_lost", "consent_revoked"],
+        ["f2", "access_lost", "refresh_token_expired"],
+    ]
+    assert flags["ends_at"].isna().all()
+    assert [(flag.flag_id, flag.kind) for flag in Warehouse(path).open_consent_flags()] == [
+        ("f1", "access_lost")
+    ]
