@@ -218,15 +218,7 @@ def gdap_ends(*rows: tuple[str, float, bool | None]) -> pd.DataFrame:
                 "gdap_auto_extend": auto_extend,
             }
             for tenant, days, auto_extend in rows
-        ],
-        columns=[
-            "partner_tenant_id",
-            "tenant_id",
-            "display_name",
-            "gdap_status",
-            "gdap_end_date",
-            "gdap_auto_extend",
-        ],
+        ]
     )
 
 
@@ -247,16 +239,7 @@ def secrets(*rows: tuple[float | None, bool | None], partner_id: str = PARTNER) 
                 "message": "Graph refused: Application.Read.All" if in_use is None else None,
             }
             for index, (days, in_use) in enumerate(rows)
-        ],
-        columns=[
-            "partner_tenant_id",
-            "checked_at",
-            "key_id",
-            "display_name",
-            "end_date",
-            "in_use",
-            "message",
-        ],
+        ]
     )
 
 

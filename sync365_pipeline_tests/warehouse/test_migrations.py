@@ -31,14 +31,20 @@ LISTED_ONLY = "99999999-0000-4000-8000-000000000000"  # known from its customer 
 V3_FACT_COLUMNS = [column for column in LICENSE_FACT_COLUMNS if column != "source"]
 
 
-def version_3_file(path: Path) -> duckdb.DuckDBPyConnection:
-    """A new file migrated up to version 3, with a view on its tables as every file had."""
+def migrated_to(path: Path, last: int) -> duckdb.DuckDBPyConnection:
+    """A new file migrated up to version `last` (no views)."""
     con = duckdb.connect(str(path))
     schema.applied_version(con)
     for version, sql in schema.MIGRATIONS:
-        if version <= 3:
+        if version <= last:
             con.execute(sql)
             con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, CHECKED])
+    return con
+
+
+def version_3_file(path: Path) -> duckdb.DuckDBPyConnection:
+    """A new file migrated up to version 3, with a view on its tables as every file had."""
+    con = migrated_to(path, 3)
     con.execute(
         "CREATE VIEW current_license_facts AS SELECT f.* FROM license_facts AS f "
         "JOIN license_snapshots USING (snapshot_date, tenant_id)"
@@ -153,12 +159,7 @@ def test_a_slice_whose_partner_nothing_records_stops_the_migration_and_keeps_the
 
 def test_version_6_keeps_every_flag_as_lost_access(tmp_path: Path) -> None:
     path = tmp_path / "sync365.duckdb"
-    con = duckdb.connect(str(path))
-    schema.applied_version(con)
-    for version, sql in schema.MIGRATIONS:
-        if version <= 5:
-            con.execute(sql)
-            con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, CHECKED])
+    con = migrated_to(path, 5)
     con.executemany(
         "INSERT INTO consent_flags VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
