@@ -4,6 +4,7 @@ processes holding the DuckDB file.
 - `demo_simulator` (session): the bundled `demo` scenario, shared; do not change its state.
 - `simulator_factory` (function): `simulator_factory(scenario_or_dict_or_name)` starts a private
   simulator (about 50 ms) that tests may change through `sim.control`; stopped at teardown.
+- `receiver` (function): a webhook endpoint on 127.0.0.1 that records every post.
 - `hold_duckdb` (function): `hold_duckdb(path, read_only=...)` starts a process that opens the
   file, as a running sync or an analyst would, and returns once it holds it; stopped at teardown.
 """
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from sync365_pipeline.simulator import Scenario, SimulatorServer, load_scenario
+from sync365_pipeline_tests.webhooks import Receiver, running_receiver
 
 SimulatorFactory = Callable[[Scenario | dict[str, Any] | str | Path], SimulatorServer]
 
@@ -51,6 +53,12 @@ def simulator_factory(tmp_path: Path) -> Iterator[SimulatorFactory]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with running_receiver() as running:
+        yield running
 
 
 # Opens the file, says "holding", then answers each stdin line with the license_facts row count,

@@ -130,6 +130,45 @@ def second_partner_scenario() -> Json:
     }
 
 
+ENDING_GDAP = (
+    "66666666-6666-4666-8666-666666666666"  # Epsilon Clinic: GDAP ends in 9 days, no auto-extend
+)
+ENDED_GDAP = "77777777-7777-4777-8777-777777777777"  # Zeta Foods: GDAP ended 3 days ago; DAP still
+SECRET_ENDING_IN_DAYS = 20
+
+
+def expiring_access_scenario() -> Json:
+    """The pipeline scenario (Beta Logistics' GDAP ends in 20 days but extends itself) plus a
+    customer whose GDAP ends in 9 days without auto-extend and one whose GDAP has ended; the
+    app's client secret in use ends in `SECRET_ENDING_IN_DAYS` days, an old one ended."""
+    scenario = pipeline_scenario(
+        partner={
+            "password_credentials": [
+                {"display_name": "sync365 current", "ends_in_days": SECRET_ENDING_IN_DAYS},
+                {"display_name": "sync365 old", "hint": "Zq8", "ends_in_days": -45},
+            ]
+        }
+    )
+    scenario["customers"] += [
+        {
+            "tenant_id": ENDING_GDAP,
+            "display_name": "Epsilon Clinic",
+            "default_domain": "epsilonclinic.onmicrosoft.com",
+            "gdap_relationships": [{"ends_in_days": 9, "auto_extend_duration": "PT0S"}],
+            "skus": [{"part_number": "SPB", "enabled": 8, "consumed": 8}],
+        },
+        {
+            "tenant_id": ENDED_GDAP,
+            "display_name": "Zeta Foods",
+            "default_domain": "zetafoods.onmicrosoft.com",
+            "dap": True,
+            "gdap_relationships": [{"ends_in_days": -3}],
+            "skus": [{"part_number": "O365_BUSINESS", "enabled": 5, "consumed": 4}],
+        },
+    ]
+    return scenario
+
+
 def consent_scenario(code_lifetime_s: int) -> Json:
     """Alpha Dental and Beta Logistics; device-code polling every second, a code that lives
     `code_lifetime_s`."""

@@ -16,10 +16,13 @@ from sync365_pipeline.core.settings import (
     DATA_DIR,
     AccountSettings,
     ConfigError,
+    Secret,
     load_accounts,
     load_run_settings,
 )
 from sync365_pipeline.core.text import printable
+from sync365_pipeline.licensing.consent_flags import evaluate_flags
+from sync365_pipeline.licensing.notify import WebhookNotifier, change_lines
 from sync365_pipeline.licensing.selection import EVERY_TENANT, TenantSelection
 from sync365_pipeline.warehouse import Warehouse, WarehouseLocked
 
@@ -73,7 +76,8 @@ def run_sync(selection: TenantSelection = EVERY_TENANT, *, verbose: bool = False
 
     try:
         accounts = load_accounts()
-        warehouse = Warehouse.from_settings(load_run_settings())
+        run_settings = load_run_settings()
+        warehouse = Warehouse.from_settings(run_settings)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         return 2
@@ -106,6 +110,7 @@ def run_sync(selection: TenantSelection = EVERY_TENANT, *, verbose: bool = False
     if interrupted:
         click.echo(f"\nSync stopped before it finished. {_written(warehouse, started)}", err=True)
         return INTERRUPTED
+    apply_flags(warehouse, run_settings.webhook_url)
     if not outcome.success:
         show(f"\nSync failed. {_written(warehouse, started)}\n\n{outcome.failure}", err=True)
         return 1
@@ -167,3 +172,21 @@ def report_failed_accounts(warehouse: Warehouse, accounts: list[AccountSettings]
             err=True,
         )
     return 1 if len(failed) else 0
+
+
+def apply_flags(warehouse: Warehouse, webhook_url: Secret | None) -> None:
+    """Raise and clear the flags as the consent sensor does, post the webhook for what changed
+    and print one line per change: a sync run from cron, with no Dagster daemon, still warns.
+    The sensor, if it runs too, then finds nothing new to raise or post."""
+    if not warehouse.path.exists():
+        return  # the sync stopped before it recorded anything
+    notifier = WebhookNotifier(webhook_url.reveal()) if webhook_url else None
+    try:
+        changes = evaluate_flags(warehouse, utcnow(), notifier)
+    except WarehouseLocked as exc:
+        show(f"\nFlags were not evaluated ({exc}); the next sync evaluates them.", err=True)
+        return
+    if changes:
+        show("\nFlags raised and cleared by this sync:")
+        for line in change_lines(changes):
+            show(f"- {line}")

@@ -15,10 +15,11 @@ TENANTS_CHECK = "tenants_synced"
 
 @dg.asset_check(asset=customers, name=CONSENT_CHECK, blocking=False)
 def consent_granted(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """Fails (as a warning) while any customer or the partner itself has lost access."""
+    """Fails (as a warning) while any customer or the partner itself has lost access; the open
+    flags it lists include GDAP relationships and client secrets that end soon."""
     flags = warehouse.open().open_consent_flags()
     return dg.AssetCheckResult(
-        passed=not flags,
+        passed=not access_lost(flags),
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"open_flags": flags_markdown(flags)},
     )
@@ -69,9 +70,22 @@ def tenants_synced(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     )
 
 
+def access_lost(flags: Sequence[ConsentFlag]) -> list[ConsentFlag]:
+    """The flags that fail the `consent_granted` check: lost access, not an access that ends."""
+    return [flag for flag in flags if flag.kind == "access_lost"]
+
+
 def flags_markdown(flags: Sequence[ConsentFlag]) -> dg.MetadataValue:
     if not flags:
         return dg.MetadataValue.md("_no open flags_")
-    columns = ["partner_tenant_id", "tenant_id", "status", "error_code", "raised_at"]
+    columns = [
+        "partner_tenant_id",
+        "tenant_id",
+        "kind",
+        "status",
+        "error_code",
+        "ends_at",
+        "raised_at",
+    ]
     frame = pd.DataFrame([{name: getattr(flag, name) for name in columns} for flag in flags])
     return dg.MetadataValue.md(frame.to_markdown(index=False))

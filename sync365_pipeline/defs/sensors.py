@@ -1,4 +1,4 @@
-"""Sensors: consent flags, and the refresh token's age."""
+"""Sensors: consent and expiry flags, and the refresh token's age."""
 
 import json
 
@@ -6,13 +6,14 @@ import dagster as dg
 
 from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.defs.assets import customers, partner_token
-from sync365_pipeline.defs.checks import CONSENT_CHECK, flags_markdown
+from sync365_pipeline.defs.checks import CONSENT_CHECK, access_lost, flags_markdown
 from sync365_pipeline.defs.resources import (
     MicrosoftCloudResource,
     WarehouseResource,
     WebhookResource,
 )
-from sync365_pipeline.licensing.consent_flags import consent_changes
+from sync365_pipeline.licensing.consent_flags import evaluate_flags
+from sync365_pipeline.licensing.notify import change_lines
 from sync365_pipeline.microsoft import TokenCacheCorrupt
 from sync365_pipeline.microsoft.token_health import TokenAge, TokenHealth, refresh_token_health
 from sync365_pipeline.warehouse import WarehouseLocked
@@ -21,54 +22,44 @@ from sync365_pipeline.warehouse import WarehouseLocked
 @dg.sensor(
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Flags each tenant (or partner) that lost consent or delegated access, once.",
+    description=(
+        "Flags, once each, a tenant (or partner) that lost access, and a GDAP relationship or "
+        "client secret that ends soon; `sync365 sync` applies the same flags itself."
+    ),
 )
 def consent_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource, webhook: WebhookResource
 ) -> dg.SensorResult | dg.SkipReason:
-    """Raise a flag when a tenant enters an access-loss status; clear it when it is ok again.
+    """Evaluate the flags (`evaluate_flags`) after each sync that Dagster ran, and report the
+    changes on the `consent_granted` check.
 
     The cursor is the newest status timestamp already evaluated, so a tick without new sync
-    results does nothing; the open flags in `consent_flags` make flags never repeat.
+    results does nothing; the open flags in `consent_flags` make flags never repeat, so a
+    tick after a `sync365 sync` that applied them itself finds nothing to raise or post.
     """
+    notifier = webhook.notifier(context.log)
     try:
         store = warehouse.open()
         marker = store.status_marker()
         if marker is None or marker == context.cursor:
             return dg.SkipReason("No new sync results since the last evaluation.")
-        now = utcnow()
-        changes = consent_changes(
-            store.latest_tenant_statuses(),
-            store.latest_partner_statuses(),
-            store.open_consent_flags(),
-            now,
-            active_customers=store.active_customers(),
-        )
-        raised, cleared = store.apply_consent_changes(changes.raised, changes.cleared, now)
-        still_open = store.open_consent_flags()
-        if raised or cleared:
-            store.publish_analyst_copy()  # analysts and `sync365 status` see flags at once
+        changes = evaluate_flags(store, utcnow(), notifier)
+        still_open = store.open_consent_flags() if changes else []
     except WarehouseLocked as exc:
         return dg.SkipReason(f"Warehouse busy, will retry next tick: {exc}")
-    for flag in raised:
-        context.log.warning(
-            f"Access lost: partner {flag.partner_tenant_id} tenant {flag.tenant_id or '(partner)'} "
-            f"-> {flag.status} ({flag.error_code}): {flag.message}"
-        )
-    notifier = webhook.notifier(context.log)
-    if notifier is not None and (raised or cleared):
-        notifier.notify(raised, cleared)  # logs a failure itself, never raises
+    for line in change_lines(changes):
+        context.log.warning(line)
     events = []
-    if raised or cleared:
+    if changes:
         events.append(
             dg.AssetCheckEvaluation(
                 asset_key=customers.key,
                 check_name=CONSENT_CHECK,
-                passed=not still_open,
+                passed=not access_lost(still_open),
                 severity=dg.AssetCheckSeverity.WARN,
                 metadata={
-                    "raised": flags_markdown(raised),
-                    "cleared": dg.MetadataValue.json([list(key) for key in cleared]),
+                    "raised": flags_markdown(changes.raised),
+                    "cleared": dg.MetadataValue.json([list(key) for key in changes.cleared]),
                     "open_flags": flags_markdown(still_open),
                 },
             )

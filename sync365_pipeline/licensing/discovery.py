@@ -1,4 +1,5 @@
-"""Discovery: every customer tenant an account can reach, merged into `customers`."""
+"""Discovery: every customer tenant an account can reach, merged into `customers`; and, for a
+partner, its app's client secrets (`app_credentials`), read with the same partner token."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ from datetime import datetime
 import pandas as pd
 
 from sync365_pipeline.core.settings import AccountSettings
-from sync365_pipeline.licensing.normalize import customers_frame, direct_tenant_frame
-from sync365_pipeline.microsoft import MicrosoftCloud
-from sync365_pipeline.warehouse import CustomerChanges, SkippedRecord, Warehouse
+from sync365_pipeline.licensing.normalize import (
+    MalformedPayload,
+    app_credential_rows,
+    customers_frame,
+    direct_tenant_frame,
+)
+from sync365_pipeline.microsoft import MicrosoftCloud, MicrosoftError
+from sync365_pipeline.warehouse import AppCredentialRow, CustomerChanges, SkippedRecord, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +36,8 @@ def discover_customers(
 
     A partner: Partner Center customers merged with GDAP relationships and DAP contracts. A
     direct account: its own tenant. The records that could not be used are stored with the
-    list (`skipped_customer_records`), not only logged.
+    list (`skipped_customer_records`), not only logged. A partner's app secrets are read too
+    (`record_app_credentials`), which never fails discovery.
     """
     if settings.kind == "direct":
         normalized = direct_tenant_frame(
@@ -48,4 +55,28 @@ def discover_customers(
     changes = warehouse.upsert_customers(
         settings.tenant_id, normalized.frame, seen_at, normalized.skipped
     )
+    if settings.kind == "partner":
+        warehouse.record_app_credentials(app_credentials(cloud, settings, seen_at))
     return Discovery(customers=normalized.frame, changes=changes, skipped=normalized.skipped)
+
+
+def app_credentials(
+    cloud: MicrosoftCloud, settings: AccountSettings, checked_at: datetime
+) -> list[AppCredentialRow]:
+    """The partner app's client secrets, which one is in use, and when each ends.
+
+    Reading them needs Application.Read.All, which a partner may not have granted: any failure
+    is one row whose message says what Microsoft answered and what to do, never an exception,
+    since the sync does not depend on it.
+    """
+    try:
+        listed = cloud.graph.password_credentials(settings.client_id)
+        rows, skipped = app_credential_rows(
+            settings.tenant_id, checked_at, listed, settings.client_secret.reveal()[:3]
+        )
+    except (MicrosoftError, MalformedPayload) as exc:
+        log.warning("Account %s: the app's client secrets are unknown: %s", settings.name, exc)
+        return [AppCredentialRow(settings.tenant_id, checked_at, message=str(exc))]
+    for record in skipped:
+        log.warning("Account %s: skipped a client secret record: %s", settings.name, record.reason)
+    return rows

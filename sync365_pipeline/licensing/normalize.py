@@ -27,7 +27,7 @@ from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.clock import utc_naive
 from sync365_pipeline.core.text import safe_text
 from sync365_pipeline.warehouse.columns import CUSTOMER_COLUMNS, LICENSE_FACT_COLUMNS
-from sync365_pipeline.warehouse.rows import PayloadSource, SkippedRecord
+from sync365_pipeline.warehouse.rows import AppCredentialRow, PayloadSource, SkippedRecord
 
 MAX_TEXT_LENGTH = 1024  # product names, company names and domains are far shorter; longer is cut
 MAX_COUNT = 2**63 - 1  # BIGINT; Microsoft documents Int32
@@ -248,6 +248,48 @@ def direct_tenant_frame(tenant_id: str, organization: Mapping[str, Any]) -> Norm
     frame = pd.DataFrame([row], columns=list(CUSTOMER_COLUMNS))
     frame["gdap_end_date"] = pd.to_datetime(frame["gdap_end_date"]).astype("datetime64[us]")
     return Normalized(frame, tuple(skipped))
+
+
+def app_credential_rows(
+    partner_tenant_id: str,
+    checked_at: datetime,
+    password_credentials: Sequence[Mapping[str, Any]],
+    secret_hint: str,
+) -> tuple[list[AppCredentialRow], tuple[SkippedRecord, ...]]:
+    """The app's client secrets (Graph `passwordCredentials`) as rows, and the records skipped.
+
+    `secret_hint` is the configured secret's first three characters: a secret whose `hint` is
+    the same is the one in use (Microsoft shows no more of it). The hint is compared, never
+    kept. No usable secret at all is one row that says so.
+    """
+    skipped: list[SkippedRecord] = []
+    rows = [
+        row
+        for place, item in _each_record(
+            password_credentials, "passwordCredentials", partner_tenant_id, skipped
+        )
+        if (row := _parsed(_app_credential, item, place, partner_tenant_id, skipped)) is not None
+    ]
+    found = [
+        AppCredentialRow(partner_tenant_id, checked_at, key_id, name, end, hint == secret_hint)
+        for key_id, name, end, hint in rows
+    ]
+    if not found:
+        message = "The app registration lists no client secret Graph could show."
+        found = [AppCredentialRow(partner_tenant_id, checked_at, message=message)]
+    return found, tuple(skipped)
+
+
+def _app_credential(
+    item: Mapping[str, Any], where: str, partner: str
+) -> tuple[str, str | None, datetime | None, str | None]:
+    """(keyId, displayName, endDateTime, hint) of one passwordCredential."""
+    return (
+        _guid(item.get("keyId"), f"{where}.keyId", partner),
+        _text(item.get("displayName"), f"{where}.displayName", partner),
+        _timestamp(item.get("endDateTime"), f"{where}.endDateTime", partner),
+        item.get("hint") if isinstance(item.get("hint"), str) else None,
+    )
 
 
 def license_fact_rows(

@@ -52,6 +52,16 @@ class SimulatorClient:
         """Set enabled, consumed, suspended, warning, locked_out and/or capability_status."""
         return self._call("PUT", f"/tenants/{tenant_id}/skus/{quote(sku_id, safe='')}", units)
 
+    def update_gdap_relationship(
+        self, tenant_id: str, index: int = 0, **changes: Any
+    ) -> dict[str, Any]:
+        """Change a customer's GDAP relationship (`ends_in_days`, `auto_extend_duration`, ...)."""
+        return self._call("PATCH", f"/tenants/{tenant_id}/gdap-relationships/{index}", changes)
+
+    def set_password_credentials(self, credentials: list[dict[str, Any]]) -> None:
+        """Replace the app's client secrets; one without `hint` is the configured secret."""
+        self._call("PUT", "/partner/password-credentials", {"password_credentials": credentials})
+
     def remove_customer(self, tenant_id: str) -> None:
         self._call("DELETE", f"/customers/{tenant_id}")
 

@@ -68,11 +68,13 @@ class ControlApi:
             ("GET", "/issued-secrets", self.issued_secrets),
             ("PUT", "/settings", self.update_settings),
             ("PUT", "/partner/refresh-token-state", self.set_refresh_token_state),
+            ("PUT", "/partner/password-credentials", self.set_password_credentials),
             ("POST", "/customers", self.add_customer),
             ("DELETE", "/customers/{tenant}", self.remove_customer),
             ("POST", "/tenants/{tenant}/consent/revoke", self.revoke_consent),
             ("POST", "/tenants/{tenant}/consent/restore", self.restore_consent),
             ("PUT", "/tenants/{tenant}/skus/{sku}", self.set_sku_units),
+            ("PATCH", "/tenants/{tenant}/gdap-relationships/{index}", self.update_relationship),
             ("GET", "/tenants/{tenant}/subscribed-skus", self.expected_subscribed_skus),
             ("POST", "/tenants/{tenant}/faults", self.add_fault),
             ("DELETE", "/tenants/{tenant}/faults", self.clear_faults),
@@ -119,6 +121,27 @@ class ControlApi:
     async def set_refresh_token_state(self, request: web.Request) -> web.Response:
         self.state.set_refresh_token_state((await _body(request)).get("state", ""))
         return json_response({"state": self.state.rt_state})
+
+    async def set_password_credentials(self, request: web.Request) -> web.Response:
+        credentials = (await _body(request)).get("password_credentials")
+        if not isinstance(credentials, list):
+            raise ValueError("give password_credentials: a list of the app's client secrets")
+        self.state.set_password_credentials(credentials)
+        return json_response(
+            [
+                credential.model_dump(mode="json")
+                for credential in self.state.partner.password_credentials
+            ]
+        )
+
+    async def update_relationship(self, request: web.Request) -> web.Response:
+        index = request.match_info["index"]
+        if not index.isdigit():
+            raise ValueError(f"relationship index {index!r} is not a number")
+        relationship = self.state.update_gdap_relationship(
+            self._tenant(request), int(index), await _body(request)
+        )
+        return json_response(relationship.model_dump(mode="json"))
 
     async def add_customer(self, request: web.Request) -> web.Response:
         customer = Customer.model_validate(await _body(request))

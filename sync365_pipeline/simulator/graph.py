@@ -205,7 +205,8 @@ class Graph:
             app_id = request.match_info["app_id"].lower()
             permissions = set(str(claims.get("scp", "")).split()) | set(claims.get("roles", []))
             denied = self.state.take_fault(tenant_id, frozenset({"graph_forbidden"})) is not None
-            if denied or not APPLICATION_READERS & permissions:
+            readable = self.state.partner.app_readable and APPLICATION_READERS & permissions
+            if denied or not readable:
                 return _forbidden(request)
             # The registration lives in the partner's tenant; customers hold only a service
             # principal.

@@ -419,6 +419,10 @@ class Partner(_Model):
     password_credentials: list[PasswordCredential] = Field(
         default_factory=lambda: [PasswordCredential(display_name="sync365", ends_in_days=540)]
     )
+    app_readable: bool = Field(
+        default=True,
+        description="false: Graph answers 403 for the app registration (no Application.Read.All)",
+    )
     skus: list[SkuAssignment] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
 

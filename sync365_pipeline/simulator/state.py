@@ -11,7 +11,7 @@ import secrets
 import string
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
@@ -30,6 +30,7 @@ from sync365_pipeline.simulator.scenario import (
     Customer,
     Fault,
     GdapRelationship,
+    PasswordCredential,
     RefreshTokenState,
     Scenario,
     Service,
@@ -221,6 +222,28 @@ class SimulatorState:
             if sku.sku_id == sku_id.lower() or sku.part_number == sku_id:
                 return sku
         raise KeyError(f"tenant {tenant_id} has no SKU {sku_id}")
+
+    def update_gdap_relationship(
+        self, tenant_id: str, index: int, changes: Mapping[str, Any]
+    ) -> GdapRelationship:
+        """Change a customer's relationship as Partner Center would (extend it, turn auto-extend
+        on, end it): `changes` are `GdapRelationship` fields; a new end replaces the old one."""
+        customer = self.customer(tenant_id)
+        if not 0 <= index < len(customer.gdap_relationships):
+            raise KeyError(f"tenant {tenant_id} has no GDAP relationship {index}")
+        current = customer.gdap_relationships[index].model_dump()
+        if {"end_date_time", "ends_in_days"} & set(changes):
+            current |= {"end_date_time": None, "ends_in_days": None}
+        relationship = GdapRelationship.model_validate({**current, **changes})
+        customer.gdap_relationships[index] = relationship
+        self._collections_version += 1
+        return relationship
+
+    def set_password_credentials(self, credentials: Sequence[Mapping[str, Any]]) -> None:
+        """Replace the app's client secrets (a secret added, an old one removed)."""
+        self.partner.password_credentials = [
+            PasswordCredential.model_validate(credential) for credential in credentials
+        ]
 
     def client_secret_expired(self) -> bool:
         """Whether the secret the scenario's `client_secret` is (a credential without a `hint`)

@@ -2,8 +2,11 @@
 
 from sync365_pipeline.warehouse.connection import WarehouseLocked, WarehouseUnwritable
 from sync365_pipeline.warehouse.rows import (
+    AppCredentialRow,
     ConsentFlag,
     CustomerChanges,
+    FlagKey,
+    FlagKind,
     PartnerStatusRow,
     RawPayload,
     SkippedRecord,
@@ -19,8 +22,11 @@ from sync365_pipeline.warehouse.store import Warehouse
 from sync365_pipeline.warehouse.writes import InvalidFrameError
 
 __all__ = [
+    "AppCredentialRow",
     "ConsentFlag",
     "CustomerChanges",
+    "FlagKey",
+    "FlagKind",
     "InvalidFrameError",
     "PartnerStatusRow",
     "RawPayload",

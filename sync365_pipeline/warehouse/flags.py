@@ -1,5 +1,6 @@
-"""The consent flags of `Warehouse`: lost access a human must restore, raised and cleared by the
-consent sensor."""
+"""The consent flags of `Warehouse`: lost access a human must restore, and GDAP relationships or
+client secrets that end soon; raised and cleared by `sync365 sync` and by the consent sensor. Also
+what the expiry flags are computed from (customers' GDAP ends) and named by (customer names)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ import pandas as pd
 
 from sync365_pipeline.core.clock import utc_naive
 from sync365_pipeline.warehouse.file import WarehouseFile, clip, insert_records
-from sync365_pipeline.warehouse.rows import ConsentFlag
+from sync365_pipeline.warehouse.rows import ConsentFlag, FlagKey
 
 
 class ConsentFlags(WarehouseFile):
-    """At most one open flag per (partner, tenant); a sensor tick's changes land together."""
+    """At most one open flag per (partner, tenant, kind); one evaluation's changes land together."""
 
     def open_consent_flags(self) -> list[ConsentFlag]:
         frame = self._read(
@@ -29,23 +30,43 @@ class ConsentFlags(WarehouseFile):
     def apply_consent_changes(
         self,
         raised: Iterable[ConsentFlag],
-        cleared: Iterable[tuple[str, str | None]],
+        cleared: Iterable[FlagKey],
         cleared_at: datetime,
-    ) -> tuple[list[ConsentFlag], list[tuple[str, str | None]]]:
+    ) -> tuple[list[ConsentFlag], list[FlagKey]]:
         """Open the raised flags (unless one is open for that key) and close the cleared ones, in
         one transaction; returns what actually changed, which is what must be announced.
 
-        One transaction, so a sensor tick either records and announces all of its changes or
-        none of them (a half-applied tick would leave flags that are never announced).
+        One transaction, so an evaluation either records and announces all of its changes or
+        none of them (a half-applied one would leave flags that are never announced); and what
+        one evaluation applied, the next finds unchanged, so nothing is announced twice.
         """
         with self._transaction() as con:
             return _raise_flags(con, raised), _clear_flags(con, cleared, cleared_at)
+
+    def gdap_ends(self) -> pd.DataFrame:
+        """Every active customer with a GDAP relationship that has an end: partner_tenant_id,
+        tenant_id, display_name, gdap_status, gdap_end_date, gdap_auto_extend."""
+        return self._read(
+            "SELECT partner_tenant_id, tenant_id, display_name, gdap_status, gdap_end_date, "
+            "gdap_auto_extend FROM customers WHERE active AND gdap_end_date IS NOT NULL "
+            "ORDER BY partner_tenant_id, tenant_id"
+        )
+
+    def customer_names(self) -> dict[tuple[str, str], str]:
+        """{(partner_tenant_id, tenant_id): display name} of every customer that has one."""
+        frame = self._read(
+            "SELECT partner_tenant_id, tenant_id, display_name FROM customers "
+            "WHERE display_name IS NOT NULL"
+        )
+        return {
+            (row.partner_tenant_id, row.tenant_id): row.display_name for row in frame.itertuples()
+        }
 
 
 def _raise_flags(con: duckdb.DuckDBPyConnection, rows: Iterable[ConsentFlag]) -> list[ConsentFlag]:
     already_open = set(
         con.execute(
-            "SELECT partner_tenant_id, tenant_id FROM consent_flags WHERE cleared_at IS NULL"
+            "SELECT partner_tenant_id, tenant_id, kind FROM consent_flags WHERE cleared_at IS NULL"
         ).fetchall()
     )
     raised: list[ConsentFlag] = []
@@ -58,6 +79,7 @@ def _raise_flags(con: duckdb.DuckDBPyConnection, rows: Iterable[ConsentFlag]) ->
                 **{
                     **asdict(row),
                     "raised_at": utc_naive(row.raised_at),
+                    "ends_at": utc_naive(row.ends_at) if row.ends_at else None,
                     "message": clip(row.message),
                     "cleared_at": None,
                     "flag_id": uuid.uuid4().hex,
@@ -71,18 +93,18 @@ def _raise_flags(con: duckdb.DuckDBPyConnection, rows: Iterable[ConsentFlag]) ->
 
 def _clear_flags(
     con: duckdb.DuckDBPyConnection,
-    keys: Iterable[tuple[str, str | None]],
+    keys: Iterable[FlagKey],
     cleared_at: datetime,
-) -> list[tuple[str, str | None]]:
-    cleared = []
-    for partner, tenant in keys:
+) -> list[FlagKey]:
+    cleared: list[FlagKey] = []
+    for partner, tenant, kind in keys:
         result = con.execute(
             "UPDATE consent_flags SET cleared_at = ? WHERE cleared_at IS NULL "
-            "AND partner_tenant_id = ? AND tenant_id IS NOT DISTINCT FROM ?",
-            [utc_naive(cleared_at), partner, tenant],
+            "AND partner_tenant_id = ? AND tenant_id IS NOT DISTINCT FROM ? AND kind = ?",
+            [utc_naive(cleared_at), partner, tenant, kind],
         ).fetchone()
         if result and result[0]:
-            cleared.append((partner, tenant))
+            cleared.append((partner, tenant, kind))
     return cleared
 
 

@@ -65,9 +65,18 @@ class SkippedRecord:
     record_key: str | None = None
 
 
+# What a flag is about: lost access (a status), or a GDAP relationship / the app's client secret
+# that ends soon or has ended.
+FlagKind = Literal["access_lost", "gdap_expiring", "client_secret_expiring"]
+# (partner_tenant_id, tenant_id or None for the partner itself, kind): at most one open flag each.
+FlagKey = tuple[str, str | None, FlagKind]
+
+
 @dataclass(frozen=True)
 class ConsentFlag:
-    """Lost access a human must restore; `tenant_id` is None for a partner-level flag."""
+    """Something a human must fix, raised once and cleared when fixed; `tenant_id` is None for a
+    partner-level flag (the partner's own sign-in, the app's client secret). `ends_at`: when the
+    relationship or secret of an expiry flag ends."""
 
     partner_tenant_id: str
     tenant_id: str | None
@@ -77,10 +86,27 @@ class ConsentFlag:
     message: str | None = None
     cleared_at: datetime | None = None
     flag_id: str | None = None
+    kind: FlagKind = "access_lost"
+    ends_at: datetime | None = None
 
     @property
-    def key(self) -> tuple[str, str | None]:
-        return (self.partner_tenant_id, self.tenant_id)
+    def key(self) -> FlagKey:
+        return (self.partner_tenant_id, self.tenant_id, self.kind)
+
+
+@dataclass(frozen=True)
+class AppCredentialRow:
+    """One client secret of a partner's app registration as Graph lists it (`app_credentials`):
+    never the secret nor its hint; `in_use` says whether its hint is the configured secret's.
+    A row with no `key_id` says why there is none (`message`: unreadable, or none listed)."""
+
+    partner_tenant_id: str
+    checked_at: datetime
+    key_id: str | None = None
+    display_name: str | None = None
+    end_date: datetime | None = None
+    in_use: bool | None = None
+    message: str | None = None
 
 
 @dataclass(frozen=True)

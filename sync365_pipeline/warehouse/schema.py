@@ -229,6 +229,42 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    # Flags of three kinds: lost access (every earlier flag), a GDAP relationship and the app's
+    # client secret ending soon (`ends_at`: when). DuckDB cannot add a column with a CHECK, so
+    # `consent_flags` is rebuilt and its rows carried over. Each discovery of a partner records
+    # the app's client secrets as Graph lists them (never a secret, nor its hint): one row per
+    # secret, or one row with NULLs and `message` when the list could not be read or was empty.
+    (
+        6,
+        """
+        CREATE TABLE consent_flags_kinds (
+            flag_id VARCHAR PRIMARY KEY,
+            partner_tenant_id VARCHAR NOT NULL,
+            tenant_id VARCHAR,
+            kind VARCHAR NOT NULL DEFAULT 'access_lost' CHECK (kind IN
+                ('access_lost', 'gdap_expiring', 'client_secret_expiring')),
+            status VARCHAR NOT NULL,
+            error_code VARCHAR,
+            message VARCHAR,
+            ends_at TIMESTAMP,
+            raised_at TIMESTAMP NOT NULL,
+            cleared_at TIMESTAMP
+        );
+        INSERT INTO consent_flags_kinds BY NAME SELECT * FROM consent_flags;
+        DROP TABLE consent_flags;
+        ALTER TABLE consent_flags_kinds RENAME TO consent_flags;
+
+        CREATE TABLE app_credentials (
+            partner_tenant_id VARCHAR NOT NULL,
+            checked_at TIMESTAMP NOT NULL,
+            key_id VARCHAR,
+            display_name VARCHAR,
+            end_date TIMESTAMP,
+            in_use BOOLEAN,
+            message VARCHAR
+        );
+        """,
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

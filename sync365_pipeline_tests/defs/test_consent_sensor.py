@@ -19,7 +19,14 @@ from sync365_pipeline.defs.assets import partner_token
 from sync365_pipeline.defs.definitions import defs
 from sync365_pipeline.defs.sensors import consent_sensor, refresh_token_sensor
 from sync365_pipeline.warehouse import Warehouse
-from sync365_pipeline_tests.scenarios import HEALTHY_A, HEALTHY_B, pipeline_scenario
+from sync365_pipeline_tests.scenarios import (
+    ENDED_GDAP,
+    ENDING_GDAP,
+    HEALTHY_A,
+    HEALTHY_B,
+    expiring_access_scenario,
+    pipeline_scenario,
+)
 
 from .conftest import PipelineFactory, SeededWarehouse
 
@@ -195,3 +202,25 @@ def test_refresh_token_sensor_warns_once_before_the_90_day_limit(
     (observation,) = expired.asset_events
     assert observation.metadata["refresh_token"].value == "expired"
     assert "sync365 consent" in observation.metadata["message"].value
+
+
+def test_after_a_dagster_sync_the_sensor_raises_expiry_flags_which_do_not_fail_the_check(
+    pipeline_factory: PipelineFactory,
+) -> None:
+    pipeline = pipeline_factory(expiring_access_scenario())
+    assert pipeline.sync().success
+
+    result = tick(None)
+
+    assert isinstance(result, dg.SensorResult)
+    assert {flag.key for flag in pipeline.warehouse.open_consent_flags()} == {
+        (pipeline.partner_tenant_id, ENDING_GDAP, "gdap_expiring"),
+        (pipeline.partner_tenant_id, ENDED_GDAP, "gdap_expiring"),
+        (pipeline.partner_tenant_id, None, "client_secret_expiring"),
+    }
+    (evaluation,) = result.asset_events
+    assert evaluation.passed is True, "nothing lost access yet: the check warns of losses only"
+    assert "gdap_expiring" in evaluation.metadata["open_flags"].value
+    again = tick(None)
+    assert isinstance(again, dg.SensorResult)
+    assert again.asset_events == []

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import dagster as dg
 import pytest
@@ -19,72 +13,16 @@ from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.defs.definitions import defs
 from sync365_pipeline.defs.resources import WebhookResource
 from sync365_pipeline.defs.sensors import consent_sensor
+from sync365_pipeline.licensing.consent_flags import FlagChanges
 from sync365_pipeline.licensing.notify import WebhookNotifier
 from sync365_pipeline.warehouse import ConsentFlag
 from sync365_pipeline_tests.scenarios import HEALTHY_A, HEALTHY_B, PARTNER, pipeline_scenario
+from sync365_pipeline_tests.webhooks import SECRET_PATH, Receiver, dead_url
 
 from .conftest import PipelineFactory, SeededWarehouse
 
 OK = TenantStatus.OK
 REVOKED = (TenantStatus.CONSENT_REVOKED, "AADSTS65001")
-
-# Real webhook URLs carry their secret in the path, as Slack's /services/T../B../XXXX do.
-SECRET_PATH = "/services/T000/B000/webhook-path-secret-0123456789"
-
-
-@dataclass
-class Receiver:
-    """A webhook endpoint on 127.0.0.1 that records every POST and answers `status`."""
-
-    server: ThreadingHTTPServer
-    status: int = 200
-    posts: list[dict[str, Any]] = field(default_factory=list)
-    answer: threading.Event = field(default_factory=threading.Event)  # cleared: hold answers
-
-    def __post_init__(self) -> None:
-        self.answer.set()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{SECRET_PATH}"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    holder: list[Receiver] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            recorder = holder[0]
-            recorder.posts.append(
-                {"path": self.path, "type": self.headers["Content-Type"], "json": json.loads(body)}
-            )
-            recorder.answer.wait(timeout=60)
-            self.send_response(recorder.status)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Keep the test output quiet."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    holder.append(Receiver(server))
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield holder[0]
-    holder[0].answer.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
-
-
-def dead_url() -> str:
-    """A loopback URL nothing listens on (connection refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}{SECRET_PATH}"
 
 
 def tick(cursor: str | None, webhook_url: str | None = None) -> dg.SensorResult | dg.SkipReason:
@@ -134,7 +72,12 @@ def test_raise_and_clear_post_exactly_once_each(
     cleared = receiver.posts[1]["json"]
     assert cleared["raised"] == []
     assert cleared["cleared"] == [
-        {"partner_tenant_id": PARTNER["tenant_id"], "tenant_id": HEALTHY_B}
+        {
+            "partner_tenant_id": PARTNER["tenant_id"],
+            "tenant_id": HEALTHY_B,
+            "kind": "access_lost",
+            "customer_name": None,  # the seeded customer list has no names
+        }
     ]
     assert f"Access restored: customer tenant {HEALTHY_B}" in cleared["text"]
 
@@ -201,7 +144,7 @@ def test_failed_post_is_logged_without_the_url_secret(
     notifier = WebhookNotifier(url, timeout=0.2, logger=logging.getLogger("test.webhook"))
 
     with caplog.at_level(logging.WARNING, logger="test.webhook"):
-        assert notifier.notify([FLAG], []) is False
+        assert notifier.notify(FlagChanges([FLAG], [])) is False
     receiver.answer.set()
 
     (record,) = caplog.records
@@ -213,15 +156,16 @@ def test_failed_post_is_logged_without_the_url_secret(
 
 
 def test_payload_lists_every_change_with_its_remedy(receiver: Receiver) -> None:
-    partner_key = (PARTNER["tenant_id"], None)
-    assert WebhookNotifier(receiver.url).notify([FLAG], [partner_key]) is True
-    assert WebhookNotifier(receiver.url).notify([], []) is True  # nothing to say: no post
+    partner_key = (PARTNER["tenant_id"], None, "access_lost")
+    changes = FlagChanges([FLAG], [partner_key])
+    assert WebhookNotifier(receiver.url).notify(changes) is True
+    assert WebhookNotifier(receiver.url).notify(FlagChanges([], [])) is True  # nothing: no post
 
     (post,) = receiver.posts
     body = post["json"]
     assert body["text"].splitlines() == [
         "sync365 consent check: 1 lost access, 1 regained access.",
-        f"- Access lost: customer tenant {HEALTHY_B} (partner {PARTNER['tenant_id']}): status "
+        f"- Access lost: customer tenant {HEALTHY_B}: status "
         "access_removed, Microsoft error Authorization_RequestDenied. Insufficient privileges to "
         "complete the operation. What to do: The partner's delegated admin access (GDAP "
         "relationship or DAP) was removed or has expired: request a new GDAP relationship in "
@@ -229,4 +173,51 @@ def test_payload_lists_every_change_with_its_remedy(receiver: Receiver) -> None:
         f"- Access restored: partner {PARTNER['tenant_id']} (the partner's own sign-in).",
     ]
     assert body["raised"][0]["raised_at"] == "2025-01-02T03:04:05+00:00"
-    assert body["cleared"] == [{"partner_tenant_id": PARTNER["tenant_id"], "tenant_id": None}]
+    assert body["raised"][0]["kind"] == "access_lost"
+    assert body["cleared"] == [
+        {
+            "partner_tenant_id": PARTNER["tenant_id"],
+            "tenant_id": None,
+            "kind": "access_lost",
+            "customer_name": None,
+        }
+    ]
+
+
+def test_expiry_flags_carry_their_kind_end_name_and_remedy(receiver: Receiver) -> None:
+    ends = datetime(2025, 1, 11, tzinfo=UTC)
+    gdap = ConsentFlag(
+        PARTNER["tenant_id"],
+        HEALTHY_B,
+        "expiring",
+        FLAG.raised_at,
+        message="The GDAP relationship ends on 2025-01-11 (in 9 days) and does not extend itself.",
+        kind="gdap_expiring",
+        ends_at=ends,
+    )
+    secret = ConsentFlag(
+        PARTNER["tenant_id"], None, "expiring", FLAG.raised_at, kind="client_secret_expiring"
+    )
+    names = {(PARTNER["tenant_id"], HEALTHY_B): "Beta Logistics"}
+    renewed = (PARTNER["tenant_id"], HEALTHY_B, "gdap_expiring")
+
+    assert WebhookNotifier(receiver.url).notify(FlagChanges([gdap, secret], [renewed], names))
+
+    body = receiver.posts[0]["json"]
+    raised_gdap, raised_secret = body["raised"]
+    assert (raised_gdap["kind"], raised_gdap["customer_name"]) == (
+        "gdap_expiring",
+        "Beta Logistics",
+    )
+    assert raised_gdap["ends_at"] == "2025-01-11T00:00:00+00:00"
+    assert "Partner Center" in raised_gdap["remedy"]
+    assert raised_secret["kind"] == "client_secret_expiring"
+    assert "SYNC365_CLIENT_SECRET" in raised_secret["remedy"]
+    assert body["cleared"][0]["kind"] == "gdap_expiring"
+    lines = body["text"].splitlines()
+    assert lines[0] == (
+        "sync365 consent check: 1 GDAP relationship(s) ending, 1 client secret(s) ending, "
+        "1 no longer ending."
+    )
+    assert lines[1].startswith("- GDAP relationship ending: Beta Logistics: The GDAP relationship")
+    assert HEALTHY_B not in lines[1], "a customer with a name is named by it"

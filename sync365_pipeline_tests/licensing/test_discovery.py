@@ -3,17 +3,24 @@ customers land, and the skipped record is stored with its list, place, key and r
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.licensing.discovery import discover_customers
 from sync365_pipeline.microsoft import MicrosoftCloud
+from sync365_pipeline.simulator import SimulatorServer
 from sync365_pipeline.warehouse import Warehouse
 from sync365_pipeline_tests.conftest import SimulatorFactory
-from sync365_pipeline_tests.scenarios import UNIFORM_CUSTOMERS, UNIFORM_PARTNER, uniform_scenario
+from sync365_pipeline_tests.scenarios import (
+    UNIFORM_CLIENT_SECRET,
+    UNIFORM_CUSTOMERS,
+    UNIFORM_PARTNER,
+    uniform_scenario,
+)
 
 UNNAMEABLE = "99999999-0000-4000-8000-000000000009"  # a readable tenant id, an unusable name
 SEEN_AT = datetime(2026, 7, 1, 5, tzinfo=UTC)
@@ -60,3 +67,55 @@ def test_bad_records_in_every_customer_list_are_stored_and_the_others_land(
         assert f"{list_name}[{index}]" in reason
     assert "companyName" in stored[1][5]
     assert len(found.skipped) == len(stored)
+
+
+def discover(sim: SimulatorServer, tmp_path: Path) -> tuple[AccountSettings, Warehouse]:
+    settings = AccountSettings.from_env(
+        {**sim.environment(), "SYNC365_TOKEN_CACHE": str(tmp_path / "token_cache.json")}
+    )
+    warehouse = Warehouse(tmp_path / "sync365.duckdb")
+    with MicrosoftCloud.from_settings(settings) as cloud:
+        discover_customers(cloud, warehouse, settings, SEEN_AT)
+    return settings, warehouse
+
+
+def test_discovery_records_the_apps_client_secrets_and_which_is_in_use_never_the_hint(
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
+    credentials = [
+        {"display_name": "current", "ends_in_days": 20},
+        {"display_name": "old", "hint": "Zq8", "ends_in_days": -45},
+    ]
+    sim = simulator_factory(uniform_scenario(partner={"password_credentials": credentials}))
+
+    _, warehouse = discover(sim, tmp_path)
+
+    stored = warehouse.latest_app_credentials()
+    assert stored[["display_name", "in_use", "message"]].values.tolist() == [
+        ["current", True, None],
+        ["old", False, None],
+    ]
+    assert set(stored["partner_tenant_id"]) == {UNIFORM_PARTNER}
+    assert set(stored["checked_at"]) == {SEEN_AT.replace(tzinfo=None)}
+    now = datetime.now(UTC).replace(tzinfo=None)
+    current_end, old_end = stored["end_date"]
+    assert timedelta(days=19) < current_end - now <= timedelta(days=20)
+    assert old_end < now
+    with duckdb.connect(str(warehouse.path), read_only=True) as con:
+        dump = str(con.execute("SELECT * FROM app_credentials").fetchall())
+    assert UNIFORM_CLIENT_SECRET[:3] not in dump, "the hint is compared, never stored"
+
+
+def test_unreadable_client_secrets_are_a_row_naming_the_permission_and_discovery_goes_on(
+    simulator_factory: SimulatorFactory, tmp_path: Path
+) -> None:
+    sim = simulator_factory(uniform_scenario(partner={"app_readable": False}))
+
+    _, warehouse = discover(sim, tmp_path)
+
+    assert sorted(warehouse.active_tenants()) == sorted(UNIFORM_CUSTOMERS)
+    (row,) = warehouse.latest_app_credentials().to_dict("records")
+    assert (row["key_id"], row["in_use"]) == (None, None)
+    assert pd.isna(row["end_date"])
+    assert "Authorization_RequestDenied, HTTP 403" in row["message"]
+    assert "Application.Read.All" in row["message"]

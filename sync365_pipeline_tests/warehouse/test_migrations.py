@@ -31,14 +31,20 @@ LISTED_ONLY = "99999999-0000-4000-8000-000000000000"  # known from its customer 
 V3_FACT_COLUMNS = [column for column in LICENSE_FACT_COLUMNS if column != "source"]
 
 
-def version_3_file(path: Path) -> duckdb.DuckDBPyConnection:
-    """A new file migrated up to version 3, with a view on its tables as every file had."""
+def migrated_to(path: Path, last: int) -> duckdb.DuckDBPyConnection:
+    """A new file migrated up to version `last` (no views)."""
     con = duckdb.connect(str(path))
     schema.applied_version(con)
     for version, sql in schema.MIGRATIONS:
-        if version <= 3:
+        if version <= last:
             con.execute(sql)
             con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, CHECKED])
+    return con
+
+
+def version_3_file(path: Path) -> duckdb.DuckDBPyConnection:
+    """A new file migrated up to version 3, with a view on its tables as every file had."""
+    con = migrated_to(path, 3)
     con.execute(
         "CREATE VIEW current_license_facts AS SELECT f.* FROM license_facts AS f "
         "JOIN license_snapshots USING (snapshot_date, tenant_id)"
@@ -149,3 +155,32 @@ def test_a_slice_whose_partner_nothing_records_stops_the_migration_and_keeps_the
         assert con.execute("SELECT tenant_id FROM license_snapshots").fetchall() == [(CONTOSO,)]
     finally:
         con.close()
+
+
+def test_version_6_keeps_every_flag_as_lost_access(tmp_path: Path) -> None:
+    path = tmp_path / "sync365.duckdb"
+    con = migrated_to(path, 5)
+    con.executemany(
+        "INSERT INTO consent_flags VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            ["f1", PARTNER, CONTOSO, "consent_revoked", "AADSTS65001", "m", CHECKED, None],
+            ["f2", PARTNER, None, "refresh_token_expired", None, None, CHECKED, WRITTEN],
+        ],
+    )
+    con.close()
+
+    Warehouse(path).migrate()
+
+    flags = query(
+        Warehouse(path),
+        "SELECT flag_id, tenant_id, kind, status, ends_at, cleared_at FROM consent_flags "
+        "ORDER BY flag_id",
+    )
+    assert flags[["flag_id", "kind", "status"]].values.tolist() == [
+        ["f1", "access_lost", "consent_revoked"],
+        ["f2", "access_lost", "refresh_token_expired"],
+    ]
+    assert flags["ends_at"].isna().all()
+    assert [(flag.flag_id, flag.kind) for flag in Warehouse(path).open_consent_flags()] == [
+        ("f1", "access_lost")
+    ]

@@ -78,11 +78,22 @@ REQUIRED_COLUMNS = {
     "consent_flags": [
         "partner_tenant_id",
         "tenant_id",
+        "kind",
         "status",
         "error_code",
         "message",
+        "ends_at",
         "raised_at",
         "cleared_at",
+    ],
+    "app_credentials": [
+        "partner_tenant_id",
+        "checked_at",
+        "key_id",
+        "display_name",
+        "end_date",
+        "in_use",
+        "message",
     ],
     "partner_status": [
         "partner_tenant_id",
@@ -389,23 +400,57 @@ def test_consent_flags_raise_once_and_clear(warehouse: Warehouse) -> None:
     at = datetime(2026, 7, 2, 5)
     tenant_flag = ConsentFlag(PARTNER, FABRIKAM, "consent_revoked", at, "AADSTS65001", "re-consent")
     partner_flag = ConsentFlag(PARTNER, None, "refresh_token_expired", at, "AADSTS700082")
+    lost = "access_lost"
 
     later = datetime(2026, 7, 3)
     raised, cleared = warehouse.apply_consent_changes([tenant_flag, partner_flag], [], at)
     again, _ = warehouse.apply_consent_changes([tenant_flag], [], at)
 
-    assert [flag.key for flag in raised] == [(PARTNER, FABRIKAM), (PARTNER, None)]
+    assert [flag.key for flag in raised] == [(PARTNER, FABRIKAM, lost), (PARTNER, None, lost)]
     assert cleared == []
     assert again == []
     assert {flag.key for flag in warehouse.open_consent_flags()} == {
-        (PARTNER, FABRIKAM),
-        (PARTNER, None),
+        (PARTNER, FABRIKAM, lost),
+        (PARTNER, None, lost),
     }
-    _, cleared = warehouse.apply_consent_changes([], [(PARTNER, None), (PARTNER, CONTOSO)], later)
-    assert cleared == [(PARTNER, None)], "only a flag that was open is reported cleared"
-    assert [flag.key for flag in warehouse.open_consent_flags()] == [(PARTNER, FABRIKAM)]
+    _, cleared = warehouse.apply_consent_changes(
+        [], [(PARTNER, None, lost), (PARTNER, CONTOSO, lost)], later
+    )
+    assert cleared == [(PARTNER, None, lost)], "only a flag that was open is reported cleared"
+    assert [flag.key for flag in warehouse.open_consent_flags()] == [(PARTNER, FABRIKAM, lost)]
     raised, _ = warehouse.apply_consent_changes([partner_flag], [], later)
     assert len(raised) == 1  # a new episode
+
+
+def test_one_open_flag_per_kind_and_a_clear_closes_only_its_kind(warehouse: Warehouse) -> None:
+    at = datetime(2026, 7, 2, 5)
+    ends = datetime(2026, 7, 11)
+    lost = ConsentFlag(PARTNER, FABRIKAM, "access_removed", at)
+    expiring = ConsentFlag(PARTNER, FABRIKAM, "expiring", at, kind="gdap_expiring", ends_at=ends)
+    secret = ConsentFlag(PARTNER, None, "expiring", at, kind="client_secret_expiring", ends_at=ends)
+
+    raised, _ = warehouse.apply_consent_changes([lost, expiring, secret, expiring], [], at)
+    _, cleared = warehouse.apply_consent_changes(
+        [], [(PARTNER, FABRIKAM, "gdap_expiring"), (PARTNER, FABRIKAM, "gdap_expiring")], at
+    )
+
+    assert [flag.kind for flag in raised] == [
+        "access_lost",
+        "gdap_expiring",
+        "client_secret_expiring",
+    ]
+    assert cleared == [(PARTNER, FABRIKAM, "gdap_expiring")]
+    still_open = warehouse.open_consent_flags()
+    assert {flag.key for flag in still_open} == {lost.key, secret.key}
+    assert {flag.kind: flag.ends_at for flag in still_open} == {
+        "access_lost": None,
+        "client_secret_expiring": ends,
+    }
+    with (
+        duckdb.connect(str(warehouse.path)) as con,
+        pytest.raises(duckdb.ConstraintException, match="CHECK"),
+    ):
+        con.execute("UPDATE consent_flags SET kind = 'something_else'")
 
 
 def test_partner_status_and_raw_payloads(warehouse: Warehouse) -> None:
