@@ -225,15 +225,35 @@ DESCRIPTIONS: Mapping[str, Described] = {
         },
     ),
     "consent_flags": Described(
-        "Lost access a person must restore, raised once by the consent sensor when a customer "
-        "(or a partner account, tenant_id NULL) enters consent_revoked, access_removed, "
-        "mfa_required or blocked, and cleared when it is ok again.",
+        "Access a person must restore or renew, raised once (by sync365 sync or the consent "
+        "sensor, whichever sees it first) and cleared when the cause goes away. Kinds: "
+        "access_lost (a customer, or the partner account with tenant_id NULL, entered "
+        "consent_revoked, access_removed, mfa_required or blocked), gdap_expiring (its GDAP "
+        "relationship ends within 30 days without auto-extend, or ended), client_secret_expiring "
+        "(the app's client secret in use ends within 30 days, tenant_id NULL).",
         {
             "flag_id": "Random id of the flag.",
+            "kind": "access_lost, gdap_expiring or client_secret_expiring.",
+            "ends_at": "When (UTC) the GDAP relationship or client secret ends or ended; NULL "
+            "for access_lost.",
             "tenant_id": "The customer's tenant id (GUID); NULL for a flag on the partner account.",
             "status": "The status that raised the flag (tenant_status or partner_status).",
             "raised_at": "When (UTC) the flag was raised.",
             "cleared_at": "When (UTC) the flag was cleared; NULL while open.",
+        },
+    ),
+    "app_credentials": Described(
+        "The partner app's client secrets as Graph lists them (applications passwordCredentials), "
+        "read once per partner account per full sync; never a secret nor its hint. A row with "
+        "NULL key_id and a message means they could not be read.",
+        {
+            "checked_at": "When (UTC) the sync read them.",
+            "key_id": "Microsoft's id of the secret (the Secret ID in the Entra admin center).",
+            "display_name": "The secret's description in the app registration.",
+            "end_date": "When (UTC) the secret expires.",
+            "in_use": "Whether it is the secret the pipeline is configured with (its first "
+            "three characters match Microsoft's hint).",
+            "message": "Why the secrets could not be read (e.g. Application.Read.All missing).",
         },
     ),
     "skipped_customer_records": Described(
