@@ -28,6 +28,7 @@ class AnalystCopy(WarehouseFile):
                 source = _identifier(row[0] if row else "")
                 con.execute(f"ATTACH {_string_literal(str(temporary))} AS sync365_publish")
                 con.execute(f"COPY FROM DATABASE {source} TO sync365_publish")
+                con.execute("CHECKPOINT sync365_publish")  # no WAL may stay behind the copy
                 con.execute("DETACH sync365_publish")
                 os.replace(temporary, target)
         finally:

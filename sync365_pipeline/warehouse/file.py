@@ -19,7 +19,12 @@ from sync365_pipeline.core.redaction import redact
 from sync365_pipeline.core.settings import DEFAULT_LOCK_TIMEOUT_S, RunSettings
 from sync365_pipeline.core.text import safe_text
 from sync365_pipeline.warehouse import schema
-from sync365_pipeline.warehouse.connection import WarehouseUnwritable, connect, transaction
+from sync365_pipeline.warehouse.connection import (
+    WarehouseUnwritable,
+    close,
+    connect,
+    transaction,
+)
 
 MAX_MESSAGE_LENGTH = 2000
 
@@ -67,7 +72,7 @@ class WarehouseFile:
         try:
             version = schema.migrate(con, self.path)
         finally:
-            con.close()
+            close(con, self.path)
         self._schema_ready = True
         return version
 
@@ -81,7 +86,10 @@ class WarehouseFile:
         try:
             yield con
         finally:
-            con.close()
+            if read_only:
+                con.close()
+            else:
+                close(con, self.path)
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
