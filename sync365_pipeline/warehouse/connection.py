@@ -121,11 +121,15 @@ def connect(
 
 def close(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """Close a read-write connection, checkpointing its WAL into the file first: the file is
-    copied aside, checkpointed, and the copy dropped once the checkpoint is whole."""
+    copied aside, checkpointed, and the copy dropped once the checkpoint is whole. No room for
+    the copy: no checkpoint; the WAL keeps the commits until a later close."""
     try:
         if _wal(path).exists():
             with _checkpoint_lock(path):
-                _copy_atomically(path, _backup(path))
+                try:
+                    _copy_atomically(path, _backup(path))
+                except OSError:  # no room for the copy: the WAL keeps the commits for now
+                    return
                 con.execute("CHECKPOINT")
                 _backup(path).unlink()
     finally:
@@ -177,10 +181,13 @@ def _copy_atomically(source: Path, target: Path) -> None:
     """`target` becomes a whole, synced copy of `source` or stays as it was. Only under the
     checkpoint lock: a partial copy a dead process left is simply written over."""
     partial = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(source, partial)
-    with partial.open("rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(partial, target)
+    try:
+        shutil.copyfile(source, partial)
+        with partial.open("rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 @contextmanager
