@@ -31,7 +31,7 @@ class AnalystCopy(WarehouseFile):
         temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         temporary.unlink(missing_ok=True)
         try:
-            with self._open() as con:
+            with self._open(checkpoint=True) as con:  # once per sync: the WAL into the file
                 row = con.execute("SELECT current_database()").fetchone()
                 source = row[0] if row else ""
                 # An index of the copy records the name it was attached under, and DuckDB 1.1
@@ -42,6 +42,7 @@ class AnalystCopy(WarehouseFile):
                     f"(STORAGE_VERSION {string_literal(ANALYST_STORAGE_VERSION)})"
                 )
                 con.execute(f"COPY FROM DATABASE {identifier(source)} TO {identifier(alias)}")
+                con.execute(f"CHECKPOINT {identifier(alias)}")  # no WAL may stay behind the copy
                 con.execute(f"DETACH {identifier(alias)}")
                 os.replace(temporary, target)
         finally:

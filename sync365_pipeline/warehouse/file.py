@@ -19,7 +19,12 @@ from sync365_pipeline.core.redaction import redact
 from sync365_pipeline.core.settings import DEFAULT_LOCK_TIMEOUT_S, RunSettings
 from sync365_pipeline.core.text import safe_text
 from sync365_pipeline.warehouse import schema
-from sync365_pipeline.warehouse.connection import WarehouseUnwritable, connect, transaction
+from sync365_pipeline.warehouse.connection import (
+    WarehouseUnwritable,
+    close,
+    connect,
+    transaction,
+)
 
 MAX_MESSAGE_LENGTH = 2000
 
@@ -67,21 +72,27 @@ class WarehouseFile:
         try:
             version = schema.migrate(con, self.path)
         finally:
-            con.close()
+            close(con, self.path)
         self._schema_ready = True
         return version
 
     @contextmanager
-    def _open(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection for one operation, closed after it. The schema is migrated first, except
-        for a read of an existing file: readers never take the write lock."""
+    def _open(
+        self, *, read_only: bool = False, checkpoint: bool = False
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for one operation, closed after it (with `checkpoint`, its WAL folded into
+        the file). The schema is migrated first, except for a read of an existing file: readers
+        never take the write lock."""
         if not self._schema_ready and not (read_only and self.path.exists()):
             self.migrate()
         con = self._connect(read_only=read_only)
         try:
             yield con
         finally:
-            con.close()
+            if read_only:
+                con.close()
+            else:
+                close(con, self.path, checkpoint=checkpoint)
 
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -22,6 +22,7 @@ import duckdb
 import pytest
 
 from sync365_pipeline.simulator import SimulatorServer
+from sync365_pipeline.warehouse.connection import restore_interrupted_checkpoint
 from sync365_pipeline_tests.scenarios import HEALTHY_A, HEALTHY_B, pipeline_scenario
 
 from .processes import SYNC365, clean_env, run_sync365
@@ -35,6 +36,8 @@ Facts = dict[str, frozenset[tuple[str, int, int]]]
 
 
 def facts_by_tenant(path: Path) -> Facts:
+    """Read as the pipeline reads: a checkpoint the kill cut short is undone first."""
+    restore_interrupted_checkpoint(path)
     with duckdb.connect(str(path), read_only=True) as con:
         rows = con.execute(
             "SELECT tenant_id, sku_id, enabled_units, consumed_units FROM license_facts"
