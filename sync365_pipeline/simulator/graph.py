@@ -1,5 +1,6 @@
-"""Microsoft Graph v1.0: subscribedSkus, contracts, GDAP relationships and their access
-assignments, organization, and the partner's app registration (its client secrets).
+"""Microsoft Graph v1.0: subscribedSkus, directory/subscriptions, contracts, GDAP relationships
+and their access assignments, organization, and the partner's app registration (its client
+secrets).
 
 The tenant whose data is served is the access token's `tid`; paging is `@odata.nextLink`, an
 absolute URL on this server carrying `$skiptoken`.
@@ -75,6 +76,16 @@ def _forbidden(request: web.Request) -> web.Response:
     )
 
 
+def _not_found(request: web.Request, resource_id: str) -> web.Response:
+    return graph_error(
+        request,
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{resource_id}' does not exist or one of its queried reference-property "
+        "objects are not present.",
+    )
+
+
 GRAPH_ERRORS = ServiceErrors("graph", _graph_throttled, _graph_server_error)
 
 
@@ -99,6 +110,10 @@ class Graph:
                 self._gdap_relationships,
             ),
             "/v1.0/organization": ("graph.organization", self._organization),
+            "/v1.0/directory/subscriptions": (
+                "graph.directorySubscriptions",
+                self.state.directory_subscriptions,
+            ),
             "/v1.0/tenantRelationships/delegatedAdminRelationships/{relationship_id}"
             "/accessAssignments": ("graph.accessAssignments", self._access_assignments),
         }
@@ -106,6 +121,16 @@ class Graph:
             app.router.add_get(path, self._collection_handler(path, items), name=name)
         app.router.add_get(
             "/v1.0/applications(appId='{app_id}')", self.application, name="graph.application"
+        )
+        app.router.add_get(
+            "/v1.0/directory/subscriptions/{subscription_id}",
+            self.directory_subscription,
+            name="graph.directorySubscription",
+        )
+        app.router.add_get(
+            "/v1.0/directory/subscriptions(commerceSubscriptionId='{subscription_id}')",
+            self.directory_subscription,
+            name="graph.directorySubscriptionByCommerceId",
         )
 
     def _claims(self, request: web.Request) -> dict[str, Any] | web.Response:
@@ -210,13 +235,7 @@ class Graph:
             # The registration lives in the partner's tenant; customers hold only a service
             # principal.
             if not self.state.is_partner(tenant_id) or app_id != self.state.partner.client_id:
-                return graph_error(
-                    request,
-                    404,
-                    "Request_ResourceNotFound",
-                    f"Resource '{app_id}' does not exist or one of its queried reference-property "
-                    "objects are not present.",
-                )
+                return _not_found(request, app_id)
             body = application(self.state.partner, utcnow())
             if "$select" in request.query:
                 selected = {name.strip() for name in request.query["$select"].split(",")}
@@ -225,6 +244,31 @@ class Graph:
             return json_response(
                 {"@odata.context": context, **body}, headers=graph_request_ids(request)
             )
+
+        return await serve(request, self.state, tenant_id, GRAPH_ERRORS, produce)
+
+    # --- one company subscription ----------------------------------------------------------------
+
+    async def directory_subscription(self, request: web.Request) -> web.StreamResponse:
+        """By its id or its commerce id, in the `{id}` slot as the docs' own example does, or by
+        the `commerceSubscriptionId` alternate key (microsoft-apis-more.md §2.1)."""
+        claims = self._claims(request)
+        if isinstance(claims, web.Response):
+            return claims
+        tenant_id = str(claims.get("tid", ""))
+
+        async def produce() -> web.Response:
+            if self._denied(tenant_id, claims):
+                return _forbidden(request)
+            wanted = request.match_info["subscription_id"].lower()
+            for item in self.state.directory_subscriptions(tenant_id):
+                if wanted in (item["id"], item["commerceSubscriptionId"]):
+                    context = f"https://{request.host}/v1.0/$metadata#directory/subscriptions"
+                    return json_response(
+                        {"@odata.context": f"{context}/$entity", **item},
+                        headers=graph_request_ids(request),
+                    )
+            return _not_found(request, wanted)
 
         return await serve(request, self.state, tenant_id, GRAPH_ERRORS, produce)
 
