@@ -204,6 +204,13 @@ class AccessRemoved(TenantAccessError):
     status = TenantStatus.ACCESS_REMOVED
 
 
+class NoCommerceRelationship(AccessRemoved):
+    """Partner Center's 403 code 20002: the partner does not sell to this customer (an advisor
+    or GDAP-only customer, or one that moved to another reseller), so it has no partner-side
+    subscriptions or SKUs. Graph may still serve the tenant: a caller of a commerce call treats
+    it as "sold by someone else", not as lost access."""
+
+
 class MfaRequired(TenantAccessError):
     status = TenantStatus.MFA_REQUIRED
 
@@ -317,7 +324,10 @@ _PARTNER_CENTER_CODES: dict[str, tuple[type[MicrosoftError], str]] = {
     "900421": (PartnerMfaMissing, "Partner Center rejected the token: MFA required"),
     "10001": (PartnerMfaMissing, "Partner Center rejected the token: MFA required"),
     "2032": (AccessRemoved, "Partner Center denied access to the customer"),
-    "20002": (AccessRemoved, "The partner has no commerce relationship with the customer"),
+    "20002": (
+        NoCommerceRelationship,
+        "The partner has no commerce relationship with the customer",
+    ),
     "60003": (TenantGone, "Partner Center does not know the tenant"),
 }
 # What Partner Center says when a CPV consent is posted twice (matched in lower case).

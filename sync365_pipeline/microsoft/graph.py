@@ -34,13 +34,16 @@ class GraphClient(ApiClient):
 
     def subscribed_skus(self, tenant_id: str) -> list[dict[str, Any]]:
         """The customer's subscribed SKUs (all pages of `GET /v1.0/subscribedSkus`)."""
-        token = self._tokens.graph_token(tenant_id)
-        return self._items(f"{self._base_url}/v1.0/subscribedSkus", token, tenant_id)
+        return self._customer_items(tenant_id, "subscribedSkus")
+
+    def directory_subscriptions(self, tenant_id: str) -> list[dict[str, Any]]:
+        """Every subscription in the customer tenant, whoever sold it (`ownerTenantId`), with
+        its seats and commerce id (all pages of `GET /v1.0/directory/subscriptions`)."""
+        return self._customer_items(tenant_id, "directory/subscriptions")
 
     def organization(self, tenant_id: str) -> dict[str, Any]:
         """The customer's organization object (`GET /v1.0/organization`, one element)."""
-        token = self._tokens.graph_token(tenant_id)
-        organizations = self._items(f"{self._base_url}/v1.0/organization", token, tenant_id)
+        organizations = self._customer_items(tenant_id, "organization")
         if not organizations:
             raise MalformedResponse(
                 f"Graph returned no organization for tenant {tenant_id}.", tenant_id=tenant_id
@@ -106,6 +109,11 @@ class GraphClient(ApiClient):
         return self._items(
             f"{self._base_url}/v1.0/contracts", self._tokens.partner_graph_token(), None
         )
+
+    def _customer_items(self, tenant_id: str, path: str) -> list[dict[str, Any]]:
+        """Every item of `/v1.0/{path}` in the customer tenant, with the customer's token."""
+        token = self._tokens.graph_token(tenant_id)
+        return self._items(f"{self._base_url}/v1.0/{path}", token, tenant_id)
 
     def _items(self, url: str, token: AccessToken, tenant_id: str | None) -> list[dict[str, Any]]:
         return self._fetch_all(

@@ -87,8 +87,16 @@ class PartnerCenterClient(ApiClient):
 
     def subscribed_skus(self, tenant_id: str) -> list[dict[str, Any]]:
         """A customer's subscribed SKUs (`GET /v1/customers/{id}/subscribedskus`)."""
-        url = f"{self._base_url}/v1/customers/{quote(tenant_id, safe='')}/subscribedskus"
-        return self._items(url, tenant_id=tenant_id)
+        return self._customer_items(tenant_id, "subscribedskus")
+
+    def subscriptions(self, tenant_id: str) -> list[dict[str, Any]]:
+        """The subscriptions this partner sold the customer, new-commerce and legacy, cancelled
+        and expired ones included (all pages of `GET /v1/customers/{id}/subscriptions`).
+
+        Only the partner's token is needed, so it keeps answering after GDAP is lost; a customer
+        the partner does not sell to raises `NoCommerceRelationship` (403 code 20002).
+        """
+        return self._customer_items(tenant_id, "subscriptions")
 
     def grant_application_consent(
         self,
@@ -139,6 +147,11 @@ class PartnerCenterClient(ApiClient):
                 tenant_id=tenant_id,
             ) from None
         return ConsentOutcome.GRANTED
+
+    def _customer_items(self, tenant_id: str, resource: str) -> list[dict[str, Any]]:
+        """Every item of one customer's collection (`/v1/customers/{id}/{resource}`)."""
+        url = f"{self._base_url}/v1/customers/{quote(tenant_id, safe='')}/{resource}"
+        return self._items(url, tenant_id=tenant_id)
 
     def _items(self, url: str, *, tenant_id: str | None) -> list[dict[str, Any]]:
         token = self._tokens.partner_center_token()

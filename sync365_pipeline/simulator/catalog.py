@@ -12,6 +12,8 @@ from functools import cache
 from pathlib import Path
 
 CATALOG_PATH = Path(__file__).with_name("sku_catalog.json")
+# Free and viral SKUs: a customer signs up for them itself, nobody sells them.
+FREE_PART_NUMBERS = frozenset({"FLOW_FREE", "POWER_BI_STANDARD", "TEAMS_EXPLORATORY"})
 
 
 @dataclass(frozen=True)

@@ -113,3 +113,8 @@ class SimulatorClient:
     def expected_subscribed_skus(self, tenant_id: str) -> list[dict[str, Any]]:
         """What Graph `/v1.0/subscribedSkus` would serve for this tenant now."""
         return self._call("GET", f"/tenants/{tenant_id}/subscribed-skus")
+
+    def expected_subscriptions(self, tenant_id: str) -> dict[str, list[dict[str, Any]]]:
+        """What Partner Center's `subscriptions` (`partner_center`: those this partner sold) and
+        Graph's `directory/subscriptions` (`graph`: every seller's) would serve now."""
+        return self._call("GET", f"/tenants/{tenant_id}/subscriptions")

@@ -76,6 +76,7 @@ class ControlApi:
             ("PUT", "/tenants/{tenant}/skus/{sku}", self.set_sku_units),
             ("PATCH", "/tenants/{tenant}/gdap-relationships/{index}", self.update_relationship),
             ("GET", "/tenants/{tenant}/subscribed-skus", self.expected_subscribed_skus),
+            ("GET", "/tenants/{tenant}/subscriptions", self.expected_subscriptions),
             ("POST", "/tenants/{tenant}/faults", self.add_fault),
             ("DELETE", "/tenants/{tenant}/faults", self.clear_faults),
             ("POST", "/device-codes/{user_code}/{decision}", self.decide_device_code),
@@ -173,6 +174,20 @@ class ControlApi:
 
     async def expected_subscribed_skus(self, request: web.Request) -> web.Response:
         return json_response(self.state.graph_subscribed_skus(self._tenant(request)))
+
+    async def expected_subscriptions(self, request: web.Request) -> web.Response:
+        """What Partner Center lists for the tenant now (empty without a commerce relationship)
+        and what Graph `directory/subscriptions` serves."""
+        tenant_id = self._tenant(request)
+        customer = self.state.customers.get(tenant_id)
+        sold = (
+            self.state.partner_center_subscriptions(customer)
+            if customer is not None and customer.has_commerce_relationship()
+            else []
+        )
+        return json_response(
+            {"partner_center": sold, "graph": self.state.directory_subscriptions(tenant_id)}
+        )
 
     async def add_fault(self, request: web.Request) -> web.Response:
         fault = _FAULT.validate_python(await _body(request))

@@ -46,9 +46,21 @@ from sync365_pipeline.simulator.wire import (
 
 # Keys whose string values are names a person reads (hostile_text) and whose integers are unit
 # counts (huge_numbers), in Graph's and Partner Center's payloads.
-NAME_KEYS = frozenset({"displayName", "companyName", "productName", "friendlyName", "name"})
+NAME_KEYS = frozenset(
+    {"displayName", "companyName", "productName", "friendlyName", "offerName", "name"}
+)
 UNIT_KEYS = frozenset(
-    {"enabled", "suspended", "warning", "lockedOut", "consumedUnits", "activeUnits", "totalUnits"}
+    {
+        "enabled",
+        "suspended",
+        "warning",
+        "lockedOut",
+        "consumedUnits",
+        "activeUnits",
+        "totalUnits",
+        "quantity",
+        "totalLicenses",
+    }
 )
 
 

@@ -1,7 +1,8 @@
 """Deterministic synthetic customers for large scenarios (10,000 tenants in well under a second).
 
-Everything comes from one `random.Random(seed)`, so a seed always yields the same tenants, names,
-domains, SKUs, unit counts, relationships and faults. Models are built with `model_construct`
+Everything comes from `random.Random(seed)` (subscriptions from a second one seeded from it), so a
+seed always yields the same tenants, names, domains, SKUs, unit counts, subscriptions,
+relationships and faults. Models are built with `model_construct`
 (no validation): the generator only produces valid values, and validating 10,000 tenants would
 dominate start-up.
 """
@@ -11,8 +12,9 @@ from __future__ import annotations
 import random
 import re
 import uuid
+from typing import Any
 
-from sync365_pipeline.simulator.catalog import SkuCatalog
+from sync365_pipeline.simulator.catalog import FREE_PART_NUMBERS, SkuCatalog
 from sync365_pipeline.simulator.scenario import (
     DIRECTORY_READERS_ROLE,
     LICENSE_ADMINISTRATOR_ROLE,
@@ -21,6 +23,7 @@ from sync365_pipeline.simulator.scenario import (
     GdapRelationship,
     Generate,
     SkuAssignment,
+    SubscriptionSpec,
 )
 
 _NAME_STEMS = (
@@ -44,12 +47,13 @@ _COMMON_PARTS = (
     "EXCHANGEARCHIVE_ADDON", "MCOEV", "VISIOCLIENT", "PROJECTPROFESSIONAL", "ATP_ENTERPRISE",
     "Microsoft_365_Copilot", "POWER_BI_STANDARD", "TEAMS_EXPLORATORY",
 )  # fmt: skip
-_FREE_PARTS = {"FLOW_FREE", "POWER_BI_STANDARD", "TEAMS_EXPLORATORY"}
 
 
 def generate_customers(spec: Generate, catalog: SkuCatalog, taken: set[str]) -> list[Customer]:
     """`spec.count` customers whose tenant ids and domains avoid those in `taken` (lower case)."""
     rng = random.Random(spec.seed)
+    # Subscriptions draw from their own generator, so the rest of the world stays as it was.
+    subscription_rng = random.Random(f"{spec.seed}/subscriptions")
     products = [catalog.by_part_number(part) for part in _COMMON_PARTS]
     skus_pool = [product for product in products if product is not None]
     used = set(taken)
@@ -67,7 +71,7 @@ def generate_customers(spec: Generate, catalog: SkuCatalog, taken: set[str]) -> 
 
         skus = []
         for product in rng.sample(skus_pool, rng.randint(spec.min_skus, spec.max_skus)):
-            if product.part_number in _FREE_PARTS:
+            if product.part_number in FREE_PART_NUMBERS:
                 enabled = 10_000
                 consumed = rng.randint(0, 40)
             else:
@@ -75,6 +79,7 @@ def generate_customers(spec: Generate, catalog: SkuCatalog, taken: set[str]) -> 
                 consumed = min(
                     enabled + rng.choice((0, 0, 0, 1)), int(enabled * rng.uniform(0.5, 1.0))
                 )
+            free = product.part_number in FREE_PART_NUMBERS
             skus.append(
                 SkuAssignment.model_construct(
                     sku_id=product.sku_id,
@@ -85,6 +90,7 @@ def generate_customers(spec: Generate, catalog: SkuCatalog, taken: set[str]) -> 
                     warning=rng.choice((0,) * 30 + (1,)),
                     locked_out=0,
                     capability_status=None,
+                    subscriptions=[] if free else _subscriptions(subscription_rng, enabled),
                 )
             )
 
@@ -119,3 +125,35 @@ def generate_customers(spec: Generate, catalog: SkuCatalog, taken: set[str]) -> 
             )
         )
     return customers
+
+
+def _subscriptions(rng: random.Random, enabled: int) -> list[SubscriptionSpec]:
+    """The subscriptions behind a paid SKU's enabled units: mostly this partner's NCE annual
+    terms billed monthly, at any point of their term; some monthly, billed yearly, three-year,
+    legacy, not renewing, on trial, or partly bought from another reseller or directly."""
+    shape = rng.random()
+    fields: dict[str, Any] = {"term_started_days_ago": rng.randrange(365)}
+    if shape < 0.12:
+        fields = {"term": "P1M", "term_started_days_ago": rng.randrange(28)}
+    elif shape < 0.17:
+        fields["billing_cycle"] = "annual"
+    elif shape < 0.19:
+        fields = {
+            "term": "P3Y",
+            "billing_cycle": rng.choice(("annual", "triennial")),
+            "term_started_days_ago": rng.randrange(1095),
+        }
+    elif shape < 0.22:
+        fields["commerce"] = "legacy"
+    elif shape < 0.24:
+        fields["auto_renew"] = False
+    elif shape < 0.26 and enabled <= 25:
+        fields = {"trial": True, "term": "P1M", "renewals": 0, "term_started_days_ago": 10}
+    elif shape < 0.30 and enabled >= 3:
+        seller = rng.choice(("other_partner", "customer"))
+        elsewhere = SubscriptionSpec.model_construct(**fields, seller=seller, quantity=enabled // 3)
+        return [
+            elsewhere,
+            SubscriptionSpec.model_construct(term_started_days_ago=rng.randrange(365)),
+        ]
+    return [SubscriptionSpec.model_construct(**fields)]

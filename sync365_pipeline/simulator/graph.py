@@ -1,5 +1,6 @@
-"""Microsoft Graph v1.0: subscribedSkus, contracts, GDAP relationships and their access
-assignments, organization, and the partner's app registration (its client secrets).
+"""Microsoft Graph v1.0: subscribedSkus, directory/subscriptions, contracts, GDAP relationships
+and their access assignments, organization, and the partner's app registration (its client
+secrets).
 
 The tenant whose data is served is the access token's `tid`; paging is `@odata.nextLink`, an
 absolute URL on this server carrying `$skiptoken`.
@@ -75,6 +76,16 @@ def _forbidden(request: web.Request) -> web.Response:
     )
 
 
+def _not_found(request: web.Request, resource_id: str) -> web.Response:
+    return graph_error(
+        request,
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{resource_id}' does not exist or one of its queried reference-property "
+        "objects are not present.",
+    )
+
+
 GRAPH_ERRORS = ServiceErrors("graph", _graph_throttled, _graph_server_error)
 
 
@@ -99,14 +110,30 @@ class Graph:
                 self._gdap_relationships,
             ),
             "/v1.0/organization": ("graph.organization", self._organization),
+            "/v1.0/directory/subscriptions": (
+                "graph.directorySubscriptions",
+                self.state.directory_subscriptions,
+            ),
             "/v1.0/tenantRelationships/delegatedAdminRelationships/{relationship_id}"
             "/accessAssignments": ("graph.accessAssignments", self._access_assignments),
         }
         for path, (name, items) in routes.items():
             app.router.add_get(path, self._collection_handler(path, items), name=name)
-        app.router.add_get(
-            "/v1.0/applications(appId='{app_id}')", self.application, name="graph.application"
+        single_objects = (
+            ("/v1.0/applications(appId='{app_id}')", "graph.application", self.application),
+            (
+                "/v1.0/directory/subscriptions/{subscription_id}",
+                "graph.directorySubscription",
+                self.directory_subscription,
+            ),
+            (
+                "/v1.0/directory/subscriptions(commerceSubscriptionId='{subscription_id}')",
+                "graph.directorySubscriptionByCommerceId",
+                self.directory_subscription,
+            ),
         )
+        for path, name, handler in single_objects:
+            app.router.add_get(path, handler, name=name)
 
     def _claims(self, request: web.Request) -> dict[str, Any] | web.Response:
         """The bearer token's claims, or Graph's 401."""
@@ -132,24 +159,34 @@ class Graph:
         """`items(tenant_id, **path_parameters)` served in pages."""
         entity_set = path.rsplit("/", 1)[1]
 
-        async def handler(request: web.Request) -> web.Response:
-            claims = self._claims(request)
-            if isinstance(claims, web.Response):
-                return claims
-            tenant_id = str(claims.get("tid", ""))
+        def page(request: web.Request, tenant_id: str) -> web.Response:
+            try:
+                found = items(tenant_id, **request.match_info)
+                return self._page(request, entity_set, found)
+            except BadQueryError as problem:
+                return graph_error(request, 400, problem.code, str(problem))
 
-            async def produce() -> web.Response:
-                if self._denied(tenant_id, claims):
-                    return _forbidden(request)
-                try:
-                    found = items(tenant_id, **request.match_info)
-                    return self._page(request, entity_set, found)
-                except BadQueryError as problem:
-                    return graph_error(request, 400, problem.code, str(problem))
-
-            return await serve(request, self.state, tenant_id, GRAPH_ERRORS, produce)
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await self._for_tenant(request, lambda tenant_id: page(request, tenant_id))
 
         return handler
+
+    async def _for_tenant(
+        self, request: web.Request, answer: Callable[[str], web.Response]
+    ) -> web.StreamResponse:
+        """`answer(tenant_id)` for the token's tenant, through its faults; 401 for a bad token,
+        403 for a tenant the caller may not read."""
+        claims = self._claims(request)
+        if isinstance(claims, web.Response):
+            return claims
+        tenant_id = str(claims.get("tid", ""))
+
+        async def produce() -> web.Response:
+            if self._denied(tenant_id, claims):
+                return _forbidden(request)
+            return answer(tenant_id)
+
+        return await serve(request, self.state, tenant_id, GRAPH_ERRORS, produce)
 
     def _denied(self, tenant_id: str, claims: dict[str, Any]) -> bool:
         """403 for a customer that forbids Graph, or that the partner user has no live access to."""
@@ -211,13 +248,7 @@ class Graph:
             # The registration lives in the partner's tenant; customers hold only a service
             # principal.
             if not self.state.is_partner(tenant_id) or app_id != self.state.partner.client_id:
-                return graph_error(
-                    request,
-                    404,
-                    "Request_ResourceNotFound",
-                    f"Resource '{app_id}' does not exist or one of its queried reference-property "
-                    "objects are not present.",
-                )
+                return _not_found(request, app_id)
             body = application(self.state.partner, utcnow())
             if "$select" in request.query:
                 selected = {name.strip() for name in request.query["$select"].split(",")}
@@ -228,6 +259,25 @@ class Graph:
             )
 
         return await serve(request, self.state, tenant_id, GRAPH_ERRORS, produce)
+
+    # --- one company subscription ----------------------------------------------------------------
+
+    async def directory_subscription(self, request: web.Request) -> web.StreamResponse:
+        """By its id or its commerce id, in the `{id}` slot as the docs' own example does, or by
+        the `commerceSubscriptionId` alternate key (microsoft-apis-more.md §2.1)."""
+        wanted = request.match_info["subscription_id"].lower()
+
+        def answer(tenant_id: str) -> web.Response:
+            for item in self.state.directory_subscriptions(tenant_id):
+                if wanted in (item["id"], item["commerceSubscriptionId"]):
+                    context = f"https://{request.host}/v1.0/$metadata#directory/subscriptions"
+                    return json_response(
+                        {"@odata.context": f"{context}/$entity", **item},
+                        headers=graph_request_ids(request),
+                    )
+            return _not_found(request, wanted)
+
+        return await self._for_tenant(request, answer)
 
     # --- OData paging and query options ----------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""Partner Center REST v1: the customer list (seek paging), a customer's subscribed SKUs and
-CPV consent (`applicationconsents`, microsoft-apis-more.md §4).
+"""Partner Center REST v1: the customer list (seek paging), a customer's subscribed SKUs, the
+subscriptions the partner sold it (microsoft-apis-more.md §1) and CPV consent
+(`applicationconsents`, §4).
 
 Only tokens for the Partner Center audience in the partner's tenant are accepted; App+User tokens
 must carry `mfa` in `amr` (Partner Center's MFA enforcement answers 401 code 900421 otherwise).
@@ -63,6 +64,16 @@ class PartnerCenter:
             self.subscribed_skus,
             name="partner_center.subscribedskus",
         )
+        app.router.add_get(
+            "/v1/customers/{customer}/subscriptions",
+            self.subscriptions,
+            name="partner_center.subscriptions",
+        )
+        app.router.add_get(
+            "/v1/customers/{customer}/subscriptions/{subscription}",
+            self.subscription,
+            name="partner_center.subscription",
+        )
         app.router.add_post(
             "/v1/customers/{customer}/applicationconsents",
             self.application_consents,
@@ -114,6 +125,15 @@ class PartnerCenter:
         if raw_size is not None and not raw_size.isdigit():
             return partner_center_error(request, 400, 800002, "Invalid request input")
         size = min(int(raw_size or self.state.settings.page_size_customers), MAX_PAGE_SIZE) or 1
+        return self._seek_page(
+            request, self.state.partner_center_customers(), f"/v1/customers?size={size}", size
+        )
+
+    def _seek_page(
+        self, request: web.Request, items: list[dict[str, Any]], self_uri: str, size: int
+    ) -> web.Response:
+        """One page of `items`: `links.next` (`seekOperation=Next` plus an `MS-ContinuationToken`
+        header) while more remain."""
         offset = 0
         if request.query.get("seekOperation", "").lower() == "next":
             decoded = self._offset_from(request.headers.get("MS-ContinuationToken"))
@@ -122,14 +142,12 @@ class PartnerCenter:
                     request, 400, 800002, "Invalid request input: continuation token is invalid"
                 )
             offset = decoded
-        customers = self.state.partner_center_customers()
-        page = customers[offset : offset + size]
-        links: dict[str, Any] = {
-            "self": {"uri": f"/v1/customers?size={size}", "method": "GET", "headers": []}
-        }
-        if offset + size < len(customers):
+        page = items[offset : offset + size]
+        links: dict[str, Any] = {"self": {"uri": self_uri, "method": "GET", "headers": []}}
+        if offset + size < len(items):
+            separator = "&" if "?" in self_uri else "?"
             links["next"] = {
-                "uri": f"/v1/customers?size={size}&seekOperation=Next",
+                "uri": f"{self_uri}{separator}seekOperation=Next",
                 "method": "GET",
                 "headers": [
                     {"key": "MS-ContinuationToken", "value": self._token_for(offset + size)}
@@ -196,13 +214,7 @@ class PartnerCenter:
         if isinstance(customer, web.Response):
             return customer
         if customer is None or not customer.in_partner_center:
-            return partner_center_error(
-                request,
-                403,
-                20002,
-                f"Partner {self.state.partner.tenant_id} has no commerce relationship with "
-                f"customer {customer_id}",
-            )
+            return self._no_commerce_relationship(request, customer_id)
         if claims.get("idtyp") == "app" or not customer.has_delegated_access(utcnow()):
             return partner_center_error(request, 403, 2032, "Access denied")
         items = [partner_center_subscribed_sku(sku, self.state.catalog) for sku in customer.skus]
@@ -212,6 +224,78 @@ class PartnerCenter:
             "attributes": {"objectType": "Collection"},
         }
         return json_response(body, headers=partner_center_ids(request))
+
+    def _no_commerce_relationship(self, request: web.Request, customer_id: str) -> web.Response:
+        return partner_center_error(
+            request,
+            403,
+            20002,
+            f"The partner id {self.state.partner.tenant_id} has no commerce relationship with "
+            f"the customer id {customer_id}.",
+        )
+
+    async def subscriptions(self, request: web.Request) -> web.StreamResponse:
+        return await self._for_customer(
+            request, lambda customer_id, _claims: self._subscriptions(request, customer_id)
+        )
+
+    async def _subscriptions(self, request: web.Request, customer_id: str) -> web.Response:
+        """The collection, unpaged as documented unless `settings.page_size_subscriptions`;
+        `order_id` and `mpn_id` filter it."""
+        found = self._sold_subscriptions(request, customer_id)
+        if isinstance(found, web.Response):
+            return found
+        order_id, mpn_id = request.query.get("order_id"), request.query.get("mpn_id")
+        items = [
+            item
+            for item in found
+            if (order_id is None or item["orderId"].lower() == order_id.lower())
+            and (mpn_id is None or (item.get("partnerId") or "") == mpn_id)
+        ]
+        size = self.state.settings.page_size_subscriptions
+        if size is not None:
+            return self._seek_page(request, items, request.path, size)
+        body = {
+            "totalCount": len(items),
+            "items": items,
+            "attributes": {"objectType": "Collection"},
+        }
+        return json_response(body, headers=partner_center_ids(request))
+
+    async def subscription(self, request: web.Request) -> web.StreamResponse:
+        return await self._for_customer(
+            request, lambda customer_id, _claims: self._subscription(request, customer_id)
+        )
+
+    async def _subscription(self, request: web.Request, customer_id: str) -> web.Response:
+        """One subscription by id (any case); 404 code 20003 when the partner sold none such."""
+        subscription_id = request.match_info["subscription"]
+        if not _GUID.match(subscription_id):
+            return partner_center_error(request, 400, 800002, "Invalid request input")
+        found = self._sold_subscriptions(request, customer_id)
+        if isinstance(found, web.Response):
+            return found
+        for item in found:
+            if item["id"] == subscription_id.lower():
+                return json_response(item, headers=partner_center_ids(request))
+        return partner_center_error(
+            request, 404, 20003, f"Subscription with id {subscription_id} not found."
+        )
+
+    def _sold_subscriptions(
+        self, request: web.Request, customer_id: str
+    ) -> list[dict[str, Any]] | web.Response:
+        """What the partner sold the customer. Only the partner's token is needed (app-only
+        too) and losing GDAP changes nothing (§0.2); without a commerce relationship (an
+        advisor, a GDAP-only or a departed customer) 403 code 20002."""
+        if not _GUID.match(customer_id):
+            return partner_center_error(request, 400, 800002, "Invalid request input")
+        customer = self._known_customer(request, customer_id)
+        if isinstance(customer, web.Response):
+            return customer
+        if customer is None or not customer.has_commerce_relationship():
+            return self._no_commerce_relationship(request, customer_id)
+        return self.state.partner_center_subscriptions(customer)
 
     async def application_consents(self, request: web.Request) -> web.StreamResponse:
         return await self._for_customer(

@@ -30,14 +30,20 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _plan_applies_to(plan_name: str) -> str:
+def plan_applies_to(plan_name: str) -> str:
+    """Graph's `appliesTo` of a service plan: the tenant-wide foundation plans apply to the
+    Company, the rest to each User."""
     return "Company" if "FOUNDATION" in plan_name else "User"
 
 
 def graph_subscribed_sku(
-    tenant_id: str, account_name: str, sku: SkuAssignment, catalog: SkuCatalog
+    tenant_id: str,
+    account_name: str,
+    sku: SkuAssignment,
+    catalog: SkuCatalog,
+    subscription_ids: list[str],
 ) -> dict[str, Any]:
-    """One Graph `subscribedSku`."""
+    """One Graph `subscribedSku`; `subscription_ids` are its `companySubscription` ids."""
     product = catalog.by_id(sku.sku_id or "")
     assert product is not None, "SkuAssignment resolves its SKU in the catalog"
     status = sku.effective_capability_status()
@@ -60,13 +66,13 @@ def graph_subscribed_sku(
                 "servicePlanId": plan.id,
                 "servicePlanName": plan.name,
                 "provisioningStatus": provisioning,
-                "appliesTo": _plan_applies_to(plan.name),
+                "appliesTo": plan_applies_to(plan.name),
             }
             for plan in product.service_plans
         ],
         "skuId": product.sku_id,
         "skuPartNumber": product.part_number,
-        "subscriptionIds": [stable_id(tenant_id, product.sku_id, "subscription")],
+        "subscriptionIds": subscription_ids,
     }
 
 
@@ -96,7 +102,7 @@ def partner_center_subscribed_sku(sku: SkuAssignment, catalog: SkuCatalog) -> di
                 "serviceName": plan.name,
                 "id": plan.id,
                 "capabilityStatus": status,
-                "targetType": _plan_applies_to(plan.name).replace("Company", "Tenant"),
+                "targetType": plan_applies_to(plan.name).replace("Company", "Tenant"),
             }
             for plan in product.service_plans
         ],

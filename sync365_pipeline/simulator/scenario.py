@@ -238,6 +238,117 @@ Fault = Annotated[
 ]
 
 
+SubscriptionStatus = Literal["active", "pending", "suspended", "expired", "disabled", "deleted"]
+Term = Literal["P1M", "P1Y", "P3Y"]
+BillingCycle = Literal["monthly", "annual", "triennial", "none"]
+# The fewest days each term can last: a term's start or end given in days must fall inside it.
+TERM_MIN_DAYS = {"P1M": 28, "P1Y": 365, "P3Y": 1095}
+# Which prepaid-unit count of the SKU (Graph `subscribedSku.prepaidUnits`) a subscription's
+# units are in, by its Partner Center status (microsoft-apis-more.md §2.4: Warning is the grace
+# period after a term ends, LockedOut a cancelled subscription).
+UNIT_BUCKET_OF_STATUS: dict[str, str] = {
+    "active": "enabled",
+    "pending": "enabled",
+    "expired": "warning",
+    "suspended": "suspended",
+    "disabled": "suspended",
+    "deleted": "locked_out",
+}
+_BILLING_CYCLES_OF_TERM: dict[str, tuple[str, ...]] = {
+    "P1M": ("monthly",),
+    "P1Y": ("monthly", "annual"),
+    "P3Y": ("monthly", "annual", "triennial"),
+}
+
+
+class NextTerm(_Model):
+    """What a new-commerce subscription becomes at renewal (`scheduledNextTermInstructions`);
+    a field omitted stays as it is."""
+
+    quantity: int | None = Field(default=None, ge=1)
+    term: Term | None = None
+    billing_cycle: BillingCycle | None = None
+
+
+class SubscriptionSpec(_Model):
+    """One subscription behind some of a SKU's units (microsoft-apis-more.md §1, §2).
+
+    Omitted fields give the common case: this partner sells it, new commerce (NCE), a one-year
+    term billed monthly that renews itself, 120 days into its term (12 for a monthly term).
+    `quantity` omitted: the units of its status's count that the SKU's other subscriptions leave.
+    """
+
+    seller: Literal["partner", "other_partner", "customer"] = Field(
+        default="partner",
+        description="partner: in this partner's Partner Center list; other_partner: another "
+        "CSP's (Graph only); customer: bought directly or self-service (Graph only)",
+    )
+    owner_tenant_id: Guid | None = Field(
+        default=None,
+        description="Graph ownerTenantId for other_partner (default derived) or customer "
+        "(default null)",
+    )
+    commerce: Literal["nce", "legacy"] = "nce"
+    quantity: int | None = Field(default=None, ge=0)
+    status: SubscriptionStatus = "active"
+    term: Term = "P1Y"
+    billing_cycle: BillingCycle | None = Field(default=None, description="monthly; trial: none")
+    trial: bool = False
+    auto_renew: bool | None = Field(default=None, description="true; trial or ended: false")
+    term_started_days_ago: int | None = Field(default=None, ge=0)
+    term_ends_in_days: int | None = Field(default=None, description="negative: ended")
+    cancellation_window_days: int | None = Field(
+        default=7, ge=0, description="NCE: days after the term starts; null: never cancellable"
+    )
+    renewals: int = Field(default=1, ge=0, description="terms before the current one")
+    next_term: NextTerm | None = None
+    friendly_name: str | None = Field(default=None, min_length=1)
+    partner_id: str = Field(default="", description="the indirect reseller's MPN ID")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SubscriptionSpec:
+        problems = []
+        if self.term_started_days_ago is not None and self.term_ends_in_days is not None:
+            problems.append("give term_started_days_ago or term_ends_in_days, not both")
+        for name in ("term_started_days_ago", "term_ends_in_days"):
+            days = getattr(self, name)
+            if days is not None and days >= TERM_MIN_DAYS[self.term]:
+                problems.append(
+                    f"{name} must be less than {TERM_MIN_DAYS[self.term]} for {self.term}"
+                )
+        if (self.term_ends_in_days or 0) < 0 and self.unit_bucket() == "enabled":
+            problems.append(f"the term of a {self.status} subscription has not ended")
+        if self.trial and (self.commerce != "nce" or self.term != "P1M"):
+            problems.append("a trial is a one-month (P1M) new-commerce subscription")
+        if self.commerce == "legacy" and (self.term == "P3Y" or self.next_term is not None):
+            problems.append("legacy subscriptions have P1M or P1Y terms and no next_term")
+        if self.seller == "partner" and self.owner_tenant_id is not None:
+            problems.append("owner_tenant_id is the partner's own for seller partner")
+        if self.next_term is not None and not self.renews():
+            problems.append("next_term needs a subscription that renews (auto_renew)")
+        cycle = self.effective_billing_cycle()
+        allowed = ("none",) if self.trial else _BILLING_CYCLES_OF_TERM[self.term]
+        if cycle not in allowed:
+            problems.append(f"billing_cycle {cycle} is not one of {allowed} for this term")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def effective_billing_cycle(self) -> str:
+        if self.billing_cycle is not None:
+            return self.billing_cycle
+        return "none" if self.trial else "monthly"
+
+    def renews(self) -> bool:
+        """Auto-renew as given; by default on, except for trials and ended subscriptions."""
+        if self.auto_renew is not None:
+            return self.auto_renew
+        return not self.trial and UNIT_BUCKET_OF_STATUS[self.status] == "enabled"
+
+    def unit_bucket(self) -> str:
+        return UNIT_BUCKET_OF_STATUS[self.status]
+
+
 class SkuAssignment(_Model):
     """A SKU a tenant holds, named by `sku_id` or `part_number` (either resolves the other)."""
 
@@ -250,6 +361,10 @@ class SkuAssignment(_Model):
     locked_out: int = Field(default=0, ge=0)
     capability_status: CapabilityStatus | None = Field(
         default=None, description="derived from the unit counts when omitted"
+    )
+    subscriptions: list[SubscriptionSpec] = Field(
+        default_factory=list,
+        description="units not covered here: one default subscription per nonzero count",
     )
 
     @model_validator(mode="after")
@@ -275,6 +390,22 @@ class SkuAssignment(_Model):
         # Bypass validate_assignment: re-running this validator from inside itself would recurse.
         self.__dict__["sku_id"] = product.sku_id
         self.__dict__["part_number"] = product.part_number
+        return self
+
+    @model_validator(mode="after")
+    def _subscriptions_fit_units(self) -> SkuAssignment:
+        """Graph's unit counts are the sums of the subscriptions' quantities, status by status:
+        the quantities given must fit, and one subscription per count at most takes the rest."""
+        for bucket in ("enabled", "warning", "suspended", "locked_out"):
+            specs = [spec for spec in self.subscriptions if spec.unit_bucket() == bucket]
+            given = sum(spec.quantity or 0 for spec in specs)
+            if given > getattr(self, bucket):
+                raise ValueError(
+                    f"the subscriptions' quantities ({given}) exceed the SKU's {bucket} units "
+                    f"({getattr(self, bucket)})"
+                )
+            if sum(spec.quantity is None for spec in specs) > 1:
+                raise ValueError(f"only one {bucket} subscription can omit its quantity")
         return self
 
     def effective_capability_status(self) -> CapabilityStatus:
@@ -388,6 +519,14 @@ class Customer(_Model):
         assignments grant a licence-reading role."""
         return self.dap or any(rel.reads_licenses(now) for rel in self.gdap_relationships)
 
+    def has_commerce_relationship(self) -> bool:
+        """Whether the partner sells to the customer (Partner Center's subscriptions answer
+        403 code 20002 otherwise)."""
+        return self.in_partner_center and self.relationship_to_partner in (
+            "reseller",
+            "syndication",
+        )
+
     def reached_through_gdap(self) -> bool:
         """The partner's user comes in as a GDAP delegated admin (no DAP)."""
         return not self.dap and bool(self.gdap_relationships)
@@ -430,6 +569,9 @@ class Partner(_Model):
 class Settings(_Model):
     page_size_customers: int = Field(default=500, ge=1, le=500)
     page_size_graph: int = Field(default=100, ge=1, le=999)
+    # Partner Center documents no paging for subscriptions (one answer); a size pages them as
+    # /v1/customers is paged, for clients that must cope if it ever does.
+    page_size_subscriptions: int | None = Field(default=None, ge=1, le=500)
     latency_ms: int = Field(default=0, ge=0, le=60_000)
     latency_jitter_ms: int = Field(default=0, ge=0, le=60_000)
     access_token_lifetime_s: int = Field(default=3599, ge=1)

@@ -36,6 +36,12 @@ from sync365_pipeline.simulator.scenario import (
     Service,
     SkuAssignment,
 )
+from sync365_pipeline.simulator.subscriptions import (
+    Subscription,
+    company_subscription,
+    partner_center_subscription,
+    sku_subscriptions,
+)
 from sync365_pipeline.simulator.tokens import RefreshTokenGrant, TokenSigner
 
 DISRUPTIONS = frozenset(
@@ -408,11 +414,46 @@ class SimulatorState:
             "contracts", lambda: [contract(c) for c in self.customers.values() if c.dap]
         )
 
+    def _account(self, tenant_id: str) -> tuple[str, list[SkuAssignment]]:
+        """The name and SKUs of the partner's own tenant or of a customer."""
+        if self.is_partner(tenant_id):
+            return self.partner.display_name, self.partner.skus
+        customer = self.customer(tenant_id)
+        return customer.display_name, customer.skus
+
     def graph_subscribed_skus(self, tenant_id: str) -> list[dict[str, Any]]:
         """What Graph `/subscribedSkus` serves for this tenant right now."""
-        if self.is_partner(tenant_id):
-            name, skus = self.partner.display_name, self.partner.skus
-        else:
-            customer = self.customer(tenant_id)
-            name, skus = customer.display_name, customer.skus
-        return [graph_subscribed_sku(tenant_id, name, sku, self.catalog) for sku in skus]
+        name, skus = self._account(tenant_id)
+        return [
+            graph_subscribed_sku(
+                tenant_id,
+                name,
+                sku,
+                self.catalog,
+                [s.directory_id for s in sku_subscriptions(tenant_id, sku, self.catalog)],
+            )
+            for sku in skus
+        ]
+
+    def subscriptions(self, tenant_id: str) -> list[Subscription]:
+        """Every subscription behind the tenant's SKUs, whoever sold it."""
+        _, skus = self._account(tenant_id)
+        return [s for sku in skus for s in sku_subscriptions(tenant_id, sku, self.catalog)]
+
+    def partner_center_subscriptions(self, customer: Customer) -> list[dict[str, Any]]:
+        """What Partner Center lists for the customer now: the subscriptions this partner sold,
+        cancelled and expired ones included."""
+        today = utcnow().date()
+        return [
+            partner_center_subscription(subscription, customer.country, today)
+            for subscription in self.subscriptions(customer.tenant_id)
+            if subscription.spec.seller == "partner"
+        ]
+
+    def directory_subscriptions(self, tenant_id: str) -> list[dict[str, Any]]:
+        """What Graph `/directory/subscriptions` serves for this tenant now: every seller's."""
+        today = utcnow().date()
+        return [
+            company_subscription(subscription, self.partner.tenant_id, today)
+            for subscription in self.subscriptions(tenant_id)
+        ]

@@ -17,6 +17,7 @@ from sync365_pipeline.microsoft.errors import (
     InvalidClient,
     MalformedResponse,
     MfaRequired,
+    NoCommerceRelationship,
     PartnerAccessError,
     PartnerMfaMissing,
     RefreshTokenExpired,
@@ -227,7 +228,7 @@ GRAPH_401 = {
             403,
             {"code": 20002, "description": "no commerce relationship"},
             CUSTOMER,
-            AccessRemoved,
+            NoCommerceRelationship,
             "20002",
         ),
         (
