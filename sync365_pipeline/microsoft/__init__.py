@@ -15,6 +15,7 @@ from sync365_pipeline.microsoft.errors import (
     Blocked,
     ConsentFailed,
     ConsentRevoked,
+    DeltaTokenExpired,
     EndpointUnreachable,
     InvalidClient,
     MalformedResponse,
@@ -25,6 +26,7 @@ from sync365_pipeline.microsoft.errors import (
     PartnerMfaMissing,
     RefreshTokenExpired,
     RefreshTokenRevoked,
+    SignInActivityUnavailable,
     TenantAccessError,
     TenantGone,
     Throttled,
@@ -35,7 +37,7 @@ from sync365_pipeline.microsoft.errors import (
     classify_token_error,
     tenant_outcome,
 )
-from sync365_pipeline.microsoft.graph import GraphClient
+from sync365_pipeline.microsoft.graph import GraphClient, UsersDelta
 from sync365_pipeline.microsoft.http import (
     MicrosoftSession,
     RetrySettings,
@@ -65,6 +67,7 @@ __all__ = [
     "ConsentOutcome",
     "ConsentRevoked",
     "ContinuationTokenPaginator",
+    "DeltaTokenExpired",
     "EndpointUnreachable",
     "GraphClient",
     "InvalidClient",
@@ -82,6 +85,7 @@ __all__ = [
     "RefreshTokenRevoked",
     "RetrySettings",
     "RetryStats",
+    "SignInActivityUnavailable",
     "TenantAccessError",
     "TenantGone",
     "Throttled",
@@ -91,6 +95,7 @@ __all__ = [
     "TokenProvider",
     "TransientError",
     "UnclassifiedError",
+    "UsersDelta",
     "account_session",
     "build_session",
     "classify_response",

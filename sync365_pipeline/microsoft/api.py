@@ -7,14 +7,14 @@ limit, and the tracing ids each request carries.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, Literal
 
 import requests
 
 from sync365_pipeline.microsoft.auth import AccessToken, TokenProvider
 from sync365_pipeline.microsoft.http import get_json
-from sync365_pipeline.microsoft.paging import Paginator, iter_items
+from sync365_pipeline.microsoft.paging import Paginator, iter_pages
 from sync365_pipeline.microsoft.rate_limit import RateLimiter
 
 RequestIds = Callable[[], Mapping[str, str]]
@@ -57,9 +57,31 @@ class ApiClient(ABC):
         return None
 
     def _fetch_all(
-        self, url: str, token: AccessToken, *, tenant_id: str | None, request_ids: RequestIds
+        self,
+        url: str,
+        token: AccessToken,
+        *,
+        tenant_id: str | None,
+        request_ids: RequestIds,
+        headers: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         """Every item of every page from `url`; failures are classified `MicrosoftError`s."""
+        pages = self._pages(
+            url, token, tenant_id=tenant_id, request_ids=request_ids, headers=headers
+        )
+        return [item for page in pages for item in page[self._paginator.items_key]]
+
+    def _pages(
+        self,
+        url: str,
+        token: AccessToken,
+        *,
+        tenant_id: str | None,
+        request_ids: RequestIds,
+        headers: Mapping[str, str] | None = None,
+    ) -> Iterator[Mapping[str, Any]]:
+        """Every page from `url`, sending `headers` with each (Graph does not carry them over
+        into next links); every page must come from the service's own origin."""
 
         def fetch(page_url: str, headers: Mapping[str, str]) -> Mapping[str, Any]:
             # The ids are fixed per request here, so the session's retries resend them unchanged.
@@ -75,4 +97,10 @@ class ApiClient(ABC):
         # The token goes in as the paging's own headers, which no next link may redirect or
         # replace (`iter_pages`).
         credentials = {"Authorization": token.authorization(), "Accept": "application/json"}
-        return list(iter_items(fetch, url, self._paginator, headers=credentials))
+        return iter_pages(
+            fetch,
+            url,
+            self._paginator,
+            headers={**(headers or {}), **credentials},
+            origin_of=self._base_url,
+        )
