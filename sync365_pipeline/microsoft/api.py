@@ -7,14 +7,14 @@ limit, and the tracing ids each request carries.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal
 
 import requests
 
 from sync365_pipeline.microsoft.auth import AccessToken, TokenProvider
 from sync365_pipeline.microsoft.http import get_json
-from sync365_pipeline.microsoft.paging import Paginator, iter_pages
+from sync365_pipeline.microsoft.paging import Paginator, iter_items
 from sync365_pipeline.microsoft.rate_limit import RateLimiter
 
 RequestIds = Callable[[], Mapping[str, str]]
@@ -64,24 +64,12 @@ class ApiClient(ABC):
         tenant_id: str | None,
         request_ids: RequestIds,
         headers: Mapping[str, str] | None = None,
+        paginator: Paginator | None = None,
     ) -> list[dict[str, Any]]:
-        """Every item of every page from `url`; failures are classified `MicrosoftError`s."""
-        pages = self._pages(
-            url, token, tenant_id=tenant_id, request_ids=request_ids, headers=headers
-        )
-        return [item for page in pages for item in page[self._paginator.items_key]]
-
-    def _pages(
-        self,
-        url: str,
-        token: AccessToken,
-        *,
-        tenant_id: str | None,
-        request_ids: RequestIds,
-        headers: Mapping[str, str] | None = None,
-    ) -> Iterator[Mapping[str, Any]]:
-        """Every page from `url`, sending `headers` with each (Graph does not carry them over
-        into next links); every page must come from the service's own origin."""
+        """Every item of every page from `url`, sending `headers` with each (Graph does not
+        carry them over into next links), every page from the service's own origin; `paginator`
+        instead of the service's (e.g. one that keeps a delta link). Failures are classified
+        `MicrosoftError`s."""
 
         def fetch(page_url: str, headers: Mapping[str, str]) -> Mapping[str, Any]:
             # The ids are fixed per request here, so the session's retries resend them unchanged.
@@ -97,10 +85,11 @@ class ApiClient(ABC):
         # The token goes in as the paging's own headers, which no next link may redirect or
         # replace (`iter_pages`).
         credentials = {"Authorization": token.authorization(), "Accept": "application/json"}
-        return iter_pages(
+        items = iter_items(
             fetch,
             url,
-            self._paginator,
+            paginator or self._paginator,
             headers={**(headers or {}), **credentials},
             origin_of=self._base_url,
         )
+        return list(items)

@@ -14,7 +14,11 @@ from sync365_pipeline.microsoft.errors import (
     MicrosoftError,
 )
 from sync365_pipeline.microsoft.http import get_json
-from sync365_pipeline.microsoft.paging import ODataNextLinkPaginator, same_origin
+from sync365_pipeline.microsoft.paging import (
+    ODataDeltaPaginator,
+    ODataNextLinkPaginator,
+    same_origin,
+)
 
 MAX_RELATIONSHIPS_PAGE = 300  # `$top` limit of delegatedAdminRelationships
 # Users (microsoft-apis-more.md §3.1): pages of 999 at most, 500 with signInActivity.
@@ -164,18 +168,20 @@ class GraphClient(ApiClient):
         else:
             raise ValueError(f"a delta link must be on {self._base_url}, where the token goes")
         token = self._tokens.graph_token(tenant_id)
+        paginator = ODataDeltaPaginator()
+        users = self._fetch_all(
+            url, token, tenant_id=tenant_id, request_ids=_request_id, paginator=paginator
+        )
         latest: dict[str, dict[str, Any] | None] = {}  # by id; None: removed (last word wins)
-        next_delta_link: object = None
-        for page in self._pages(url, token, tenant_id=tenant_id, request_ids=_request_id):
-            for user in page["value"]:
-                user_id = user.get("id")
-                if not isinstance(user_id, str):
-                    raise MalformedResponse(
-                        "Graph returned a delta user without an id.", tenant_id=tenant_id
-                    )
-                latest.pop(user_id, None)  # a replay moves the user to its latest position
-                latest[user_id] = None if "@removed" in user else user
-            next_delta_link = page.get("@odata.deltaLink")
+        for user in users:
+            user_id = user.get("id")
+            if not isinstance(user_id, str):
+                raise MalformedResponse(
+                    "Graph returned a delta user without an id.", tenant_id=tenant_id
+                )
+            latest.pop(user_id, None)  # a replay moves the user to its latest position
+            latest[user_id] = None if "@removed" in user else user
+        next_delta_link = paginator.delta_link
         if not isinstance(next_delta_link, str) or not same_origin(next_delta_link, url):
             raise MalformedResponse(
                 "Graph ended a delta round without a delta link on its own origin.",

@@ -39,6 +39,20 @@ class ODataNextLinkPaginator:
         return link, {}
 
 
+class ODataDeltaPaginator(ODataNextLinkPaginator):
+    """A Graph delta round: next links to its last page, whose `@odata.deltaLink` (the start of
+    the next round) it keeps; one instance per round."""
+
+    def __init__(self) -> None:
+        self.delta_link: object = None
+
+    def next_request(self, page: Mapping[str, Any]) -> tuple[str, dict[str, str]] | None:
+        following = super().next_request(page)
+        if following is None:
+            self.delta_link = page.get("@odata.deltaLink")
+        return following
+
+
 class ContinuationTokenPaginator:
     """Partner Center: `links.next.uri` plus every header in `links.next.headers`
     (`MS-ContinuationToken`), until a page has no `links.next`.
@@ -130,9 +144,13 @@ def iter_items(
     *,
     headers: Mapping[str, str] | None = None,
     max_pages: int = DEFAULT_MAX_PAGES,
+    origin_of: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Every item of every page."""
-    for page in iter_pages(fetch, url, paginator, headers=headers, max_pages=max_pages):
+    pages = iter_pages(
+        fetch, url, paginator, headers=headers, max_pages=max_pages, origin_of=origin_of
+    )
+    for page in pages:
         yield from page[paginator.items_key]
 
 
