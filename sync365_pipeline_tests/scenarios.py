@@ -239,3 +239,29 @@ def add_fault(scenario: Json, tenant_id: str, fault: Json) -> Json:
     (customer,) = [c for c in scenario["customers"] if c["tenant_id"] == tenant_id]
     customer.setdefault("faults", []).append(dict(fault))
     return scenario
+
+
+# -- a customer for the users tests ------------------------------------------------------------
+
+USERS_TENANT = "dddddddd-0000-4000-8000-000000000001"
+
+
+def users_customer(
+    skus: Mapping[str, tuple[int, int]],
+    *,
+    users: Mapping[str, Any] | None = None,
+    tenant_id: str = USERS_TENANT,
+) -> Json:
+    """A GDAP customer (for `uniform_scenario(customers=...)`) with SKUs {part_number:
+    (enabled, consumed)} and the knobs of its generated users (`UserMix` fields)."""
+    return {
+        "tenant_id": tenant_id,
+        "display_name": "Users Test Ltd",
+        "default_domain": f"users{tenant_id[-4:]}.onmicrosoft.com",
+        "gdap_relationships": [{"ends_in_days": 100}],
+        "skus": [
+            {"part_number": part, "enabled": enabled, "consumed": consumed}
+            for part, (enabled, consumed) in skus.items()
+        ],
+        "users": dict(users or {}),
+    }

@@ -15,6 +15,7 @@ from sync365_pipeline.microsoft.errors import (
     Blocked,
     ConsentFailed,
     ConsentRevoked,
+    DeltaTokenExpired,
     EndpointUnreachable,
     InvalidClient,
     MalformedResponse,
@@ -26,6 +27,7 @@ from sync365_pipeline.microsoft.errors import (
     PartnerMfaMissing,
     RefreshTokenExpired,
     RefreshTokenRevoked,
+    SignInActivityUnavailable,
     TenantAccessError,
     TenantGone,
     Throttled,
@@ -36,7 +38,7 @@ from sync365_pipeline.microsoft.errors import (
     classify_token_error,
     tenant_outcome,
 )
-from sync365_pipeline.microsoft.graph import GraphClient
+from sync365_pipeline.microsoft.graph import GraphClient, UsersDelta
 from sync365_pipeline.microsoft.http import (
     MicrosoftSession,
     RetrySettings,
@@ -66,6 +68,7 @@ __all__ = [
     "ConsentOutcome",
     "ConsentRevoked",
     "ContinuationTokenPaginator",
+    "DeltaTokenExpired",
     "EndpointUnreachable",
     "GraphClient",
     "InvalidClient",
@@ -84,6 +87,7 @@ __all__ = [
     "RefreshTokenRevoked",
     "RetrySettings",
     "RetryStats",
+    "SignInActivityUnavailable",
     "TenantAccessError",
     "TenantGone",
     "Throttled",
@@ -93,6 +97,7 @@ __all__ = [
     "TokenProvider",
     "TransientError",
     "UnclassifiedError",
+    "UsersDelta",
     "account_session",
     "build_session",
     "classify_response",

@@ -57,9 +57,19 @@ class ApiClient(ABC):
         return None
 
     def _fetch_all(
-        self, url: str, token: AccessToken, *, tenant_id: str | None, request_ids: RequestIds
+        self,
+        url: str,
+        token: AccessToken,
+        *,
+        tenant_id: str | None,
+        request_ids: RequestIds,
+        headers: Mapping[str, str] | None = None,
+        paginator: Paginator | None = None,
     ) -> list[dict[str, Any]]:
-        """Every item of every page from `url`; failures are classified `MicrosoftError`s."""
+        """Every item of every page from `url`, sending `headers` with each (Graph does not
+        carry them over into next links), every page from the service's own origin; `paginator`
+        instead of the service's (e.g. one that keeps a delta link). Failures are classified
+        `MicrosoftError`s."""
 
         def fetch(page_url: str, headers: Mapping[str, str]) -> Mapping[str, Any]:
             # The ids are fixed per request here, so the session's retries resend them unchanged.
@@ -75,4 +85,11 @@ class ApiClient(ABC):
         # The token goes in as the paging's own headers, which no next link may redirect or
         # replace (`iter_pages`).
         credentials = {"Authorization": token.authorization(), "Accept": "application/json"}
-        return list(iter_items(fetch, url, self._paginator, headers=credentials))
+        items = iter_items(
+            fetch,
+            url,
+            paginator or self._paginator,
+            headers={**(headers or {}), **credentials},
+            origin_of=self._base_url,
+        )
+        return list(items)

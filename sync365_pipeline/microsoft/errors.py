@@ -117,6 +117,18 @@ class AppCredentialsUnreadable(MicrosoftError):
     )
 
 
+class SignInActivityUnavailable(MicrosoftError):
+    """Graph will not show a tenant's sign-in activity (microsoft-apis-more.md §3.4): the tenant
+    has no Entra ID P1 or P2, or the app lacks AuditLog.Read.All, or the partner's roles there
+    cannot read sign-in data; `code` says which. Its users can still be read without
+    `signInActivity`."""
+
+
+class DeltaTokenExpired(MicrosoftError):
+    """Graph no longer knows a delta link's token (tokens expire after 7 days; the sync state can
+    also be reset, as 410 Gone): start a new round without a token, which reads every user."""
+
+
 class PartnerAccessError(MicrosoftError):
     """The partner's own sign-in or app is broken: the whole sync fails.
 
@@ -335,6 +347,20 @@ _ALREADY_EXISTS = "permission entry already exists"
 _GRAPH_CODES: dict[str, tuple[type[MicrosoftError], str]] = {
     "Authorization_RequestDenied": (AccessRemoved, "Graph denied access to the tenant"),
     "Unauthorized_MissingMFA": (MfaRequired, "Graph requires multi-factor authentication"),
+    "Authentication_RequestFromNonPremiumTenantOrB2CTenant": (
+        SignInActivityUnavailable,
+        "The tenant has no Entra ID P1 licence, which sign-in activity needs",
+    ),
+    "Authentication_MSGraphPermissionMissing": (
+        SignInActivityUnavailable,
+        "The app lacks the AuditLog.Read.All permission that sign-in activity needs",
+    ),
+    "Authentication_RequestFromUnsupportedUserRole": (
+        SignInActivityUnavailable,
+        "The partner's roles in the tenant cannot read sign-in activity",
+    ),
+    "syncStateNotFound": (DeltaTokenExpired, "Graph no longer knows the delta token"),
+    "resyncRequired": (DeltaTokenExpired, "Graph reset the delta sync"),
 }
 
 
@@ -420,6 +446,8 @@ def classify_response(
         cls, meaning = table[body_code]
     elif service == "graph" and status == 403:
         cls, meaning = AccessRemoved, "Graph denied access to the tenant"
+    elif service == "graph" and status == 410:
+        cls, meaning = DeltaTokenExpired, "Graph reset the delta sync"
     else:
         cls, meaning = UnclassifiedError, f"{name} refused the call"
     code = body_code or f"HTTP {status}"

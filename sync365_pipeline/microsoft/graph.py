@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
-from urllib.parse import quote
+from typing import Any, NamedTuple
+from urllib.parse import quote, urlencode
 
 from sync365_pipeline.microsoft.api import ApiClient
 from sync365_pipeline.microsoft.auth import AccessToken
@@ -14,9 +14,39 @@ from sync365_pipeline.microsoft.errors import (
     MicrosoftError,
 )
 from sync365_pipeline.microsoft.http import get_json
-from sync365_pipeline.microsoft.paging import ODataNextLinkPaginator
+from sync365_pipeline.microsoft.paging import (
+    ODataDeltaPaginator,
+    ODataNextLinkPaginator,
+    same_origin,
+)
 
 MAX_RELATIONSHIPS_PAGE = 300  # `$top` limit of delegatedAdminRelationships
+# Users (microsoft-apis-more.md §3.1): pages of 999 at most, 500 with signInActivity.
+MAX_USERS_PAGE = 999
+MAX_SIGN_IN_PAGE = 500
+USER_PROPERTIES = (
+    "id",
+    "userPrincipalName",
+    "displayName",
+    "accountEnabled",
+    "userType",
+    "assignedLicenses",
+    "licenseAssignmentStates",
+    "department",
+    "officeLocation",
+    "city",
+    "createdDateTime",
+)
+SIGN_IN_ACTIVITY = "signInActivity"  # not available in the delta query (§3.5)
+
+
+class UsersDelta(NamedTuple):
+    """One delta round: users added or changed (every selected property), ids removed, and the
+    link that starts the next round."""
+
+    changed: list[dict[str, Any]]
+    removed: list[str]
+    delta_link: str
 
 
 class GraphClient(ApiClient):
@@ -115,10 +145,74 @@ class GraphClient(ApiClient):
         token = self._tokens.graph_token(tenant_id)
         return self._items(f"{self._base_url}/v1.0/{path}", token, tenant_id)
 
-    def _items(self, url: str, token: AccessToken, tenant_id: str | None) -> list[dict[str, Any]]:
-        return self._fetch_all(
-            url,
-            token,
-            tenant_id=tenant_id,
-            request_ids=lambda: {"client-request-id": str(uuid.uuid4())},
+    def licensed_users(self, tenant_id: str, *, sign_in_activity: bool) -> list[dict[str, Any]]:
+        """Every user of the tenant holding a licence (all pages of `GET /v1.0/users`, filtered
+        by Graph), with `USER_PROPERTIES`; with `sign_in_activity`, `signInActivity` too, which
+        needs Entra ID P1 in the tenant: without it `SignInActivityUnavailable`, and the caller
+        may read again without."""
+        properties = USER_PROPERTIES + ((SIGN_IN_ACTIVITY,) if sign_in_activity else ())
+        query = {
+            "$select": ",".join(properties),
+            # An advanced query: it needs $count=true and ConsistencyLevel on every page.
+            "$filter": "assignedLicenses/$count ne 0",
+            "$count": "true",
+            "$top": str(MAX_SIGN_IN_PAGE if sign_in_activity else MAX_USERS_PAGE),
+        }
+        url = f"{self._base_url}/v1.0/users?{urlencode(query, quote_via=quote, safe='$/,')}"
+        token = self._tokens.graph_token(tenant_id)
+        return self._items(url, token, tenant_id, headers={"ConsistencyLevel": "eventual"})
+
+    def users_delta(self, tenant_id: str, delta_link: str | None) -> UsersDelta:
+        """One round of `GET /v1.0/users/delta`: from `delta_link` (the last round's), or with
+        none every user (`USER_PROPERTIES`; the delta query has no sign-in activity).
+
+        Raises `DeltaTokenExpired` when Graph no longer knows the link's token: start again with
+        `delta_link=None`. A stored link is followed only to the Graph origin.
+        """
+        if delta_link is None:
+            url = f"{self._base_url}/v1.0/users/delta?$select={','.join(USER_PROPERTIES)}"
+        elif same_origin(delta_link, self._base_url):
+            url = delta_link
+        else:
+            raise ValueError(f"a delta link must be on {self._base_url}, where the token goes")
+        token = self._tokens.graph_token(tenant_id)
+        paginator = ODataDeltaPaginator()
+        users = self._fetch_all(
+            url, token, tenant_id=tenant_id, request_ids=_request_id, paginator=paginator
         )
+        latest: dict[str, dict[str, Any] | None] = {}  # by id; None: removed (last word wins)
+        for user in users:
+            user_id = user.get("id")
+            if not isinstance(user_id, str):
+                raise MalformedResponse(
+                    "Graph returned a delta user without an id.", tenant_id=tenant_id
+                )
+            latest.pop(user_id, None)  # a replay moves the user to its latest position
+            latest[user_id] = None if "@removed" in user else user
+        next_delta_link = paginator.delta_link
+        if not isinstance(next_delta_link, str) or not same_origin(next_delta_link, url):
+            raise MalformedResponse(
+                "Graph ended a delta round without a delta link on its own origin.",
+                tenant_id=tenant_id,
+            )
+        return UsersDelta(
+            changed=[user for user in latest.values() if user is not None],
+            removed=[user_id for user_id, user in latest.items() if user is None],
+            delta_link=next_delta_link,
+        )
+
+    def _items(
+        self,
+        url: str,
+        token: AccessToken,
+        tenant_id: str | None,
+        headers: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        return self._fetch_all(
+            url, token, tenant_id=tenant_id, request_ids=_request_id, headers=headers
+        )
+
+
+def _request_id() -> dict[str, str]:
+    """A fresh `client-request-id` per request, for tracing a failure with Microsoft support."""
+    return {"client-request-id": str(uuid.uuid4())}

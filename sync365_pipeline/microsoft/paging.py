@@ -39,6 +39,20 @@ class ODataNextLinkPaginator:
         return link, {}
 
 
+class ODataDeltaPaginator(ODataNextLinkPaginator):
+    """A Graph delta round: next links to its last page, whose `@odata.deltaLink` (the start of
+    the next round) it keeps; one instance per round."""
+
+    def __init__(self) -> None:
+        self.delta_link: object = None
+
+    def next_request(self, page: Mapping[str, Any]) -> tuple[str, dict[str, str]] | None:
+        following = super().next_request(page)
+        if following is None:
+            self.delta_link = page.get("@odata.deltaLink")
+        return following
+
+
 class ContinuationTokenPaginator:
     """Partner Center: `links.next.uri` plus every header in `links.next.headers`
     (`MS-ContinuationToken`), until a page has no `links.next`.
@@ -77,17 +91,19 @@ def iter_pages(
     *,
     headers: Mapping[str, str] | None = None,
     max_pages: int = DEFAULT_MAX_PAGES,
+    origin_of: str | None = None,
 ) -> Iterator[Mapping[str, Any]]:
     """Every page from `url` on. The caller's `headers` are sent with every page (Graph does not
     carry custom headers over into its next links); a link seen twice or more than `max_pages`
     pages raise `MalformedResponse` rather than loop or silently truncate.
 
-    The caller's headers carry the bearer token, so a next link is followed only to the origin
-    (scheme, host, port) of `url`, and a link's headers cannot replace the caller's: a hostile or
-    corrupted page must not be able to send a customer's token elsewhere.
+    The caller's headers carry the bearer token, so every page, `url` included, is fetched only
+    from the origin (scheme, host, port) of `origin_of` (default: `url`), and a link's headers
+    cannot replace the caller's: a hostile or corrupted page, or a stored link, must not be able
+    to send a customer's token elsewhere.
     """
     base_headers = dict(headers or {})
-    origin = _origin(url)
+    allowed = origin_of or url
     request: tuple[str, dict[str, str]] | None = (url, {})
     seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     while request is not None:
@@ -102,10 +118,10 @@ def iter_pages(
                 f"Paging stopped after {max_pages} pages without reaching the end."
             )
         seen.add(key)
-        if _origin(page_url) != origin:
+        if not same_origin(page_url, allowed):
             raise MalformedResponse(
                 f"Refused a next link to {urlsplit(page_url).netloc or page_url!r}: pages must "
-                f"stay on {urlsplit(url).netloc}, where the token is meant to go."
+                f"stay on {urlsplit(allowed).netloc}, where the token is meant to go."
             )
         overriding = {name.lower() for name in base_headers} & {n.lower() for n in extra_headers}
         if overriding:
@@ -128,15 +144,23 @@ def iter_items(
     *,
     headers: Mapping[str, str] | None = None,
     max_pages: int = DEFAULT_MAX_PAGES,
+    origin_of: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Every item of every page."""
-    for page in iter_pages(fetch, url, paginator, headers=headers, max_pages=max_pages):
+    pages = iter_pages(
+        fetch, url, paginator, headers=headers, max_pages=max_pages, origin_of=origin_of
+    )
+    for page in pages:
         yield from page[paginator.items_key]
 
 
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
+def same_origin(url: str, other: str) -> bool:
+    """Whether both URLs have one scheme, host and port (where a token may be sent)."""
+    first, second = urlsplit(url), urlsplit(other)
+    return (first.scheme.lower(), first.netloc.lower()) == (
+        second.scheme.lower(),
+        second.netloc.lower(),
+    )
 
 
 def _link_headers(raw: object) -> dict[str, str]:

@@ -12,6 +12,7 @@ from sync365_pipeline.simulator.graph import Graph
 from sync365_pipeline.simulator.identity import IdentityPlatform
 from sync365_pipeline.simulator.partner_center import PartnerCenter
 from sync365_pipeline.simulator.state import SimulatorState
+from sync365_pipeline.simulator.users import UsersApi
 from sync365_pipeline.simulator.wire import TENANT_KEY
 
 STATE_KEY = web.AppKey("state", SimulatorState)
@@ -22,7 +23,9 @@ def build_app(state: SimulatorState) -> web.Application:
     app[STATE_KEY] = state
     ControlApi(state).add_routes(app)
     PartnerCenter(state).add_routes(app)
-    Graph(state).add_routes(app)
+    graph = Graph(state)
+    graph.add_routes(app)
+    UsersApi(state, graph).add_routes(app)
     IdentityPlatform(state).add_routes(app)  # last: its `/{tenant}/...` patterns are the widest
     return app
 

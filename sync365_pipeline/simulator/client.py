@@ -74,7 +74,15 @@ class SimulatorClient:
     def clear_faults(self, tenant_id: str) -> None:
         self._call("DELETE", f"/tenants/{tenant_id}/faults")
 
-    def update_settings(self, **settings: int) -> dict[str, Any]:
+    def change_users(
+        self, tenant_id: str, *, added: int = 0, removed: int = 0, changed: int = 0
+    ) -> dict[str, list[str]]:
+        """Random changes to the tenant's users (a day's worth): the ids added, removed (soft
+        deleted) and changed; SKUs' consumed units follow."""
+        counts = {"added": added, "removed": removed, "changed": changed}
+        return self._call("POST", f"/tenants/{tenant_id}/users/changes", counts)
+
+    def update_settings(self, **settings: int | str | bool) -> dict[str, Any]:
         """Change scenario settings live (latency_ms, latency_jitter_ms, page sizes, ...)."""
         return self._call("PUT", "/settings", settings)
 
@@ -109,6 +117,11 @@ class SimulatorClient:
         """The client secret, the seed refresh token and every token issued since the start
         (needs `settings.record_issued_tokens`), for a test to search what a client wrote."""
         return self._call("GET", "/issued-secrets")
+
+    def expected_users(self, tenant_id: str) -> dict[str, Any]:
+        """`users` (every user, every property, as Graph holds them now), `shared_mailboxes`
+        (their ids) and `premium` (whether the tenant has Entra ID P1 for sign-in activity)."""
+        return self._call("GET", f"/tenants/{tenant_id}/users")
 
     def expected_subscribed_skus(self, tenant_id: str) -> list[dict[str, Any]]:
         """What Graph `/v1.0/subscribedSkus` would serve for this tenant now."""

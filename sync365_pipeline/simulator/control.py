@@ -77,6 +77,8 @@ class ControlApi:
             ("PATCH", "/tenants/{tenant}/gdap-relationships/{index}", self.update_relationship),
             ("GET", "/tenants/{tenant}/subscribed-skus", self.expected_subscribed_skus),
             ("GET", "/tenants/{tenant}/subscriptions", self.expected_subscriptions),
+            ("GET", "/tenants/{tenant}/users", self.expected_users),
+            ("POST", "/tenants/{tenant}/users/changes", self.change_users),
             ("POST", "/tenants/{tenant}/faults", self.add_fault),
             ("DELETE", "/tenants/{tenant}/faults", self.clear_faults),
             ("POST", "/device-codes/{user_code}/{decision}", self.decide_device_code),
@@ -188,6 +190,35 @@ class ControlApi:
         return json_response(
             {"partner_center": sold, "graph": self.state.directory_subscriptions(tenant_id)}
         )
+
+    async def expected_users(self, request: web.Request) -> web.Response:
+        """Every user with every property, as Graph holds them now, and what Graph does not say:
+        which are shared mailboxes, whether the tenant has Entra ID P1."""
+        tenant_id = self._tenant(request)
+        directory = self.state.directory(tenant_id)
+        users = sorted(directory.alive(), key=lambda user: user.id)
+        premium = directory.premium(self.state.skus(tenant_id), self.state.catalog)
+        return json_response(
+            {
+                "users": [user.resource() for user in users],
+                "shared_mailboxes": [user.id for user in users if user.shared_mailbox],
+                "premium": premium,
+            }
+        )
+
+    async def change_users(self, request: web.Request) -> web.Response:
+        """`{"added": n, "removed": n, "changed": n}` random changes (seeded by the tenant);
+        answers the ids of each kind. Consumed units follow the licences added and freed."""
+        tenant_id = self._tenant(request)
+        counts = await _body(request)
+        unknown = set(counts) - {"added", "removed", "changed"}
+        if unknown or not all(isinstance(n, int) and n >= 0 for n in counts.values()):
+            raise ValueError("give counts (integers >= 0) of added, removed and/or changed users")
+        skus = self.state.skus(tenant_id)
+        changed = self.state.directory(tenant_id).change(
+            skus, **{"added": 0, "removed": 0, "changed": 0, **counts}
+        )
+        return json_response(changed)
 
     async def add_fault(self, request: web.Request) -> web.Response:
         fault = _FAULT.validate_python(await _body(request))

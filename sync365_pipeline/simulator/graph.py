@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -159,23 +159,22 @@ class Graph:
         """`items(tenant_id, **path_parameters)` served in pages."""
         entity_set = path.rsplit("/", 1)[1]
 
-        def page(request: web.Request, tenant_id: str) -> web.Response:
-            try:
-                found = items(tenant_id, **request.match_info)
-                return self._page(request, entity_set, found)
-            except BadQueryError as problem:
-                return graph_error(request, 400, problem.code, str(problem))
-
         async def handler(request: web.Request) -> web.StreamResponse:
-            return await self._for_tenant(request, lambda tenant_id: page(request, tenant_id))
+            return await self.serve_tenant(
+                request,
+                lambda tenant_id, _claims: self._page(
+                    request, entity_set, items(tenant_id, **request.match_info)
+                ),
+            )
 
         return handler
 
-    async def _for_tenant(
-        self, request: web.Request, answer: Callable[[str], web.Response]
+    async def serve_tenant(
+        self, request: web.Request, answer: Callable[[str, dict[str, Any]], web.Response]
     ) -> web.StreamResponse:
-        """`answer(tenant_id)` for the token's tenant, through its faults; 401 for a bad token,
-        403 for a tenant the caller may not read."""
+        """`answer(tenant_id, claims)` for the token's tenant, behind Graph's gates: 401 without
+        a valid token, the tenant's faults, 403 for a tenant that refuses the partner, 400 for a
+        `BadQueryError`."""
         claims = self._claims(request)
         if isinstance(claims, web.Response):
             return claims
@@ -184,7 +183,10 @@ class Graph:
         async def produce() -> web.Response:
             if self._denied(tenant_id, claims):
                 return _forbidden(request)
-            return answer(tenant_id)
+            try:
+                return answer(tenant_id, claims)
+            except BadQueryError as problem:
+                return graph_error(request, 400, problem.code, str(problem))
 
         return await serve(request, self.state, tenant_id, GRAPH_ERRORS, produce)
 
@@ -267,7 +269,7 @@ class Graph:
         the `commerceSubscriptionId` alternate key (microsoft-apis-more.md §2.1)."""
         wanted = request.match_info["subscription_id"].lower()
 
-        def answer(tenant_id: str) -> web.Response:
+        def answer(tenant_id: str, _claims: dict[str, Any]) -> web.Response:
             for item in self.state.directory_subscriptions(tenant_id):
                 if wanted in (item["id"], item["commerceSubscriptionId"]):
                     context = f"https://{request.host}/v1.0/$metadata#directory/subscriptions"
@@ -277,7 +279,7 @@ class Graph:
                     )
             return _not_found(request, wanted)
 
-        return await self._for_tenant(request, answer)
+        return await self.serve_tenant(request, answer)
 
     # --- OData paging and query options ----------------------------------------------------------
 
@@ -299,11 +301,16 @@ class Graph:
             body["@odata.count"] = len(items)
         body["value"] = page
         if offset + top < len(items):
-            params = {k: v for k, v in query.items() if k != "$skiptoken"}
-            params["$skiptoken"] = b64url(f"offset:{offset + top}".encode())
-            query_string = urlencode(params, quote_via=quote, safe="$'/,")
-            body["@odata.nextLink"] = f"{base}{request.path}?{query_string}"
+            skip_token = b64url(f"offset:{offset + top}".encode())
+            body["@odata.nextLink"] = link(request, {**query, "$skiptoken": skip_token})
         return json_response(body, headers=graph_request_ids(request))
+
+
+def link(request: web.Request, query: Mapping[str, str]) -> str:
+    """An absolute link to this request's path on this server with `query` (next and delta
+    links: Graph's are absolute)."""
+    query_string = urlencode(query, quote_via=quote, safe="$'/,")
+    return f"https://{request.host}{request.path}?{query_string}"
 
 
 def _int_option(query: Any, name: str, default: int, low: int, high: int) -> int:

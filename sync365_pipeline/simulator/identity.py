@@ -41,7 +41,10 @@ PARTNER_CENTER_RESOURCES = (
 )
 # What `.default` expands to: the permissions the SAM app was consented for.
 DELEGATED_PERMISSIONS = {
-    "graph": "DelegatedAdminRelationship.Read.All Directory.Read.All Organization.Read.All",
+    "graph": (
+        "DelegatedAdminRelationship.Read.All Directory.Read.All Organization.Read.All "
+        "User.Read.All AuditLog.Read.All"
+    ),
     "partner_center": "user_impersonation",
 }
 APPLICATION_ROLES = {

@@ -490,6 +490,25 @@ class GdapRelationship(_EndsAt):
         return self.effective_status(now) in ("active", "expiring", "terminationRequested")
 
 
+class UserMix(_Model):
+    """How a tenant's users are generated: from a RNG seeded with the tenant id, so the same
+    tenant always has the same users. Licensed users are exactly the SKUs' consumed units; the
+    shares are of licensed users."""
+
+    disabled_share: float = Field(default=0.05, ge=0, le=1, description="leavers: sign-in off")
+    inactive_share: float = Field(default=0.1, ge=0, le=1, description="last sign-in 30+ days")
+    never_signed_in_share: float = Field(default=0.03, ge=0, le=1)
+    guest_share: float = Field(default=0.02, ge=0, le=1, description="licensed guests")
+    group_share: float = Field(default=0.3, ge=0, le=1, description="licences from a group")
+    shared_mailboxes: int = Field(default=1, ge=0, description="licensed shared mailboxes")
+    unlicensed: int | None = Field(
+        default=None, ge=0, le=1_000_000, description="users with no licence (None: a tenth)"
+    )
+    premium: bool | None = Field(
+        default=None, description="Entra ID P1 (sign-in activity); None: whether a SKU has it"
+    )
+
+
 class Customer(_Model):
     """`consented: false`: the partner's app has no CPV consent in the tenant yet, so customer
     token requests fail (AADSTS90099 through GDAP, AADSTS65001 otherwise) until Partner Center's
@@ -508,6 +527,7 @@ class Customer(_Model):
     consented: bool = True
     consent_failure: Literal["access_denied", "server_error"] | None = None
     skus: list[SkuAssignment] = Field(default_factory=list)
+    users: UserMix = Field(default_factory=UserMix)
     faults: list[Fault] = Field(default_factory=list)
 
     def has_any_relationship(self) -> bool:
@@ -579,6 +599,16 @@ class Settings(_Model):
     device_code_lifetime_s: int = Field(default=900, ge=1)
     # Keep every token issued, for tests that scan for them; off, memory does not grow with use.
     record_issued_tokens: bool = False
+    # Graph users (microsoft-apis-more.md §3.1, §3.5, §3.6): the page cap with signInActivity
+    # selected and what a larger `$top` gets (cap: pages of the cap; error: the 2023 400), the
+    # delta page size (not documented), the delta token lifetime and how an expired one is
+    # refused (400 syncStateNotFound or 410 Gone), and the identity throttling budgets.
+    users_sign_in_page_cap: int = Field(default=500, ge=1, le=999)
+    users_sign_in_over_cap: Literal["cap", "error"] = "cap"
+    page_size_users_delta: int = Field(default=100, ge=1, le=999)
+    delta_token_lifetime_s: int = Field(default=7 * 86_400, ge=0)
+    delta_expired_answer: Literal["sync_state_not_found", "gone"] = "sync_state_not_found"
+    identity_throttling: bool = False
 
 
 class Generate(_Model):

@@ -17,6 +17,7 @@ from typing import Any, get_args
 
 from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.simulator.catalog import load_catalog
+from sync365_pipeline.simulator.directory import TenantDirectory
 from sync365_pipeline.simulator.generator import generate_customers
 from sync365_pipeline.simulator.payloads import (
     access_assignment,
@@ -35,6 +36,7 @@ from sync365_pipeline.simulator.scenario import (
     Scenario,
     Service,
     SkuAssignment,
+    UserMix,
 )
 from sync365_pipeline.simulator.subscriptions import (
     Subscription,
@@ -165,6 +167,7 @@ class SimulatorState:
         self._collections_version = 0
         self._collections: dict[str, Any] = {}
         self._relationship_index: tuple[int, dict[str, GdapRelationship]] = (-1, {})
+        self._directories: dict[str, TenantDirectory] = {}  # made on first use: see directory()
 
     # --- secrets ---------------------------------------------------------------------------------
 
@@ -222,9 +225,11 @@ class SimulatorState:
         except KeyError:
             raise KeyError(f"no customer with tenant id {tenant_id}") from None
 
+    def skus(self, tenant_id: str) -> list[SkuAssignment]:
+        return self.partner.skus if self.is_partner(tenant_id) else self.customer(tenant_id).skus
+
     def sku(self, tenant_id: str, sku_id: str) -> SkuAssignment:
-        skus = self.partner.skus if self.is_partner(tenant_id) else self.customer(tenant_id).skus
-        for sku in skus:
+        for sku in self.skus(tenant_id):
             if sku.sku_id == sku_id.lower() or sku.part_number == sku_id:
                 return sku
         raise KeyError(f"tenant {tenant_id} has no SKU {sku_id}")
@@ -416,10 +421,12 @@ class SimulatorState:
 
     def _account(self, tenant_id: str) -> tuple[str, list[SkuAssignment]]:
         """The name and SKUs of the partner's own tenant or of a customer."""
-        if self.is_partner(tenant_id):
-            return self.partner.display_name, self.partner.skus
-        customer = self.customer(tenant_id)
-        return customer.display_name, customer.skus
+        name = (
+            self.partner.display_name
+            if self.is_partner(tenant_id)
+            else self.customer(tenant_id).display_name
+        )
+        return name, self.skus(tenant_id)
 
     def graph_subscribed_skus(self, tenant_id: str) -> list[dict[str, Any]]:
         """What Graph `/subscribedSkus` serves for this tenant right now."""
@@ -457,3 +464,21 @@ class SimulatorState:
             company_subscription(subscription, self.partner.tenant_id, today)
             for subscription in self.subscriptions(tenant_id)
         ]
+
+    # --- users ------------------------------------------------------------------------------------
+
+    def directory(self, tenant_id: str) -> TenantDirectory:
+        """The tenant's users: generated on first use (a scenario of 10,000 tenants starts as fast
+        as before), then kept at its SKUs' consumed units."""
+        skus = self.skus(tenant_id)
+        found = self._directories.get(tenant_id)
+        if found is None:
+            if self.is_partner(tenant_id):
+                domain, mix = self.partner.domain, UserMix()
+            else:
+                customer = self.customer(tenant_id)
+                domain, mix = customer.default_domain, customer.users
+            found = TenantDirectory(tenant_id, domain, mix, skus, utcnow())
+            self._directories[tenant_id] = found
+        found.reconcile(skus)
+        return found
