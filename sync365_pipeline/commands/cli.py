@@ -132,12 +132,11 @@ def status() -> None:
         live = Warehouse.from_settings(load_run_settings())
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    path = live.analyst_copy_path if live.analyst_copy_path.exists() else live.path
-    if not path.exists():
+    readable = live.readable()
+    if readable is None:
         raise click.ClickException(f"No warehouse at {live.path} yet: run `sync365 sync` first.")
-    readable = Warehouse(path)
     health = readable.tenant_health()
-    click.echo(f"From {path}:")
+    click.echo(f"From {readable.path}:")
     show(health.to_markdown(index=False) if len(health) else "No tenants synced yet.")
     show(f"\n{access_section(readable, terminal_width())}")
 
