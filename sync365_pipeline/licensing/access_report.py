@@ -213,12 +213,24 @@ def access_reports(frame: pd.DataFrame, now: datetime) -> list[AccessReport]:
     return sorted(reports, key=lambda r: (r.attention, r.customer.lower(), r.tenant_id))
 
 
+def reach_tally(reports: Iterable[AccessReport]) -> Counter[Reach]:
+    return Counter(report.reach for report in reports)
+
+
 def reach_counts(reports: Iterable[AccessReport]) -> str:
     """'N reachable via Graph, M via Partner Center fallback, K not reachable'."""
-    counts = Counter(report.reach for report in reports)
+    counts = reach_tally(reports)
     return (
         f"{counts[Reach.GRAPH]} reachable via Graph, {counts[Reach.PARTNER_CENTER]} via Partner "
         f"Center fallback, {counts[Reach.NONE]} not reachable"
+    )
+
+
+def access_table(reports: Iterable[AccessReport]) -> pd.DataFrame:
+    """customer, reachable, why, fix: one row per report, for tables (Dagster's metadata)."""
+    return pd.DataFrame(
+        [(r.customer, r.reach.label, r.why, r.fix) for r in reports],
+        columns=["customer", "reachable", "why", "fix"],
     )
 
 
