@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from sync365_pipeline.commands.cli import main
+from sync365_pipeline.commands.run import print_summary
 from sync365_pipeline.warehouse import Warehouse
 from sync365_pipeline_tests.access_seed import seed_access
 
@@ -77,4 +79,21 @@ def test_before_any_audit_status_says_so(tmp_path: Path) -> None:
 
     assert access_lines(status(warehouse, 100)) == [
         "Customer access: not audited yet (the next sync records it)."
+    ]
+
+
+def test_the_sync_summary_says_how_many_landed_and_who_by_consent_or_fallback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    warehouse = Warehouse(tmp_path / "sync365.duckdb")
+    seed_access(warehouse, datetime.now(UTC))
+
+    print_summary(warehouse)
+
+    output = capsys.readouterr().out
+    landed = output[output.index("3 of") :].splitlines()[:3]
+    assert landed == [
+        "3 of 4 customers landed (2 via Graph, 1 via the Partner Center fallback).",
+        "Reached once the sync granted the app's consent: Contoso.",
+        "Reached through the Partner Center fallback: Fabrikam.",
     ]
