@@ -17,6 +17,7 @@ from sync365_pipeline.catalog import (
     CatalogError,
     refresh_sku_names,
 )
+from sync365_pipeline.commands.access import access_section, terminal_width
 from sync365_pipeline.commands.dev import dev
 from sync365_pipeline.commands.run import run_sync, show
 from sync365_pipeline.commands.sql import sql
@@ -132,12 +133,13 @@ def status() -> None:
         live = Warehouse.from_settings(load_run_settings())
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    path = live.analyst_copy_path if live.analyst_copy_path.exists() else live.path
-    if not path.exists():
+    readable = live.readable()
+    if readable is None:
         raise click.ClickException(f"No warehouse at {live.path} yet: run `sync365 sync` first.")
-    health = Warehouse(path).tenant_health()
-    click.echo(f"From {path}:")
+    health = readable.tenant_health()
+    click.echo(f"From {readable.path}:")
     show(health.to_markdown(index=False) if len(health) else "No tenants synced yet.")
+    show(f"\n{access_section(readable, terminal_width())}")
 
 
 @main.command("refresh-sku-names")

@@ -8,9 +8,11 @@ token in memory but never saves the token cache, and it never creates the wareho
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import tempfile
+import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +29,13 @@ from sync365_pipeline.core.settings import (
     ConfigError,
     load_accounts,
     load_run_settings,
+)
+from sync365_pipeline.licensing.access import CpvConsent
+from sync365_pipeline.licensing.access_report import (
+    GDAP_WARN_WITHIN,
+    CustomerAccess,
+    access_findings,
+    audit_gdap_access,
 )
 from sync365_pipeline.microsoft import (
     MicrosoftCloud,
@@ -54,7 +63,7 @@ SERVICE_NAMES: dict[Service, str] = {
     "partner_center": "Partner Center",
 }
 PROBE_TIMEOUT = (5.0, 10.0)
-GDAP_WARN_WITHIN = timedelta(days=30)
+FIX_WIDTH = 92  # a finding's fix, wrapped so that the indented screen fits 100 columns
 LOCK_WAIT_S = 0.5
 
 P = ParamSpec("P")
@@ -94,17 +103,19 @@ def run_doctor(environ: Mapping[str, str] | None = None) -> list[Section]:
     env = os.environ if environ is None else environ
     config, accounts = check_configuration(env)
     sections = [Section("Configuration", [config])]
+    try:
+        duckdb_path: Path | None = load_run_settings(env).duckdb_path
+    except ConfigError:
+        duckdb_path = None  # which file is unknown; the configuration check says why
+    last_sync = Warehouse(duckdb_path).readable() if duckdb_path else None
     sections += [
         Section(
             f"Account {settings.name} ({settings.kind} tenant {settings.tenant_id})",
-            account_checks(settings),
+            account_checks(settings, last_sync),
         )
         for settings in accounts
     ]
-    try:
-        local = [check_warehouse(load_run_settings(env).duckdb_path)]
-    except ConfigError:
-        local = []  # which file is unknown; the configuration check says why
+    local = [check_warehouse(duckdb_path)] if duckdb_path else []
     local.append(check_dagster_home(env.get("DAGSTER_HOME")))
     return [*sections, Section("Local state", local)]
 
@@ -131,8 +142,9 @@ def check_configuration(env: Mapping[str, str]) -> tuple[Check, list[AccountSett
 # --- one account ------------------------------------------------------------------------------
 
 
-def account_checks(settings: AccountSettings) -> list[Check]:
-    """The account's checks in order, stopping after a failed one that later ones depend on."""
+def account_checks(settings: AccountSettings, last_sync: Warehouse | None = None) -> list[Check]:
+    """The account's checks in order, stopping after a failed one that later ones depend on.
+    `last_sync` is the warehouse to read the last sync's consent outcomes from, if any."""
     checks = check_endpoints(settings)
     if any(check.ok is False for check in checks):
         return checks
@@ -140,13 +152,16 @@ def account_checks(settings: AccountSettings) -> list[Check]:
     steps: list[tuple[Callable[[], Check], bool]] = [
         (lambda: check_client_secret(settings, cloud.session), True)
     ]
+    # Both GDAP checks read the one listing of relationships (a failed listing is asked again).
+    relationships = functools.cache(cloud.graph.delegated_admin_relationships)
     if settings.kind == "partner":
         steps += [
             (lambda: check_refresh_token_age(settings), False),
             (lambda: check_refresh_token(cloud), True),
             (lambda: check_mfa(cloud), True),
             (lambda: check_customers(cloud), False),
-            (lambda: check_gdap(cloud), False),
+            (lambda: check_gdap(relationships), False),
+            (lambda: check_customer_access(cloud, relationships, settings, last_sync), False),
         ]
     try:
         for step, needed_later in steps:
@@ -279,10 +294,13 @@ def check_customers(cloud: MicrosoftCloud) -> Outcome:
     return Outcome(True, f"customer list reachable: {len(customers)} customers")
 
 
+Relationships = Callable[[], list[dict[str, Any]]]
+
+
 @microsoft_check("GDAP relationships")
-def check_gdap(cloud: MicrosoftCloud) -> Outcome:
+def check_gdap(listing: Relationships) -> Outcome:
     """How many GDAP relationships, and which active ones end within `GDAP_WARN_WITHIN`."""
-    relationships = cloud.graph.delegated_admin_relationships()
+    relationships = listing()
     now = datetime.now(UTC)
     active = [r for r in relationships if str(r.get("status", "")).lower() == "active"]
     ending = sorted(
@@ -307,6 +325,66 @@ def check_gdap(cloud: MicrosoftCloud) -> Outcome:
         "Extend them in Partner Center (Customers > Admin relationships) or turn on auto-extend; "
         "after the end date the sync loses access to those customers.",
     )
+
+
+@microsoft_check("customer access")
+def check_customer_access(
+    cloud: MicrosoftCloud,
+    listing: Relationships,
+    settings: AccountSettings,
+    last_sync: Warehouse | None,
+) -> Outcome:
+    """Per customer, like CIPP's access check (microsoft-apis-more.md §5.4): live, the roles of
+    each active relationship's active access assignments (one call per relationship, a few at a
+    time) and the relationship's end; from the last sync, the app consents it could not grant."""
+    relationships = listing()
+    audited = {
+        access.tenant_id: access
+        for access in audit_gdap_access(
+            settings.tenant_id, relationships, cloud.graph.access_assignments
+        )
+    }
+    active = sum(1 for r in relationships if str(r.get("status", "")).lower() == "active")
+    detail = f"{len(audited)} GDAP customers, {active} active relationships audited"
+    consents, consent_note = _consents_of_last_sync(settings.tenant_id, last_sync)
+    for known in consents:
+        live = audited.get(known.tenant_id)
+        audited[known.tenant_id] = (
+            dataclasses.replace(live, cpv_consent=known.cpv_consent) if live else known
+        )
+    now = datetime.now(UTC)
+    lines = [
+        f"\n- {access.customer}: {finding.why}\n"
+        + textwrap.fill(
+            finding.fix, FIX_WIDTH, initial_indent="  fix: ", subsequent_indent="       "
+        )
+        for access in sorted(audited.values(), key=lambda a: (a.customer.lower(), a.tenant_id))
+        for finding in access_findings(access, now)
+        if finding.problem
+    ]
+    if not lines:
+        return Outcome(True, f"{detail}; each can read licences and none ends soon{consent_note}")
+    return Outcome(None, f"{detail}; {len(lines)} finding(s){consent_note}:{''.join(lines)}")
+
+
+def _consents_of_last_sync(
+    partner_tenant_id: str, last_sync: Warehouse | None
+) -> tuple[list[CustomerAccess], str]:
+    """The customers whose app consent the last sync could not grant (failed or disabled), and
+    a note when that is unknown."""
+    if last_sync is None:
+        return [], " (no sync yet: consent unknown)"
+    try:
+        frame = last_sync.latest_customer_access()
+    except WarehouseLocked:
+        return [], " (the warehouse is busy: consent unknown)"
+    missing = {CpvConsent.FAILED, CpvConsent.DISABLED}
+    consents = [CustomerAccess.from_record(record) for record in frame.to_dict("records")]
+    return [
+        CustomerAccess(partner_tenant_id, known.tenant_id, known.customer, known.cpv_consent)
+        for known in consents
+        if known.partner_tenant_id == partner_tenant_id and known.cpv_consent in missing
+    ], ""
 
 
 def _end(relationship: Mapping[str, Any]) -> datetime | None:

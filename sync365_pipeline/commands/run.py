@@ -10,6 +10,7 @@ from types import FrameType
 
 import click
 
+from sync365_pipeline.commands.access import landed_section
 from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.core.redaction import redact
 from sync365_pipeline.core.settings import (
@@ -151,6 +152,8 @@ def show(text: str, *, err: bool = False) -> None:
 def print_summary(warehouse: Warehouse) -> None:
     show("\nTenants by status (latest sync):")
     show(warehouse.status_summary().to_markdown(index=False))
+    if landed := landed_section(warehouse):
+        show(f"\n{landed}")
     failing = warehouse.tenant_health().query("active and status != 'ok'")
     if len(failing):
         show("\nCustomers that need attention:")

@@ -20,7 +20,7 @@ from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.defs.resources import MicrosoftCloudResource, WarehouseResource
-from sync365_pipeline.licensing import accounts, chunks, discovery, facts, tenants
+from sync365_pipeline.licensing import access_report, accounts, chunks, discovery, facts, tenants
 from sync365_pipeline.licensing.selection import (
     TenantSelection,
     UnknownTenantsError,
@@ -190,6 +190,8 @@ def customers(
     ).succeeded
     active = store.active_tenants()
     frame = pd.concat([found.customers for found in discoveries.values()], ignore_index=True)
+    access = access_report.access_reports(store.latest_customer_access(), utcnow())
+    reached = access_report.reach_tally(access)
     return dg.MaterializeResult(
         metadata={
             "customers": dg.MetadataValue.int(len(frame)),
@@ -209,6 +211,13 @@ def customers(
             "preview": _markdown(
                 frame[["tenant_id", "display_name", "relationship", "gdap_status"]]
             ),
+            # What the last sync saw of each customer's access, failing and at-risk first.
+            "access": _markdown(access_report.access_table(access), rows=50),
+            "reachable_via_graph": dg.MetadataValue.int(reached[access_report.Reach.GRAPH]),
+            "reachable_via_partner_center": dg.MetadataValue.int(
+                reached[access_report.Reach.PARTNER_CENTER]
+            ),
+            "not_reachable": dg.MetadataValue.int(reached[access_report.Reach.NONE]),
         }
     )
 

@@ -47,6 +47,14 @@ class WarehouseFile:
         """Where analysts should point their tools: a copy published after each write."""
         return self.path.with_name(self.path.stem + "_analyst.duckdb")
 
+    def readable(self) -> Self | None:
+        """What people read from: the analyst copy once published (so a running sync is not
+        blocked), else the live file; None when neither exists yet."""
+        for path in (self.analyst_copy_path, self.path):
+            if path.exists():
+                return type(self)(path, lock_timeout_s=self.lock_timeout_s)
+        return None
+
     def staging_dir(self, sync_id: str) -> Path:
         """Where a sync's chunks stage their rows for the writer (`warehouse.staging`). Every
         step of the sync must see it: a volume shared by the pods under a distributed executor."""

@@ -92,6 +92,53 @@ class Readers(WarehouseFile):
             partner_tenant_id,
         )
 
+    def latest_customer_access(self) -> pd.DataFrame:
+        """The newest `customer_access` row of every active customer (partner, tenant), with its
+        name, its latest status and code, where its latest snapshot's facts came from
+        (`facts_source`: 'graph' or 'partner_center', NULL without facts) and whether that
+        attempt wrote them (`facts_from_latest_attempt`, the stale rule's test). Empty for a file
+        from before the table existed (an analyst copy not yet republished)."""
+        with self._open(read_only=True) as con:
+            if not con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'customer_access'"
+            ).fetchone()[0]:
+                return pd.DataFrame()
+            return con.execute(
+                """
+                WITH access AS (
+                    SELECT * FROM customer_access
+                    QUALIFY row_number() OVER (
+                        PARTITION BY partner_tenant_id, tenant_id ORDER BY checked_at DESC
+                    ) = 1
+                ),
+                latest_slice AS (
+                    SELECT partner_tenant_id, tenant_id, snapshot_date, written_at
+                    FROM license_snapshots
+                    QUALIFY row_number() OVER (
+                        PARTITION BY partner_tenant_id, tenant_id ORDER BY snapshot_date DESC
+                    ) = 1
+                ),
+                slice_source AS (  -- one slice's facts all come from one source
+                    SELECT f.partner_tenant_id, f.tenant_id, min(f.source) AS facts_source
+                    FROM license_facts AS f JOIN latest_slice AS s USING
+                        (partner_tenant_id, tenant_id, snapshot_date)
+                    GROUP BY ALL
+                )
+                SELECT a.partner_tenant_id, a.tenant_id,
+                       coalesce(c.display_name, a.tenant_id) AS customer, a.checked_at,
+                       a.gdap_roles, a.can_read_licenses, a.cpv_consent, a.gdap_end_date,
+                       a.auto_extend, a.message, l.status, l.error_code, src.facts_source,
+                       coalesce(s.written_at >= l.checked_at, false) AS facts_from_latest_attempt
+                FROM access AS a
+                JOIN customers AS c USING (partner_tenant_id, tenant_id)
+                LEFT JOIN latest_tenant_status AS l USING (partner_tenant_id, tenant_id)
+                LEFT JOIN latest_slice AS s USING (partner_tenant_id, tenant_id)
+                LEFT JOIN slice_source AS src USING (partner_tenant_id, tenant_id)
+                WHERE c.active
+                ORDER BY customer, a.tenant_id, a.partner_tenant_id
+                """
+            ).df()
+
     def licenses_per_customer(self) -> pd.DataFrame:
         """One line per customer (as each partner reaches it) from its current facts: SKUs,
         units, unused, staleness."""

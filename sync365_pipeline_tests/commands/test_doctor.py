@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import certifi
@@ -21,10 +22,14 @@ from click.testing import CliRunner
 from sync365_pipeline.commands.cli import main
 from sync365_pipeline.commands.doctor import check_dagster_home, check_gdap, check_warehouse
 from sync365_pipeline.core.settings import AccountSettings
+from sync365_pipeline.licensing.normalize import customers_frame
 from sync365_pipeline.microsoft import MicrosoftCloud
 from sync365_pipeline.simulator import SimulatorServer
+from sync365_pipeline.warehouse import Warehouse
+from sync365_pipeline_tests.access_seed import Access, write_access
 from sync365_pipeline_tests.conftest import HoldDuckDB
-from sync365_pipeline_tests.scenarios import HEALTHY_A, HEALTHY_B, pipeline_scenario
+from sync365_pipeline_tests.samples import OTHER_PARTNER
+from sync365_pipeline_tests.scenarios import HEALTHY_A, HEALTHY_B, HEALTHY_C, pipeline_scenario
 
 Env = dict[str, str | None]
 
@@ -394,8 +399,101 @@ def test_gdap_relationships_ending_together_are_listed() -> None:
         def delegated_admin_relationships(self) -> list[dict[str, object]]:
             return relationships
 
-    check = check_gdap(SimpleNamespace(graph=Graph()))  # type: ignore[arg-type]
+    check = check_gdap(Graph().delegated_admin_relationships)
 
     assert check.ok is None
     assert "first" in check.detail
     assert "second" in check.detail
+
+
+def access_block(output: str) -> list[str]:
+    """The customer access check's lines, its dates as YYYY-MM-DD."""
+    return re.sub(r"\d{4}-\d{2}-\d{2}", "YYYY-MM-DD", line(output, "customer access")).splitlines()
+
+
+def test_customer_access_audit_of_the_demo_finds_each_customer_that_needs_a_human(
+    demo_simulator: SimulatorServer, tmp_path: Path
+) -> None:
+    """Live, with no sync: Oakridge's assignments grant no licence-reading role, Pinecrest ends
+    in 9 days without auto-extend, Litware has ended; Tailspin ends in 25 days but extends."""
+    env = environment(demo_simulator, tmp_path)
+    sign_in(env)
+    before = Counter(demo_simulator.control.request_counts()["by_route"])
+
+    code, output = doctor(env)
+
+    assert code == 0, output
+    assert access_block(output) == [
+        "  WARN  customer access: 15 GDAP customers, 14 active relationships audited; 3 finding(s) "
+        "(no sync yet: consent unknown):",
+        "        - Litware Architects: GDAP ended on YYYY-MM-DD",
+        "          fix: Request a new GDAP relationship in Partner Center and have the customer "
+        "approve it;",
+        "               an ended relationship cannot be extended.",
+        "        - Oakridge Accounting Group: no licence-reading GDAP role (has Exchange "
+        "Administrator)",
+        "          fix: Add Directory Readers or Global Reader to the relationship's access "
+        "assignment in",
+        "               Partner Center (Customers > Admin relationships); the pipeline cannot "
+        "grant roles.",
+        "        - Pinecrest Hotels: GDAP ends in 9 days (YYYY-MM-DD) without auto-extend",
+        "          fix: Extend the relationship or turn on auto-extend in Partner Center "
+        "(Customers > Admin",
+        "               relationships); after its end the sync loses the customer.",
+    ]
+    assert max(map(len, access_block(output)[1:])) <= 100, "findings fit 100 columns"
+    asked = Counter(demo_simulator.control.request_counts()["by_route"]) - before
+    assert asked["graph.accessAssignments"] == 14, "one call per active relationship"
+    assert asked["graph.delegatedAdminRelationships"] == 1, "both GDAP checks share one listing"
+
+
+def test_customer_access_adds_the_consents_the_last_sync_could_not_grant(
+    account: Callable[..., tuple[SimulatorServer, Env]], tmp_path: Path
+) -> None:
+    sim, env = account(pipeline_scenario(HEALTHY_A, HEALTHY_C))
+    sign_in(env)
+    partner = sim.environment()["SYNC365_PARTNER_TENANT_ID"]
+    warehouse = Warehouse(tmp_path / "sync365.duckdb")
+    warehouse.migrate()
+    listing = [
+        {"customerId": HEALTHY_A, "displayName": "Alpha Dental"},
+        {"customerId": HEALTHY_C, "displayName": "Gamma Realty"},
+    ]
+    for owner in (partner, OTHER_PARTNER):
+        warehouse.upsert_customers(
+            owner, customers_frame(owner, [], [], listing).frame, datetime.now(UTC)
+        )
+    checked = datetime.now(UTC) - timedelta(hours=1)
+    write_access(
+        warehouse,
+        [Access(HEALTHY_A, checked, "disabled"), Access(HEALTHY_C, checked, "failed")],
+        partner,
+    )
+    write_access(warehouse, [Access(HEALTHY_A, checked, "failed")], OTHER_PARTNER)
+
+    _, output = doctor(env)
+
+    block = access_block(output)
+    assert block[0] == (
+        "  WARN  customer access: 1 GDAP customers, 1 active relationships audited; 2 finding(s):"
+    )
+    assert [text for text in block if text.startswith("        - ")] == [
+        "        - Alpha Dental: no app consent (auto-consent is off)",
+        "        - Gamma Realty: no app consent: granting it failed",
+    ]
+    assert "SYNC365_AUTO_CONSENT=true" in "\n".join(block)
+    assert "Admin Agent" in "\n".join(block)
+
+
+def test_customer_access_passes_when_every_customer_reads_and_none_ends_soon(
+    account: Callable[..., tuple[SimulatorServer, Env]],
+) -> None:
+    _, env = account(pipeline_scenario(HEALTHY_A))
+    sign_in(env)
+
+    _, output = doctor(env)
+
+    assert access_block(output) == [
+        "  PASS  customer access: 1 GDAP customers, 1 active relationships audited; each can read "
+        "licences and none ends soon (no sync yet: consent unknown)"
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,14 @@ import dagster as dg
 import duckdb
 import pytest
 
+from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.defs.assets import customers, license_facts, partner_token, subscribed_skus
 from sync365_pipeline.defs.checks import tenants_synced
 from sync365_pipeline.defs.resources import WarehouseResource
+from sync365_pipeline.licensing.access_report import ENABLE_CONSENT_FIX
 from sync365_pipeline.microsoft import ConsentRevoked, RefreshTokenExpired
+from sync365_pipeline.warehouse import TenantStatusRow, Warehouse
+from sync365_pipeline_tests.access_seed import Access, write_access
 
 from .stubs import BUSINESS_STANDARD, E3, StubMicrosoft, StubTenant, partner_account
 
@@ -202,3 +207,60 @@ def test_a_single_account_that_cannot_sign_in_fails_the_run_with_the_remedy(
     assert "Account contoso: The partner refresh token expired." in description
     assert "sync365 consent" in description
     assert rows(duckdb_path, "SELECT status FROM partner_status") == [("refresh_token_expired",)]
+
+
+def test_customers_metadata_summarises_the_last_syncs_access(
+    tmp_path: Path, duckdb_path: Path, instance: dg.DagsterInstance
+) -> None:
+    microsoft = StubMicrosoft(partner_account("contoso", PARTNER, tmp_path, tenants()[:2]))
+    assert materialize([partner_token, customers], microsoft, duckdb_path, instance).success
+    warehouse = Warehouse(duckdb_path)
+    checked = datetime.now(UTC) - timedelta(hours=1)
+    warehouse.record_tenant_statuses(
+        [
+            TenantStatusRow(PARTNER, ALPHA, checked, TenantStatus.OK),
+            TenantStatusRow(PARTNER, BETA, checked, TenantStatus.CONSENT_REVOKED, "AADSTS65001"),
+        ]
+    )
+    write_access(
+        warehouse,
+        [Access(ALPHA, checked, "granted"), Access(BETA, checked, "disabled")],
+        PARTNER,
+    )
+
+    shown = metadata(materialize([customers], microsoft, duckdb_path, instance), customers)
+
+    assert (
+        shown["reachable_via_graph"],
+        shown["reachable_via_partner_center"],
+        shown["not_reachable"],
+    ) == (1, 0, 1)
+    table = shown["access"].splitlines()
+    assert [cell.strip() for cell in table[0].strip("|").split("|")] == [
+        "customer",
+        "reachable",
+        "why",
+        "fix",
+    ]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
+    assert rows == [
+        ["Beta Logistics", "NO", "no app consent (auto-consent is off)", ENABLE_CONSENT_FIX],
+        [
+            "Alpha Dental",
+            "yes, Graph",
+            f"app consent granted automatically on {checked:%Y-%m-%d}",
+            "",
+        ],
+    ]
+
+
+def test_before_any_audit_the_summary_is_empty(
+    tmp_path: Path, duckdb_path: Path, instance: dg.DagsterInstance
+) -> None:
+    microsoft = StubMicrosoft(partner_account("contoso", PARTNER, tmp_path, tenants()))
+
+    result = materialize([partner_token, customers], microsoft, duckdb_path, instance)
+
+    shown = metadata(result, customers)
+    assert shown["access"] == "_none_"
+    assert (shown["reachable_via_graph"], shown["not_reachable"]) == (0, 0)

@@ -1,0 +1,99 @@
+"""`sync365 status`'s access section: every active customer, reachable how, why and the fix,
+failing and at-risk customers first, within the terminal's width."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sync365_pipeline.commands.cli import main
+from sync365_pipeline.commands.run import print_summary
+from sync365_pipeline.warehouse import Warehouse
+from sync365_pipeline_tests.access_seed import seed_access
+
+FIX = " " * 17 + "fix: "  # where a fix starts, under the name
+MORE = " " * 22  # where it goes on
+
+
+def status(warehouse: Warehouse, columns: int) -> str:
+    env = {
+        "SYNC365_DUCKDB_PATH": str(warehouse.path),
+        "SYNC365_CONFIG": "",
+        "COLUMNS": str(columns),
+    }
+    result = CliRunner().invoke(main, ["status"], env=env)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def access_lines(output: str) -> list[str]:
+    return output[output.index("Customer access") :].splitlines()
+
+
+def test_status_lists_each_customers_access_failing_first_wrapped_to_100_columns(
+    tmp_path: Path,
+) -> None:
+    warehouse = Warehouse(tmp_path / "sync365.duckdb")
+    now = datetime.now(UTC)
+    seed_access(warehouse, now)
+    ends = f"{now + timedelta(days=9, hours=1):%Y-%m-%d}"
+    granted = f"{now - timedelta(hours=2):%Y-%m-%d}"
+
+    lines = access_lines(status(warehouse, 100))
+
+    assert lines == [
+        "Customer access (last sync): 2 reachable via Graph, 1 via Partner Center fallback, 1 not "
+        "reachable.",
+        "  NO             Northwind: no app consent: granting it failed",
+        f"{FIX}Check that the partner account is an Admin Agent in Partner Center and that",
+        f"{MORE}the customer still has a reseller or GDAP relationship with the partner, or",
+        f"{MORE}have the customer's Global Administrator consent to the app; then rerun.",
+        "  yes, fallback  Fabrikam: no licence-reading GDAP role (has Exchange Administrator)",
+        f"{FIX}Add Directory Readers or Global Reader to the relationship's access assignment",
+        f"{MORE}in Partner Center (Customers > Admin relationships); the pipeline cannot grant",
+        f"{MORE}roles.",
+        f"  yes, Graph     Woodgrove Bank: GDAP ends in 9 days ({ends}) without auto-extend",
+        f"{FIX}Extend the relationship or turn on auto-extend in Partner Center (Customers >",
+        f"{MORE}Admin relationships); after its end the sync loses the customer.",
+        f"  yes, Graph     Contoso: app consent granted automatically on {granted}",
+    ]
+    assert "Tailwind" not in "\n".join(lines), "a departed customer is not listed"
+
+
+def test_a_narrow_terminal_gets_lines_no_wider_than_it(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path / "sync365.duckdb")
+    seed_access(warehouse, datetime.now(UTC))
+
+    lines = access_lines(status(warehouse, 60))
+
+    assert max(map(len, lines)) <= 60
+    assert "  NO             Northwind: no app consent: granting it" in lines
+
+
+def test_before_any_audit_status_says_so(tmp_path: Path) -> None:
+    warehouse = Warehouse(tmp_path / "sync365.duckdb")
+    warehouse.migrate()
+
+    assert access_lines(status(warehouse, 100)) == [
+        "Customer access: not audited yet (the next sync records it)."
+    ]
+
+
+def test_the_sync_summary_says_how_many_landed_and_who_by_consent_or_fallback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    warehouse = Warehouse(tmp_path / "sync365.duckdb")
+    seed_access(warehouse, datetime.now(UTC))
+
+    print_summary(warehouse)
+
+    output = capsys.readouterr().out
+    landed = output[output.index("3 of") :].splitlines()[:3]
+    assert landed == [
+        "3 of 4 customers landed (2 via Graph, 1 via the Partner Center fallback).",
+        "Reached once the sync granted the app's consent: Contoso.",
+        "Reached through the Partner Center fallback: Fabrikam.",
+    ]
