@@ -254,6 +254,7 @@ def plan_tenant_chunks(
     except UnknownTenantsError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     planned = chunks.plan_chunks(
+        store,
         settings,
         chosen,
         snapshot_date=_run_snapshot_date(context),

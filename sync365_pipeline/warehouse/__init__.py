@@ -3,6 +3,7 @@
 from sync365_pipeline.warehouse.connection import WarehouseLocked, WarehouseUnwritable
 from sync365_pipeline.warehouse.rows import (
     ConsentFlag,
+    CustomerAccessRow,
     CustomerChanges,
     PartnerStatusRow,
     RawPayload,
@@ -20,6 +21,7 @@ from sync365_pipeline.warehouse.writes import InvalidFrameError
 
 __all__ = [
     "ConsentFlag",
+    "CustomerAccessRow",
     "CustomerChanges",
     "InvalidFrameError",
     "PartnerStatusRow",
