@@ -200,3 +200,13 @@ def add_fault(scenario: Json, tenant_id: str, fault: Json) -> Json:
     (customer,) = [c for c in scenario["customers"] if c["tenant_id"] == tenant_id]
     customer.setdefault("faults", []).append(dict(fault))
     return scenario
+
+
+def outside_partner_center(scenario: Json, *tenant_ids: str) -> Json:
+    """Make customers of `scenario` reachable only by GDAP or DAP (no reseller relationship in
+    Partner Center), so that when Graph fails for them there is no Partner Center fallback and
+    their last good facts stay (stale); returns the scenario."""
+    for customer in scenario["customers"]:
+        if customer["tenant_id"] in tenant_ids:
+            customer.update(in_partner_center=False, relationship_to_partner="none")
+    return scenario

@@ -111,10 +111,14 @@ def test_accounts_sync_into_one_warehouse_kept_apart_by_partner(
         )
     )
     assert facts_by_partner == {
-        first_partner: sorted([HEALTHY_A, HEALTHY_C]),
+        first_partner: sorted([HEALTHY_A, HEALTHY_B, HEALTHY_C]),
         second_partner: [SECOND_CUSTOMER],
         DIRECT_TENANT: [DIRECT_TENANT],
     }
+    sources = rows(
+        duckdb_path, f"SELECT DISTINCT source FROM license_facts WHERE tenant_id = '{HEALTHY_B}'"
+    )
+    assert sources == [("partner_center",)], "Graph refused it; Partner Center stood in"
     statuses = {
         (partner, tenant): status
         for partner, tenant, status in rows(

@@ -161,7 +161,9 @@ def test_raw_payloads_and_their_ok_attempts_are_each_partners_own(warehouse: War
 
     assert len(query(warehouse, "SELECT * FROM raw_subscribed_skus")) == 2
     assert warehouse.raw_payloads_for_facts(PARTNER, DAY1) == {}, "its latest attempt failed"
-    assert warehouse.raw_payloads_for_facts(OTHER_PARTNER, DAY1) == {CONTOSO: {"graph": [{"skuId": E3}]}}
+    assert warehouse.raw_payloads_for_facts(OTHER_PARTNER, DAY1) == {
+        CONTOSO: {"graph": [{"skuId": E3}]}
+    }
 
 
 def test_staged_chunks_of_two_partners_land_side_by_side(
