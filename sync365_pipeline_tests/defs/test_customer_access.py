@@ -19,7 +19,7 @@ from sync365_pipeline.licensing.facts import FACTS_FROM_PARTNER_CENTER
 from sync365_pipeline.licensing.tenants import CONSENT_EXISTS_YET_REFUSED, CONSENT_GRANTED
 from sync365_pipeline.simulator import SimulatorServer
 from sync365_pipeline_tests.conftest import SimulatorFactory
-from sync365_pipeline_tests.defs.test_accounts import account_entry
+from sync365_pipeline_tests.defs.test_accounts import use_accounts_file
 from sync365_pipeline_tests.defs.test_automation import tenants_synced
 from sync365_pipeline_tests.scenarios import (
     UNIFORM_CUSTOMERS,
@@ -159,19 +159,9 @@ def test_two_partners_sharing_a_customer_keep_their_access_apart(
     (customer,) = [c for c in uniform_scenario()["customers"] if c["tenant_id"] == shared]
     second_scenario["customers"].append(copy.deepcopy(customer))
     second = simulator_factory(second_scenario)
-    config = tmp_path / "sync365.toml"
-    config.write_text(
-        f'duckdb_path = "{tmp_path / "sync365.duckdb"}"\n\n'
-        + account_entry("contoso", first, tmp_path)
-        + "\n"
-        + account_entry("adventureworks", second, tmp_path)
+    duckdb_path = use_accounts_file(
+        monkeypatch, tmp_path, {"contoso": first, "adventureworks": second}
     )
-    for name, sim in (("CONTOSO", first), ("ADVENTUREWORKS", second)):
-        monkeypatch.setenv(f"{name}_SECRET", sim.environment()["SYNC365_CLIENT_SECRET"])
-        monkeypatch.setenv(f"{name}_REFRESH_TOKEN", sim.environment()["SYNC365_REFRESH_TOKEN"])
-    for variable in ("SYNC365_CLIENT_ID", "SYNC365_DUCKDB_PATH", "SYNC365_CA_BUNDLE"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("SYNC365_CONFIG", str(config))
     first_partner = first.environment()["SYNC365_PARTNER_TENANT_ID"]
     second_partner = second.environment()["SYNC365_PARTNER_TENANT_ID"]
     first.control.revoke_consent(shared)
@@ -180,7 +170,7 @@ def test_two_partners_sharing_a_customer_keep_their_access_apart(
         outcome = run_full_sync(defs, instance)
 
     assert outcome.success, outcome.failure
-    with duckdb.connect(str(tmp_path / "sync365.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
 
         def of_shared(sql: str) -> dict[str, tuple[object, ...]]:
             rows = con.execute(sql + " WHERE tenant_id = ? ORDER BY 1", [shared]).fetchall()
