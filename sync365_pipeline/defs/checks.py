@@ -54,6 +54,9 @@ def tenants_synced(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         metadata={
             "active_tenants": dg.MetadataValue.int(len(active)),
             "failing_tenants": dg.MetadataValue.int(len(failing)),
+            "facts_from_partner_center": dg.MetadataValue.int(
+                int(active["facts_from_partner_center"].sum())
+            ),
             "failing": dg.MetadataValue.md(
                 shown[["customer", "tenant_id", "status", "error_code", "status_since", "message"]]
                 .head(200)

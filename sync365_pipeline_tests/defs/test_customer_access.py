@@ -131,6 +131,7 @@ def test_partner_centers_facts_are_todays_facts_and_survive_a_rebuild(pipeline: 
     check = tenants_synced(daily)
     assert not check.passed, "No License Role: neither Graph nor Partner Center answers"
     assert check.description == "1 of 6 active tenants failing: No License Role (access_removed)."
+    assert check.metadata["facts_from_partner_center"].value == 1
     assert latest_access(pipeline)[NO_LICENSE_ROLE][:2] == ["not_needed", False]
 
     written = pipeline.query(
