@@ -265,3 +265,13 @@ def users_customer(
         ],
         "users": dict(users or {}),
     }
+
+
+def outside_partner_center(scenario: Json, *tenant_ids: str) -> Json:
+    """Make customers of `scenario` reachable only by GDAP or DAP (no reseller relationship in
+    Partner Center), so that when Graph fails for them there is no Partner Center fallback and
+    their last good facts stay (stale); returns the scenario."""
+    for customer in scenario["customers"]:
+        if customer["tenant_id"] in tenant_ids:
+            customer.update(in_partner_center=False, relationship_to_partner="none")
+    return scenario

@@ -218,6 +218,18 @@ def _per_minute(value: object) -> int:
 PerMinute = Annotated[int, BeforeValidator(_per_minute)]
 
 
+_SWITCH_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False}
+_SWITCH_WORDS |= {"off": False, "0": False}
+
+
+def _switch(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _SWITCH_WORDS:
+        return _SWITCH_WORDS[value.strip().lower()]
+    raise _invalid(f"must be true or false, not {value!r}")
+
+
 def _readable_file(path: Path) -> Path:
     if not path.is_file():
         raise _invalid(f"points at {path}, which is not a readable file")
@@ -253,6 +265,9 @@ Workers = Annotated[int, BeforeValidator(_whole_number(256))]
 # and what bounds the memory of one step (its tenants' payloads and rows).
 DEFAULT_CHUNK_SIZE = 500
 ChunkSize = Annotated[int, BeforeValidator(_whole_number(100_000))]
+# Whether a partner account grants its app's CPV consent in a customer whose token request was
+# refused for want of it (AADSTS65001, AADSTS90099), once per tenant per run.
+AutoConsent = Annotated[bool, BeforeValidator(_switch)]
 CaBundle = Annotated[Path, AfterValidator(_readable_file)]
 HttpsUrl = Annotated[str, AfterValidator(_https_url)]
 
@@ -288,6 +303,7 @@ class AccountSettings(_Settings):
     chunk_size: ChunkSize = DEFAULT_CHUNK_SIZE
     response_deadline_s: Seconds = DEFAULT_RESPONSE_DEADLINE_S
     partner_center_rate: PerMinute = DEFAULT_PARTNER_CENTER_RATE
+    auto_consent: AutoConsent = True
 
     @property
     def credentials(self) -> PartnerCredentials:
@@ -322,6 +338,7 @@ class RunSettings(_Settings):
     chunk_size: ChunkSize = DEFAULT_CHUNK_SIZE
     response_deadline_s: Seconds = DEFAULT_RESPONSE_DEADLINE_S
     partner_center_rate: PerMinute = DEFAULT_PARTNER_CENTER_RATE
+    auto_consent: AutoConsent = True
     ca_bundle: CaBundle | None = None
     webhook_url: Secret | None = None
 
@@ -338,6 +355,7 @@ ENVIRONMENT: dict[str, str] = {
     "chunk_size": "SYNC365_CHUNK_SIZE",
     "response_deadline_s": "SYNC365_RESPONSE_DEADLINE",
     "partner_center_rate": "SYNC365_PARTNER_CENTER_RATE",
+    "auto_consent": "SYNC365_AUTO_CONSENT",
     "ca_bundle": "SYNC365_CA_BUNDLE",
     "webhook_url": "SYNC365_WEBHOOK_URL",
     # the single account (an accounts file replaces these)
@@ -358,6 +376,7 @@ _APPLIED_TO_ACCOUNTS = (
     "ca_bundle",
     "response_deadline_s",
     "partner_center_rate",
+    "auto_consent",
 )
 _SINGLE_ACCOUNT_KEYS = tuple(key for key in ENVIRONMENT if key not in _RUN_KEYS)
 _FILE_RUN_KEYS = (
@@ -366,6 +385,7 @@ _FILE_RUN_KEYS = (
     "chunk_size",
     "response_deadline_s",
     "partner_center_rate",
+    "auto_consent",
 )
 _ENTRY_KEYS = (
     "name",
@@ -379,6 +399,7 @@ _ENTRY_KEYS = (
     "cloud",
     *_URL_KEYS,
     "ca_bundle",
+    "auto_consent",
 )
 
 
@@ -618,11 +639,19 @@ def _accounts_file(sources: _Sources) -> _AccountsFile | None:
 def _file_accounts(
     sources: _Sources, file: _AccountsFile, overrides: _Layer
 ) -> list[AccountSettings]:
+    # An entry's own value of a run-wide key (ca_bundle, auto_consent) is a file value: it beats
+    # the file's top level, and the environment and resource config beat it.
+    outer = _merge(
+        sources.environment(_APPLIED_TO_ACCOUNTS), sources.resource_config(_APPLIED_TO_ACCOUNTS)
+    )
     accounts = []
     for place, entry in file.entries(sources.problems):
         values, where_unset = _entry_values(place, entry, sources.environ, sources.problems)
         default_cache = DATA_DIR / f"token_cache-{entry.get('name', '')}.json"
-        values = _merge(_layer({"token_cache": default_cache}, lambda key: key), values, overrides)
+        applied = {
+            key: value for key, value in overrides.items() if key in outer or key not in values
+        }
+        values = _merge(_layer({"token_cache": default_cache}, lambda key: key), values, applied)
         if account := sources.validated(AccountSettings, values, where_unset, place):
             accounts.append(account)
     for attribute in ("name", "tenant_id"):

@@ -263,6 +263,7 @@ def plan_tenant_chunks(
     except UnknownTenantsError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
     planned = chunks.plan_chunks(
+        store,
         settings,
         chosen,
         snapshot_date=_run_snapshot_date(context),
@@ -346,7 +347,10 @@ def store_tenant_chunks(
     ins={"customers": dg.AssetIn(dagster_type=dg.Nothing)},
 )
 def subscribed_skus(customers: None) -> None:
-    """Each tenant's subscribed SKUs from Graph (plus Partner Center's names), raw and dated.
+    """Each tenant's subscribed SKUs from Graph (plus Partner Center's names), raw and dated,
+    and the partner's access to it (`customer_access`: the GDAP roles audited, the CPV consent
+    granted when the tenant refused for want of it, then retried). A reseller customer Graph
+    cannot be read for gets Partner Center's SKUs instead (`source = 'partner_center'`).
 
     One run covers every active tenant (or those the run's config names), in chunks fetched
     concurrently with a bounded pool; per-tenant outcomes live in DuckDB, so Dagster records a

@@ -33,8 +33,9 @@ class MicrosoftCloudResource(dg.ConfigurableResource):
     """The accounts to sync, and a ready Microsoft client for each.
 
     `config_file` names an accounts file with several partner accounts and direct tenants;
-    otherwise the account fields describe one partner account. `max_workers`, `chunk_size` and
-    `ca_bundle` apply to every account in both modes.
+    otherwise the account fields describe one partner account. `max_workers`, `chunk_size`,
+    `ca_bundle` and `auto_consent` (grant a customer's missing CPV consent and retry it) apply to
+    every account in both modes.
     """
 
     config_file: str | None = None
@@ -51,6 +52,7 @@ class MicrosoftCloudResource(dg.ConfigurableResource):
     max_workers: int | None = None
     chunk_size: int | None = None
     response_deadline_s: float | None = None
+    auto_consent: bool | None = None
 
     def accounts(self) -> list[AccountSettings]:
         return _configured(lambda: load_accounts(resource=_config(self, "microsoft")))

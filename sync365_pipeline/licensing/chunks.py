@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
+
 from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.licensing import accounts, facts, tenants
@@ -32,10 +34,14 @@ class TenantChunk:
     account: str
     partner_tenant_id: str
     number: int
-    tenant_ids: tuple[str, ...]
+    tenants: tuple[tenants.CustomerRoutes, ...]
     snapshot_date: date
     sync_id: str
     staging_dir: str
+
+    @property
+    def tenant_ids(self) -> tuple[str, ...]:
+        return tuple(customer.tenant_id for customer in self.tenants)
 
     @property
     def key(self) -> str:
@@ -56,6 +62,7 @@ class StagedChunk:
 
 
 def plan_chunks(
+    warehouse: Warehouse,
     account_settings: Sequence[AccountSettings],
     chosen: Mapping[str, Sequence[str]],
     *,
@@ -63,24 +70,45 @@ def plan_chunks(
     sync_id: str,
     staging_dir: Path,
 ) -> list[TenantChunk]:
-    """Each account's chosen tenants cut into chunks of its `chunk_size` (an account with no
-    tenant gets none)."""
+    """Each account's chosen tenants, with how the account reaches each (`customer_routes`),
+    cut into chunks of its `chunk_size` (an account with no tenant gets none)."""
     planned = []
     for settings in account_settings:
-        tenant_ids = list(chosen.get(settings.tenant_id, ()))
-        for number, start in enumerate(range(0, len(tenant_ids), settings.chunk_size)):
+        routes = customer_routes(warehouse, settings.tenant_id)
+        customers = [
+            routes.get(tenant_id) or tenants.CustomerRoutes(tenant_id)
+            for tenant_id in chosen.get(settings.tenant_id, ())
+        ]
+        for number, start in enumerate(range(0, len(customers), settings.chunk_size)):
             planned.append(
                 TenantChunk(
                     account=settings.name,
                     partner_tenant_id=settings.tenant_id,
                     number=number,
-                    tenant_ids=tuple(tenant_ids[start : start + settings.chunk_size]),
+                    tenants=tuple(customers[start : start + settings.chunk_size]),
                     snapshot_date=snapshot_date,
                     sync_id=sync_id,
                     staging_dir=str(staging_dir),
                 )
             )
     return planned
+
+
+def customer_routes(
+    warehouse: Warehouse, partner_tenant_id: str
+) -> dict[str, tenants.CustomerRoutes]:
+    """How the partner reaches each of its customers, by tenant id, from the `customers` table."""
+    frame = warehouse.customer_routes(partner_tenant_id)
+    return {
+        row.tenant_id: tenants.CustomerRoutes(
+            tenant_id=row.tenant_id,
+            relationship=row.relationship,
+            gdap_relationship_ids=tuple(str(rid) for rid in row.gdap_relationship_ids),
+            gdap_end_date=None if pd.isna(row.gdap_end_date) else row.gdap_end_date.to_pydatetime(),
+            auto_extend=None if pd.isna(row.gdap_auto_extend) else bool(row.gdap_auto_extend),
+        )
+        for row in frame.itertuples(index=False)
+    }
 
 
 def fetch_chunk(
@@ -96,9 +124,10 @@ def fetch_chunk(
     try:
         fetched = tenants.fetch_tenants(
             cloud,
-            chunk.tenant_ids,
+            chunk.tenants,
             max_workers=settings.max_workers,
             partner_center=settings.kind == "partner",
+            consent_app=settings.client_id if settings.auto_consent else None,
             on_progress=on_progress,
         )
     except Exception as raised:
@@ -118,6 +147,7 @@ def fetch_chunk(
         Path(chunk.staging_dir),
         chunk.key,
         statuses=staged.statuses,
+        access=staged.access,
         raw_payloads=staged.raw_payloads,
         facts_by_tenant=staged.facts_by_tenant,
         partner_tenant_id=chunk.partner_tenant_id,

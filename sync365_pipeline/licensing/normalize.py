@@ -378,6 +378,37 @@ def license_fact_rows(
     return FactRows(tuple(rows), tuple(skipped))
 
 
+def graph_shaped_partner_center_skus(items: object) -> object:
+    """Partner Center `subscribedskus` items in Graph's `subscribedSkus` shape, for
+    `license_fact_rows(..., source="partner_center")` when Graph cannot be read.
+
+    Unit for unit what Partner Center gives: `activeUnits` -> enabled, `suspendedUnits`,
+    `warningUnits`, `consumedUnits`; `productSku` gives the id and part number. Partner Center has
+    no locked-out count, so lockedOut is omitted (zero, as when Graph omits it). Its `totalUnits`
+    (active + warning) and `availableUnits` (total - consumed) are not kept: `available_units` is
+    enabled - consumed for every source. A value that is not a list of objects passes through
+    unchanged, for `license_fact_rows` to reject (its reasons name Graph's fields)."""
+    if not isinstance(items, list):
+        return items
+    return [_graph_shaped(item) if isinstance(item, Mapping) else item for item in items]
+
+
+def _graph_shaped(item: Mapping[str, Any]) -> dict[str, Any]:
+    product = item.get("productSku")
+    product = product if isinstance(product, Mapping) else {}
+    return {
+        "skuId": product.get("id"),
+        "skuPartNumber": product.get("skuPartNumber"),
+        "capabilityStatus": item.get("capabilityStatus"),
+        "consumedUnits": item.get("consumedUnits"),
+        "prepaidUnits": {
+            "enabled": item.get("activeUnits"),
+            "suspended": item.get("suspendedUnits"),
+            "warning": item.get("warningUnits"),
+        },
+    }
+
+
 def _graph_sku_row(item: Mapping[str, Any], where: str, tenant: str) -> dict[str, Any]:
     sku_id = _guid(item.get("skuId"), f"{where}.skuId", tenant)
     where = f"{where} (skuId {sku_id})"

@@ -1,6 +1,11 @@
 """The concurrent per-tenant fetch: a failing customer is an outcome (data), never an exception.
 
-Only partner-level failures (`PartnerAccessError`) propagate and stop the fetch."""
+Per tenant: Graph's subscribed SKUs; when the customer refused the token for want of the app's
+CPV consent, that consent granted through Partner Center and the tenant retried; the GDAP access
+audit (the roles its active relationships' assignments grant); and, when Graph could not be read
+for a reseller customer, Partner Center's subscribed SKUs as the source of its facts. Only
+partner-level failures (`PartnerAccessError`) propagate and stop the fetch.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,20 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.core.status import TenantStatus
-from sync365_pipeline.microsoft import MicrosoftCloud, PartnerAccessError
+from sync365_pipeline.licensing.access import (
+    LICENSE_READING_ROLES,
+    CpvConsent,
+    can_read_licenses,
+    granted_roles,
+)
+from sync365_pipeline.microsoft import ConsentOutcome, MicrosoftCloud, PartnerAccessError
 from sync365_pipeline.microsoft.errors import tenant_outcome
 
 log = logging.getLogger(__name__)
@@ -24,11 +35,82 @@ ProgressCallback = Callable[[int, int], None]
 # Partner Center calls wait for the partner's rate limit (500 a minute by default, about 8 a
 # second); two at a time keep up with it at Microsoft's latency.
 PARTNER_CENTER_WORKERS = 2
+# The token refusals that mean "the app has no consent in this tenant" (microsoft-apis-more.md
+# §4.5): CPV consent through Partner Center is their fix.
+CONSENT_REFUSALS = frozenset({"AADSTS65001", "AADSTS90099"})
+
+NO_LICENSE_ROLE = (
+    "No active GDAP access assignment grants a role that reads licences ("
+    + ", ".join(LICENSE_READING_ROLES.values())
+    + "): add one (Directory Readers is enough) to an access assignment of the relationship in "
+    "Partner Center. The pipeline cannot grant a role."
+)
+NO_ACTIVE_RELATIONSHIP = (
+    "The customer has no active GDAP relationship with the partner: ask the customer to approve "
+    "a new one in Partner Center."
+)
+CONSENT_GRANTED = "The app had no CPV consent in the tenant; the sync granted it."
+CONSENT_EXISTS_YET_REFUSED = (
+    "Partner Center says the app is consented in the tenant already, yet the tenant still refuses "
+    "its token: a human must look (grant the consent again in Partner Center, or ask whether the "
+    "customer removed the app)."
+)
+CONSENT_DISABLED = (
+    "The app has no CPV consent in the tenant and SYNC365_AUTO_CONSENT is off, so none was "
+    "requested: grant it in Partner Center, or turn auto-consent on."
+)
+
+
+@dataclass(frozen=True)
+class CustomerRoutes:
+    """How the partner reaches one customer, as discovery recorded it (`customers`): what the
+    fetch needs for the access audit and the Partner Center fallback. Small and secret-free: a
+    chunk carries one per tenant through Dagster's storage. Only the id known: a customer whose
+    routes are unknown, so neither audited nor fallen back for."""
+
+    tenant_id: str
+    relationship: str = ""  # the '+'-joined routes, e.g. dap+gdap+reseller
+    gdap_relationship_ids: tuple[str, ...] = ()  # its ACTIVE GDAP relationships
+    gdap_end_date: datetime | None = None
+    auto_extend: bool | None = None
+
+    @property
+    def is_gdap(self) -> bool:
+        return "gdap" in self.relationship.split("+")
+
+    @property
+    def is_reseller(self) -> bool:
+        return "reseller" in self.relationship.split("+")
+
+
+@dataclass(frozen=True)
+class TenantAccess:
+    """What one attempt learnt of the partner's access to a customer (its `customer_access`)."""
+
+    cpv_consent: CpvConsent = CpvConsent.NOT_NEEDED
+    gdap_roles: tuple[str, ...] | None = None  # None: not a GDAP customer, or the audit failed
+    gdap_end_date: datetime | None = None
+    auto_extend: bool | None = None
+    messages: tuple[str, ...] = ()
+
+    @property
+    def can_read_licenses(self) -> bool | None:
+        return None if self.gdap_roles is None else can_read_licenses(self.gdap_roles)
+
+    @property
+    def message(self) -> str:
+        return " ".join(self.messages)
+
+    def noting(self, message: str) -> TenantAccess:
+        return replace(self, messages=(*self.messages, message)) if message else self
 
 
 @dataclass(frozen=True)
 class TenantFetch:
-    """What one customer tenant returned in one sync attempt."""
+    """What one customer tenant returned in one sync attempt.
+
+    `partner_center_skus` holds Partner Center's answer: for names beside Graph's SKUs when the
+    status is ok, else the fallback the tenant's facts come from."""
 
     tenant_id: str
     status: TenantStatus
@@ -37,6 +119,16 @@ class TenantFetch:
     message: str = ""
     graph_skus: list[dict[str, Any]] | None = None
     partner_center_skus: list[dict[str, Any]] | None = None
+    access: TenantAccess = field(default_factory=TenantAccess)
+
+    @property
+    def fell_back(self) -> bool:
+        """Graph could not be read, and Partner Center gave the tenant's SKUs instead."""
+        return self.status is not TenantStatus.OK and self.partner_center_skus is not None
+
+    @property
+    def refused_for_consent(self) -> bool:
+        return self.status is TenantStatus.CONSENT_REVOKED and self.error_code in CONSENT_REFUSALS
 
 
 def fetch_tenant(cloud: MicrosoftCloud, tenant_id: str) -> TenantFetch:
@@ -55,6 +147,49 @@ def fetch_tenant(cloud: MicrosoftCloud, tenant_id: str) -> TenantFetch:
     return TenantFetch(tenant_id, TenantStatus.OK, checked_at, graph_skus=graph_skus)
 
 
+def audit_access(cloud: MicrosoftCloud, customer: CustomerRoutes) -> TenantAccess:
+    """The roles the active access assignments of the customer's active GDAP relationships grant:
+    one request per relationship, with the partner's Graph token. A failure is recorded in the
+    message and leaves the roles unknown; it never fails the tenant."""
+    access = TenantAccess(gdap_end_date=customer.gdap_end_date, auto_extend=customer.auto_extend)
+    if not customer.is_gdap:
+        return access
+    if not customer.gdap_relationship_ids:
+        return replace(access, gdap_roles=()).noting(NO_ACTIVE_RELATIONSHIP)
+    roles: set[str] = set()
+    failures = []
+    for relationship_id in customer.gdap_relationship_ids:
+        try:
+            roles.update(granted_roles(cloud.graph.access_assignments(relationship_id)))
+        except Exception as exc:  # the audit informs; even a partner-level refusal is its own
+            failures.append(
+                f"The access audit of GDAP relationship {relationship_id} failed: "
+                f"{tenant_outcome(exc)[2]}"
+            )
+    if failures:
+        return replace(access, messages=tuple(failures))
+    audited = replace(access, gdap_roles=tuple(sorted(roles)))
+    return audited if audited.can_read_licenses else audited.noting(NO_LICENSE_ROLE)
+
+
+def grant_consent(cloud: MicrosoftCloud, tenant_id: str, client_id: str) -> tuple[CpvConsent, str]:
+    """Grant the app's CPV consent in the tenant (Partner Center, through its rate limiter) and
+    release the tenant's token app, so the retry asks afresh (MSAL replays a refused request for
+    60 s). Returns the outcome and, when it failed, why and what to do. Only a partner-level
+    failure propagates."""
+    try:
+        outcome = cloud.partner_center.grant_application_consent(tenant_id, client_id)
+    except PartnerAccessError:
+        raise
+    except Exception as exc:  # ConsentFailed carries its remedy; an outage says so
+        return CpvConsent.FAILED, tenant_outcome(exc)[2]
+    finally:
+        cloud.tokens.release(tenant_id)
+    if outcome is ConsentOutcome.ALREADY_GRANTED:
+        return CpvConsent.ALREADY_GRANTED, ""
+    return CpvConsent.GRANTED, ""
+
+
 def needs_partner_center_names(fetched: TenantFetch, catalog: SkuCatalog) -> bool:
     """Whether the tenant holds a SKU the catalog cannot name (Partner Center's name is then the
     only friendly one). Records that are not SKUs are left to the normalization to report."""
@@ -66,79 +201,185 @@ def needs_partner_center_names(fetched: TenantFetch, catalog: SkuCatalog) -> boo
     )
 
 
-def partner_center_skus(cloud: MicrosoftCloud, tenant_id: str) -> list[dict[str, Any]] | None:
-    """Partner Center's view of the tenant's SKUs, for their names; None when it fails (the part
-    number names them then). Only a partner-level failure propagates."""
+def partner_center_skus(
+    cloud: MicrosoftCloud, tenant_id: str
+) -> tuple[list[dict[str, Any]] | None, str]:
+    """Partner Center's view of the tenant's SKUs, or None and why not (a redacted message).
+    Only a partner-level failure propagates."""
     try:
-        return cloud.partner_center.subscribed_skus(tenant_id)
+        return cloud.partner_center.subscribed_skus(tenant_id), ""
     except PartnerAccessError:
         raise
     except Exception as exc:
-        log.info("Partner Center SKUs unavailable for %s (%s); names from catalog", tenant_id, exc)
-        return None
+        return None, tenant_outcome(exc)[2]
 
 
 def fetch_tenants(
     cloud: MicrosoftCloud,
-    tenant_ids: Sequence[str],
+    tenants: Sequence[CustomerRoutes | str],
     *,
     max_workers: int,
     partner_center: bool = True,
+    consent_app: str | None = None,
     catalog: SkuCatalog | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> list[TenantFetch]:
-    """Fetch many tenants with a bounded pool; stop starting new ones on a partner-level
-    failure or an interrupt, which then propagates.
+    """Fetch many tenants with a bounded pool, in the order given; stop starting new ones on a
+    partner-level failure or an interrupt, which then propagates. A bare tenant id is a
+    customer of unknown routes.
 
-    With `partner_center`, a tenant holding a SKU that `catalog` (the packaged one by default)
-    cannot name also gets Partner Center's names. Those calls wait for the partner's rate limit,
-    so they run in a small pool of their own: the Graph work never waits behind them, and the
-    result waits for them only at the end.
+    `partner_center` (a partner account) enables what goes through Partner Center, whose calls
+    wait for the partner's rate limit and so run in a small pool of their own, the Graph work
+    never waiting behind them: the names of SKUs `catalog` (the packaged one by default) cannot
+    name, the fallback for reseller customers Graph could not be read for, and, with
+    `consent_app` (the app's client id; None: auto-consent is off), the CPV consent of a
+    customer that refused the token for want of it, after which that tenant is tried again.
     """
     if not partner_center:
         catalog = None
     elif catalog is None:
         catalog = SkuCatalog.load()
-    results: dict[str, TenantFetch] = {}
-    lock = threading.Lock()
-    tenant_pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tenant")
-    names_pool = ThreadPoolExecutor(
-        max_workers=PARTNER_CENTER_WORKERS, thread_name_prefix="partner-center"
+    work = _TenantWork(
+        cloud,
+        max_workers=max_workers,
+        partner_center=partner_center,
+        consent_app=consent_app,
+        catalog=catalog,
+        on_progress=on_progress,
+        total=len(tenants),
     )
-    names_futures: list[Future[None]] = []
+    customers = [c if isinstance(c, CustomerRoutes) else CustomerRoutes(c) for c in tenants]
+    return work.run(customers)
 
-    def add_names(tenant_id: str) -> None:
-        skus = partner_center_skus(cloud, tenant_id)
-        with lock:
-            results[tenant_id] = replace(results[tenant_id], partner_center_skus=skus)
 
-    def one(tenant_id: str) -> None:
+class _TenantWork:
+    """One `fetch_tenants` call: its two pools, its results, and each tenant's steps as jobs.
+
+    In the tenant pool (Graph): the first attempt with the access audit, and a retry after
+    consent. In the Partner Center pool: the consent, the names and the fallback. A job may
+    submit the tenant's next step; the call returns once no job is left.
+    """
+
+    def __init__(
+        self,
+        cloud: MicrosoftCloud,
+        *,
+        max_workers: int,
+        partner_center: bool,
+        consent_app: str | None,
+        catalog: SkuCatalog | None,
+        on_progress: ProgressCallback | None,
+        total: int,
+    ) -> None:
+        self.cloud = cloud
+        self.partner_center = partner_center
+        self.consent_app = consent_app
+        self.catalog = catalog
+        self.on_progress = on_progress
+        self.total = total
+        self.results: dict[str, TenantFetch] = {}
+        self.lock = threading.Lock()
+        self.pending: list[Future[None]] = []
+        self.tenant_pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tenant")
+        self.partner_center_pool = ThreadPoolExecutor(
+            max_workers=PARTNER_CENTER_WORKERS, thread_name_prefix="partner-center"
+        )
+
+    def run(self, customers: Sequence[CustomerRoutes]) -> list[TenantFetch]:
         try:
-            fetched = fetch_tenant(cloud, tenant_id)
-        finally:
-            cloud.tokens.release(tenant_id)
-        with lock:
-            results[tenant_id] = fetched
-            done = len(results)
-            if catalog is not None and needs_partner_center_names(fetched, catalog):
-                names_futures.append(names_pool.submit(add_names, tenant_id))
-        if on_progress is not None:
-            on_progress(done, len(tenant_ids))
+            for customer in customers:
+                self._submit(self.tenant_pool, self._first_attempt, customer)
+            while True:
+                with self.lock:
+                    batch, self.pending = self.pending, []
+                if not batch:
+                    break
+                _wait_for_all(batch)
+        except BaseException:
+            # A partner-level failure, or SIGINT/SIGTERM (Dagster raises it here, in the main
+            # thread): start no further job; those in flight end within their response deadline.
+            for pool in (self.tenant_pool, self.partner_center_pool):
+                pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        for pool in (self.tenant_pool, self.partner_center_pool):
+            pool.shutdown(wait=True)
+        return [self.results[customer.tenant_id] for customer in customers]
 
-    try:
-        _wait_for_all([tenant_pool.submit(one, tenant_id) for tenant_id in tenant_ids])
-        tenant_pool.shutdown(wait=True)
-        with lock:
-            pending = list(names_futures)
-        _wait_for_all(pending)
-    except BaseException:
-        # A partner-level failure, or SIGINT/SIGTERM (Dagster raises it here, in the main
-        # thread): start no further tenant; those in flight end within their response deadline.
-        tenant_pool.shutdown(wait=True, cancel_futures=True)
-        names_pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    names_pool.shutdown(wait=True)
-    return [results[tenant_id] for tenant_id in tenant_ids]
+    def _submit(self, pool: ThreadPoolExecutor, job: Callable[..., None], *args: Any) -> None:
+        with self.lock:
+            self.pending.append(pool.submit(job, *args))
+
+    # -- the tenant pool -------------------------------------------------------------------
+
+    def _first_attempt(self, customer: CustomerRoutes) -> None:
+        fetched = replace(
+            self._graph(customer.tenant_id), access=audit_access(self.cloud, customer)
+        )
+        if not (self.partner_center and fetched.refused_for_consent):
+            self._settle(customer, fetched)
+        elif self.consent_app is None:
+            access = replace(fetched.access, cpv_consent=CpvConsent.DISABLED)
+            self._settle(customer, replace(fetched, access=access.noting(CONSENT_DISABLED)))
+        else:
+            self._submit(self.partner_center_pool, self._consent, customer, fetched)
+
+    def _retry(self, customer: CustomerRoutes, access: TenantAccess) -> None:
+        fetched = self._graph(customer.tenant_id)
+        if access.cpv_consent is CpvConsent.GRANTED:
+            access = access.noting(CONSENT_GRANTED)
+        elif fetched.refused_for_consent:
+            access = access.noting(CONSENT_EXISTS_YET_REFUSED)
+        self._settle(customer, replace(fetched, access=access))
+
+    def _graph(self, tenant_id: str) -> TenantFetch:
+        try:
+            return fetch_tenant(self.cloud, tenant_id)
+        finally:
+            self.cloud.tokens.release(tenant_id)
+
+    def _settle(self, customer: CustomerRoutes, fetched: TenantFetch) -> None:
+        """The tenant's Graph outcome is final: record it, and hand Partner Center its part."""
+        with self.lock:
+            self.results[customer.tenant_id] = fetched
+            done = len(self.results)
+        if self.catalog is not None and fetched.status is TenantStatus.OK:
+            if needs_partner_center_names(fetched, self.catalog):
+                self._submit(self.partner_center_pool, self._add_names, customer.tenant_id)
+        elif self.partner_center and customer.is_reseller:
+            self._submit(self.partner_center_pool, self._fall_back, customer.tenant_id)
+        if self.on_progress is not None:
+            self.on_progress(done, self.total)
+
+    # -- the Partner Center pool -----------------------------------------------------------
+
+    def _consent(self, customer: CustomerRoutes, refused: TenantFetch) -> None:
+        assert self.consent_app is not None, "submitted only with auto-consent on"
+        outcome, problem = grant_consent(self.cloud, customer.tenant_id, self.consent_app)
+        access = replace(refused.access, cpv_consent=outcome).noting(problem)
+        if outcome is CpvConsent.FAILED:
+            self._settle(customer, replace(refused, access=access))
+        else:
+            self._submit(self.tenant_pool, self._retry, customer, access)
+
+    def _add_names(self, tenant_id: str) -> None:
+        skus, problem = partner_center_skus(self.cloud, tenant_id)
+        if problem:
+            log.info(
+                "Partner Center SKUs unavailable for %s (%s); names from catalog",
+                tenant_id,
+                problem,
+            )
+        with self.lock:
+            self.results[tenant_id] = replace(self.results[tenant_id], partner_center_skus=skus)
+
+    def _fall_back(self, tenant_id: str) -> None:
+        skus, problem = partner_center_skus(self.cloud, tenant_id)
+        with self.lock:
+            fetched = self.results[tenant_id]
+            if skus is None:
+                note = f"Partner Center's subscribedskus failed too: {problem}"
+                fetched = replace(fetched, message=f"{fetched.message} {note}".strip())
+            self.results[tenant_id] = replace(fetched, partner_center_skus=skus)
 
 
 def _wait_for_all(futures: Sequence[Future[None]]) -> None:

@@ -4,6 +4,7 @@ from sync365_pipeline.warehouse.connection import WarehouseLocked, WarehouseUnwr
 from sync365_pipeline.warehouse.rows import (
     AppCredentialRow,
     ConsentFlag,
+    CustomerAccessRow,
     CustomerChanges,
     FlagKey,
     FlagKind,
@@ -24,6 +25,7 @@ from sync365_pipeline.warehouse.writes import InvalidFrameError
 __all__ = [
     "AppCredentialRow",
     "ConsentFlag",
+    "CustomerAccessRow",
     "CustomerChanges",
     "FlagKey",
     "FlagKind",

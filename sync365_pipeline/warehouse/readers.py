@@ -32,6 +32,17 @@ class Readers(WarehouseFile):
         frame = self._read("SELECT partner_tenant_id, tenant_id FROM customers WHERE active")
         return set(frame.itertuples(index=False, name=None))
 
+    def customer_routes(self, partner_tenant_id: str) -> pd.DataFrame:
+        """How one partner reaches each of its customers, as discovery last recorded it: the
+        relationship routes, the ids of the active GDAP relationships, and the chosen
+        relationship's end and auto-extend (what the fetch's access audit and fallback need)."""
+        return self._read(
+            "SELECT tenant_id, coalesce(relationship, '') AS relationship, "
+            "coalesce(gdap_relationship_ids, []) AS gdap_relationship_ids, gdap_end_date, "
+            "gdap_auto_extend FROM customers WHERE partner_tenant_id = ? ORDER BY tenant_id",
+            [partner_tenant_id],
+        )
+
     def latest_tenant_statuses(self, partner_tenant_id: str | None = None) -> pd.DataFrame:
         """The newest status row of every (partner, tenant) ever checked."""
         return self._read_of_partner(
@@ -163,20 +174,22 @@ class Readers(WarehouseFile):
             [limit],
         )
 
-    def ok_raw_payloads(
+    def raw_payloads_for_facts(
         self, partner_tenant_id: str, snapshot_date: date, *, sync_id: str | None = None
     ) -> dict[str, dict[str, Any]]:
-        """Raw payloads of `snapshot_date` that one partner fetched, for tenants whose latest
-        attempt through that partner by that day was ok (and, with `sync_id`, was made by that
-        sync).
+        """Raw payloads of `snapshot_date` that one partner fetched, for the tenants whose latest
+        attempt through that partner by that day gave facts (and, with `sync_id`, was made by
+        that sync): an ok one (its payloads), or one where Graph failed and Partner Center
+        answered (that attempt's Partner Center payload only: the fallback).
 
         Returns {tenant_id: {source: parsed JSON}} with source 'graph' and/or 'partner_center';
-        tenants whose latest attempt failed are left out, so their earlier facts stay untouched.
+        other tenants are left out, so their earlier facts stay untouched.
         """
         frame = self._read(
             """
             WITH latest AS (
-                SELECT partner_tenant_id, tenant_id, status, sync_id FROM tenant_status
+                SELECT partner_tenant_id, tenant_id, status, checked_at, sync_id
+                FROM tenant_status
                 WHERE partner_tenant_id = $1 AND CAST(checked_at AS DATE) <= $2
                 QUALIFY row_number() OVER (
                     PARTITION BY partner_tenant_id, tenant_id ORDER BY checked_at DESC
@@ -185,8 +198,10 @@ class Readers(WarehouseFile):
             SELECT r.tenant_id, r.source, r.payload
             FROM raw_subscribed_skus AS r JOIN latest AS l
                 ON l.partner_tenant_id = r.partner_tenant_id AND l.tenant_id = r.tenant_id
-            WHERE r.partner_tenant_id = $1 AND r.snapshot_date = $2 AND l.status = 'ok'
+            WHERE r.partner_tenant_id = $1 AND r.snapshot_date = $2
                 AND ($3 IS NULL OR l.sync_id = $3)
+                AND (l.status = 'ok'
+                     OR (r.source = 'partner_center' AND r.fetched_at = l.checked_at))
             ORDER BY r.tenant_id, r.source
             """,
             [partner_tenant_id, snapshot_date, sync_id],

@@ -27,6 +27,24 @@ class TenantStatusRow:
 
 
 @dataclass(frozen=True)
+class CustomerAccessRow:
+    """The partner's access to one customer as one sync attempt found it (`customer_access`):
+    the roles its active GDAP assignments grant (None: not a GDAP customer, or not audited), what
+    the sync did about CPV consent (`licensing.access.CpvConsent`), and when the access ends."""
+
+    partner_tenant_id: str
+    tenant_id: str
+    checked_at: datetime
+    cpv_consent: str
+    gdap_roles: tuple[str, ...] | None = None
+    can_read_licenses: bool | None = None
+    gdap_end_date: datetime | None = None
+    auto_extend: bool | None = None
+    message: str | None = None
+    sync_id: str | None = None
+
+
+@dataclass(frozen=True)
 class PartnerStatusRow:
     """Outcome of one partner-level sign-in (`partner_status`); e.g. ok, refresh_token_expired."""
 

@@ -20,9 +20,10 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from sync365_pipeline.warehouse.rows import RawPayload, TenantStatusRow
+from sync365_pipeline.warehouse.rows import CustomerAccessRow, RawPayload, TenantStatusRow
 from sync365_pipeline.warehouse.schema import migrate
 from sync365_pipeline.warehouse.writes import (
+    customer_access_records,
     raw_payload_records,
     stack_slices,
     tenant_status_records,
@@ -37,13 +38,15 @@ def write_stage(
     raw_payloads: Sequence[RawPayload],
     facts_by_tenant: Mapping[str, Sequence[tuple[Any, ...]]],
     partner_tenant_id: str,
+    access: Sequence[CustomerAccessRow] = (),
 ) -> dict[str, str]:
-    """Stage one chunk of one partner: its tenants' status rows, raw payloads and facts
-    (`facts_by_tenant` holds the fact rows of each tenant whose facts are to replace today's
-    slice of that partner and tenant, none for zero SKUs), checked as `replace_license_facts`
-    checks them. Returns {table: path} for non-empty tables."""
+    """Stage one chunk of one partner: its tenants' status rows, access rows, raw payloads and
+    facts (`facts_by_tenant` holds the fact rows of each tenant whose facts are to replace
+    today's slice of that partner and tenant, none for zero SKUs), checked as
+    `replace_license_facts` checks them. Returns {table: path} for non-empty tables."""
     frames = {
         "tenant_status": pd.DataFrame(tenant_status_records(statuses)),
+        "customer_access": pd.DataFrame(customer_access_records(access)),
         "raw_subscribed_skus": pd.DataFrame(raw_payload_records(raw_payloads)),
     }
     if facts_by_tenant:

@@ -2,11 +2,14 @@
 -- pair: one tenant reached through two partner accounts is two customers, each with its own
 -- statuses, facts and freshness, so one partner's success never hides the other's failure.
 -- Stale rule (one place, `tenant_freshness`): a
--- tenant's facts are stale when its latest sync attempt was not 'ok', when that attempt produced
--- no facts (its latest slice was written before the attempt: the facts step failed or never
--- ran), or when its latest written slice is older than the newest snapshot date written for any
--- tenant (the latest successful sync). Failed tenants therefore keep showing their last good
--- facts, flagged, never zeroed, and nothing reads as fresh that was not written.
+-- tenant's facts are stale when its latest sync attempt produced none (it was not 'ok' and
+-- Partner Center did not stand in for Graph, or its latest slice was written before the attempt:
+-- the facts step failed or never ran), or when its latest written slice is older than the newest
+-- snapshot date written for any tenant (the latest successful sync). Failed tenants therefore
+-- keep showing their last good facts, flagged, never zeroed, and nothing reads as fresh that was
+-- not written. An attempt where Graph failed but Partner Center answered (the fallback: its
+-- `partner_center` raw payload was fetched in that attempt) produced facts: they are fresh, from
+-- another source (`license_facts.source`), while its status still says why Graph failed.
 
 CREATE OR REPLACE VIEW latest_tenant_status AS
 SELECT *
@@ -26,6 +29,18 @@ WITH latest_slice AS (
         max(written_at) AS facts_written_at
     FROM license_snapshots
     GROUP BY partner_tenant_id, tenant_id
+),
+latest_attempt AS (
+    SELECT
+        s.*,
+        s.status <> 'ok' AND EXISTS (
+            FROM raw_subscribed_skus AS r
+            WHERE r.partner_tenant_id = s.partner_tenant_id
+                AND r.tenant_id = s.tenant_id
+                AND r.source = 'partner_center'
+                AND r.fetched_at = s.checked_at
+        ) AS fell_back
+    FROM latest_tenant_status AS s
 )
 SELECT
     l.partner_tenant_id,
@@ -33,13 +48,14 @@ SELECT
     l.facts_as_of,
     s.status AS last_status,
     s.checked_at AS last_checked_at,
+    coalesce(s.fell_back AND l.facts_written_at >= s.checked_at, false) AS from_partner_center,
     (
-        coalesce(s.status, 'ok') <> 'ok'
+        (coalesce(s.status, 'ok') <> 'ok' AND NOT s.fell_back)
         OR l.facts_written_at < s.checked_at
         OR l.facts_as_of < (SELECT max(snapshot_date) FROM license_snapshots)
     ) AS is_stale
 FROM latest_slice AS l
-LEFT JOIN latest_tenant_status AS s
+LEFT JOIN latest_attempt AS s
     ON s.partner_tenant_id = l.partner_tenant_id AND s.tenant_id = l.tenant_id;
 
 CREATE OR REPLACE VIEW current_license_facts AS
@@ -186,6 +202,7 @@ SELECT
     s.status_since,
     k.last_ok_at,
     r.facts_as_of,
+    coalesce(r.from_partner_center, false) AS facts_from_partner_center,
     coalesce(r.is_stale, coalesce(l.status, 'ok') <> 'ok') AS is_stale
 FROM tenants AS t
 LEFT JOIN customers AS c ON c.partner_tenant_id = t.partner_tenant_id AND c.tenant_id = t.tenant_id

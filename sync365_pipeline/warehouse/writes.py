@@ -17,6 +17,7 @@ from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.warehouse.columns import CUSTOMER_COLUMNS, LICENSE_FACT_COLUMNS, UNIT_COLUMNS
 from sync365_pipeline.warehouse.file import WarehouseFile, clip, insert_records
 from sync365_pipeline.warehouse.rows import (
+    CustomerAccessRow,
     CustomerChanges,
     PartnerStatusRow,
     RawPayload,
@@ -90,10 +91,11 @@ class Writes(WarehouseFile):
         return written
 
     def load_staged_fetches(self, stages: Sequence[Mapping[str, str]]) -> None:
-        """Append each chunk's staged tenant statuses and keep its raw payloads (a re-fetch on
-        the same day replaces its payload), one transaction per chunk: a tenant's status never
-        lands without the payload it describes, and memory stays that of one chunk. Loading a
-        chunk again (a retried writer) replaces its statuses rather than adding them twice."""
+        """Append each chunk's staged tenant statuses and access rows and keep its raw payloads
+        (a re-fetch on the same day replaces its payload), one transaction per chunk: a tenant's
+        status never lands without its access row and the payload it describes, and memory stays
+        that of one chunk. Loading a chunk again (a retried writer) replaces its statuses and
+        access rows rather than adding them twice."""
         for stage in stages:
             with self._transaction() as con:
                 if raw := stage.get("raw_subscribed_skus"):
@@ -102,18 +104,19 @@ class Writes(WarehouseFile):
                         "SELECT * FROM read_parquet(?)",
                         [raw],
                     )
-                if statuses := stage.get("tenant_status"):
-                    con.execute(
-                        "DELETE FROM tenant_status AS t USING read_parquet(?) AS s "
-                        "WHERE t.sync_id IS NOT DISTINCT FROM s.sync_id "
-                        "AND t.partner_tenant_id = s.partner_tenant_id "
-                        "AND t.tenant_id = s.tenant_id",
-                        [statuses],
-                    )
-                    con.execute(
-                        "INSERT INTO tenant_status BY NAME SELECT * FROM read_parquet(?)",
-                        [statuses],
-                    )
+                for table in ("tenant_status", "customer_access"):
+                    if path := stage.get(table):
+                        con.execute(
+                            f"DELETE FROM {table} AS t USING read_parquet(?) AS s "  # noqa: S608
+                            "WHERE t.sync_id IS NOT DISTINCT FROM s.sync_id "
+                            "AND t.partner_tenant_id = s.partner_tenant_id "
+                            "AND t.tenant_id = s.tenant_id",
+                            [path],
+                        )
+                        con.execute(
+                            f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?)",  # noqa: S608
+                            [path],
+                        )
 
     # -- customers -------------------------------------------------------------------------
 
@@ -230,6 +233,20 @@ def tenant_status_records(rows: Iterable[TenantStatusRow]) -> list[dict[str, obj
             **vars(row),
             "status": TenantStatus(row.status).value,
             "checked_at": utc_naive(row.checked_at),
+            "message": clip(row.message),
+        }
+        for row in rows
+    ]
+
+
+def customer_access_records(rows: Iterable[CustomerAccessRow]) -> list[dict[str, object]]:
+    """`customer_access` records: times naive UTC, roles a list, message redacted and clipped."""
+    return [
+        {
+            **vars(row),
+            "checked_at": utc_naive(row.checked_at),
+            "gdap_roles": None if row.gdap_roles is None else list(row.gdap_roles),
+            "gdap_end_date": utc_naive(row.gdap_end_date) if row.gdap_end_date else None,
             "message": clip(row.message),
         }
         for row in rows

@@ -16,7 +16,13 @@ from types import SimpleNamespace
 from typing import Any
 
 from sync365_pipeline.core.settings import AccountSettings, Secret
-from sync365_pipeline.microsoft import AccessToken, MicrosoftError, RetryStats, TokenFacts
+from sync365_pipeline.microsoft import (
+    AccessToken,
+    ConsentOutcome,
+    MicrosoftError,
+    RetryStats,
+    TokenFacts,
+)
 
 # Real SKU ids and part numbers (Microsoft 365 E3, Business Standard).
 E3 = ("05e9a617-0261-4cee-bb44-138d3ef5d965", "SPE_E3")
@@ -119,7 +125,17 @@ class _StubPartnerCenter:
         ]
 
     def subscribed_skus(self, tenant_id: str) -> list[dict[str, Any]]:
-        return []  # Partner Center only adds names; the catalog has these
+        """No names (the catalog has these); a tenant that fails in Graph fails here too, so
+        the fallback has nothing to stand in with."""
+        tenants = {tenant.tenant_id: tenant for tenant in self._account.signed_in().tenants}
+        if (failure := tenants[tenant_id].failure) is not None:
+            raise failure
+        return []
+
+    def grant_application_consent(self, tenant_id: str, application_id: str) -> ConsentOutcome:
+        """Partner Center has the consent already: a tenant refusing it stays refused."""
+        self._account.signed_in()
+        return ConsentOutcome.ALREADY_GRANTED
 
 
 class _StubGraph:

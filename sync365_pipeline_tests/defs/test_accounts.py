@@ -58,24 +58,39 @@ def two_partners_and_a_direct_tenant(
 ) -> tuple[SimulatorServer, SimulatorServer, Path]:
     first = simulator_factory(with_direct_tenant_scenario())
     second = simulator_factory(second_partner_scenario())
-    config = tmp_path / "sync365.toml"
-    config.write_text(
-        f'duckdb_path = "{tmp_path / "sync365.duckdb"}"\n\n'
-        + account_entry("contoso", first, tmp_path)
-        + "\n"
-        + account_entry("adventureworks", second, tmp_path)
-        + "\n"
-        + account_entry("direct", first, tmp_path, kind="direct", tenant=DIRECT_TENANT)
+    duckdb_path = use_accounts_file(
+        monkeypatch,
+        tmp_path,
+        {"contoso": first, "adventureworks": second},
+        account_entry("direct", first, tmp_path, kind="direct", tenant=DIRECT_TENANT),
     )
-    for name, sim in (("CONTOSO", first), ("ADVENTUREWORKS", second), ("DIRECT", first)):
+    env = first.environment()
+    monkeypatch.setenv("DIRECT_SECRET", env["SYNC365_CLIENT_SECRET"])
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    return first, second, duckdb_path
+
+
+def use_accounts_file(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    partners: dict[str, SimulatorServer],
+    *more_entries: str,
+) -> Path:
+    """Configure the pipeline by an accounts file with one partner account per simulator (its
+    secrets in `<NAME>_SECRET` and `<NAME>_REFRESH_TOKEN`) and `more_entries`; returns the
+    warehouse path it names."""
+    duckdb_path = tmp_path / "sync365.duckdb"
+    config = tmp_path / "sync365.toml"
+    entries = [account_entry(name, sim, tmp_path) for name, sim in partners.items()]
+    config.write_text(f'duckdb_path = "{duckdb_path}"\n\n' + "\n".join([*entries, *more_entries]))
+    for name, sim in partners.items():
         env = sim.environment()
-        monkeypatch.setenv(f"{name}_SECRET", env["SYNC365_CLIENT_SECRET"])
-        monkeypatch.setenv(f"{name}_REFRESH_TOKEN", env["SYNC365_REFRESH_TOKEN"])
+        monkeypatch.setenv(f"{name.upper()}_SECRET", env["SYNC365_CLIENT_SECRET"])
+        monkeypatch.setenv(f"{name.upper()}_REFRESH_TOKEN", env["SYNC365_REFRESH_TOKEN"])
     for variable in ("SYNC365_CLIENT_ID", "SYNC365_DUCKDB_PATH", "SYNC365_CA_BUNDLE"):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("SYNC365_CONFIG", str(config))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
-    return first, second, tmp_path / "sync365.duckdb"
+    return duckdb_path
 
 
 def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -111,10 +126,14 @@ def test_accounts_sync_into_one_warehouse_kept_apart_by_partner(
         )
     )
     assert facts_by_partner == {
-        first_partner: sorted([HEALTHY_A, HEALTHY_C]),
+        first_partner: sorted([HEALTHY_A, HEALTHY_B, HEALTHY_C]),
         second_partner: [SECOND_CUSTOMER],
         DIRECT_TENANT: [DIRECT_TENANT],
     }
+    sources = rows(
+        duckdb_path, f"SELECT DISTINCT source FROM license_facts WHERE tenant_id = '{HEALTHY_B}'"
+    )
+    assert sources == [("partner_center",)], "Graph refused it; Partner Center stood in"
     statuses = {
         (partner, tenant): status
         for partner, tenant, status in rows(

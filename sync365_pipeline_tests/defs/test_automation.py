@@ -12,7 +12,13 @@ import pytest
 from sync365_pipeline.defs.definitions import defs
 from sync365_pipeline.defs.execution import run_full_sync
 from sync365_pipeline.defs.jobs import daily_sync_schedule
-from sync365_pipeline_tests.scenarios import HEALTHY_A, HEALTHY_B, HEALTHY_C, pipeline_scenario
+from sync365_pipeline_tests.scenarios import (
+    HEALTHY_A,
+    HEALTHY_B,
+    HEALTHY_C,
+    outside_partner_center,
+    pipeline_scenario,
+)
 
 from .conftest import PipelineFactory
 
@@ -54,7 +60,7 @@ def test_schedule_requests_the_whole_sync_every_day() -> None:
 def test_the_daily_run_covers_every_tenant_and_the_rerun_job_exactly_the_failed_ones(
     pipeline_factory: PipelineFactory,
 ) -> None:
-    pipeline = pipeline_factory(pipeline_scenario())
+    pipeline = pipeline_factory(outside_partner_center(pipeline_scenario(), HEALTHY_B))
     pipeline.sim.control.revoke_consent(HEALTHY_B)
     daily = defs.resolve_job_def("full_sync").execute_in_process(instance=pipeline.instance)
     assert daily.success

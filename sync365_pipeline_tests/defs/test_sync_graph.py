@@ -20,6 +20,7 @@ from sync365_pipeline_tests.scenarios import (
     HEALTHY_C,
     THROTTLE_TWICE,
     add_fault,
+    outside_partner_center,
     pipeline_scenario,
 )
 
@@ -112,7 +113,8 @@ def test_one_run_covers_every_tenant(pipeline_factory: PipelineFactory) -> None:
 def test_consent_revoked_mid_sync_keeps_last_good_facts_and_recovers(
     pipeline_factory: PipelineFactory,
 ) -> None:
-    pipeline = pipeline_factory(pipeline_scenario())
+    """A customer with no Partner Center fallback (GDAP only)."""
+    pipeline = pipeline_factory(outside_partner_center(pipeline_scenario(), HEALTHY_B))
     assert pipeline.sync().success
     first_facts = facts_by_sku(pipeline, HEALTHY_B)
 
@@ -287,9 +289,11 @@ def test_rerunning_one_tenant_rewrites_only_that_tenant(pipeline_factory: Pipeli
 def test_consent_revoked_while_the_license_run_is_fetching(
     pipeline_factory: PipelineFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Tenants are fetched one at a time, the first slowly; consent goes as soon as it is asked."""
+    """Tenants are fetched one at a time, the first slowly; consent goes as soon as it is asked
+    (from a customer with no Partner Center fallback: DAP only)."""
     slow = {"type": "latency", "ms": 400}
-    pipeline = pipeline_factory(add_fault(pipeline_scenario(), HEALTHY_A, slow))
+    scenario = outside_partner_center(pipeline_scenario(), HEALTHY_C)
+    pipeline = pipeline_factory(add_fault(scenario, HEALTHY_A, slow))
     monkeypatch.setenv("SYNC365_MAX_WORKERS", "1")
     revoked = threading.Event()
 

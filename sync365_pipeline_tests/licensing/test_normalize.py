@@ -19,9 +19,11 @@ from sync365_pipeline.licensing.normalize import (
     FactRows,
     MalformedPayload,
     customers_frame,
+    graph_shaped_partner_center_skus,
     license_fact_rows,
 )
 from sync365_pipeline.warehouse import SkippedRecord
+from sync365_pipeline.warehouse.columns import UNIT_COLUMNS
 from sync365_pipeline_tests.samples import CONTOSO, FABRIKAM, NORTHWIND, PARTNER, POWER_BI_PRO, SPB
 
 UNKNOWN_SKU = "0b0b0b0b-0000-4000-8000-000000000000"
@@ -193,6 +195,48 @@ def test_license_facts_say_where_their_counts_came_from() -> None:
     rows = by_sku(normalized([graph_sku()], source="partner_center"))
     assert rows[SPB]["source"] == "partner_center"
     assert rows[SPB]["product_name_source"] == "catalog"  # the name's source is another thing
+
+
+def test_partner_centers_skus_read_in_graphs_shape_unit_for_unit() -> None:
+    """The fallback: each count Partner Center gives, and nothing it does not (no locked-out
+    count: zero); a record missing a count is skipped with Graph's name for the field."""
+    answered = [
+        {
+            "activeUnits": 120,
+            "consumedUnits": 104,
+            "suspendedUnits": 2,
+            "warningUnits": 5,
+            "totalUnits": 125,
+            "availableUnits": 21,
+            "capabilityStatus": "Enabled",
+            "productSku": {
+                "id": SPB,
+                "name": "Microsoft 365 Business Premium",
+                "skuPartNumber": "SPB",
+            },
+        },
+        {
+            "consumedUnits": 1,
+            "capabilityStatus": "Enabled",
+            "productSku": {"id": POWER_BI_PRO, "skuPartNumber": "POWER_BI_PRO"},
+        },
+        "not an object",
+    ]
+
+    result = normalized(
+        graph_shaped_partner_center_skus(answered), answered, source="partner_center"
+    )
+
+    (row,) = by_sku(result).values()
+    assert [row[column] for column in UNIT_COLUMNS] == [120, 2, 5, 0, 104, 16]
+    assert (row["source"], row["product_name_source"]) == ("partner_center", "partner_center")
+    assert [(record.list_name, record.list_index) for record in result.skipped] == [
+        ("Partner Center subscribedskus", 2),
+        ("subscribedSkus", 1),
+        ("subscribedSkus", 2),
+    ]
+    assert "prepaidUnits.enabled" in result.skipped[1].reason
+    assert graph_shaped_partner_center_skus({"items": []}) == {"items": []}, "left to refuse"
 
 
 def test_product_name_prefers_partner_center_then_catalog_then_part_number() -> None:

@@ -1,6 +1,7 @@
 """The per-tenant fetch against the simulator, counted by route: a token and a Graph call per
-tenant, nothing at all for a warm second sync's tokens and discovery, and Partner Center only for
-a tenant holding a SKU the catalog cannot name."""
+tenant, plus the access audit's Graph call per active GDAP relationship (issue 10), nothing at all
+for a warm second sync's tokens and discovery, and Partner Center only for a tenant holding a SKU
+the catalog cannot name."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from sync365_pipeline.catalog import SkuCatalog
+from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.core.status import TenantStatus
+from sync365_pipeline.licensing.chunks import customer_routes
+from sync365_pipeline.licensing.discovery import discover_customers
 from sync365_pipeline.licensing.normalize import NAME_SOURCE_PARTNER_CENTER, license_fact_rows
-from sync365_pipeline.licensing.tenants import fetch_tenants
+from sync365_pipeline.licensing.tenants import CustomerRoutes, fetch_tenants
 from sync365_pipeline.microsoft import MicrosoftCloud
+from sync365_pipeline.warehouse import Warehouse
 from sync365_pipeline.warehouse.columns import LICENSE_FACT_COLUMNS
 from sync365_pipeline_tests.scenarios import (
     DIRECT_TENANT,
@@ -34,26 +39,42 @@ def settings_for(sim: Any, tmp_path: Path) -> AccountSettings:
     )
 
 
+def discovered(
+    cloud: MicrosoftCloud, settings: AccountSettings, tenant_ids: list[str]
+) -> list[CustomerRoutes]:
+    """Discovery's partner-level calls, and the routes it records for `tenant_ids` (each uniform
+    customer has one active GDAP relationship)."""
+    warehouse = Warehouse(settings.token_cache_path.with_name("sync365.duckdb"))
+    discover_customers(cloud, warehouse, settings, utcnow())
+    routes = customer_routes(warehouse, settings.tenant_id)
+    return [routes[tenant_id] for tenant_id in tenant_ids]
+
+
 def sync(settings: AccountSettings, tenant_ids: list[str], **options: Any) -> list[Any]:
     """What a sync asks Microsoft for: discovery's partner-level calls, then every tenant."""
     with MicrosoftCloud.from_settings(settings) as cloud:
-        cloud.partner_center.customers()
-        cloud.graph.delegated_admin_relationships()
-        cloud.graph.contracts()
-        return fetch_tenants(cloud, tenant_ids, max_workers=4, **options)
+        customers = discovered(cloud, settings, tenant_ids)
+        return fetch_tenants(cloud, customers, max_workers=4, **options)
 
 
-def test_each_catalogued_tenant_costs_one_token_and_one_graph_request(simulator_factory, tmp_path):
+def test_each_catalogued_tenant_costs_one_token_and_two_graph_requests(simulator_factory, tmp_path):
+    """Its SKUs (customer token), and the access audit of its one active GDAP relationship
+    (partner token)."""
     sim = simulator_factory(uniform_scenario())
-    with MicrosoftCloud.from_settings(settings_for(sim, tmp_path)) as cloud:
-        cloud.partner_center.customers()  # the partner's own sign-in, as discovery does it
+    settings = settings_for(sim, tmp_path)
+    with MicrosoftCloud.from_settings(settings) as cloud:
+        customers = discovered(cloud, settings, UNIFORM_CUSTOMERS)
         sim.control.reset_request_counts()
-        fetches = fetch_tenants(cloud, UNIFORM_CUSTOMERS, max_workers=4)
+        fetches = fetch_tenants(cloud, customers, max_workers=4)
 
     assert [fetched.status for fetched in fetches] == [TenantStatus.OK] * 3
     assert all(fetched.partner_center_skus is None for fetched in fetches)
     counts = sim.control.request_counts()
-    assert counts["by_route"] == {"identity.token": 3, "graph.subscribedSkus": 3}
+    assert counts["by_route"] == {
+        "identity.token": 3,
+        "graph.subscribedSkus": 3,
+        "graph.accessAssignments": 3,
+    }
     assert {tenant: counts["by_tenant"][tenant] for tenant in UNIFORM_CUSTOMERS} == dict.fromkeys(
         UNIFORM_CUSTOMERS, 2
     )
@@ -76,6 +97,7 @@ def test_a_warm_second_sync_sends_no_token_or_discovery_request(simulator_factor
         "graph.delegatedAdminRelationships": 1,
         "graph.contracts": 1,
         "graph.subscribedSkus": 3,
+        "graph.accessAssignments": 3,
     }
     assert [fetched.graph_skus for fetched in warm] == [fetched.graph_skus for fetched in cold]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sync365_pipeline.core.status import TenantStatus
-from sync365_pipeline.warehouse import TenantStatusRow, Warehouse
+from sync365_pipeline.warehouse import RawPayload, TenantStatusRow, Warehouse
 from sync365_pipeline_tests.samples import CONTOSO, FABRIKAM, PARTNER, SPB, facts
 
 
@@ -35,3 +35,40 @@ def test_an_ok_attempt_whose_facts_were_never_written_is_stale(warehouse: Wareho
         [ok(CONTOSO, datetime.now(UTC) + timedelta(minutes=1)), ok(FABRIKAM, fetched_at)]
     )
     assert stale_by_tenant(warehouse) == {CONTOSO: True, FABRIKAM: False}
+
+
+def test_facts_from_partner_center_in_the_attempt_graph_failed_are_fresh(
+    warehouse: Warehouse,
+) -> None:
+    """Graph read Contoso in the morning; in the afternoon Graph failed and Partner Center
+    answered: the afternoon's Partner Center payload (only) makes its facts, which are fresh.
+    Fabrikam failed with no Partner Center answer: stale."""
+    today = datetime.now(UTC).date()
+    morning = datetime.now(UTC) - timedelta(hours=2)
+    afternoon = datetime.now(UTC) - timedelta(minutes=1)
+    refused = TenantStatus.ACCESS_REMOVED
+    warehouse.save_raw_payloads(
+        [
+            RawPayload(today, PARTNER, CONTOSO, "graph", morning, [{"skuId": SPB}]),
+            RawPayload(today, PARTNER, CONTOSO, "partner_center", afternoon, [{"id": "pc"}]),
+            RawPayload(today, PARTNER, FABRIKAM, "partner_center", morning, [{"id": "names"}]),
+        ]
+    )
+    warehouse.record_tenant_statuses(
+        [ok(CONTOSO, morning), ok(FABRIKAM, morning)]
+        + [TenantStatusRow(PARTNER, tenant, afternoon, refused) for tenant in (CONTOSO, FABRIKAM)]
+    )
+
+    assert warehouse.raw_payloads_for_facts(PARTNER, today) == {
+        CONTOSO: {"partner_center": [{"id": "pc"}]}
+    }, "not the morning's Graph payload, nor Fabrikam's names of an earlier attempt"
+
+    warehouse.replace_license_facts(
+        today,
+        {CONTOSO: facts(CONTOSO, today, {SPB: (5, 3)}), FABRIKAM: facts(FABRIKAM, today, {})},
+        partner_tenant_id=PARTNER,
+    )
+    assert stale_by_tenant(warehouse) == {CONTOSO: False, FABRIKAM: True}
+    health = warehouse.tenant_health().set_index("tenant_id")
+    assert health["facts_from_partner_center"].to_dict() == {CONTOSO: True, FABRIKAM: False}
+    assert health["status"].to_dict() == {CONTOSO: "access_removed", FABRIKAM: "access_removed"}

@@ -11,6 +11,7 @@ import pandas as pd
 from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.licensing.normalize import customers_frame
 from sync365_pipeline.warehouse import (
+    CustomerAccessRow,
     RawPayload,
     TenantStatusRow,
     Warehouse,
@@ -160,8 +161,10 @@ def test_raw_payloads_and_their_ok_attempts_are_each_partners_own(warehouse: War
     )
 
     assert len(query(warehouse, "SELECT * FROM raw_subscribed_skus")) == 2
-    assert warehouse.ok_raw_payloads(PARTNER, DAY1) == {}, "its latest attempt failed"
-    assert warehouse.ok_raw_payloads(OTHER_PARTNER, DAY1) == {CONTOSO: {"graph": [{"skuId": E3}]}}
+    assert warehouse.raw_payloads_for_facts(PARTNER, DAY1) == {}, "its latest attempt failed"
+    assert warehouse.raw_payloads_for_facts(OTHER_PARTNER, DAY1) == {
+        CONTOSO: {"graph": [{"skuId": E3}]}
+    }
 
 
 def test_staged_chunks_of_two_partners_land_side_by_side(
@@ -173,7 +176,8 @@ def test_staged_chunks_of_two_partners_land_side_by_side(
         write_stage(
             staging,
             f"chunk_{number}",
-            statuses=[TenantStatusRow(partner, CONTOSO, at, TenantStatus.OK)],
+            statuses=[TenantStatusRow(partner, CONTOSO, at, TenantStatus.OK, sync_id="s1")],
+            access=[CustomerAccessRow(partner, CONTOSO, at, "not_needed", sync_id="s1")],
             raw_payloads=[RawPayload(DAY1, partner, CONTOSO, "graph", at, [])],
             facts_by_tenant={CONTOSO: facts(CONTOSO, DAY1, {SKU_OF[partner]: (3, 1)}, partner)},
             partner_tenant_id=partner,
@@ -185,6 +189,8 @@ def test_staged_chunks_of_two_partners_land_side_by_side(
     warehouse.load_staged_fetches(stages)  # a retried writer replaces, never doubles, payloads
     assert warehouse.promote_staged_facts(DAY1, stages) == 2
     assert len(query(warehouse, "SELECT * FROM tenant_status")) == 2, "nor statuses"
+    access = query(warehouse, "SELECT partner_tenant_id, gdap_roles FROM customer_access")
+    assert sorted(access["partner_tenant_id"]) == sorted(PARTNERS), "nor access rows"
 
     for table in ("license_facts", "license_snapshots", "raw_subscribed_skus"):
         rows = query(warehouse, f"SELECT partner_tenant_id FROM {table}")

@@ -490,7 +490,7 @@ def test_readers_for_the_sync_sensor_and_cli(warehouse: Warehouse) -> None:
         DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 4)})}, partner_tenant_id=PARTNER
     )
 
-    assert warehouse.ok_raw_payloads(PARTNER, DAY1) == {CONTOSO: {"graph": [{"skuId": SPB}]}}
+    assert warehouse.raw_payloads_for_facts(PARTNER, DAY1) == {CONTOSO: {"graph": [{"skuId": SPB}]}}
     assert warehouse.latest_partner_statuses().status.tolist() == ["mfa_missing"]
     assert warehouse.status_marker() == "2026-07-01T06:00:00"
     line = warehouse.licenses_per_customer().iloc[0]
