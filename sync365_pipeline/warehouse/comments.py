@@ -305,6 +305,10 @@ DESCRIPTIONS: Mapping[str, Described] = {
     "tenant_freshness": Described(
         "The stale rule, in one place: per customer, the date of its latest written snapshot, "
         "its latest sync attempt, and whether its facts are stale.",
+        {
+            "from_partner_center": "Whether the latest attempt's facts came from the Partner "
+            "Center fallback (Graph failed for a customer we resell to): fresh, not stale.",
+        },
     ),
     "current_license_facts": Described(
         "Each customer's latest snapshot of license_facts (the current state; a customer whose "
@@ -340,6 +344,8 @@ DESCRIPTIONS: Mapping[str, Described] = {
             "status": "Status of the latest sync attempt (see tenant_status.status).",
             "status_since": "When (UTC) the customer entered its current status.",
             "last_ok_at": "When (UTC) the customer's latest ok attempt ran; NULL if none.",
+            "facts_from_partner_center": "Whether its current facts came from the Partner "
+            "Center fallback in its latest attempt (Graph failed; status says why).",
         },
     ),
 }
