@@ -338,7 +338,11 @@ class _TenantWork:
             self.cloud.tokens.release(tenant_id)
 
     def _settle(self, customer: CustomerRoutes, fetched: TenantFetch) -> None:
-        """The tenant's Graph outcome is final: record it, and hand Partner Center its part."""
+        """The tenant's Graph outcome is final: record it, and hand Partner Center its part. A
+        failed tenant's message carries what the access step learnt (a missing role, a consent
+        that failed or exists yet is refused), which names the fix the status alone cannot."""
+        if fetched.status is not TenantStatus.OK and fetched.access.message:
+            fetched = replace(fetched, message=f"{fetched.message} {fetched.access.message}")
         with self.lock:
             self.results[customer.tenant_id] = fetched
             done = len(self.results)

@@ -151,6 +151,7 @@ def test_with_auto_consent_off_nothing_is_posted(world: World):
     assert (refused.status, refused.error_code) == (TenantStatus.CONSENT_REVOKED, "AADSTS90099")
     assert refused.access.cpv_consent is CpvConsent.DISABLED
     assert "SYNC365_AUTO_CONSENT is off" in refused.access.message
+    assert "SYNC365_AUTO_CONSENT is off" in refused.message
     assert fetched[UNIFORM_CUSTOMERS[0]].access.cpv_consent is CpvConsent.NOT_NEEDED
 
 
@@ -164,6 +165,8 @@ def test_consent_that_fails_says_why_and_the_tenant_stays_refused(world: World):
         assert fetched[tenant_id].access.cpv_consent is CpvConsent.FAILED
     assert ConsentFailed.remedy in fetched[REFUSES_CONSENT].access.message
     assert "HTTP 500" in fetched[CONSENT_SERVER_ERROR].access.message
+    # the status message (what flags and `sync365 status` show) names that fix too
+    assert ConsentFailed.remedy in fetched[REFUSES_CONSENT].message
     assert {fetched[t].status for t in UNIFORM_CUSTOMERS} == {TenantStatus.OK}
 
 

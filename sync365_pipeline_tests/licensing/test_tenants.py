@@ -96,6 +96,7 @@ def test_a_warm_second_sync_sends_no_token_or_discovery_request(simulator_factor
         "partner_center.customers": 1,
         "graph.delegatedAdminRelationships": 1,
         "graph.contracts": 1,
+        "graph.application": 1,  # the app's client secrets, once per account (their expiry)
         "graph.subscribedSkus": 3,
         "graph.accessAssignments": 3,
     }
