@@ -16,7 +16,7 @@ from sync365_pipeline.licensing.normalize import (
     customers_frame,
     direct_tenant_frame,
 )
-from sync365_pipeline.microsoft import MicrosoftCloud, MicrosoftError
+from sync365_pipeline.microsoft import MicrosoftCloud, MicrosoftError, PartnerAccessError
 from sync365_pipeline.warehouse import AppCredentialRow, CustomerChanges, SkippedRecord, Warehouse
 
 log = logging.getLogger(__name__)
@@ -74,9 +74,12 @@ def app_credentials(
         rows, skipped = app_credential_rows(
             settings.tenant_id, checked_at, listed, settings.client_secret.reveal()[:3]
         )
-    except (MicrosoftError, MalformedPayload) as exc:
-        log.warning("Account %s: the app's client secrets are unknown: %s", settings.name, exc)
-        return [AppCredentialRow(settings.tenant_id, checked_at, message=str(exc))]
+    except PartnerAccessError:
+        raise  # the account's sign-in itself failed: the sync cannot go on
+    except Exception as exc:  # Microsoft's refusal, a bad record, or a bug: never the sync's end
+        problem = str(exc) if isinstance(exc, (MicrosoftError, MalformedPayload)) else repr(exc)
+        log.warning("Account %s: the app's client secrets are unknown: %s", settings.name, problem)
+        return [AppCredentialRow(settings.tenant_id, checked_at, message=problem)]
     for record in skipped:
         log.warning("Account %s: skipped a client secret record: %s", settings.name, record.reason)
     return rows

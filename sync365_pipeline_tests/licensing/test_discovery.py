@@ -8,10 +8,12 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pytest
 
 from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.licensing.discovery import discover_customers
 from sync365_pipeline.microsoft import MicrosoftCloud
+from sync365_pipeline.microsoft.graph import GraphClient
 from sync365_pipeline.simulator import SimulatorServer
 from sync365_pipeline.warehouse import Warehouse
 from sync365_pipeline_tests.conftest import SimulatorFactory
@@ -119,3 +121,23 @@ def test_unreadable_client_secrets_are_a_row_naming_the_permission_and_discovery
     assert pd.isna(row["end_date"])
     assert "Authorization_RequestDenied, HTTP 403" in row["message"]
     assert "Application.Read.All" in row["message"]
+
+
+def test_a_bug_reading_client_secrets_is_a_row_and_discovery_goes_on(
+    simulator_factory: SimulatorFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever goes wrong reading the app's secrets (here a bug in the client), the customers
+    still land: the sync does not depend on them."""
+
+    def broken(self: object, app_id: str) -> list[dict[str, object]]:
+        raise RuntimeError("the credentials client broke")
+
+    monkeypatch.setattr(GraphClient, "password_credentials", broken)
+    sim = simulator_factory(uniform_scenario())
+
+    _, warehouse = discover(sim, tmp_path)
+
+    assert sorted(warehouse.active_tenants()) == sorted(UNIFORM_CUSTOMERS)
+    (row,) = warehouse.latest_app_credentials().to_dict("records")
+    assert row["key_id"] is None
+    assert "RuntimeError('the credentials client broke')" in row["message"]
