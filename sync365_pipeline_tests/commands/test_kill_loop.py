@@ -182,6 +182,9 @@ def kill_plan(rng: random.Random, start_up_s: float, sync_s: float) -> list[Kill
     return plan
 
 
+# 25 real syncs and their kills: about 150 s on a quiet 2-core machine, twice that under load;
+# the suite's 300 s per test would cut it short without a hang to blame.
+@pytest.mark.timeout(900)
 def test_seeded_kills_never_corrupt_or_wedge(
     simulator_factory: Callable[[Any], SimulatorServer], tmp_path: Path
 ) -> None:
