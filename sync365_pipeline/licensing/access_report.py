@@ -63,6 +63,10 @@ RENEW_FIX = (
     "Request a new GDAP relationship in Partner Center and have the customer approve it; an "
     "ended relationship cannot be extended."
 )
+REGRANT_FIX = (
+    "Remove and grant the app's consent again in Partner Center, or ask the customer's Global "
+    "Administrator whether they removed the app or a policy blocks it; the sync cannot tell which."
+)
 ENABLE_CONSENT_FIX = (
     "Set SYNC365_AUTO_CONSENT=true (auto_consent in the accounts file) and sync again, or grant "
     "the consent by hand: Partner Center's applicationconsents, or the customer's Global "
@@ -247,6 +251,11 @@ def _consent(access: CustomerAccess) -> list[Finding]:
         return [Finding("no app consent: granting it failed", ConsentFailed.remedy)]
     if access.cpv_consent is CpvConsent.DISABLED:
         return [Finding("no app consent (auto-consent is off)", ENABLE_CONSENT_FIX)]
+    if (
+        access.cpv_consent is CpvConsent.ALREADY_GRANTED
+        and access.status is TenantStatus.CONSENT_REVOKED
+    ):
+        return [Finding("app consented in Partner Center, yet the tenant refuses it", REGRANT_FIX)]
     return []
 
 

@@ -14,6 +14,7 @@ from sync365_pipeline.licensing.access_report import (
     ADD_ROLE_FIX,
     ENABLE_CONSENT_FIX,
     EXTEND_FIX,
+    REGRANT_FIX,
     RENEW_FIX,
     CustomerAccess,
     Reach,
@@ -65,6 +66,11 @@ def test_consent_granted_by_the_sync_is_a_note_with_its_date() -> None:
     [
         (CpvConsent.FAILED, "no app consent: granting it failed", ConsentFailed.remedy),
         (CpvConsent.DISABLED, "no app consent (auto-consent is off)", ENABLE_CONSENT_FIX),
+        (
+            CpvConsent.ALREADY_GRANTED,
+            "app consented in Partner Center, yet the tenant refuses it",
+            REGRANT_FIX,
+        ),
     ],
 )
 def test_missing_consent_explains_the_status_it_caused(
@@ -73,6 +79,10 @@ def test_missing_consent_explains_the_status_it_caused(
     assert report(
         cpv_consent=consent, status=TenantStatus.CONSENT_REVOKED, error_code="AADSTS90099"
     ) == (Reach.NONE, why, fix, True)
+
+
+def test_consent_that_exists_is_no_finding_once_the_tenant_reads() -> None:
+    assert report(cpv_consent=CpvConsent.ALREADY_GRANTED) == (Reach.GRAPH, "", "", False)
 
 
 def test_enabling_auto_consent_is_the_fix_when_it_was_off() -> None:
