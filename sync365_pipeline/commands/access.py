@@ -1,13 +1,15 @@
-"""The per-customer access section that `sync365 status` prints, fitted to the terminal."""
+"""Customer access as people read it: `sync365 status`'s section fitted to the terminal, what a
+sync landed, and how each partner reaches a customer the demo's partners share."""
 
 from __future__ import annotations
 
 import shutil
 import textwrap
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 
 from sync365_pipeline.core.clock import utcnow
+from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.licensing.access import CpvConsent
 from sync365_pipeline.licensing.access_report import (
     AccessReport,
@@ -61,6 +63,34 @@ def landed_section(warehouse: Warehouse) -> str:
         if names:
             lines.append(f"{what}: {', '.join(sorted(names))}.")
     return "\n".join(lines)
+
+
+def shared_customers_section(warehouse: Warehouse, partner_names: Mapping[str, str]) -> str:
+    """One line per customer that several partner accounts reach, saying how each of them
+    reached it in the last sync, so one partner's loss is not hidden by another's success;
+    '' when no customer is shared. Partners are named by `partner_names` (tenant id: name)."""
+    by_tenant: dict[str, list[CustomerAccess]] = defaultdict(list)
+    for record in warehouse.latest_customer_access().to_dict("records"):
+        access = CustomerAccess.from_record(record)
+        by_tenant[access.tenant_id].append(access)
+    lines = []
+    for accesses in by_tenant.values():
+        if len(accesses) < 2:
+            continue
+        seen = "; ".join(
+            f"{partner_names.get(a.partner_tenant_id, a.partner_tenant_id)}: {_reached(a)}"
+            for a in sorted(accesses, key=lambda a: a.reach is Reach.NONE)
+        )
+        lines.append(f"Shared customer {accesses[0].customer}, per partner account: {seen}.")
+    return "\n".join(sorted(lines))
+
+
+def _reached(access: CustomerAccess) -> str:
+    """'via Graph', or the reach with the last status when that is not ok."""
+    if access.status in (None, TenantStatus.OK):
+        return access.reach.value
+    code = f", {access.error_code}" if access.error_code else ""
+    return f"{access.reach.value} ({access.status}{code})"
 
 
 def _customer_lines(report: AccessReport, width: int) -> Sequence[str]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from sync365_pipeline.catalog import (
     refresh_sku_names,
 )
 from sync365_pipeline.commands.access import access_section, terminal_width
+from sync365_pipeline.commands.demo import demo
 from sync365_pipeline.commands.dev import dev
 from sync365_pipeline.commands.run import run_sync, show
 from sync365_pipeline.commands.sql import sql
@@ -169,41 +168,7 @@ def refresh_sku_names_command(source: str, output: Path) -> None:
     )
 
 
-@main.command()
-@click.option("--scenario", default="demo", show_default=True, help="Simulator scenario.")
-def demo(scenario: str) -> None:
-    """Run the pipeline end to end against the built-in Microsoft cloud simulator."""
-    from sync365_pipeline.simulator import SimulatorServer, load_scenario
-
-    demo_dir = (DATA_DIR / "demo").resolve()
-    shutil.rmtree(demo_dir, ignore_errors=True)  # every demo starts from a fresh simulator state
-    demo_dir.mkdir(parents=True)
-    os.environ["DAGSTER_HOME"] = str(demo_dir / "dagster_home")
-    with SimulatorServer(load_scenario(scenario), ca_path=demo_dir / "simulator-ca.pem") as sim:
-        click.echo(f"Microsoft cloud simulator ({scenario}) listening on {sim.url}")
-        os.environ.update(sim.environment())
-        os.environ["SYNC365_TOKEN_CACHE"] = str(demo_dir / "token_cache.json")
-        os.environ["SYNC365_DUCKDB_PATH"] = str(demo_dir / "sync365.duckdb")
-        code = run_sync()
-    if code == 0:
-        show_demo_result(demo_dir)
-    sys.exit(code)
-
-
-def show_demo_result(demo_dir: Path) -> None:
-    warehouse = Warehouse(demo_dir / "sync365.duckdb")
-    click.echo("\nLicenses per customer (current facts):")
-    show(warehouse.licenses_per_customer().to_markdown(index=False))
-    dagster_home = demo_dir / "dagster_home"
-    click.echo(
-        "\nWhere to look next:\n"
-        f"  - Analysts: .venv/bin/duckdb -readonly {warehouse.analyst_copy_path}\n"
-        "      views: current_license_facts, unused_licenses, tenant_health, license_changes\n"
-        f"  - This demo's runs in the Dagster UI: DAGSTER_HOME={dagster_home} "
-        ".venv/bin/dagster dev -w workspace.yaml"
-    )
-
-
+main.add_command(demo)
 main.add_command(dev)
 main.add_command(sql)
 

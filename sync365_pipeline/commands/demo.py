@@ -1,0 +1,127 @@
+"""`sync365 demo`: the pipeline end to end against the Microsoft cloud simulator, no account needed.
+
+A simulator serves one partner, so the default demo runs two, one per partner account of an
+accounts file: Contoso Cloud Partners (`demo`) and Relecloud IT Services, the MSP it bought
+(`demo-acquired`), which share a customer. Their secrets reach the sync through this process's
+environment, never the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from sync365_pipeline.commands.access import shared_customers_section
+from sync365_pipeline.commands.run import run_sync, show
+from sync365_pipeline.core.settings import DATA_DIR, ENVIRONMENT
+from sync365_pipeline.warehouse import Warehouse
+
+if TYPE_CHECKING:  # the simulator is imported only when the demo runs
+    from sync365_pipeline.simulator import Scenario, SimulatorServer
+
+# The two partner accounts of the default demo: Contoso and the MSP it acquired.
+DEMO_SCENARIOS = ("demo", "demo-acquired")
+BAD_USAGE = 2  # click's exit code for a usage error
+
+
+@click.command()
+@click.option(
+    "--scenario",
+    metavar="NAME",
+    help="Run one simulator scenario instead: a bundled name or a .yaml/.json file. "
+    f"Default: the two partner accounts of {' and '.join(DEMO_SCENARIOS)}.",
+)
+def demo(scenario: str | None) -> None:
+    """Run the pipeline end to end against the built-in Microsoft cloud simulator."""
+    from sync365_pipeline.simulator import ScenarioError, SimulatorServer, load_scenario
+
+    try:  # before anything under data/demo/ is deleted
+        scenarios = [load_scenario(name) for name in ([scenario] if scenario else DEMO_SCENARIOS)]
+    except ScenarioError as exc:
+        click.echo(f"--scenario: {exc}", err=True)
+        sys.exit(BAD_USAGE)
+    demo_dir = (DATA_DIR / "demo").resolve()
+    shutil.rmtree(demo_dir, ignore_errors=True)  # every demo starts from a fresh simulator state
+    demo_dir.mkdir(parents=True)
+    os.environ["DAGSTER_HOME"] = str(demo_dir / "dagster_home")
+    with ExitStack() as running:
+        simulators = [
+            running.enter_context(SimulatorServer(each, ca_path=demo_dir / f"{each.name}-ca.pem"))
+            for each in scenarios
+        ]
+        for simulator in simulators:
+            partner = simulator.state.partner.display_name
+            click.echo(f"Microsoft cloud simulator of {partner} listening on {simulator.url}")
+        configure_accounts(demo_dir, simulators)
+        code = run_sync()
+    if code == 0:
+        show_demo_result(demo_dir, partner_names(scenarios))
+    sys.exit(code)
+
+
+def configure_accounts(demo_dir: Path, simulators: Sequence[SimulatorServer]) -> Path:
+    """Write `sync365.toml` naming one partner account per simulator, each trusting one bundle of
+    every simulator's CA, and point `SYNC365_CONFIG` at it; returns its path."""
+    bundle = demo_dir / "simulator-ca.pem"
+    bundle.write_text("".join(simulator.ca_path.read_text() for simulator in simulators))
+    lines = [f"duckdb_path = {toml_string(demo_dir / 'sync365.duckdb')}"]
+    for index, simulator in enumerate(simulators, start=1):
+        settings = simulator.environment()
+        partner = simulator.state.partner
+        secret_env, token_env = f"SYNC365_DEMO_{index}_SECRET", f"SYNC365_DEMO_{index}_TOKEN"
+        os.environ[secret_env] = settings["SYNC365_CLIENT_SECRET"]
+        os.environ[token_env] = settings["SYNC365_REFRESH_TOKEN"]
+        name = partner.domain.split(".")[0]
+        entry = {
+            "name": name,
+            "kind": "partner",
+            "tenant_id": partner.tenant_id,
+            "client_id": partner.client_id,
+            "client_secret_env": secret_env,
+            "refresh_token_env": token_env,
+            "token_cache": demo_dir / f"token_cache-{name}.json",
+            "authority_host": simulator.url,
+            "graph_url": simulator.url,
+            "partner_center_url": simulator.url,
+            "ca_bundle": bundle,
+        }
+        lines += ["", "[[accounts]]", *(f"{k} = {toml_string(v)}" for k, v in entry.items())]
+    config = demo_dir / "sync365.toml"
+    config.write_text("\n".join(lines) + "\n")
+    for key in ("duckdb_path", "ca_bundle"):  # the shell's values would beat the file's
+        os.environ.pop(ENVIRONMENT[key], None)
+    os.environ[ENVIRONMENT["config_file"]] = str(config)
+    return config
+
+
+def toml_string(value: object) -> str:
+    """A TOML basic string: JSON's escaping is TOML's."""
+    return json.dumps(str(value))
+
+
+def partner_names(scenarios: Sequence[Scenario]) -> dict[str, str]:
+    return {each.partner.tenant_id: each.partner.display_name for each in scenarios}
+
+
+def show_demo_result(demo_dir: Path, partners: Mapping[str, str]) -> None:
+    warehouse = Warehouse(demo_dir / "sync365.duckdb")
+    click.echo("\nLicenses per customer (current facts):")
+    show(warehouse.licenses_per_customer().to_markdown(index=False))
+    if shared := shared_customers_section(warehouse, partners):
+        show(f"\n{shared}")
+    dagster_home = demo_dir / "dagster_home"
+    click.echo(
+        "\nWhere to look next:\n"
+        f"  - Analysts: .venv/bin/duckdb -readonly {warehouse.analyst_copy_path}\n"
+        "      views: current_license_facts, unused_licenses, tenant_health, license_changes\n"
+        f"  - This demo's runs in the Dagster UI: DAGSTER_HOME={dagster_home} "
+        ".venv/bin/dagster dev -w workspace.yaml"
+    )
