@@ -146,3 +146,19 @@ def test_sku_catalog_invariants():
     assert (
         load_catalog().by_id("CDD28E44-67E3-425E-BE4C-737FAB2899D3").part_number == "O365_BUSINESS"
     )
+
+
+def test_the_demo_partners_share_one_tenant_with_one_set_of_licences():
+    contoso, relecloud = load_scenario("demo"), load_scenario("demo-acquired")
+    shared = {c.tenant_id for c in contoso.customers} & {c.tenant_id for c in relecloud.customers}
+    assert len(shared) == 1
+    assert contoso.partner.tenant_id != relecloud.partner.tenant_id
+
+    def licences(scenario: Scenario) -> list[tuple[object, ...]]:
+        (customer,) = [c for c in scenario.customers if c.tenant_id in shared]
+        return [
+            (sku.part_number, sku.enabled, sku.consumed, sku.suspended, sku.warning)
+            for sku in customer.skus
+        ]
+
+    assert licences(contoso) == licences(relecloud)
