@@ -54,8 +54,8 @@ def demo(scenario: str | None) -> None:
     os.environ["DAGSTER_HOME"] = str(demo_dir / "dagster_home")
     with ExitStack() as running:
         simulators = [
-            running.enter_context(SimulatorServer(each, ca_path=demo_dir / f"{each.name}-ca.pem"))
-            for each in scenarios
+            running.enter_context(SimulatorServer(each, ca_path=demo_dir / f"simulator-{n}-ca.pem"))
+            for n, each in enumerate(scenarios, start=1)
         ]
         for simulator in simulators:
             partner = simulator.state.partner.display_name
@@ -67,9 +67,9 @@ def demo(scenario: str | None) -> None:
     sys.exit(code)
 
 
-def configure_accounts(demo_dir: Path, simulators: Sequence[SimulatorServer]) -> Path:
+def configure_accounts(demo_dir: Path, simulators: Sequence[SimulatorServer]) -> None:
     """Write `sync365.toml` naming one partner account per simulator, each trusting one bundle of
-    every simulator's CA, and point `SYNC365_CONFIG` at it; returns its path."""
+    every simulator's CA, and point `SYNC365_CONFIG` at it."""
     bundle = demo_dir / "simulator-ca.pem"
     bundle.write_text("".join(simulator.ca_path.read_text() for simulator in simulators))
     lines = [f"duckdb_path = {toml_string(demo_dir / 'sync365.duckdb')}"]
@@ -99,7 +99,6 @@ def configure_accounts(demo_dir: Path, simulators: Sequence[SimulatorServer]) ->
     for key in ("duckdb_path", "ca_bundle"):  # the shell's values would beat the file's
         os.environ.pop(ENVIRONMENT[key], None)
     os.environ[ENVIRONMENT["config_file"]] = str(config)
-    return config
 
 
 def toml_string(value: object) -> str:
