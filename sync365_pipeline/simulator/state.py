@@ -478,7 +478,10 @@ class SimulatorState:
             else:
                 customer = self.customer(tenant_id)
                 domain, mix = customer.default_domain, customer.users
-            found = TenantDirectory(tenant_id, domain, mix, skus, utcnow())
+            # Dates are drawn back from the hour, not the instant: two servers started moments
+            # apart serve the same users (a second boundary between them must not differ).
+            anchor = utcnow().replace(minute=0, second=0, microsecond=0)
+            found = TenantDirectory(tenant_id, domain, mix, skus, anchor)
             self._directories[tenant_id] = found
         found.reconcile(skus)
         return found
