@@ -297,6 +297,100 @@ DESCRIPTIONS: Mapping[str, Described] = {
             "applied_at": "When (UTC) it was applied.",
         },
     ),
+    "subscriptions": Described(
+        "What this partner sells each customer: one row per snapshot date, customer and "
+        "subscription, from Partner Center GET /v1/customers/{id}/subscriptions (new commerce "
+        "and legacy; cancelled and expired ones too). Needs only the partner's token, so a "
+        "customer whose GDAP ended keeps current rows. A customer the partner does not sell to "
+        "has an empty slice. A sync replaces its customers' slices of that date whole; a failed "
+        "fetch keeps the last good slice (dataset_snapshots, dataset_status).",
+        {
+            "subscription_id": "Partner Center subscription id (GUID, lower-case), the commerce "
+            "id Graph calls commerceSubscriptionId.",
+            "offer_id": "Partner Center offerId: {productId}:{skuId}:{availabilityId} for new "
+            "commerce, an offer GUID for legacy.",
+            "offer_name": "The offer's product title, e.g. Microsoft 365 Business Basic.",
+            "friendly_name": "The partner's nickname for the subscription (default: offer_name).",
+            "sku_id": "The Graph SKU id (GUID) of the subscription when it could be mapped: the "
+            "tenant's Graph companySubscription with this commerce id in the same attempt, else "
+            "a unique match of offer_name with a catalog product name; else NULL.",
+            "quantity": "Seats (licenses) the subscription holds.",
+            "unit_type": "Partner Center unitType, e.g. Licenses.",
+            "status": "Partner Center status: active, pending, suspended, expired, disabled, "
+            "deleted (cancelled), or another value Microsoft sends.",
+            "billing_cycle": "How often the partner is billed, lower-case: monthly, annual, "
+            "triennial, none (trials), ...",
+            "term_duration": "Length of the commitment term, ISO 8601: P1M, P1Y, P3Y.",
+            "commitment_end_date": "Last day (UTC) of the current commitment, inclusive: new "
+            "commerce's end date as sent, legacy's exclusive end date minus one day.",
+            "auto_renew": "Whether the subscription renews at the end of its term.",
+            "is_trial": "Whether it is a trial.",
+            "cancellation_allowed_until": "When (UTC) the window to cancel or reduce seats in "
+            "this term closes (new commerce); NULL when it cannot be cancelled.",
+            "creation_date": "When (UTC) the subscription was created.",
+            "effective_start_date": "When (UTC) the current term started.",
+            "synced_at": "When (UTC) the sync fetched the subscription from Partner Center.",
+        },
+    ),
+    "tenant_subscriptions": Described(
+        "What each customer tenant holds, whoever sold it: one row per snapshot date, customer "
+        "and subscription, from Graph GET /v1.0/directory/subscriptions (customer token). Read "
+        "only when the tenant's SKUs could be read. owner_tenant_id tells seats this partner "
+        "sold from seats bought from another reseller or directly. Slices as in subscriptions.",
+        {
+            "commerce_subscription_id": "Graph commerceSubscriptionId (lower-case): Partner "
+            "Center's subscription id for the seats a partner sold.",
+            "sku_id": "The SKU id (GUID) of the subscription, as in license_facts.",
+            "status": "Graph status: Enabled, Warning (grace), Suspended, LockedOut (cancelled), "
+            "Deleted.",
+            "total_licenses": "Seats in the subscription.",
+            "is_trial": "Whether it is a trial.",
+            "created": "When (UTC) the subscription was created (Graph createdDateTime).",
+            "next_lifecycle": "When (UTC) it moves to its next status if not renewed (Graph "
+            "nextLifecycleDateTime).",
+            "owner_tenant_id": "The partner tenant that created it (Graph ownerTenantId): this "
+            "partner's partner_tenant_id for seats it sold, another partner's, or NULL (bought "
+            "by the customer directly).",
+            "owner_type": "Type of the owner (Graph ownerType), e.g. User.",
+            "synced_at": "When (UTC) the sync fetched the subscription from Graph.",
+        },
+    ),
+    "dataset_snapshots": Described(
+        "One row per written (snapshot date, customer, dataset) slice of the per-tenant datasets "
+        "beside license facts (subscriptions, tenant_subscriptions), even an empty one: 'none "
+        "that day' differs from 'not fetched that day'.",
+        {
+            "dataset": "Which dataset: subscriptions (Partner Center) or tenant_subscriptions "
+            "(Graph).",
+            "row_count": "Rows written in the slice.",
+            "written_at": "When (UTC) the slice was written.",
+        },
+    ),
+    "dataset_status": Described(
+        "One row per sync attempt per customer per dataset fetched beside its SKUs "
+        "(append-only): whether its subscriptions could be read. Kept apart from tenant_status: "
+        "a failed subscriptions fetch never changes the customer's SKU status or facts.",
+        {
+            "dataset": "subscriptions (Partner Center) or tenant_subscriptions (Graph).",
+            "checked_at": "When (UTC) the sync attempted this customer.",
+            "status": "ok, or why the dataset could not be read (the tenant_status values: "
+            "access_removed, throttled, error, ...); not_attempted when Graph's SKUs already "
+            "failed (tenant_subscriptions); error with code SkippedRecords or MalformedPayload "
+            "when records did not validate.",
+        },
+    ),
+    "sku_classes": Described(
+        "Which SKUs are free or viral (Power Automate Free, Teams Exploratory, Power BI "
+        "(free), ...) and so out of unused_licenses; any SKU not listed is paid. Rewritten by "
+        "each sync from the catalog and the user's sku_classes.csv.",
+        {
+            "sku_id": "The SKU id (GUID), or NULL when the row names a part number.",
+            "sku_part_number": "The SKU part number, or NULL when the row names an id.",
+            "sku_class": "paid or free.",
+            "source": "Where the class came from: catalog (Microsoft's product names), "
+            "free_list (the package's list of free part numbers) or the user's file's path.",
+        },
+    ),
     # -- views -----------------------------------------------------------------------------
     "latest_tenant_status": Described(
         "Each customer's latest row of tenant_status: its current status.",
