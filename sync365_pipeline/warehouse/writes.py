@@ -121,6 +121,16 @@ class Writes(WarehouseFile):
                             [path],
                         )
 
+    def replace_sku_classes(self, classes: Iterable[Mapping[str, str | None]]) -> int:
+        """Replace `sku_classes` whole (records with its columns: the catalog's free SKUs and
+        the user's own classes); returns the rows written."""
+        records = [dict(record) for record in classes]
+        with self._transaction() as con:
+            con.execute("DELETE FROM sku_classes")
+            if records:
+                insert_records(con, "sku_classes", records)
+        return len(records)
+
     # -- customers -------------------------------------------------------------------------
 
     def upsert_customers(
