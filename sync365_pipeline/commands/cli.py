@@ -19,10 +19,11 @@ from sync365_pipeline.catalog import (
 )
 from sync365_pipeline.commands.access import access_section, terminal_width
 from sync365_pipeline.commands.dev import dev
+from sync365_pipeline.commands.renewals import readable_warehouse, renewals, renewals_table
 from sync365_pipeline.commands.run import run_sync, show
 from sync365_pipeline.commands.sql import sql
 from sync365_pipeline.core.redaction import redact_every_log_record
-from sync365_pipeline.core.settings import DATA_DIR, ConfigError, load_accounts, load_run_settings
+from sync365_pipeline.core.settings import DATA_DIR, ConfigError, load_accounts
 from sync365_pipeline.licensing.selection import TenantSelection
 from sync365_pipeline.warehouse import Warehouse
 
@@ -129,13 +130,7 @@ def doctor() -> None:
 @main.command()
 def status() -> None:
     """Per-tenant health from the warehouse (its analyst copy, so a running sync is not blocked)."""
-    try:
-        live = Warehouse.from_settings(load_run_settings())
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    readable = live.readable()
-    if readable is None:
-        raise click.ClickException(f"No warehouse at {live.path} yet: run `sync365 sync` first.")
+    readable = readable_warehouse()
     health = readable.tenant_health()
     click.echo(f"From {readable.path}:")
     show(health.to_markdown(index=False) if len(health) else "No tenants synced yet.")
@@ -198,14 +193,18 @@ def show_demo_result(demo_dir: Path) -> None:
     click.echo(
         "\nWhere to look next:\n"
         f"  - Analysts: .venv/bin/duckdb -readonly {warehouse.analyst_copy_path}\n"
-        "      views: current_license_facts, unused_licenses, tenant_health, license_changes\n"
+        "      views: current_license_facts, unused_licenses, tenant_health, license_changes,\n"
+        "      renewal_actions, sold_by_us, over_assigned_licenses\n"
         f"  - This demo's runs in the Dagster UI: DAGSTER_HOME={dagster_home} "
         ".venv/bin/dagster dev -w workspace.yaml"
     )
+    click.echo("\nRenewal actions found (`sync365 renewals`; monthly rollovers left out):")
+    show(renewals_table(warehouse.renewal_actions(), terminal_width()))
 
 
 main.add_command(dev)
 main.add_command(sql)
+main.add_command(renewals)
 
 if __name__ == "__main__":
     main()
