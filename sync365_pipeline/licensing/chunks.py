@@ -136,20 +136,14 @@ def fetch_chunk(
             raise
         failure = accounts.AccountFailure.of(exc)
         return StagedChunk(chunk, http=cloud.session.stats.snapshot(), failure=failure)
-    staged = facts.stage_fetches(
-        fetched,
-        catalog=catalog,
-        partner_tenant_id=chunk.partner_tenant_id,
-        snapshot_date=chunk.snapshot_date,
-        sync_id=chunk.sync_id,
-    )
-    datasets = subscriptions.stage_datasets(
-        fetched,
-        catalog=catalog,
-        partner_tenant_id=chunk.partner_tenant_id,
-        snapshot_date=chunk.snapshot_date,
-        sync_id=chunk.sync_id,
-    )
+    where = {
+        "catalog": catalog,
+        "partner_tenant_id": chunk.partner_tenant_id,
+        "snapshot_date": chunk.snapshot_date,
+        "sync_id": chunk.sync_id,
+    }
+    staged = facts.stage_fetches(fetched, **where)
+    datasets = subscriptions.stage_datasets(fetched, **where)
     files = write_stage(
         Path(chunk.staging_dir),
         chunk.key,

@@ -9,7 +9,7 @@ written, so the tenant keeps its last good one, and its `dataset_status` says wh
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from operator import itemgetter
@@ -24,7 +24,6 @@ from sync365_pipeline.licensing.normalize import (
     _each_record,
     _guid,
     _parsed,
-    _Place,
     _text,
     _timestamp,
 )
@@ -77,25 +76,19 @@ def partner_subscription_rows(
     """One `subscriptions` row per Partner Center subscription. `sku_id` comes from Graph's
     subscription with the same commerce id (`sku_by_commerce_id`), else from a catalog product
     whose name is the offer's, else is NULL (Partner Center carries no Graph SKU id)."""
-    tenant = _guid(tenant_id, "tenant_id", "tenant")
-    common = {
-        "snapshot_date": snapshot_date,
-        "partner_tenant_id": _guid(partner_tenant_id, "partner_tenant_id", "partner"),
-        "tenant_id": tenant,
-        "synced_at": utc_naive(synced_at),
-    }
-    skipped: list[SkippedRecord] = []
-    rows: dict[str, tuple[Any, ...]] = {}
-    for place, item in _each_record(items, "subscriptions", tenant, skipped):
-        if (row := _parsed(_partner_subscription, item, place, tenant, skipped)) is None:
-            continue
-        if _repeated(row["subscription_id"], rows, place, tenant, skipped):
-            continue
+
+    def with_sku(row: dict[str, Any]) -> dict[str, Any]:
         if (sku_id := sku_by_commerce_id.get(row["subscription_id"])) is None and row["offer_name"]:
             named = catalog.by_product_name(row["offer_name"])
             sku_id = named.sku_id if named else None
-        rows[row["subscription_id"]] = _SUBSCRIPTION_VALUES({**row, **common, "sku_id": sku_id})
-    return DatasetRows(tuple(rows.values()), tuple(skipped))
+        return {**row, "sku_id": sku_id}
+
+    return _dataset_rows(
+        _Dataset("subscriptions", _partner_subscription, "subscription_id", _SUBSCRIPTION_VALUES),
+        items,
+        _Slice(partner_tenant_id, tenant_id, snapshot_date, synced_at),
+        complete=with_sku,
+    )
 
 
 def tenant_subscription_rows(
@@ -107,21 +100,62 @@ def tenant_subscription_rows(
     synced_at: datetime,
 ) -> DatasetRows:
     """One `tenant_subscriptions` row per Graph companySubscription, whoever sold it."""
-    tenant = _guid(tenant_id, "tenant_id", "tenant")
+    return _dataset_rows(
+        _Dataset(
+            "directory/subscriptions",
+            _tenant_subscription,
+            "commerce_subscription_id",
+            _TENANT_SUBSCRIPTION_VALUES,
+        ),
+        items,
+        _Slice(partner_tenant_id, tenant_id, snapshot_date, synced_at),
+    )
+
+
+@dataclass(frozen=True)
+class _Dataset:
+    """How one Microsoft list becomes rows: its name, the parse of a record, the record's key
+    in the list and the row's values in table order."""
+
+    list_name: str
+    parse: Callable[[Mapping[str, Any], str, str], dict[str, Any]]
+    key: str
+    values: Callable[[dict[str, Any]], tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class _Slice:
+    partner_tenant_id: str
+    tenant_id: str
+    snapshot_date: date
+    synced_at: datetime
+
+
+def _dataset_rows(
+    dataset: _Dataset,
+    items: object,
+    where: _Slice,
+    complete: Callable[[dict[str, Any]], dict[str, Any]] = lambda row: row,
+) -> DatasetRows:
+    """Each valid record of `items` as a row of the slice, the first of repeated keys kept."""
+    tenant = _guid(where.tenant_id, "tenant_id", "tenant")
     common = {
-        "snapshot_date": snapshot_date,
-        "partner_tenant_id": _guid(partner_tenant_id, "partner_tenant_id", "partner"),
+        "snapshot_date": where.snapshot_date,
+        "partner_tenant_id": _guid(where.partner_tenant_id, "partner_tenant_id", "partner"),
         "tenant_id": tenant,
-        "synced_at": utc_naive(synced_at),
+        "synced_at": utc_naive(where.synced_at),
     }
     skipped: list[SkippedRecord] = []
     rows: dict[str, tuple[Any, ...]] = {}
-    for place, item in _each_record(items, "directory/subscriptions", tenant, skipped):
-        if (row := _parsed(_tenant_subscription, item, place, tenant, skipped)) is None:
+    for place, item in _each_record(items, dataset.list_name, tenant, skipped):
+        if (row := _parsed(dataset.parse, item, place, tenant, skipped)) is None:
             continue
-        if _repeated(row["commerce_subscription_id"], rows, place, tenant, skipped):
+        key = row[dataset.key]
+        if key in rows:
+            reason = f"{place.where} of tenant {tenant} repeats subscription {key}; first kept."
+            skipped.append(SkippedRecord(place.list_name, place.index, reason))
             continue
-        rows[row["commerce_subscription_id"]] = _TENANT_SUBSCRIPTION_VALUES({**row, **common})
+        rows[key] = dataset.values({**complete(row), **common})
     return DatasetRows(tuple(rows.values()), tuple(skipped))
 
 
@@ -200,20 +234,6 @@ def _tenant_subscription(item: Mapping[str, Any], where: str, tenant: str) -> di
         "owner_tenant_id": fields.optional_guid("ownerTenantId"),
         "owner_type": fields.text("ownerType"),
     }
-
-
-def _repeated(
-    key: str,
-    rows: Mapping[str, object],
-    place: _Place,
-    tenant: str,
-    skipped: list[SkippedRecord],
-) -> bool:
-    """Whether `key` was seen earlier in the list (a paging overlap): the repeat is skipped."""
-    if key in rows:
-        reason = f"{place.where} of tenant {tenant} repeats subscription {key}; first kept."
-        skipped.append(SkippedRecord(place.list_name, place.index, reason))
-    return key in rows
 
 
 def _lower(text: str | None) -> str | None:

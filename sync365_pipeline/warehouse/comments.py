@@ -199,6 +199,14 @@ _TENANT_SUBSCRIPTIONS_COLUMNS: Mapping[str, str] = {
     "synced_at": "When (UTC) the sync fetched the subscription from Graph.",
 }
 
+_NOT_IN_RENEWAL_ACTIONS = {
+    "offer_id",
+    "unit_type",
+    "status",
+    "creation_date",
+    "effective_start_date",
+    "synced_at",
+}
 
 DESCRIPTIONS: Mapping[str, Described] = {
     # -- tables ----------------------------------------------------------------------------
@@ -446,6 +454,13 @@ DESCRIPTIONS: Mapping[str, Described] = {
             "Center fallback in its latest attempt (Graph failed; status says why).",
         },
     ),
+    "current_dataset_slices": Described(
+        "Each customer's latest written slice of each dataset of dataset_snapshots.",
+        {
+            "dataset": "subscriptions or tenant_subscriptions.",
+            "snapshot_date": "Date (UTC) of the customer's latest written slice of the dataset.",
+        },
+    ),
     "current_subscriptions": Described(
         "Each customer's latest written slice of subscriptions (what this partner sells it): "
         "a customer whose Partner Center fetch failed keeps its last good rows, snapshot_date "
@@ -479,20 +494,10 @@ DESCRIPTIONS: Mapping[str, Described] = {
         "by themselves are kept apart (is_monthly_rollover), so the annual and multi-year "
         "renewals stand out.",
         {
-            **{
-                column: _SUBSCRIPTIONS_COLUMNS[column]
-                for column in (
-                    "subscription_id",
-                    "offer_name",
-                    "friendly_name",
-                    "quantity",
-                    "billing_cycle",
-                    "term_duration",
-                    "commitment_end_date",
-                    "auto_renew",
-                    "is_trial",
-                    "cancellation_allowed_until",
-                )
+            **{  # the subscription's own columns the view carries
+                column: text
+                for column, text in _SUBSCRIPTIONS_COLUMNS.items()
+                if column not in _NOT_IN_RENEWAL_ACTIONS
             },
             "sku_id": "The subscription's Graph SKU id when it could be mapped, else NULL (then "
             "consumed_units and reducible_units are NULL).",

@@ -68,25 +68,24 @@ JOIN tenant_freshness AS r
 
 -- Each customer's latest written slice of each subscription dataset (dataset_snapshots): a
 -- customer whose fetch failed keeps its last good subscriptions, with the date they are from.
+CREATE OR REPLACE VIEW current_dataset_slices AS
+SELECT partner_tenant_id, tenant_id, dataset, max(snapshot_date) AS snapshot_date
+FROM dataset_snapshots
+GROUP BY ALL;
+
 CREATE OR REPLACE VIEW current_subscriptions AS
 SELECT s.*
 FROM subscriptions AS s
-JOIN (
-    SELECT partner_tenant_id, tenant_id, max(snapshot_date) AS snapshot_date
-    FROM dataset_snapshots
-    WHERE dataset = 'subscriptions'
-    GROUP BY ALL
-) AS l USING (partner_tenant_id, tenant_id, snapshot_date);
+SEMI JOIN current_dataset_slices AS l
+    ON l.dataset = 'subscriptions' AND l.partner_tenant_id = s.partner_tenant_id
+    AND l.tenant_id = s.tenant_id AND l.snapshot_date = s.snapshot_date;
 
 CREATE OR REPLACE VIEW current_tenant_subscriptions AS
 SELECT s.*
 FROM tenant_subscriptions AS s
-JOIN (
-    SELECT partner_tenant_id, tenant_id, max(snapshot_date) AS snapshot_date
-    FROM dataset_snapshots
-    WHERE dataset = 'tenant_subscriptions'
-    GROUP BY ALL
-) AS l USING (partner_tenant_id, tenant_id, snapshot_date);
+SEMI JOIN current_dataset_slices AS l
+    ON l.dataset = 'tenant_subscriptions' AND l.partner_tenant_id = s.partner_tenant_id
+    AND l.tenant_id = s.tenant_id AND l.snapshot_date = s.snapshot_date;
 
 -- Each current SKU of each customer, paid or free: free when `sku_classes` says so (by id, else by
 -- part number), a trial when every enabled subscription of it in the tenant is a trial (Graph's,
