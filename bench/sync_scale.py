@@ -10,9 +10,9 @@ server the deployment tests start). Measured, each cold measurement from a fresh
 
 - our sync: `run_full_sync` (`--executor in_process`, the CLI's way) or `dg.execute_job` with the
   multiprocess executor; wall time includes run creation;
-- the floor: requests per tenant on the critical path (token and Graph routes, the simulator's
-  counts) x mean latency x ceil(tenants / concurrency), concurrency = workers x parallel chunk
-  steps;
+- the floor: requests per tenant on the critical path (token, SKU and subscription routes, the
+  simulator's counts) x mean latency x ceil(tenants / concurrency), concurrency = workers x
+  parallel chunk steps;
 - the sequential way: `tenants.fetch_tenants` (what a chunk step calls) with one worker over a
   sample, scaled linearly: a lower bound of a sequential sync (no Dagster, no writes);
 - one Dagster run per tenant: `license_sync` runs in process, one tenant each, over a sample,
@@ -69,7 +69,8 @@ from sync365_pipeline.warehouse import Warehouse
 
 SCALE_SCENARIO = Path(sync365_pipeline.simulator.__file__).parent / "scenarios" / "scale.yaml"
 EXPORT_LINES = 8  # the simulator's `export SYNC365_...=...` lines (see simulator/cli.py)
-CRITICAL_ROUTES = ("identity.", "graph.subscribedSkus")  # a tenant's token, discovery and Graph
+# A tenant's token, discovery and its Graph worker's reads (SKUs, then its subscriptions).
+CRITICAL_ROUTES = ("identity.", "graph.subscribedSkus", "graph.directorySubscriptions")
 BODY_ENDS = (
     dg.DagsterEventType.STEP_OUTPUT,
     dg.DagsterEventType.STEP_SUCCESS,

@@ -72,12 +72,22 @@ class SkuCatalog:
 
     def __init__(self, skus: Iterable[SkuName] = ()) -> None:
         self._by_id: dict[str, SkuName] = {sku.sku_id: sku for sku in skus}
+        by_name: dict[str, list[SkuName]] = {}
+        for sku in self._by_id.values():
+            by_name.setdefault(sku.product_name.casefold(), []).append(sku)
+        # Only names that belong to one SKU: a shared name cannot tell which SKU is meant.
+        self._by_name = {name: found[0] for name, found in by_name.items() if len(found) == 1}
 
     def __len__(self) -> int:
         return len(self._by_id)
 
     def get(self, sku_id: str) -> SkuName | None:
         return self._by_id.get(sku_id.lower())
+
+    def by_product_name(self, product_name: str) -> SkuName | None:
+        """The one SKU of that display name (any case), e.g. a Partner Center offer's; None
+        when no SKU or several have it."""
+        return self._by_name.get(product_name.strip().casefold())
 
     def skus(self) -> list[SkuName]:
         """All entries sorted by GUID, so written tables diff cleanly."""

@@ -18,12 +18,12 @@ from sync365_pipeline.catalog import (
 from sync365_pipeline.commands.access import access_section, terminal_width
 from sync365_pipeline.commands.demo import demo
 from sync365_pipeline.commands.dev import dev
+from sync365_pipeline.commands.renewals import readable_warehouse, renewals
 from sync365_pipeline.commands.run import run_sync, show
 from sync365_pipeline.commands.sql import sql
 from sync365_pipeline.core.redaction import redact_every_log_record
-from sync365_pipeline.core.settings import DATA_DIR, ConfigError, load_accounts, load_run_settings
+from sync365_pipeline.core.settings import DATA_DIR, ConfigError, load_accounts
 from sync365_pipeline.licensing.selection import TenantSelection
-from sync365_pipeline.warehouse import Warehouse
 
 
 class LazyGroup(click.Group):
@@ -128,13 +128,7 @@ def doctor() -> None:
 @main.command()
 def status() -> None:
     """Per-tenant health from the warehouse (its analyst copy, so a running sync is not blocked)."""
-    try:
-        live = Warehouse.from_settings(load_run_settings())
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    readable = live.readable()
-    if readable is None:
-        raise click.ClickException(f"No warehouse at {live.path} yet: run `sync365 sync` first.")
+    readable = readable_warehouse()
     health = readable.tenant_health()
     click.echo(f"From {readable.path}:")
     show(health.to_markdown(index=False) if len(health) else "No tenants synced yet.")
@@ -171,6 +165,7 @@ def refresh_sku_names_command(source: str, output: Path) -> None:
 main.add_command(demo)
 main.add_command(dev)
 main.add_command(sql)
+main.add_command(renewals)
 
 if __name__ == "__main__":
     main()

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from sync365_pipeline.commands.access import shared_customers_section
+from sync365_pipeline.commands.access import shared_customers_section, terminal_width
+from sync365_pipeline.commands.renewals import renewals_table
 from sync365_pipeline.commands.run import run_sync, show
 from sync365_pipeline.core.settings import DATA_DIR, ENVIRONMENT
 from sync365_pipeline.warehouse import Warehouse
@@ -120,7 +121,10 @@ def show_demo_result(demo_dir: Path, partners: Mapping[str, str]) -> None:
     click.echo(
         "\nWhere to look next:\n"
         f"  - Analysts: .venv/bin/duckdb -readonly {warehouse.analyst_copy_path}\n"
-        "      views: current_license_facts, unused_licenses, tenant_health, license_changes\n"
+        "      views: current_license_facts, unused_licenses, tenant_health, license_changes,\n"
+        "      renewal_actions, sold_by_us, over_assigned_licenses\n"
         f"  - This demo's runs in the Dagster UI: DAGSTER_HOME={dagster_home} "
         ".venv/bin/dagster dev -w workspace.yaml"
     )
+    click.echo("\nRenewal actions found (`sync365 renewals`; monthly rollovers left out):")
+    show(renewals_table(warehouse.renewal_actions(), terminal_width()))

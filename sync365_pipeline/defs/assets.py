@@ -7,6 +7,7 @@ No asset returns data to an IO manager: facts live in DuckDB, tokens only in the
 import functools
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
@@ -16,7 +17,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from sync365_pipeline.catalog import SkuCatalog
+from sync365_pipeline.catalog import SkuCatalog, sku_classes
 from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.defs.resources import MicrosoftCloudResource, WarehouseResource
@@ -335,6 +336,10 @@ def store_tenant_chunks(
         {
             "tenants": dg.MetadataValue.int(statuses.total()),
             "statuses": dg.MetadataValue.json(dict(statuses)),
+            **{
+                name: dg.MetadataValue.int(count)
+                for name, count in store.subscription_counts().items()
+            },
             "chunks": dg.MetadataValue.int(len(staged)),
             "http": dg.MetadataValue.json(chunks.http_by_account(staged)),
         }
@@ -387,13 +392,14 @@ def license_facts(
     """
     store = warehouse.open()
     snapshot_date = _run_snapshot_date(context)
+    catalog = SkuCatalog.load()
+    store.replace_sku_classes(asdict(entry) for entry in sku_classes(catalog))
     in_this_run = context.run.asset_selection or context.job_def.asset_layer.executable_asset_keys
     if subscribed_skus.key in in_this_run:  # promote what this run's chunks staged
         staging = store.staging_dir(context.run.run_id)
         rows = store.promote_staged_facts(snapshot_date, staged_files(staging))
         remove_stage(staging)
     else:  # rebuilt on its own: every tenant's facts of the day, from its raw payloads
-        catalog = SkuCatalog.load()
         written = _for_each_account(
             context,
             microsoft,
@@ -409,10 +415,27 @@ def license_facts(
         ).succeeded
         rows = sum(written.values())
     analyst_copy = store.publish_analyst_copy()
+    counts = store.subscription_counts()
     return dg.MaterializeResult(
         metadata={
             "snapshot_date": str(snapshot_date),
             "rows_written": dg.MetadataValue.int(rows),
+            "subscriptions": dg.MetadataValue.int(counts["subscriptions"]),
+            "renewal_actions": dg.MetadataValue.int(counts["renewal_actions"]),
+            "monthly_rollovers": dg.MetadataValue.int(counts["monthly_rollovers"]),
+            "renewals": _markdown(
+                store.renewal_actions()[
+                    [
+                        "display_name",
+                        "offer_name",
+                        "action",
+                        "act_by",
+                        "quantity",
+                        "consumed_units",
+                        "reducible_units",
+                    ]
+                ]
+            ),
             "analyst_copy": dg.MetadataValue.path(str(analyst_copy)),
             "per_customer": _markdown(store.licenses_per_customer(), rows=50),
             "preview": _markdown(store.current_facts_preview()),

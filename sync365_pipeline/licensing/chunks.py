@@ -21,10 +21,10 @@ import pandas as pd
 
 from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.settings import AccountSettings
-from sync365_pipeline.licensing import accounts, facts, tenants
+from sync365_pipeline.licensing import accounts, facts, subscriptions, tenants
 from sync365_pipeline.microsoft import MicrosoftCloud, MicrosoftError
 from sync365_pipeline.microsoft.auth import TokenCacheFile
-from sync365_pipeline.warehouse import Warehouse, write_stage
+from sync365_pipeline.warehouse import Warehouse, dataset_frames, write_stage
 
 
 @dataclass(frozen=True)
@@ -136,13 +136,14 @@ def fetch_chunk(
             raise
         failure = accounts.AccountFailure.of(exc)
         return StagedChunk(chunk, http=cloud.session.stats.snapshot(), failure=failure)
-    staged = facts.stage_fetches(
-        fetched,
-        catalog=catalog,
-        partner_tenant_id=chunk.partner_tenant_id,
-        snapshot_date=chunk.snapshot_date,
-        sync_id=chunk.sync_id,
-    )
+    where = {
+        "catalog": catalog,
+        "partner_tenant_id": chunk.partner_tenant_id,
+        "snapshot_date": chunk.snapshot_date,
+        "sync_id": chunk.sync_id,
+    }
+    staged = facts.stage_fetches(fetched, **where)
+    datasets = subscriptions.stage_datasets(fetched, **where)
     files = write_stage(
         Path(chunk.staging_dir),
         chunk.key,
@@ -151,6 +152,7 @@ def fetch_chunk(
         raw_payloads=staged.raw_payloads,
         facts_by_tenant=staged.facts_by_tenant,
         partner_tenant_id=chunk.partner_tenant_id,
+        datasets=dataset_frames(datasets.rows, datasets.slices, datasets.statuses),
     )
     gained = Path(chunk.staging_dir) / f"{chunk.key}.tokens.json"
     cloud.tokens.write_gained(gained)

@@ -3,8 +3,11 @@
 Per tenant: Graph's subscribed SKUs; when the customer refused the token for want of the app's
 CPV consent, that consent granted through Partner Center and the tenant retried; the GDAP access
 audit (the roles its active relationships' assignments grant); and, when Graph could not be read
-for a reseller customer, Partner Center's subscribed SKUs as the source of its facts. Only
-partner-level failures (`PartnerAccessError`) propagate and stop the fetch.
+for a reseller customer, Partner Center's subscribed SKUs as the source of its facts. Beside
+the SKUs, two datasets of their own status: Graph's `directory/subscriptions` once the SKUs were
+read (same worker, same customer token), and a reseller customer's Partner Center subscriptions
+(partner token only, so also when Graph failed). Only partner-level failures
+(`PartnerAccessError`) propagate and stop the fetch.
 """
 
 from __future__ import annotations
@@ -26,8 +29,14 @@ from sync365_pipeline.licensing.access import (
     can_read_licenses,
     granted_roles,
 )
-from sync365_pipeline.microsoft import ConsentOutcome, MicrosoftCloud, PartnerAccessError
+from sync365_pipeline.microsoft import (
+    ConsentOutcome,
+    MicrosoftCloud,
+    NoCommerceRelationship,
+    PartnerAccessError,
+)
 from sync365_pipeline.microsoft.errors import tenant_outcome
+from sync365_pipeline.warehouse.columns import PARTNER_SUBSCRIPTIONS, TENANT_SUBSCRIPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +64,12 @@ CONSENT_EXISTS_YET_REFUSED = (
     "its token: a human must look (grant the consent again in Partner Center, or ask whether the "
     "customer removed the app)."
 )
+NOT_SOLD_BY_PARTNER = (
+    "Partner Center has no commerce relationship with the customer (code 20002): the partner "
+    "sells it nothing."
+)
+NOT_A_RESELLER_CUSTOMER = "Not a reseller customer of the partner: it sells it nothing."
+SKUS_UNREAD = "Not fetched: the tenant's SKUs could not be read from Graph."
 CONSENT_DISABLED = (
     "The app has no CPV consent in the tenant and SYNC365_AUTO_CONSENT is off, so none was "
     "requested: grant it in Partner Center, or turn auto-consent on."
@@ -106,6 +121,34 @@ class TenantAccess:
 
 
 @dataclass(frozen=True)
+class DatasetFetch:
+    """One dataset fetched beside a tenant's SKUs (`warehouse.columns.DATASETS`): its records,
+    or None and why not. Its failure is its own: the tenant's status and facts do not see it."""
+
+    status: TenantStatus
+    checked_at: datetime
+    payload: list[dict[str, Any]] | None = None
+    error_code: str | None = None
+    message: str = ""
+
+    @classmethod
+    def of(cls, call: Callable[[], list[dict[str, Any]]]) -> DatasetFetch:
+        """Run `call`; a failure becomes the dataset's status. Only a partner-level failure
+        propagates. A Partner Center 20002 means the partner sells the customer nothing: an
+        empty list, ok."""
+        checked_at = utcnow()
+        try:
+            return cls(TenantStatus.OK, checked_at, call())
+        except PartnerAccessError:
+            raise
+        except NoCommerceRelationship:
+            return cls(TenantStatus.OK, checked_at, [], message=NOT_SOLD_BY_PARTNER)
+        except Exception as exc:
+            status, code, message = tenant_outcome(exc)
+            return cls(status, checked_at, error_code=code, message=message)
+
+
+@dataclass(frozen=True)
 class TenantFetch:
     """What one customer tenant returned in one sync attempt.
 
@@ -120,6 +163,7 @@ class TenantFetch:
     graph_skus: list[dict[str, Any]] | None = None
     partner_center_skus: list[dict[str, Any]] | None = None
     access: TenantAccess = field(default_factory=TenantAccess)
+    datasets: Mapping[str, DatasetFetch] = field(default_factory=dict)
 
     @property
     def fell_back(self) -> bool:
@@ -132,10 +176,11 @@ class TenantFetch:
 
 
 def fetch_tenant(cloud: MicrosoftCloud, tenant_id: str) -> TenantFetch:
-    """Fetch one tenant's SKUs from Graph; every failure inside this tenant's work, whatever its
-    type (an odd token answer MSAL chokes on, JSON deep enough to exhaust recursion, a bug),
-    becomes a typed status with a short, redacted message. Only a partner-level failure
-    propagates."""
+    """Fetch one tenant's SKUs from Graph, then (with the same token) its subscriptions; every
+    failure inside this tenant's work, whatever its type (an odd token answer MSAL chokes on,
+    JSON deep enough to exhaust recursion, a bug), becomes a typed status with a short, redacted
+    message: the SKUs' is the tenant's, the subscriptions' only theirs. Only a partner-level
+    failure propagates."""
     checked_at = utcnow()
     try:
         graph_skus = cloud.graph.subscribed_skus(tenant_id)
@@ -143,8 +188,18 @@ def fetch_tenant(cloud: MicrosoftCloud, tenant_id: str) -> TenantFetch:
         raise
     except Exception as exc:
         status, code, message = tenant_outcome(exc)
-        return TenantFetch(tenant_id, status, checked_at, code, message)
-    return TenantFetch(tenant_id, TenantStatus.OK, checked_at, graph_skus=graph_skus)
+        unread = DatasetFetch(status, checked_at, error_code=code, message=SKUS_UNREAD)
+        return TenantFetch(
+            tenant_id, status, checked_at, code, message, datasets={TENANT_SUBSCRIPTIONS: unread}
+        )
+    held = DatasetFetch.of(lambda: cloud.graph.directory_subscriptions(tenant_id))
+    return TenantFetch(
+        tenant_id,
+        TenantStatus.OK,
+        checked_at,
+        graph_skus=graph_skus,
+        datasets={TENANT_SUBSCRIPTIONS: held},
+    )
 
 
 def audit_access(cloud: MicrosoftCloud, customer: CustomerRoutes) -> TenantAccess:
@@ -231,7 +286,9 @@ def fetch_tenants(
     `partner_center` (a partner account) enables what goes through Partner Center, whose calls
     wait for the partner's rate limit and so run in a small pool of their own, the Graph work
     never waiting behind them: the names of SKUs `catalog` (the packaged one by default) cannot
-    name, the fallback for reseller customers Graph could not be read for, and, with
+    name, the fallback for reseller customers Graph could not be read for, the subscriptions
+    of reseller customers (whatever Graph answered; a customer of known routes that is not a
+    reseller customer gets an empty list without a request), and, with
     `consent_app` (the app's client id; None: auto-consent is off), the CPV consent of a
     customer that refused the token for want of it, after which that tenant is tried again.
     """
@@ -256,8 +313,9 @@ class _TenantWork:
     """One `fetch_tenants` call: its two pools, its results, and each tenant's steps as jobs.
 
     In the tenant pool (Graph): the first attempt with the access audit, and a retry after
-    consent. In the Partner Center pool: the consent, the names and the fallback. A job may
-    submit the tenant's next step; the call returns once no job is left.
+    consent. In the Partner Center pool: the consent, the names, the fallback and the
+    subscriptions (kept apart in `sold` until the end, as they may come before Graph's
+    outcome). A job may submit the tenant's next step; the call returns once no job is left.
     """
 
     def __init__(
@@ -278,6 +336,7 @@ class _TenantWork:
         self.on_progress = on_progress
         self.total = total
         self.results: dict[str, TenantFetch] = {}
+        self.sold: dict[str, DatasetFetch] = {}
         self.lock = threading.Lock()
         self.pending: list[Future[None]] = []
         self.tenant_pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="tenant")
@@ -303,7 +362,12 @@ class _TenantWork:
             raise
         for pool in (self.tenant_pool, self.partner_center_pool):
             pool.shutdown(wait=True)
-        return [self.results[customer.tenant_id] for customer in customers]
+        return [self._with_sold(self.results[customer.tenant_id]) for customer in customers]
+
+    def _with_sold(self, fetched: TenantFetch) -> TenantFetch:
+        if (sold := self.sold.get(fetched.tenant_id)) is None:
+            return fetched
+        return replace(fetched, datasets={**fetched.datasets, PARTNER_SUBSCRIPTIONS: sold})
 
     def _submit(self, pool: ThreadPoolExecutor, job: Callable[..., None], *args: Any) -> None:
         with self.lock:
@@ -312,6 +376,12 @@ class _TenantWork:
     # -- the tenant pool -------------------------------------------------------------------
 
     def _first_attempt(self, customer: CustomerRoutes) -> None:
+        if self.partner_center and customer.is_reseller:
+            self._submit(self.partner_center_pool, self._subscriptions, customer.tenant_id)
+        elif self.partner_center and customer.relationship:
+            not_sold = DatasetFetch(TenantStatus.OK, utcnow(), [], message=NOT_A_RESELLER_CUSTOMER)
+            with self.lock:
+                self.sold[customer.tenant_id] = not_sold
         fetched = replace(
             self._graph(customer.tenant_id), access=audit_access(self.cloud, customer)
         )
@@ -364,6 +434,11 @@ class _TenantWork:
             self._settle(customer, replace(refused, access=access))
         else:
             self._submit(self.tenant_pool, self._retry, customer, access)
+
+    def _subscriptions(self, tenant_id: str) -> None:
+        sold = DatasetFetch.of(lambda: self.cloud.partner_center.subscriptions(tenant_id))
+        with self.lock:
+            self.sold[tenant_id] = sold
 
     def _add_names(self, tenant_id: str) -> None:
         skus, problem = partner_center_skus(self.cloud, tenant_id)

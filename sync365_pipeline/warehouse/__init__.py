@@ -1,11 +1,14 @@
 """DuckDB warehouse: schema and migrations, atomic slice writes, analyst views and copy."""
 
 from sync365_pipeline.warehouse.connection import WarehouseLocked, WarehouseUnwritable
+from sync365_pipeline.warehouse.datasets import dataset_frames
 from sync365_pipeline.warehouse.rows import (
     AppCredentialRow,
     ConsentFlag,
     CustomerAccessRow,
     CustomerChanges,
+    DatasetSlice,
+    DatasetStatusRow,
     FlagKey,
     FlagKind,
     PartnerStatusRow,
@@ -27,6 +30,8 @@ __all__ = [
     "ConsentFlag",
     "CustomerAccessRow",
     "CustomerChanges",
+    "DatasetSlice",
+    "DatasetStatusRow",
     "FlagKey",
     "FlagKind",
     "InvalidFrameError",
@@ -37,6 +42,7 @@ __all__ = [
     "Warehouse",
     "WarehouseLocked",
     "WarehouseUnwritable",
+    "dataset_frames",
     "remove_abandoned_stages",
     "remove_stage",
     "staged_files",

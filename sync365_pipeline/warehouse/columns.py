@@ -39,3 +39,46 @@ LICENSE_FACT_COLUMNS = (
     "source",
     "synced_at",
 )
+SUBSCRIPTION_COLUMNS = (
+    "snapshot_date",
+    "partner_tenant_id",
+    "tenant_id",
+    "subscription_id",
+    "offer_id",
+    "offer_name",
+    "friendly_name",
+    "sku_id",
+    "quantity",
+    "unit_type",
+    "status",
+    "billing_cycle",
+    "term_duration",
+    "commitment_end_date",
+    "auto_renew",
+    "is_trial",
+    "cancellation_allowed_until",
+    "creation_date",
+    "effective_start_date",
+    "synced_at",
+)
+TENANT_SUBSCRIPTION_COLUMNS = (
+    "snapshot_date",
+    "partner_tenant_id",
+    "tenant_id",
+    "commerce_subscription_id",
+    "sku_id",
+    "sku_part_number",
+    "status",
+    "total_licenses",
+    "is_trial",
+    "created",
+    "next_lifecycle",
+    "owner_tenant_id",
+    "owner_type",
+    "synced_at",
+)
+# The datasets fetched per tenant beside its SKUs, each named as the table its rows land in and
+# with its own status and slices (`dataset_status`, `dataset_snapshots`).
+PARTNER_SUBSCRIPTIONS = "subscriptions"  # Partner Center: what the partner sells
+TENANT_SUBSCRIPTIONS = "tenant_subscriptions"  # Graph: what the tenant holds, whoever sold it
+DATASETS = (PARTNER_SUBSCRIPTIONS, TENANT_SUBSCRIPTIONS)

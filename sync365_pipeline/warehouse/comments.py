@@ -154,6 +154,60 @@ def _unit_change(unit: str) -> str:
     )
 
 
+_SUBSCRIPTIONS_COLUMNS: Mapping[str, str] = {
+    "subscription_id": "Partner Center subscription id (GUID, lower-case), the commerce "
+    "id Graph calls commerceSubscriptionId.",
+    "offer_id": "Partner Center offerId: {productId}:{skuId}:{availabilityId} for new "
+    "commerce, an offer GUID for legacy.",
+    "offer_name": "The offer's product title, e.g. Microsoft 365 Business Basic.",
+    "friendly_name": "The partner's nickname for the subscription (default: offer_name).",
+    "sku_id": "The Graph SKU id (GUID) of the subscription when it could be mapped: the "
+    "tenant's Graph companySubscription with this commerce id in the same attempt, else "
+    "a unique match of offer_name with a catalog product name; else NULL.",
+    "quantity": "Seats (licenses) the subscription holds.",
+    "unit_type": "Partner Center unitType, e.g. Licenses.",
+    "status": "Partner Center status: active, pending, suspended, expired, disabled, "
+    "deleted (cancelled), or another value Microsoft sends.",
+    "billing_cycle": "How often the partner is billed, lower-case: monthly, annual, "
+    "triennial, none (trials), ...",
+    "term_duration": "Length of the commitment term, ISO 8601: P1M, P1Y, P3Y.",
+    "commitment_end_date": "Last day (UTC) of the current commitment, inclusive: new "
+    "commerce's end date as sent, legacy's exclusive end date minus one day.",
+    "auto_renew": "Whether the subscription renews at the end of its term.",
+    "is_trial": "Whether it is a trial.",
+    "cancellation_allowed_until": "When (UTC) the window to cancel or reduce seats in "
+    "this term closes (new commerce); NULL when it cannot be cancelled.",
+    "creation_date": "When (UTC) the subscription was created.",
+    "effective_start_date": "When (UTC) the current term started.",
+    "synced_at": "When (UTC) the sync fetched the subscription from Partner Center.",
+}
+
+_TENANT_SUBSCRIPTIONS_COLUMNS: Mapping[str, str] = {
+    "commerce_subscription_id": "Graph commerceSubscriptionId (lower-case): Partner "
+    "Center's subscription id for the seats a partner sold.",
+    "sku_id": "The SKU id (GUID) of the subscription, as in license_facts.",
+    "status": "Graph status: Enabled, Warning (grace), Suspended, LockedOut (cancelled), Deleted.",
+    "total_licenses": "Seats in the subscription.",
+    "is_trial": "Whether it is a trial.",
+    "created": "When (UTC) the subscription was created (Graph createdDateTime).",
+    "next_lifecycle": "When (UTC) it moves to its next status if not renewed (Graph "
+    "nextLifecycleDateTime).",
+    "owner_tenant_id": "The partner tenant that created it (Graph ownerTenantId): this "
+    "partner's partner_tenant_id for seats it sold, another partner's, or NULL (bought "
+    "by the customer directly).",
+    "owner_type": "Type of the owner (Graph ownerType), e.g. User.",
+    "synced_at": "When (UTC) the sync fetched the subscription from Graph.",
+}
+
+_NOT_IN_RENEWAL_ACTIONS = {
+    "offer_id",
+    "unit_type",
+    "status",
+    "creation_date",
+    "effective_start_date",
+    "synced_at",
+}
+
 DESCRIPTIONS: Mapping[str, Described] = {
     # -- tables ----------------------------------------------------------------------------
     "customers": Described(
@@ -297,6 +351,58 @@ DESCRIPTIONS: Mapping[str, Described] = {
             "applied_at": "When (UTC) it was applied.",
         },
     ),
+    "subscriptions": Described(
+        "What this partner sells each customer: one row per snapshot date, customer and "
+        "subscription, from Partner Center GET /v1/customers/{id}/subscriptions (new commerce "
+        "and legacy; cancelled and expired ones too). Needs only the partner's token, so a "
+        "customer whose GDAP ended keeps current rows. A customer the partner does not sell to "
+        "has an empty slice. A sync replaces its customers' slices of that date whole; a failed "
+        "fetch keeps the last good slice (dataset_snapshots, dataset_status).",
+        _SUBSCRIPTIONS_COLUMNS,
+    ),
+    "tenant_subscriptions": Described(
+        "What each customer tenant holds, whoever sold it: one row per snapshot date, customer "
+        "and subscription, from Graph GET /v1.0/directory/subscriptions (customer token). Read "
+        "only when the tenant's SKUs could be read. owner_tenant_id tells seats this partner "
+        "sold from seats bought from another reseller or directly. Slices as in subscriptions.",
+        _TENANT_SUBSCRIPTIONS_COLUMNS,
+    ),
+    "dataset_snapshots": Described(
+        "One row per written (snapshot date, customer, dataset) slice of the per-tenant datasets "
+        "beside license facts (subscriptions, tenant_subscriptions), even an empty one: 'none "
+        "that day' differs from 'not fetched that day'.",
+        {
+            "dataset": "Which dataset: subscriptions (Partner Center) or tenant_subscriptions "
+            "(Graph).",
+            "row_count": "Rows written in the slice.",
+            "written_at": "When (UTC) the slice was written.",
+        },
+    ),
+    "dataset_status": Described(
+        "One row per sync attempt per customer per dataset fetched beside its SKUs "
+        "(append-only): whether its subscriptions could be read. Kept apart from tenant_status: "
+        "a failed subscriptions fetch never changes the customer's SKU status or facts.",
+        {
+            "dataset": "subscriptions (Partner Center) or tenant_subscriptions (Graph).",
+            "checked_at": "When (UTC) the sync attempted this customer.",
+            "status": "ok, or why the dataset could not be read (the tenant_status values: "
+            "access_removed, throttled, error, ...); not_attempted when Graph's SKUs already "
+            "failed (tenant_subscriptions); error with code SkippedRecords or MalformedPayload "
+            "when records did not validate.",
+        },
+    ),
+    "sku_classes": Described(
+        "Which SKUs are free or viral (Power Automate Free, Teams Exploratory, Power BI "
+        "(free), ...) and so out of unused_licenses; any SKU not listed is paid. Rewritten by "
+        "each sync from the catalog and the user's sku_classes.csv.",
+        {
+            "sku_id": "The SKU id (GUID), or NULL when the row names a part number.",
+            "sku_part_number": "The SKU part number, or NULL when the row names an id.",
+            "sku_class": "paid or free.",
+            "source": "Where the class came from: catalog (Microsoft's product names), "
+            "free_list (the package's list of free part numbers) or the user's file's path.",
+        },
+    ),
     # -- views -----------------------------------------------------------------------------
     "latest_tenant_status": Described(
         "Each customer's latest row of tenant_status: its current status.",
@@ -346,6 +452,86 @@ DESCRIPTIONS: Mapping[str, Described] = {
             "last_ok_at": "When (UTC) the customer's latest ok attempt ran; NULL if none.",
             "facts_from_partner_center": "Whether its current facts came from the Partner "
             "Center fallback in its latest attempt (Graph failed; status says why).",
+        },
+    ),
+    "current_dataset_slices": Described(
+        "Each customer's latest written slice of each dataset of dataset_snapshots.",
+        {
+            "dataset": "subscriptions or tenant_subscriptions.",
+            "snapshot_date": "Date (UTC) of the customer's latest written slice of the dataset.",
+        },
+    ),
+    "current_subscriptions": Described(
+        "Each customer's latest written slice of subscriptions (what this partner sells it): "
+        "a customer whose Partner Center fetch failed keeps its last good rows, snapshot_date "
+        "saying from when.",
+        _SUBSCRIPTIONS_COLUMNS,
+    ),
+    "current_tenant_subscriptions": Described(
+        "Each customer's latest written slice of tenant_subscriptions (what the tenant holds, "
+        "whoever sold it); a customer whose Graph fetch failed keeps its last good rows.",
+        _TENANT_SUBSCRIPTIONS_COLUMNS,
+    ),
+    "license_classes": Described(
+        "Each current SKU of each customer with its class: free (sku_classes: free and viral "
+        "SKUs such as FLOW_FREE, TEAMS_EXPLORATORY, POWER_BI_STANDARD), trial (every enabled "
+        "subscription of it in the tenant is a trial) or paid.",
+        {"sku_class": "paid, free or trial."},
+    ),
+    "over_assigned_licenses": Described(
+        "Current SKUs assigned beyond what the customer can use: more seats consumed than "
+        "enabled, or seats still assigned on a suspended or locked-out SKU.",
+        {
+            "over_assigned_units": "consumed_units minus enabled_units (0 or less when the "
+            "reason is a suspended SKU still assigned within its enabled seats).",
+            "reason": "consumed_above_enabled or suspended_still_assigned.",
+        },
+    ),
+    "renewal_actions": Described(
+        "What to do before which date: this partner's active subscriptions whose commitment "
+        "ends within 60 days (UTC) or whose cancellation window is open, with the seats in use "
+        "(current facts of the SKU) and the seats that could be cut. Monthly terms that renew "
+        "by themselves are kept apart (is_monthly_rollover), so the annual and multi-year "
+        "renewals stand out.",
+        {
+            **{  # the subscription's own columns the view carries
+                column: text
+                for column, text in _SUBSCRIPTIONS_COLUMNS.items()
+                if column not in _NOT_IN_RENEWAL_ACTIONS
+            },
+            "sku_id": "The subscription's Graph SKU id when it could be mapped, else NULL (then "
+            "consumed_units and reducible_units are NULL).",
+            "commitment": "The term: monthly (P1M), annual (P1Y), multi_year (P2Y and longer) "
+            "or other.",
+            "cancellation_window_open": "True while the subscription can still be cancelled "
+            "or reduced in this term (new commerce).",
+            "action": "reduce_or_cancel_now (window open), reduce_before_renewal (renews at "
+            "its end date), ends_without_renewal (auto-renew off), trial_ends.",
+            "act_by": "The date (UTC) by which to act: the window's last day while it is "
+            "open, else the commitment's end date.",
+            "days_left": "Days from today (UTC) to act_by.",
+            "is_monthly_rollover": "True for a monthly term that renews by itself outside a "
+            "cancellation window: it comes up every month, not a renewal to act on.",
+            "consumed_units": "Seats of the SKU assigned in the tenant (current facts), across "
+            "every subscription of it.",
+            "reducible_units": "Seats that could be cut: the SKU's unassigned seats "
+            "(available_units), at most the subscription's quantity, never below 0.",
+            "usage_is_stale": "True when the facts consumed_units comes from are stale "
+            "(tenant_freshness).",
+        },
+    ),
+    "sold_by_us": Described(
+        "Per customer and current SKU: seats in use, seats this partner sells (its active "
+        "subscriptions, mapped to the SKU), seats bought elsewhere (the tenant's Graph "
+        "subscriptions owned by another partner or by the customer), and the difference.",
+        {
+            "units_in_use": "Seats assigned (consumed_units of the current facts).",
+            "units_sold_by_us": "Seats in this partner's active or pending subscriptions of "
+            "the SKU (current_subscriptions).",
+            "units_bought_elsewhere": "Seats in the tenant's enabled or in-grace Graph "
+            "subscriptions of the SKU not owned by this partner (current_tenant_subscriptions).",
+            "difference": "units_in_use minus units_sold_by_us: seats in use this partner does "
+            "not bill (negative: it sells more than is used).",
         },
     ),
 }

@@ -164,6 +164,27 @@ class Readers(WarehouseFile):
             "GROUP BY ALL ORDER BY customer, f.tenant_id, f.partner_tenant_id"
         )
 
+    def renewal_actions(self, *, monthly_rollovers: bool = False) -> pd.DataFrame:
+        """The `renewal_actions` rows, soonest first; monthly rollovers only when asked."""
+        return self._read(
+            "SELECT * FROM renewal_actions WHERE $monthly OR NOT is_monthly_rollover "
+            "ORDER BY act_by, display_name, tenant_id, offer_name, subscription_id",
+            {"monthly": monthly_rollovers},
+        )
+
+    def subscription_counts(self) -> dict[str, int]:
+        """Current subscriptions (this partner's, and the tenants' whoever sold them) and
+        renewal actions (monthly rollovers counted apart)."""
+        row = self._read(
+            "SELECT (SELECT count(*) FROM current_subscriptions) AS subscriptions, "
+            "(SELECT count(*) FROM current_tenant_subscriptions) AS tenant_subscriptions, "
+            "(SELECT count(*) FILTER (NOT is_monthly_rollover) FROM renewal_actions) "
+            "AS renewal_actions, "
+            "(SELECT count(*) FILTER (is_monthly_rollover) FROM renewal_actions) "
+            "AS monthly_rollovers"
+        ).iloc[0]
+        return {column: int(value) for column, value in row.items()}
+
     def current_facts_preview(self, limit: int = 20) -> pd.DataFrame:
         """The first rows of `current_license_facts`, for a look at the facts in the UI."""
         return self._read(

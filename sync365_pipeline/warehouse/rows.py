@@ -27,6 +27,32 @@ class TenantStatusRow:
 
 
 @dataclass(frozen=True)
+class DatasetStatusRow:
+    """Outcome of one attempt at one dataset beside a tenant's SKUs (`dataset_status`)."""
+
+    partner_tenant_id: str
+    tenant_id: str
+    dataset: str  # warehouse.columns.DATASETS
+    checked_at: datetime
+    status: TenantStatus
+    error_code: str | None = None
+    message: str | None = None
+    sync_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSlice:
+    """One (snapshot date, partner, tenant) slice of a dataset to replace (`dataset_snapshots`):
+    written even when empty, so 'none that day' differs from 'not fetched that day'."""
+
+    snapshot_date: date
+    partner_tenant_id: str
+    tenant_id: str
+    dataset: str
+    row_count: int
+
+
+@dataclass(frozen=True)
 class CustomerAccessRow:
     """The partner's access to one customer as one sync attempt found it (`customer_access`):
     the roles its active GDAP assignments grant (None: not a GDAP customer, or not audited), what

@@ -265,6 +265,82 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    # What the partner sells and what each tenant holds, subscription by subscription (issue 11):
+    # Partner Center's `subscriptions` and Graph's `directory/subscriptions` (as
+    # `tenant_subscriptions`), one slice per (snapshot date, partner, tenant) recorded in
+    # `dataset_snapshots` even when empty, so a tenant whose fetch failed keeps its last good
+    # slice; each attempt's outcome per dataset in `dataset_status`, apart from the tenant's SKU
+    # status. `sku_classes`: which SKUs are free or viral (out of `unused_licenses`).
+    (
+        7,
+        """
+        CREATE TABLE subscriptions (
+            snapshot_date DATE NOT NULL,
+            partner_tenant_id VARCHAR NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            subscription_id VARCHAR NOT NULL,
+            offer_id VARCHAR,
+            offer_name VARCHAR,
+            friendly_name VARCHAR,
+            sku_id VARCHAR,
+            quantity BIGINT NOT NULL CHECK (quantity >= 0),
+            unit_type VARCHAR,
+            status VARCHAR NOT NULL,
+            billing_cycle VARCHAR,
+            term_duration VARCHAR,
+            commitment_end_date DATE,
+            auto_renew BOOLEAN,
+            is_trial BOOLEAN NOT NULL,
+            cancellation_allowed_until TIMESTAMP,
+            creation_date TIMESTAMP,
+            effective_start_date TIMESTAMP,
+            synced_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (snapshot_date, partner_tenant_id, tenant_id, subscription_id)
+        );
+        CREATE TABLE tenant_subscriptions (
+            snapshot_date DATE NOT NULL,
+            partner_tenant_id VARCHAR NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            commerce_subscription_id VARCHAR NOT NULL,
+            sku_id VARCHAR NOT NULL,
+            sku_part_number VARCHAR,
+            status VARCHAR NOT NULL,
+            total_licenses BIGINT NOT NULL CHECK (total_licenses >= 0),
+            is_trial BOOLEAN NOT NULL,
+            created TIMESTAMP,
+            next_lifecycle TIMESTAMP,
+            owner_tenant_id VARCHAR,
+            owner_type VARCHAR,
+            synced_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (snapshot_date, partner_tenant_id, tenant_id, commerce_subscription_id)
+        );
+        CREATE TABLE dataset_snapshots (
+            snapshot_date DATE NOT NULL,
+            partner_tenant_id VARCHAR NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            dataset VARCHAR NOT NULL,
+            row_count INTEGER NOT NULL,
+            written_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (snapshot_date, partner_tenant_id, tenant_id, dataset)
+        );
+        CREATE TABLE dataset_status (
+            sync_id VARCHAR,
+            partner_tenant_id VARCHAR NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            dataset VARCHAR NOT NULL,
+            checked_at TIMESTAMP NOT NULL,
+            status VARCHAR NOT NULL,
+            error_code VARCHAR,
+            message VARCHAR
+        );
+        CREATE TABLE sku_classes (
+            sku_id VARCHAR,
+            sku_part_number VARCHAR,
+            sku_class VARCHAR NOT NULL CHECK (sku_class IN ('paid', 'free')),
+            source VARCHAR NOT NULL
+        );
+        """,
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

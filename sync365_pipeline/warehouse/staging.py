@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from sync365_pipeline.warehouse.datasets import STAGED_SLICES_TABLE
 from sync365_pipeline.warehouse.rows import CustomerAccessRow, RawPayload, TenantStatusRow
 from sync365_pipeline.warehouse.schema import migrate
 from sync365_pipeline.warehouse.writes import (
@@ -39,12 +40,15 @@ def write_stage(
     facts_by_tenant: Mapping[str, Sequence[tuple[Any, ...]]],
     partner_tenant_id: str,
     access: Sequence[CustomerAccessRow] = (),
+    datasets: Mapping[str, pd.DataFrame] | None = None,
 ) -> dict[str, str]:
     """Stage one chunk of one partner: its tenants' status rows, access rows, raw payloads and
     facts (`facts_by_tenant` holds the fact rows of each tenant whose facts are to replace
     today's slice of that partner and tenant, none for zero SKUs), checked as
-    `replace_license_facts` checks them. Returns {table: path} for non-empty tables."""
+    `replace_license_facts` checks them, and its datasets' frames (`datasets.dataset_frames`).
+    Returns {table: path} for non-empty tables."""
     frames = {
+        **(datasets or {}),
         "tenant_status": pd.DataFrame(tenant_status_records(statuses)),
         "customer_access": pd.DataFrame(customer_access_records(access)),
         "raw_subscribed_skus": pd.DataFrame(raw_payload_records(raw_payloads)),
@@ -63,6 +67,7 @@ def write_stage(
             "CREATE TABLE license_slices (partner_tenant_id VARCHAR NOT NULL, "
             "tenant_id VARCHAR NOT NULL, sku_count INTEGER NOT NULL)"
         )
+        con.execute(STAGED_SLICES_TABLE)
         for table, frame in frames.items():
             if frame.empty:
                 continue

@@ -66,7 +66,69 @@ JOIN tenant_freshness AS r
     AND r.tenant_id = f.tenant_id
     AND r.facts_as_of = f.snapshot_date;
 
--- Units paid for but not assigned, per customer and SKU, on each customer's current snapshot.
+-- Each customer's latest written slice of each subscription dataset (dataset_snapshots): a
+-- customer whose fetch failed keeps its last good subscriptions, with the date they are from.
+CREATE OR REPLACE VIEW current_dataset_slices AS
+SELECT partner_tenant_id, tenant_id, dataset, max(snapshot_date) AS snapshot_date
+FROM dataset_snapshots
+GROUP BY ALL;
+
+CREATE OR REPLACE VIEW current_subscriptions AS
+SELECT s.*
+FROM subscriptions AS s
+SEMI JOIN current_dataset_slices AS l
+    ON l.dataset = 'subscriptions' AND l.partner_tenant_id = s.partner_tenant_id
+    AND l.tenant_id = s.tenant_id AND l.snapshot_date = s.snapshot_date;
+
+CREATE OR REPLACE VIEW current_tenant_subscriptions AS
+SELECT s.*
+FROM tenant_subscriptions AS s
+SEMI JOIN current_dataset_slices AS l
+    ON l.dataset = 'tenant_subscriptions' AND l.partner_tenant_id = s.partner_tenant_id
+    AND l.tenant_id = s.tenant_id AND l.snapshot_date = s.snapshot_date;
+
+-- Each current SKU of each customer, paid or free: free when `sku_classes` says so (by id, else by
+-- part number), a trial when every enabled subscription of it in the tenant is a trial (Graph's,
+-- else Partner Center's active ones), else paid.
+CREATE OR REPLACE VIEW license_classes AS
+WITH trials AS (
+    SELECT partner_tenant_id, tenant_id, sku_id, bool_and(is_trial) AS all_trials
+    FROM (
+        SELECT partner_tenant_id, tenant_id, sku_id, is_trial
+        FROM current_tenant_subscriptions
+        WHERE status = 'Enabled'
+        UNION ALL
+        SELECT p.partner_tenant_id, p.tenant_id, p.sku_id, p.is_trial
+        FROM current_subscriptions AS p
+        WHERE p.sku_id IS NOT NULL AND p.status = 'active' AND NOT EXISTS (
+            FROM current_tenant_subscriptions AS g
+            WHERE g.partner_tenant_id = p.partner_tenant_id AND g.tenant_id = p.tenant_id
+        )
+    )
+    GROUP BY ALL
+)
+SELECT
+    f.partner_tenant_id,
+    f.tenant_id,
+    f.sku_id,
+    f.sku_part_number,
+    CASE
+        WHEN coalesce(
+            (SELECT any_value(k.sku_class) FROM sku_classes AS k WHERE k.sku_id = f.sku_id),
+            (SELECT any_value(k.sku_class) FROM sku_classes AS k
+             WHERE k.sku_id IS NULL AND upper(k.sku_part_number) = upper(f.sku_part_number))
+        ) = 'free' THEN 'free'
+        WHEN t.all_trials THEN 'trial'
+        ELSE 'paid'
+    END AS sku_class
+FROM current_license_facts AS f
+LEFT JOIN trials AS t
+    ON t.partner_tenant_id = f.partner_tenant_id
+    AND t.tenant_id = f.tenant_id
+    AND t.sku_id = f.sku_id;
+
+-- Paid units bought but not assigned, per customer and SKU, on each customer's current snapshot:
+-- free and viral SKUs and trials (license_classes) are left out.
 CREATE OR REPLACE VIEW unused_licenses AS
 SELECT
     f.partner_tenant_id,
@@ -83,9 +145,13 @@ SELECT
     round(100.0 * f.available_units / f.enabled_units, 1) AS unused_percent,
     f.is_stale
 FROM current_license_facts AS f
+JOIN license_classes AS k
+    ON k.partner_tenant_id = f.partner_tenant_id
+    AND k.tenant_id = f.tenant_id
+    AND k.sku_id = f.sku_id
 LEFT JOIN customers AS c
     ON c.partner_tenant_id = f.partner_tenant_id AND c.tenant_id = f.tenant_id
-WHERE f.available_units > 0;
+WHERE f.available_units > 0 AND k.sku_class = 'paid';
 
 -- Every change between a customer's consecutive snapshots (its own dates, so a gap from failed
 -- syncs compares with the last good one). SKUs that appear count from 0, ones that disappear
@@ -213,3 +279,141 @@ LEFT JOIN status_since AS s
 LEFT JOIN last_ok AS k ON k.partner_tenant_id = t.partner_tenant_id AND k.tenant_id = t.tenant_id
 LEFT JOIN tenant_freshness AS r
     ON r.partner_tenant_id = t.partner_tenant_id AND r.tenant_id = t.tenant_id;
+
+-- SKUs assigned beyond what the customer can use: more seats consumed than enabled, or seats still
+-- assigned on a SKU that is suspended or locked out (its users are about to lose the service).
+CREATE OR REPLACE VIEW over_assigned_licenses AS
+SELECT
+    f.partner_tenant_id,
+    f.tenant_id,
+    c.display_name,
+    f.snapshot_date,
+    f.sku_id,
+    f.sku_part_number,
+    f.product_name,
+    f.capability_status,
+    f.enabled_units,
+    f.suspended_units,
+    f.consumed_units,
+    f.consumed_units - f.enabled_units AS over_assigned_units,
+    CASE
+        WHEN f.capability_status IN ('Suspended', 'LockedOut') THEN 'suspended_still_assigned'
+        ELSE 'consumed_above_enabled'
+    END AS reason,
+    f.is_stale
+FROM current_license_facts AS f
+LEFT JOIN customers AS c
+    ON c.partner_tenant_id = f.partner_tenant_id AND c.tenant_id = f.tenant_id
+WHERE f.consumed_units > f.enabled_units
+    OR (f.capability_status IN ('Suspended', 'LockedOut') AND f.consumed_units > 0);
+
+-- What to do before which date, per subscription this partner sells: those whose commitment ends
+-- within 60 days (UTC) and those whose cancellation window is open, active ones only. Seats that
+-- can be cut are the SKU's unassigned ones (current facts), at most the subscription's quantity.
+-- Monthly terms that renew by themselves roll over every month: they are kept apart
+-- (`commitment` 'monthly', `is_monthly_rollover`), so the annual and multi-year renewals stand out.
+CREATE OR REPLACE VIEW renewal_actions AS
+WITH today AS (
+    SELECT CAST(get_current_timestamp() AT TIME ZONE 'UTC' AS TIMESTAMP) AS now
+),
+subscription AS (
+    SELECT
+        s.*,
+        CASE
+            WHEN s.term_duration = 'P1M' THEN 'monthly'
+            WHEN s.term_duration = 'P1Y' THEN 'annual'
+            WHEN regexp_matches(s.term_duration, '^P([2-9]|[1-9][0-9]+)Y$') THEN 'multi_year'
+            ELSE 'other'
+        END AS commitment,
+        coalesce(s.cancellation_allowed_until >= t.now, false) AS cancellation_window_open,
+        coalesce(
+            s.commitment_end_date BETWEEN CAST(t.now AS DATE) AND CAST(t.now AS DATE) + 60, false
+        ) AS ends_soon,
+        CAST(t.now AS DATE) AS today
+    FROM current_subscriptions AS s, today AS t
+    WHERE s.status = 'active'
+)
+SELECT
+    s.partner_tenant_id,
+    s.tenant_id,
+    c.display_name,
+    s.subscription_id,
+    s.offer_name,
+    s.friendly_name,
+    s.sku_id,
+    f.sku_part_number,
+    s.commitment,
+    s.term_duration,
+    s.billing_cycle,
+    s.auto_renew,
+    s.is_trial,
+    s.commitment_end_date,
+    s.cancellation_allowed_until,
+    s.cancellation_window_open,
+    CASE
+        WHEN s.is_trial THEN 'trial_ends'
+        WHEN s.cancellation_window_open THEN 'reduce_or_cancel_now'
+        WHEN NOT coalesce(s.auto_renew, false) THEN 'ends_without_renewal'
+        ELSE 'reduce_before_renewal'
+    END AS action,
+    CASE
+        WHEN s.cancellation_window_open THEN CAST(s.cancellation_allowed_until AS DATE)
+        ELSE s.commitment_end_date
+    END AS act_by,
+    CASE
+        WHEN s.cancellation_window_open THEN CAST(s.cancellation_allowed_until AS DATE)
+        ELSE s.commitment_end_date
+    END - s.today AS days_left,
+    s.commitment = 'monthly' AND coalesce(s.auto_renew, false) AND NOT s.is_trial
+        AND NOT s.cancellation_window_open AS is_monthly_rollover,
+    s.quantity,
+    f.consumed_units,
+    least(s.quantity, greatest(f.available_units, 0)) AS reducible_units,
+    f.is_stale AS usage_is_stale,
+    s.snapshot_date
+FROM subscription AS s
+LEFT JOIN current_license_facts AS f
+    ON f.partner_tenant_id = s.partner_tenant_id
+    AND f.tenant_id = s.tenant_id
+    AND f.sku_id = s.sku_id
+LEFT JOIN customers AS c
+    ON c.partner_tenant_id = s.partner_tenant_id AND c.tenant_id = s.tenant_id
+WHERE s.ends_soon OR s.cancellation_window_open;
+
+-- Per customer and SKU: units in use, units this partner sells (its active subscriptions), units
+-- bought elsewhere (the tenant's Graph subscriptions owned by another partner or by the customer),
+-- and the units in use that this partner does not bill.
+CREATE OR REPLACE VIEW sold_by_us AS
+WITH ours AS (
+    SELECT partner_tenant_id, tenant_id, sku_id, sum(quantity) AS units
+    FROM current_subscriptions
+    WHERE status IN ('active', 'pending') AND sku_id IS NOT NULL
+    GROUP BY ALL
+),
+elsewhere AS (
+    SELECT partner_tenant_id, tenant_id, sku_id, sum(total_licenses) AS units
+    FROM current_tenant_subscriptions
+    WHERE status IN ('Enabled', 'Warning')
+        AND owner_tenant_id IS DISTINCT FROM partner_tenant_id
+    GROUP BY ALL
+)
+SELECT
+    f.partner_tenant_id,
+    f.tenant_id,
+    c.display_name,
+    f.sku_id,
+    f.sku_part_number,
+    f.product_name,
+    f.enabled_units,
+    f.consumed_units AS units_in_use,
+    coalesce(o.units, 0) AS units_sold_by_us,
+    coalesce(e.units, 0) AS units_bought_elsewhere,
+    f.consumed_units - coalesce(o.units, 0) AS difference,
+    f.is_stale
+FROM current_license_facts AS f
+LEFT JOIN ours AS o
+    ON o.partner_tenant_id = f.partner_tenant_id AND o.tenant_id = f.tenant_id AND o.sku_id = f.sku_id
+LEFT JOIN elsewhere AS e
+    ON e.partner_tenant_id = f.partner_tenant_id AND e.tenant_id = f.tenant_id AND e.sku_id = f.sku_id
+LEFT JOIN customers AS c
+    ON c.partner_tenant_id = f.partner_tenant_id AND c.tenant_id = f.tenant_id;

@@ -15,6 +15,7 @@ import pandas as pd
 from sync365_pipeline.core.clock import utc_naive, utcnow
 from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.warehouse.columns import CUSTOMER_COLUMNS, LICENSE_FACT_COLUMNS, UNIT_COLUMNS
+from sync365_pipeline.warehouse.datasets import load_staged_datasets
 from sync365_pipeline.warehouse.file import WarehouseFile, clip, insert_records
 from sync365_pipeline.warehouse.rows import (
     CustomerAccessRow,
@@ -91,10 +92,11 @@ class Writes(WarehouseFile):
         return written
 
     def load_staged_fetches(self, stages: Sequence[Mapping[str, str]]) -> None:
-        """Append each chunk's staged tenant statuses and access rows and keep its raw payloads
-        (a re-fetch on the same day replaces its payload), one transaction per chunk: a tenant's
-        status never lands without its access row and the payload it describes, and memory stays
-        that of one chunk. Loading a chunk again (a retried writer) replaces its statuses and
+        """Append each chunk's staged tenant statuses and access rows, keep its raw payloads
+        (a re-fetch on the same day replaces its payload) and replace its datasets' slices
+        (`datasets.load_staged_datasets`), one transaction per chunk: a tenant's status never
+        lands without its access row, its subscriptions and the payload it describes, and memory
+        stays that of one chunk. Loading a chunk again (a retried writer) replaces its statuses and
         access rows rather than adding them twice."""
         for stage in stages:
             with self._transaction() as con:
@@ -104,6 +106,7 @@ class Writes(WarehouseFile):
                         "SELECT * FROM read_parquet(?)",
                         [raw],
                     )
+                load_staged_datasets(con, stage)
                 for table in ("tenant_status", "customer_access"):
                     if path := stage.get(table):
                         con.execute(
@@ -117,6 +120,16 @@ class Writes(WarehouseFile):
                             f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet(?)",  # noqa: S608
                             [path],
                         )
+
+    def replace_sku_classes(self, classes: Iterable[Mapping[str, str | None]]) -> int:
+        """Replace `sku_classes` whole (records with its columns: the catalog's free SKUs and
+        the user's own classes); returns the rows written."""
+        records = [dict(record) for record in classes]
+        with self._transaction() as con:
+            con.execute("DELETE FROM sku_classes")
+            if records:
+                insert_records(con, "sku_classes", records)
+        return len(records)
 
     # -- customers -------------------------------------------------------------------------
 

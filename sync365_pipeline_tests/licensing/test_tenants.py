@@ -57,9 +57,12 @@ def sync(settings: AccountSettings, tenant_ids: list[str], **options: Any) -> li
         return fetch_tenants(cloud, customers, max_workers=4, **options)
 
 
-def test_each_catalogued_tenant_costs_one_token_and_two_graph_requests(simulator_factory, tmp_path):
-    """Its SKUs (customer token), and the access audit of its one active GDAP relationship
-    (partner token)."""
+def test_each_catalogued_tenant_costs_one_token_three_graph_and_one_partner_center_request(
+    simulator_factory, tmp_path
+):
+    """Its SKUs and its subscriptions (customer token), the access audit of its one active GDAP
+    relationship (partner token), and, being a reseller customer, the subscriptions the partner
+    sells it (Partner Center)."""
     sim = simulator_factory(uniform_scenario())
     settings = settings_for(sim, tmp_path)
     with MicrosoftCloud.from_settings(settings) as cloud:
@@ -73,10 +76,12 @@ def test_each_catalogued_tenant_costs_one_token_and_two_graph_requests(simulator
     assert counts["by_route"] == {
         "identity.token": 3,
         "graph.subscribedSkus": 3,
+        "graph.directorySubscriptions": 3,
         "graph.accessAssignments": 3,
+        "partner_center.subscriptions": 3,
     }
     assert {tenant: counts["by_tenant"][tenant] for tenant in UNIFORM_CUSTOMERS} == dict.fromkeys(
-        UNIFORM_CUSTOMERS, 2
+        UNIFORM_CUSTOMERS, 4
     )
 
 
@@ -98,7 +103,9 @@ def test_a_warm_second_sync_sends_no_token_or_discovery_request(simulator_factor
         "graph.contracts": 1,
         "graph.application": 1,  # the app's client secrets, once per account (their expiry)
         "graph.subscribedSkus": 3,
+        "graph.directorySubscriptions": 3,
         "graph.accessAssignments": 3,
+        "partner_center.subscriptions": 3,
     }
     assert [fetched.graph_skus for fetched in warm] == [fetched.graph_skus for fetched in cold]
 
@@ -177,6 +184,7 @@ def test_a_direct_tenants_warm_sync_reuses_its_app_only_token(simulator_factory,
     assert sim.control.request_counts()["by_route"] == {
         "graph.organization": 1,
         "graph.subscribedSkus": 1,
+        "graph.directorySubscriptions": 1,
     }
 
 

@@ -1,0 +1,74 @@
+"""`sync365 renewals`: which seats to cut before which date, as a table fitted to the terminal."""
+
+from __future__ import annotations
+
+import click
+import pandas as pd
+
+from sync365_pipeline.commands.access import terminal_width
+from sync365_pipeline.core.settings import ConfigError, load_run_settings
+from sync365_pipeline.warehouse import Warehouse
+
+# The table's columns, most needed first; the last ones are dropped while the table is too wide.
+COLUMNS = {
+    "act_by": "act by",
+    "display_name": "customer",
+    "offer_name": "subscription",
+    "action": "action",
+    "reducible_units": "cut",
+    "quantity": "seats",
+    "consumed_units": "used",
+    "commitment": "term",
+    "days_left": "days",
+    "auto_renew": "renews",
+}
+MIN_TEXT_WIDTH = 12  # customer and subscription names are cut to fit, never below this
+_NAMES = ("display_name", "offer_name")
+
+
+def renewals_table(actions: pd.DataFrame, width: int) -> str:
+    """The renewal actions (rows of `renewal_actions`) as a plain table at most `width` wide:
+    names cut to fit first, then the least needed columns left out."""
+    if actions.empty:
+        return "No renewal actions: no commitment ends within 60 days and no window is open."
+    frame = actions.assign(
+        display_name=actions["display_name"].fillna(actions["tenant_id"]),
+        offer_name=actions["offer_name"].fillna(actions["subscription_id"]),
+    )
+    frame = frame[list(COLUMNS)].rename(columns=COLUMNS).astype(str)
+    frame = frame.replace({"<NA>": "", "nan": "", "None": ""})
+    for keep in range(len(COLUMNS), 2, -1):
+        shown = frame.iloc[:, :keep]
+        for text_width in (40, 30, 20, MIN_TEXT_WIDTH):
+            cut = shown.copy()
+            for name in (COLUMNS[column] for column in _NAMES):
+                cut[name] = cut[name].map(lambda text, w=text_width: _cut(text, w))
+            table = cut.to_string(index=False)
+            if max(map(len, table.splitlines())) <= width:
+                return table
+    return table
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
+def readable_warehouse() -> Warehouse:
+    """The configured warehouse's analyst copy (a running sync is not blocked), or a click
+    error saying what to do."""
+    try:
+        live = Warehouse.from_settings(load_run_settings())
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    readable = live.readable()
+    if readable is None:
+        raise click.ClickException(f"No warehouse at {live.path} yet: run `sync365 sync` first.")
+    return readable
+
+
+@click.command()
+@click.option("--monthly", is_flag=True, help="Include monthly terms that renew by themselves.")
+def renewals(monthly: bool) -> None:
+    """Renewals and cancellation windows to act on, soonest first (from the analyst copy)."""
+    actions = readable_warehouse().renewal_actions(monthly_rollovers=monthly)
+    click.echo(renewals_table(actions, terminal_width()))
