@@ -307,14 +307,20 @@ def fetch_tenant_chunk(
         )
 
 
-@dg.op(pool=WAREHOUSE_POOL, out=dg.Out(dg.Nothing))
+# What one bulk run lands, each an asset of its own: the tenants' SKUs (with the partner's access
+# to each), the partner's subscriptions (Partner Center; they survive the loss of GDAP), and the
+# tenants' subscriptions whoever sold them (Graph `directory/subscriptions`).
+BULK_OUTPUTS = ("subscribed_skus", "subscriptions", "tenant_subscriptions")
+
+
+@dg.op(pool=WAREHOUSE_POOL, out={name: dg.Out(dg.Nothing) for name in BULK_OUTPUTS})
 @guarded
 def store_tenant_chunks(
     context: dg.OpExecutionContext,
     staged: list[chunks.StagedChunk],
     microsoft: MicrosoftCloudResource,
     warehouse: WarehouseResource,
-) -> None:
+) -> tuple[None, None, None]:
     """The one writer of what the chunks staged: statuses and raw payloads in one transaction,
     and the accounts that failed inside a chunk in `partner_status`. Fails the run only when
     every account failed (with the remedy); the tenants_synced check names failing customers."""
@@ -336,22 +342,45 @@ def store_tenant_chunks(
         {
             "tenants": dg.MetadataValue.int(statuses.total()),
             "statuses": dg.MetadataValue.json(dict(statuses)),
-            **{
-                name: dg.MetadataValue.int(count)
-                for name, count in store.subscription_counts().items()
-            },
             "chunks": dg.MetadataValue.int(len(staged)),
             "http": dg.MetadataValue.json(chunks.http_by_account(staged)),
-        }
+        },
+        output_name="subscribed_skus",
     )
+    counts = store.subscription_counts()
+    context.add_output_metadata(
+        {
+            name: dg.MetadataValue.int(counts[name])
+            for name in ("subscriptions", "renewal_actions", "monthly_rollovers")
+        },
+        output_name="subscriptions",
+    )
+    context.add_output_metadata(
+        {"tenant_subscriptions": dg.MetadataValue.int(counts["tenant_subscriptions"])},
+        output_name="tenant_subscriptions",
+    )
+    return None, None, None
 
 
-@dg.graph_asset(
+@dg.graph_multi_asset(
     group_name=GROUP,
-    kinds={"python", "duckdb"},
+    outs={
+        "subscribed_skus": dg.AssetOut(kinds={"python", "duckdb"}),
+        "subscriptions": dg.AssetOut(
+            kinds={"python", "duckdb"},
+            description="The subscriptions this partner sells each customer (Partner Center: "
+            "terms, billing cycles, commitment ends, auto-renew, cancellation windows), dated; "
+            "read with the partner's token, so they survive the loss of GDAP.",
+        ),
+        "tenant_subscriptions": dg.AssetOut(
+            kinds={"python", "duckdb"},
+            description="Each customer's subscriptions whoever sold them (Graph "
+            "directory/subscriptions, with the owning tenant), dated: what `sold_by_us` compares.",
+        ),
+    },
     ins={"customers": dg.AssetIn(dagster_type=dg.Nothing)},
 )
-def subscribed_skus(customers: None) -> None:
+def subscribed_skus(customers: None) -> dict[str, Any]:
     """Each tenant's subscribed SKUs from Graph (plus Partner Center's names), raw and dated,
     and the partner's access to it (`customer_access`: the GDAP roles audited, the CPV consent
     granted when the tenant refused for want of it, then retried). A reseller customer Graph
@@ -364,7 +393,8 @@ def subscribed_skus(customers: None) -> None:
     the `tenants_synced` check then fails (as a warning) and names every failing customer.
     """
     staged = plan_tenant_chunks(customers).map(fetch_tenant_chunk)
-    return store_tenant_chunks(staged.collect())
+    stored = store_tenant_chunks(staged.collect())
+    return dict(zip(BULK_OUTPUTS, stored, strict=True))
 
 
 def _progress_logger(context: StepContext, what: str) -> tenants.ProgressCallback:
@@ -395,7 +425,7 @@ def license_facts(
     catalog = SkuCatalog.load()
     store.replace_sku_classes(asdict(entry) for entry in sku_classes(catalog))
     in_this_run = context.run.asset_selection or context.job_def.asset_layer.executable_asset_keys
-    if subscribed_skus.key in in_this_run:  # promote what this run's chunks staged
+    if dg.AssetKey("subscribed_skus") in in_this_run:  # promote what this run's chunks staged
         staging = store.staging_dir(context.run.run_id)
         rows = store.promote_staged_facts(snapshot_date, staged_files(staging))
         remove_stage(staging)

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import dagster as dg
 import pandas as pd
 
-from sync365_pipeline.defs.assets import customers, subscribed_skus
+from sync365_pipeline.defs.assets import customers
 from sync365_pipeline.defs.resources import WarehouseResource
 from sync365_pipeline.warehouse import ConsentFlag
 
@@ -25,7 +25,7 @@ def consent_granted(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=subscribed_skus, name=TENANTS_CHECK, blocking=False)
+@dg.asset_check(asset=dg.AssetKey("subscribed_skus"), name=TENANTS_CHECK, blocking=False)
 def tenants_synced(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Passes while every active tenant's latest attempt produced facts (from Graph, or from
     Partner Center when Graph failed: the consent flags still see that failure); otherwise a

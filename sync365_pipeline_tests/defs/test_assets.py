@@ -80,9 +80,13 @@ def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
         return con.execute(sql).fetchall()
 
 
-def metadata(result: dg.ExecuteInProcessResult, asset: dg.AssetsDefinition) -> dict[str, Any]:
-    """The step's metadata: one materialization per run, whatever the number of tenants."""
-    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == asset.key]
+def metadata(
+    result: dg.ExecuteInProcessResult, asset: dg.AssetsDefinition, key: str | None = None
+) -> dict[str, Any]:
+    """The step's metadata: one materialization per run, whatever the number of tenants (`key`
+    names the one asset of a multi-asset)."""
+    wanted = dg.AssetKey(key) if key else asset.key
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == wanted]
     return {key: value.value for key, value in event.materialization.metadata.items()}
 
 
@@ -125,7 +129,10 @@ def test_subscribed_skus_records_one_status_per_tenant_and_a_failing_tenant_stop
     assert check.metadata["failing_tenants"].value == 1
     assert "Beta Logistics" in check.metadata["failing"].value
     assert check.description == "1 of 3 active tenants failing: Beta Logistics (consent_revoked)."
-    assert metadata(result, subscribed_skus)["statuses"] == {"ok": 2, "consent_revoked": 1}
+    assert metadata(result, subscribed_skus, "subscribed_skus")["statuses"] == {
+        "ok": 2,
+        "consent_revoked": 1,
+    }
     assert rows(
         duckdb_path,
         "SELECT tenant_id, status, error_code FROM tenant_status ORDER BY tenant_id",
