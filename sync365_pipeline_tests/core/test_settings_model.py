@@ -291,3 +291,30 @@ def test_auto_consent_is_on_by_default_and_set_per_run_or_per_account(tmp_path: 
         ConfigError, match="SYNC365_AUTO_CONSENT must be true or false, not 'maybe'"
     ):
         load_accounts({**SINGLE_ACCOUNT, "SYNC365_AUTO_CONSENT": "maybe"})
+
+
+def test_users_are_read_by_default_and_turned_off_per_run_or_per_account(tmp_path: Path) -> None:
+    """`users` (personal data) follows auto_consent's rules: the file's top level, an entry's
+    own value, the environment and the resource config over both."""
+    fabrikam = "11111111-1111-4111-8111-111111111111"
+    config = accounts_file(
+        tmp_path,
+        "users = false\n",
+        entry("contoso", PARTNER),
+        entry("fabrikam", fabrikam, "users = true\n"),
+    )
+    env = {"SYNC365_CONFIG": str(config), "SECRET": SECRET}
+
+    def reading_users(environ: dict[str, str], resource: ResourceConfig | None = None) -> set[str]:
+        return {account.name for account in load_accounts(environ, resource) if account.users}
+
+    assert load_accounts({**SINGLE_ACCOUNT})[0].users is True
+    assert load_accounts({**SINGLE_ACCOUNT, "SYNC365_USERS": "false"})[0].users is False
+    assert reading_users(env) == {"fabrikam"}
+    assert reading_users({**env, "SYNC365_USERS": "no"}) == set()
+    assert reading_users({**env, "SYNC365_USERS": "no"}, microsoft(users=True)) == {
+        "contoso",
+        "fabrikam",
+    }
+    with pytest.raises(ConfigError, match="SYNC365_USERS must be true or false, not 'some'"):
+        load_accounts({**SINGLE_ACCOUNT, "SYNC365_USERS": "some"})
