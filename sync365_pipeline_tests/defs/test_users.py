@@ -5,6 +5,7 @@ right people. The simulator's `expected_users` is the truth."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -114,8 +115,11 @@ def test_every_licensed_user_of_a_multi_page_tenant_lands_exactly(
 
 
 def test_a_tenant_without_p1_lands_without_sign_ins_and_is_not_asked_again(
-    pipeline_factory: PipelineFactory,
+    pipeline_factory: PipelineFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Also the privacy test: no principal name in the info-level log (the pipeline's loggers
+    and Dagster's event log of both runs)."""
+    caplog.set_level(logging.INFO)
     pipeline = pipeline_factory(
         uniform_scenario(
             customers=[users_customer({"O365_BUSINESS_PREMIUM": (10, 10)}, tenant_id=NO_P1)]
@@ -144,6 +148,17 @@ def test_a_tenant_without_p1_lands_without_sign_ins_and_is_not_asked_again(
         ("ok", "SignInActivityUnavailable"),
         ("ok", "SignInActivityNotAsked"),
     ]
+    events = [
+        entry.user_message
+        for run in pipeline.instance.get_runs()
+        for entry in pipeline.instance.all_logs(run.run_id)
+    ]
+    logged = "\n".join([*(record.getMessage() for record in caplog.records), *events])
+    assert "Fetching every active tenant" in logged, "Dagster's event log is read"
+    assert any(record.name.startswith("sync365_pipeline") for record in caplog.records)
+    names = [row[0] for row in pipeline.query("SELECT user_principal_name FROM user_licenses")]
+    assert names
+    assert not [name for name in names if name in logged]
 
 
 def test_users_off_sends_no_users_request(
