@@ -69,8 +69,14 @@ from sync365_pipeline.warehouse import Warehouse
 
 SCALE_SCENARIO = Path(sync365_pipeline.simulator.__file__).parent / "scenarios" / "scale.yaml"
 EXPORT_LINES = 8  # the simulator's `export SYNC365_...=...` lines (see simulator/cli.py)
-# A tenant's token, discovery and its Graph worker's reads (SKUs, then its subscriptions).
-CRITICAL_ROUTES = ("identity.", "graph.subscribedSkus", "graph.directorySubscriptions")
+# A tenant's token, discovery and its Graph worker's reads (SKUs, then its subscriptions and
+# its licensed users).
+CRITICAL_ROUTES = (
+    "identity.",
+    "graph.subscribedSkus",
+    "graph.directorySubscriptions",
+    "graph.users",
+)
 BODY_ENDS = (
     dg.DagsterEventType.STEP_OUTPUT,
     dg.DagsterEventType.STEP_SUCCESS,
@@ -327,10 +333,11 @@ def sequential_seconds(tenant_ids: list[str], directory: Path) -> float:
     """Seconds `fetch_tenants` takes over `tenant_ids` with one worker, from a fresh token cache;
     the partner's own sign-in is done before the clock starts."""
     fresh_token_cache(directory)
-    with MicrosoftCloud.from_settings(AccountSettings.from_env(), saves_tokens=False) as cloud:
+    settings = AccountSettings.from_env()
+    with MicrosoftCloud.from_settings(settings, saves_tokens=False) as cloud:
         cloud.tokens.partner_center_token()
         started = time.perf_counter()
-        fetched = fetch_tenants(cloud, tenant_ids, max_workers=1)
+        fetched = fetch_tenants(cloud, tenant_ids, max_workers=1, users=settings.users)
         seconds = time.perf_counter() - started
     assert len(fetched) == len(tenant_ids)
     return seconds

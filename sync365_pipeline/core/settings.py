@@ -265,9 +265,8 @@ Workers = Annotated[int, BeforeValidator(_whole_number(256))]
 # and what bounds the memory of one step (its tenants' payloads and rows).
 DEFAULT_CHUNK_SIZE = 500
 ChunkSize = Annotated[int, BeforeValidator(_whole_number(100_000))]
-# Whether a partner account grants its app's CPV consent in a customer whose token request was
-# refused for want of it (AADSTS65001, AADSTS90099), once per tenant per run.
-AutoConsent = Annotated[bool, BeforeValidator(_switch)]
+# An on/off setting: true or false (also yes, no, on, 1).
+Switch = Annotated[bool, BeforeValidator(_switch)]
 CaBundle = Annotated[Path, AfterValidator(_readable_file)]
 HttpsUrl = Annotated[str, AfterValidator(_https_url)]
 
@@ -303,7 +302,11 @@ class AccountSettings(_Settings):
     chunk_size: ChunkSize = DEFAULT_CHUNK_SIZE
     response_deadline_s: Seconds = DEFAULT_RESPONSE_DEADLINE_S
     partner_center_rate: PerMinute = DEFAULT_PARTNER_CENTER_RATE
-    auto_consent: AutoConsent = True
+    # Grant the app's CPV consent in a customer whose token request was refused for want of it
+    # (AADSTS65001, AADSTS90099), once per tenant per run.
+    auto_consent: Switch = True
+    # Read who holds each licence (`user_licenses`): personal data, so it can be turned off.
+    users: Switch = True
 
     @property
     def credentials(self) -> PartnerCredentials:
@@ -338,7 +341,8 @@ class RunSettings(_Settings):
     chunk_size: ChunkSize = DEFAULT_CHUNK_SIZE
     response_deadline_s: Seconds = DEFAULT_RESPONSE_DEADLINE_S
     partner_center_rate: PerMinute = DEFAULT_PARTNER_CENTER_RATE
-    auto_consent: AutoConsent = True
+    auto_consent: Switch = True
+    users: Switch = True
     ca_bundle: CaBundle | None = None
     webhook_url: Secret | None = None
 
@@ -356,6 +360,7 @@ ENVIRONMENT: dict[str, str] = {
     "response_deadline_s": "SYNC365_RESPONSE_DEADLINE",
     "partner_center_rate": "SYNC365_PARTNER_CENTER_RATE",
     "auto_consent": "SYNC365_AUTO_CONSENT",
+    "users": "SYNC365_USERS",
     "ca_bundle": "SYNC365_CA_BUNDLE",
     "webhook_url": "SYNC365_WEBHOOK_URL",
     # the single account (an accounts file replaces these)
@@ -377,6 +382,7 @@ _APPLIED_TO_ACCOUNTS = (
     "response_deadline_s",
     "partner_center_rate",
     "auto_consent",
+    "users",
 )
 _SINGLE_ACCOUNT_KEYS = tuple(key for key in ENVIRONMENT if key not in _RUN_KEYS)
 _FILE_RUN_KEYS = (
@@ -386,6 +392,7 @@ _FILE_RUN_KEYS = (
     "response_deadline_s",
     "partner_center_rate",
     "auto_consent",
+    "users",
 )
 _ENTRY_KEYS = (
     "name",
@@ -400,6 +407,7 @@ _ENTRY_KEYS = (
     *_URL_KEYS,
     "ca_bundle",
     "auto_consent",
+    "users",
 )
 
 
@@ -639,8 +647,8 @@ def _accounts_file(sources: _Sources) -> _AccountsFile | None:
 def _file_accounts(
     sources: _Sources, file: _AccountsFile, overrides: _Layer
 ) -> list[AccountSettings]:
-    # An entry's own value of a run-wide key (ca_bundle, auto_consent) is a file value: it beats
-    # the file's top level, and the environment and resource config beat it.
+    # An entry's own value of a run-wide key (ca_bundle, auto_consent, users) is a file value: it
+    # beats the file's top level, and the environment and resource config beat it.
     outer = _merge(
         sources.environment(_APPLIED_TO_ACCOUNTS), sources.resource_config(_APPLIED_TO_ACCOUNTS)
     )

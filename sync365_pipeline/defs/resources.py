@@ -34,8 +34,8 @@ class MicrosoftCloudResource(dg.ConfigurableResource):
 
     `config_file` names an accounts file with several partner accounts and direct tenants;
     otherwise the account fields describe one partner account. `max_workers`, `chunk_size`,
-    `ca_bundle` and `auto_consent` (grant a customer's missing CPV consent and retry it) apply to
-    every account in both modes.
+    `ca_bundle`, `auto_consent` (grant a customer's missing CPV consent and retry it) and `users`
+    (read who holds each licence) apply to every account in both modes.
     """
 
     config_file: str | None = None
@@ -53,6 +53,7 @@ class MicrosoftCloudResource(dg.ConfigurableResource):
     chunk_size: int | None = None
     response_deadline_s: float | None = None
     auto_consent: bool | None = None
+    users: bool | None = None
 
     def accounts(self) -> list[AccountSettings]:
         return _configured(lambda: load_accounts(resource=_config(self, "microsoft")))

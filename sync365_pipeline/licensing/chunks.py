@@ -20,11 +20,13 @@ from pathlib import Path
 import pandas as pd
 
 from sync365_pipeline.catalog import SkuCatalog
+from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.core.settings import AccountSettings
-from sync365_pipeline.licensing import accounts, facts, subscriptions, tenants
+from sync365_pipeline.licensing import accounts, datasets, facts, tenants
 from sync365_pipeline.microsoft import MicrosoftCloud, MicrosoftError
 from sync365_pipeline.microsoft.auth import TokenCacheFile
 from sync365_pipeline.warehouse import Warehouse, dataset_frames, write_stage
+from sync365_pipeline.warehouse.columns import USERS
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class TenantChunk:
     snapshot_date: date
     sync_id: str
     staging_dir: str
+    without_sign_ins: tuple[str, ...] = ()  # sign-in activity refused within the last week
 
     @property
     def tenant_ids(self) -> tuple[str, ...]:
@@ -70,11 +73,18 @@ def plan_chunks(
     sync_id: str,
     staging_dir: Path,
 ) -> list[TenantChunk]:
-    """Each account's chosen tenants, with how the account reaches each (`customer_routes`),
-    cut into chunks of its `chunk_size` (an account with no tenant gets none)."""
+    """Each account's chosen tenants, with how the account reaches each (`customer_routes`)
+    and whether Graph refused their sign-in activity within the last week, cut into chunks of
+    its `chunk_size` (an account with no tenant gets none)."""
     planned = []
     for settings in account_settings:
         routes = customer_routes(warehouse, settings.tenant_id)
+        refused = warehouse.tenants_with_dataset_code(
+            settings.tenant_id,
+            USERS,
+            tenants.SIGN_INS_UNAVAILABLE,
+            since=utcnow() - tenants.SIGN_IN_RECHECK,
+        )
         customers = [
             routes.get(tenant_id) or tenants.CustomerRoutes(tenant_id)
             for tenant_id in chosen.get(settings.tenant_id, ())
@@ -89,6 +99,11 @@ def plan_chunks(
                     snapshot_date=snapshot_date,
                     sync_id=sync_id,
                     staging_dir=str(staging_dir),
+                    without_sign_ins=tuple(
+                        customer.tenant_id
+                        for customer in customers[start : start + settings.chunk_size]
+                        if customer.tenant_id.lower() in refused
+                    ),
                 )
             )
     return planned
@@ -128,6 +143,8 @@ def fetch_chunk(
             max_workers=settings.max_workers,
             partner_center=settings.kind == "partner",
             consent_app=settings.client_id if settings.auto_consent else None,
+            users=settings.users,
+            without_sign_ins=chunk.without_sign_ins,
             on_progress=on_progress,
         )
     except Exception as raised:
@@ -143,7 +160,7 @@ def fetch_chunk(
         "sync_id": chunk.sync_id,
     }
     staged = facts.stage_fetches(fetched, **where)
-    datasets = subscriptions.stage_datasets(fetched, **where)
+    staged_datasets = datasets.stage_datasets(fetched, **where)
     files = write_stage(
         Path(chunk.staging_dir),
         chunk.key,
@@ -152,7 +169,9 @@ def fetch_chunk(
         raw_payloads=staged.raw_payloads,
         facts_by_tenant=staged.facts_by_tenant,
         partner_tenant_id=chunk.partner_tenant_id,
-        datasets=dataset_frames(datasets.rows, datasets.slices, datasets.statuses),
+        datasets=dataset_frames(
+            staged_datasets.rows, staged_datasets.slices, staged_datasets.statuses
+        ),
     )
     gained = Path(chunk.staging_dir) / f"{chunk.key}.tokens.json"
     cloud.tokens.write_gained(gained)

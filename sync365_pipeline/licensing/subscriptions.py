@@ -1,5 +1,5 @@
 """Subscriptions: Partner Center's (what the partner sells) and Graph's (what the tenant holds,
-whoever sold it), checked and normalized into rows, and staged per tenant with their own status.
+whoever sold it), checked and normalized into rows (staged per tenant by `licensing.datasets`).
 
 Pure, like `normalize`: the same field checks (ids GUIDs, counts whole and in range, text made
 safe), and one bad record is skipped with its reason while the others land. A list that cannot
@@ -9,15 +9,14 @@ written, so the tenant keeps its last good one, and its `dataset_status` says wh
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
 from sync365_pipeline.catalog import SkuCatalog
 from sync365_pipeline.core.clock import utc_naive
-from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.licensing.normalize import (
     MalformedPayload,
     _count,
@@ -27,14 +26,8 @@ from sync365_pipeline.licensing.normalize import (
     _text,
     _timestamp,
 )
-from sync365_pipeline.licensing.tenants import TenantFetch
-from sync365_pipeline.warehouse.columns import (
-    PARTNER_SUBSCRIPTIONS,
-    SUBSCRIPTION_COLUMNS,
-    TENANT_SUBSCRIPTION_COLUMNS,
-    TENANT_SUBSCRIPTIONS,
-)
-from sync365_pipeline.warehouse.rows import DatasetSlice, DatasetStatusRow, SkippedRecord
+from sync365_pipeline.warehouse.columns import SUBSCRIPTION_COLUMNS, TENANT_SUBSCRIPTION_COLUMNS
+from sync365_pipeline.warehouse.rows import SkippedRecord
 
 _SUBSCRIPTION_VALUES = itemgetter(*SUBSCRIPTION_COLUMNS)
 _TENANT_SUBSCRIPTION_VALUES = itemgetter(*TENANT_SUBSCRIPTION_COLUMNS)
@@ -242,84 +235,3 @@ def _lower(text: str | None) -> str | None:
 
 def _upper(text: str | None) -> str | None:
     return None if text is None else text.upper()
-
-
-# -- staging ---------------------------------------------------------------------------------
-
-
-@dataclass
-class StagedDatasets:
-    """One pass over fetched tenants: each dataset's rows of the tenants whose fetch validated
-    ({table: rows}), a slice per such (tenant, dataset) even when empty, and a status row per
-    tenant and dataset attempted."""
-
-    rows: dict[str, list[tuple[Any, ...]]] = field(
-        default_factory=lambda: {PARTNER_SUBSCRIPTIONS: [], TENANT_SUBSCRIPTIONS: []}
-    )
-    slices: list[DatasetSlice] = field(default_factory=list)
-    statuses: list[DatasetStatusRow] = field(default_factory=list)
-
-
-def stage_datasets(
-    fetches: Iterable[TenantFetch],
-    *,
-    catalog: SkuCatalog,
-    partner_tenant_id: str,
-    snapshot_date: date,
-    sync_id: str,
-) -> StagedDatasets:
-    """Normalize each tenant's subscriptions (both datasets) once. A dataset that failed, or
-    whose list does not validate, writes no slice (its last good one stays) and says why in
-    its status; one with bad records lands the rest, code SkippedRecords."""
-    staged = StagedDatasets()
-    for fetched in fetches:
-        graph = fetched.datasets.get(TENANT_SUBSCRIPTIONS)
-        sku_by_commerce_id = commerce_skus(graph.payload if graph else None)
-        for dataset, outcome in sorted(fetched.datasets.items()):
-            status, code, message = outcome.status, outcome.error_code, outcome.message
-            if outcome.payload is not None:
-                where = {
-                    "partner_tenant_id": partner_tenant_id,
-                    "tenant_id": fetched.tenant_id,
-                    "snapshot_date": snapshot_date,
-                    "synced_at": outcome.checked_at,
-                }
-                try:
-                    if dataset == PARTNER_SUBSCRIPTIONS:
-                        normalized = partner_subscription_rows(
-                            outcome.payload,
-                            **where,
-                            sku_by_commerce_id=sku_by_commerce_id,
-                            catalog=catalog,
-                        )
-                    else:
-                        normalized = tenant_subscription_rows(outcome.payload, **where)
-                except MalformedPayload as exc:
-                    status, code, message = TenantStatus.ERROR, "MalformedPayload", str(exc)
-                else:
-                    staged.rows[dataset].extend(normalized.rows)
-                    staged.slices.append(
-                        DatasetSlice(
-                            snapshot_date=snapshot_date,
-                            partner_tenant_id=partner_tenant_id.lower(),
-                            tenant_id=fetched.tenant_id.lower(),
-                            dataset=dataset,
-                            row_count=len(normalized.rows),
-                        )
-                    )
-                    if normalized.skipped:
-                        code = "SkippedRecords"
-                        message = " ".join(record.reason for record in normalized.skipped)
-            staged.statuses.append(
-                DatasetStatusRow(
-                    partner_tenant_id=partner_tenant_id,
-                    tenant_id=fetched.tenant_id,
-                    dataset=dataset,
-                    checked_at=outcome.checked_at,
-                    status=status,
-                    error_code=code,
-                    message=message,
-                    sync_id=sync_id,
-                )
-            )
-    return staged

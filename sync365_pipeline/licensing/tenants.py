@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sync365_pipeline.catalog import SkuCatalog
@@ -34,9 +34,10 @@ from sync365_pipeline.microsoft import (
     MicrosoftCloud,
     NoCommerceRelationship,
     PartnerAccessError,
+    SignInActivityUnavailable,
 )
 from sync365_pipeline.microsoft.errors import tenant_outcome
-from sync365_pipeline.warehouse.columns import PARTNER_SUBSCRIPTIONS, TENANT_SUBSCRIPTIONS
+from sync365_pipeline.warehouse.columns import PARTNER_SUBSCRIPTIONS, TENANT_SUBSCRIPTIONS, USERS
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,19 @@ NOT_SOLD_BY_PARTNER = (
 )
 NOT_A_RESELLER_CUSTOMER = "Not a reseller customer of the partner: it sells it nothing."
 SKUS_UNREAD = "Not fetched: the tenant's SKUs could not be read from Graph."
+# The user licences' codes for sign-in activity (`dataset_status.error_code`): asked and refused
+# (no Entra ID P1, no AuditLog.Read.All, a role that cannot read it), and not asked because it
+# was refused within `SIGN_IN_RECHECK`; the users land either way, `last_sign_in` NULL.
+SIGN_INS_UNAVAILABLE = "SignInActivityUnavailable"
+SIGN_INS_NOT_ASKED = "SignInActivityNotAsked"
+SIGN_IN_RECHECK = timedelta(days=7)
+SIGN_INS_READ_WITHOUT = (
+    "Users read without sign-in activity (last_sign_in NULL); asked again after 7 days."
+)
+SIGN_INS_REMEMBERED = (
+    "Sign-in activity not asked: Graph refused it within the last 7 days (see the attempt with "
+    "code SignInActivityUnavailable); last_sign_in NULL."
+)
 CONSENT_DISABLED = (
     "The app has no CPV consent in the tenant and SYNC365_AUTO_CONSENT is off, so none was "
     "requested: grant it in Partner Center, or turn auto-consent on."
@@ -134,18 +148,29 @@ class DatasetFetch:
     @classmethod
     def of(cls, call: Callable[[], list[dict[str, Any]]]) -> DatasetFetch:
         """Run `call`; a failure becomes the dataset's status. Only a partner-level failure
-        propagates. A Partner Center 20002 means the partner sells the customer nothing: an
-        empty list, ok."""
+        propagates."""
         checked_at = utcnow()
         try:
             return cls(TenantStatus.OK, checked_at, call())
         except PartnerAccessError:
             raise
-        except NoCommerceRelationship:
-            return cls(TenantStatus.OK, checked_at, [], message=NOT_SOLD_BY_PARTNER)
         except Exception as exc:
-            status, code, message = tenant_outcome(exc)
-            return cls(status, checked_at, error_code=code, message=message)
+            return cls.failed(exc, checked_at)
+
+    @classmethod
+    def failed(cls, exc: Exception, checked_at: datetime) -> DatasetFetch:
+        """The dataset's status after `exc`. A Partner Center 20002 means the partner sells the
+        customer nothing: an empty list, ok."""
+        if isinstance(exc, NoCommerceRelationship):
+            return cls(TenantStatus.OK, checked_at, [], message=NOT_SOLD_BY_PARTNER)
+        status, code, message = tenant_outcome(exc)
+        return cls(status, checked_at, error_code=code, message=message)
+
+    def noting(self, code: str, message: str) -> DatasetFetch:
+        """A read that succeeded, with a code and a message that qualify it; a failure kept."""
+        if self.status is not TenantStatus.OK:
+            return self
+        return replace(self, error_code=code, message=message)
 
 
 @dataclass(frozen=True)
@@ -175,12 +200,15 @@ class TenantFetch:
         return self.status is TenantStatus.CONSENT_REVOKED and self.error_code in CONSENT_REFUSALS
 
 
-def fetch_tenant(cloud: MicrosoftCloud, tenant_id: str) -> TenantFetch:
-    """Fetch one tenant's SKUs from Graph, then (with the same token) its subscriptions; every
-    failure inside this tenant's work, whatever its type (an odd token answer MSAL chokes on,
-    JSON deep enough to exhaust recursion, a bug), becomes a typed status with a short, redacted
-    message: the SKUs' is the tenant's, the subscriptions' only theirs. Only a partner-level
-    failure propagates."""
+def fetch_tenant(
+    cloud: MicrosoftCloud, tenant_id: str, *, users: bool = False, sign_in_activity: bool = True
+) -> TenantFetch:
+    """Fetch one tenant's SKUs from Graph, then (with the same token) its subscriptions and,
+    with `users`, its licensed users (`fetch_users`); every failure inside this tenant's work,
+    whatever its type (an odd token answer MSAL chokes on, JSON deep enough to exhaust
+    recursion, a bug), becomes a typed status with a short, redacted message: the SKUs' is the
+    tenant's, a dataset's only its own. Only a partner-level failure propagates."""
+    read = (TENANT_SUBSCRIPTIONS, USERS) if users else (TENANT_SUBSCRIPTIONS,)
     checked_at = utcnow()
     try:
         graph_skus = cloud.graph.subscribed_skus(tenant_id)
@@ -190,16 +218,41 @@ def fetch_tenant(cloud: MicrosoftCloud, tenant_id: str) -> TenantFetch:
         status, code, message = tenant_outcome(exc)
         unread = DatasetFetch(status, checked_at, error_code=code, message=SKUS_UNREAD)
         return TenantFetch(
-            tenant_id, status, checked_at, code, message, datasets={TENANT_SUBSCRIPTIONS: unread}
+            tenant_id, status, checked_at, code, message, datasets=dict.fromkeys(read, unread)
         )
-    held = DatasetFetch.of(lambda: cloud.graph.directory_subscriptions(tenant_id))
+    datasets = {
+        TENANT_SUBSCRIPTIONS: DatasetFetch.of(
+            lambda: cloud.graph.directory_subscriptions(tenant_id)
+        )
+    }
+    if users:
+        datasets[USERS] = fetch_users(cloud, tenant_id, sign_in_activity=sign_in_activity)
     return TenantFetch(
-        tenant_id,
-        TenantStatus.OK,
-        checked_at,
-        graph_skus=graph_skus,
-        datasets={TENANT_SUBSCRIPTIONS: held},
+        tenant_id, TenantStatus.OK, checked_at, graph_skus=graph_skus, datasets=datasets
     )
+
+
+def fetch_users(cloud: MicrosoftCloud, tenant_id: str, *, sign_in_activity: bool) -> DatasetFetch:
+    """The tenant's licensed users, with their sign-in activity unless `sign_in_activity` is
+    off (refused within the last week). When Graph refuses sign-in activity the users are read
+    again without it, and the status says why (code `SIGN_INS_UNAVAILABLE`, which the next
+    syncs look for). Only a partner-level failure propagates."""
+
+    def read(with_sign_ins: bool) -> list[dict[str, Any]]:
+        return cloud.graph.licensed_users(tenant_id, sign_in_activity=with_sign_ins)
+
+    if not sign_in_activity:
+        return DatasetFetch.of(lambda: read(False)).noting(SIGN_INS_NOT_ASKED, SIGN_INS_REMEMBERED)
+    checked_at = utcnow()
+    try:
+        return DatasetFetch(TenantStatus.OK, checked_at, read(True))
+    except SignInActivityUnavailable as exc:
+        refused = f"{tenant_outcome(exc)[2]} {SIGN_INS_READ_WITHOUT}"
+        return DatasetFetch.of(lambda: read(False)).noting(SIGN_INS_UNAVAILABLE, refused)
+    except PartnerAccessError:
+        raise
+    except Exception as exc:
+        return DatasetFetch.failed(exc, checked_at)
 
 
 def audit_access(cloud: MicrosoftCloud, customer: CustomerRoutes) -> TenantAccess:
@@ -277,6 +330,8 @@ def fetch_tenants(
     partner_center: bool = True,
     consent_app: str | None = None,
     catalog: SkuCatalog | None = None,
+    users: bool = False,
+    without_sign_ins: Collection[str] = (),
     on_progress: ProgressCallback | None = None,
 ) -> list[TenantFetch]:
     """Fetch many tenants with a bounded pool, in the order given; stop starting new ones on a
@@ -291,6 +346,9 @@ def fetch_tenants(
     reseller customer gets an empty list without a request), and, with
     `consent_app` (the app's client id; None: auto-consent is off), the CPV consent of a
     customer that refused the token for want of it, after which that tenant is tried again.
+
+    `users` reads each tenant's licensed users (`fetch_users`) in its Graph job, without
+    sign-in activity for the tenants of `without_sign_ins` (refused within the last week).
     """
     if not partner_center:
         catalog = None
@@ -302,6 +360,8 @@ def fetch_tenants(
         partner_center=partner_center,
         consent_app=consent_app,
         catalog=catalog,
+        users=users,
+        without_sign_ins=frozenset(tenant.lower() for tenant in without_sign_ins),
         on_progress=on_progress,
         total=len(tenants),
     )
@@ -326,6 +386,8 @@ class _TenantWork:
         partner_center: bool,
         consent_app: str | None,
         catalog: SkuCatalog | None,
+        users: bool,
+        without_sign_ins: frozenset[str],
         on_progress: ProgressCallback | None,
         total: int,
     ) -> None:
@@ -333,6 +395,8 @@ class _TenantWork:
         self.partner_center = partner_center
         self.consent_app = consent_app
         self.catalog = catalog
+        self.users = users
+        self.without_sign_ins = without_sign_ins
         self.on_progress = on_progress
         self.total = total
         self.results: dict[str, TenantFetch] = {}
@@ -403,7 +467,12 @@ class _TenantWork:
 
     def _graph(self, tenant_id: str) -> TenantFetch:
         try:
-            return fetch_tenant(self.cloud, tenant_id)
+            return fetch_tenant(
+                self.cloud,
+                tenant_id,
+                users=self.users,
+                sign_in_activity=tenant_id.lower() not in self.without_sign_ins,
+            )
         finally:
             self.cloud.tokens.release(tenant_id)
 

@@ -77,8 +77,33 @@ TENANT_SUBSCRIPTION_COLUMNS = (
     "owner_type",
     "synced_at",
 )
+USER_LICENSE_COLUMNS = (
+    "snapshot_date",
+    "partner_tenant_id",
+    "tenant_id",
+    "user_id",
+    "sku_id",
+    "user_principal_name",
+    "display_name",
+    "account_enabled",
+    "user_type",
+    "assigned_by_group",
+    "assignment_state",
+    "assignment_error",
+    "last_sign_in",
+    "department",
+    "office_location",
+    "city",
+    "synced_at",
+)
 # The datasets fetched per tenant beside its SKUs, each named as the table its rows land in and
 # with its own status and slices (`dataset_status`, `dataset_snapshots`).
 PARTNER_SUBSCRIPTIONS = "subscriptions"  # Partner Center: what the partner sells
 TENANT_SUBSCRIPTIONS = "tenant_subscriptions"  # Graph: what the tenant holds, whoever sold it
-DATASETS = (PARTNER_SUBSCRIPTIONS, TENANT_SUBSCRIPTIONS)
+USERS = "user_licenses"  # Graph: who holds each licence (personal data; setting `users`)
+DATASETS = (PARTNER_SUBSCRIPTIONS, TENANT_SUBSCRIPTIONS, USERS)
+DATASET_COLUMNS = {
+    PARTNER_SUBSCRIPTIONS: SUBSCRIPTION_COLUMNS,
+    TENANT_SUBSCRIPTIONS: TENANT_SUBSCRIPTION_COLUMNS,
+    USERS: USER_LICENSE_COLUMNS,
+}

@@ -199,6 +199,32 @@ _TENANT_SUBSCRIPTIONS_COLUMNS: Mapping[str, str] = {
     "synced_at": "When (UTC) the sync fetched the subscription from Graph.",
 }
 
+_USER_LICENSE_COLUMNS: Mapping[str, str] = {
+    "user_id": "Entra object id (GUID) of the user (Graph user.id).",
+    "sku_id": "The SKU id (GUID) of the licence: in the user's assignedLicenses or in one of its "
+    "licenseAssignmentStates (a failed group assignment is only there).",
+    "user_principal_name": "The user's sign-in name (userPrincipalName; a guest's has #EXT#). "
+    "Personal data.",
+    "display_name": "The user's display name (Graph displayName). Personal data.",
+    "account_enabled": "False when the account is blocked from signing in (a leaver, or a "
+    "shared mailbox, which Graph does not tell apart).",
+    "user_type": "Member or Guest (Graph userType).",
+    "assigned_by_group": "Object id of the group that assigns the licence "
+    "(licenseAssignmentStates.assignedByGroup); NULL for a direct assignment only.",
+    "assignment_state": "The assignment's state (licenseAssignmentStates.state): Active when "
+    "any of its assignments is, else Error, ActiveWithError, Disabled, ...; NULL when Graph "
+    "gave no state.",
+    "assignment_error": "The assignment's error (CountViolation, MutuallyExclusiveViolation, "
+    "...); NULL when none (Graph's null or 'None').",
+    "last_sign_in": "When (UTC) the user last signed in, interactively or not (the later of "
+    "signInActivity's two); NULL when unknown (the tenant has no Entra ID P1, see "
+    "dataset_status) or never. Personal data.",
+    "department": "The user's department (Graph department). Personal data.",
+    "office_location": "The user's office (Graph officeLocation). Personal data.",
+    "city": "The user's city (Graph city). Personal data.",
+    "synced_at": "When (UTC) the sync read the users.",
+}
+
 _NOT_IN_RENEWAL_ACTIONS = {
     "offer_id",
     "unit_type",
@@ -369,11 +395,11 @@ DESCRIPTIONS: Mapping[str, Described] = {
     ),
     "dataset_snapshots": Described(
         "One row per written (snapshot date, customer, dataset) slice of the per-tenant datasets "
-        "beside license facts (subscriptions, tenant_subscriptions), even an empty one: 'none "
-        "that day' differs from 'not fetched that day'.",
+        "beside license facts (subscriptions, tenant_subscriptions, user_licenses), even an "
+        "empty one: 'none that day' differs from 'not fetched that day'.",
         {
-            "dataset": "Which dataset: subscriptions (Partner Center) or tenant_subscriptions "
-            "(Graph).",
+            "dataset": "Which dataset: subscriptions (Partner Center), tenant_subscriptions "
+            "or user_licenses (Graph).",
             "row_count": "Rows written in the slice.",
             "written_at": "When (UTC) the slice was written.",
         },
@@ -383,13 +409,24 @@ DESCRIPTIONS: Mapping[str, Described] = {
         "(append-only): whether its subscriptions could be read. Kept apart from tenant_status: "
         "a failed subscriptions fetch never changes the customer's SKU status or facts.",
         {
-            "dataset": "subscriptions (Partner Center) or tenant_subscriptions (Graph).",
+            "dataset": "subscriptions (Partner Center), tenant_subscriptions or user_licenses "
+            "(Graph).",
             "checked_at": "When (UTC) the sync attempted this customer.",
             "status": "ok, or why the dataset could not be read (the tenant_status values: "
             "access_removed, throttled, error, ...); not_attempted when Graph's SKUs already "
-            "failed (tenant_subscriptions); error with code SkippedRecords or MalformedPayload "
+            "failed (tenant_subscriptions, user_licenses); error with code SkippedRecords or "
+            "MalformedPayload "
             "when records did not validate.",
         },
+    ),
+    "user_licenses": Described(
+        "PERSONAL DATA. Who holds each licence: one row per snapshot date, customer, licensed "
+        "user and SKU, from Graph GET /v1.0/users (licensed users only; customer token), read "
+        "when the tenant's SKUs could be read and the setting users is on (SYNC365_USERS, "
+        "users in the accounts file). Names, sign-ins and places of people: only these columns "
+        "are kept; turn the setting off to keep none. Slices as in subscriptions (a failed read "
+        "keeps the last good slice); dataset_status says when sign-in activity was unavailable.",
+        _USER_LICENSE_COLUMNS,
     ),
     "sku_classes": Described(
         "Which SKUs are free or viral (Power Automate Free, Teams Exploratory, Power BI "
@@ -457,8 +494,45 @@ DESCRIPTIONS: Mapping[str, Described] = {
     "current_dataset_slices": Described(
         "Each customer's latest written slice of each dataset of dataset_snapshots.",
         {
-            "dataset": "subscriptions or tenant_subscriptions.",
+            "dataset": "subscriptions, tenant_subscriptions or user_licenses.",
             "snapshot_date": "Date (UTC) of the customer's latest written slice of the dataset.",
+        },
+    ),
+    "current_user_licenses": Described(
+        "PERSONAL DATA. Each customer's latest written slice of user_licenses (who holds each "
+        "licence now); a customer whose users read failed keeps its last good rows.",
+        _USER_LICENSE_COLUMNS,
+    ),
+    "inactive_licensed_users": Described(
+        "PERSONAL DATA. Licensed users holding at least one paid SKU (license_classes) who are "
+        "disabled, or whose last sign-in is 30 or more days old (UTC): leavers and idle seats "
+        "to reclaim. One row per customer and user, with the paid SKUs held. A user whose "
+        "sign-ins are unknown (no Entra ID P1) or who never signed in is listed only when "
+        "disabled. For another threshold, filter days_since_sign_in.",
+        {
+            "customer_name": "The customer's company name (customers.display_name).",
+            "user_id": "Entra object id (GUID) of the user.",
+            "user_principal_name": _USER_LICENSE_COLUMNS["user_principal_name"],
+            "display_name": _USER_LICENSE_COLUMNS["display_name"],
+            "account_enabled": _USER_LICENSE_COLUMNS["account_enabled"],
+            "user_type": _USER_LICENSE_COLUMNS["user_type"],
+            "last_sign_in": _USER_LICENSE_COLUMNS["last_sign_in"],
+            "days_since_sign_in": "Whole days (UTC) from last_sign_in to today; NULL when "
+            "last_sign_in is.",
+            "reason": "disabled (account_enabled false) or no_recent_sign_in (30 days or more).",
+            "paid_skus": "The paid SKUs the user holds (part numbers, else ids), sorted, joined "
+            "by ', '.",
+            "paid_sku_count": "How many paid SKUs the user holds.",
+            "snapshot_date": "Date (UTC) of the customer's users slice these rows come from.",
+        },
+    ),
+    "licensed_user_counts": Described(
+        "Licensed users per customer and snapshot date (user_licenses): per SKU, and over all "
+        "SKUs (sku_id NULL) with each user counted once however many licences they hold. A "
+        "licence whose assignment failed (assignment_state Error) is not counted.",
+        {
+            "sku_id": "The SKU id (GUID); NULL on the row counting every licensed user once.",
+            "licensed_users": "Distinct users holding the SKU (or, with sku_id NULL, any SKU).",
         },
     ),
     "current_subscriptions": Described(

@@ -1,5 +1,5 @@
 """The per-tenant datasets beside license facts (`columns.DATASETS`: subscriptions, tenant
-subscriptions): their staged frames, and their load in the writer's transaction.
+subscriptions, user licences): their staged frames, and their load in the writer's transaction.
 
 A dataset's slice is (snapshot date, partner, tenant): a staged slice replaces exactly that one,
 rows and `dataset_snapshots` row together, so a tenant whose fetch failed (no slice staged) keeps
@@ -17,12 +17,7 @@ import pandas as pd
 
 from sync365_pipeline.core.clock import utc_naive, utcnow
 from sync365_pipeline.core.status import TenantStatus
-from sync365_pipeline.warehouse.columns import (
-    DATASETS,
-    PARTNER_SUBSCRIPTIONS,
-    SUBSCRIPTION_COLUMNS,
-    TENANT_SUBSCRIPTION_COLUMNS,
-)
+from sync365_pipeline.warehouse.columns import DATASET_COLUMNS, DATASETS
 from sync365_pipeline.warehouse.file import clip
 from sync365_pipeline.warehouse.rows import DatasetSlice, DatasetStatusRow
 
@@ -41,11 +36,9 @@ def dataset_frames(
 ) -> dict[str, pd.DataFrame]:
     """{staged table: frame} of one chunk's datasets: each dataset's rows ({dataset: rows in its
     table's column order}), the slices they replace and the status rows."""
-    columns = {PARTNER_SUBSCRIPTIONS: SUBSCRIPTION_COLUMNS}
     frames = {
         dataset: pd.DataFrame.from_records(
-            list(rows.get(dataset, ())),
-            columns=list(columns.get(dataset, TENANT_SUBSCRIPTION_COLUMNS)),
+            list(rows.get(dataset, ())), columns=list(DATASET_COLUMNS[dataset])
         )
         for dataset in DATASETS
     }

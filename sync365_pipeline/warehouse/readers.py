@@ -43,6 +43,19 @@ class Readers(WarehouseFile):
             [partner_tenant_id],
         )
 
+    def tenants_with_dataset_code(
+        self, partner_tenant_id: str, dataset: str, code: str, *, since: datetime
+    ) -> set[str]:
+        """The partner's tenants (lower case) whose attempt at `dataset` since `since` (UTC)
+        recorded `code` in `dataset_status` (e.g. sign-in activity refused)."""
+        frame = self._read(
+            "SELECT DISTINCT lower(tenant_id) AS tenant_id FROM dataset_status "
+            "WHERE lower(partner_tenant_id) = lower(?) AND dataset = ? AND error_code = ? "
+            "AND checked_at >= ?",
+            [partner_tenant_id, dataset, code, utc_naive(since)],
+        )
+        return set(frame["tenant_id"])
+
     def latest_tenant_statuses(self, partner_tenant_id: str | None = None) -> pd.DataFrame:
         """The newest status row of every (partner, tenant) ever checked."""
         return self._read_of_partner(

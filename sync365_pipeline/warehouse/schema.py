@@ -341,6 +341,35 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    # Who holds each licence (issue 12): Graph `users` with their licence assignments, one row
+    # per (snapshot date, customer, user, SKU), sliced like the subscriptions (dataset
+    # `user_licenses` in dataset_snapshots and dataset_status). Personal data: the setting
+    # `users` turns it off.
+    (
+        8,
+        """
+        CREATE TABLE user_licenses (
+            snapshot_date DATE NOT NULL,
+            partner_tenant_id VARCHAR NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            user_id VARCHAR NOT NULL,
+            sku_id VARCHAR NOT NULL,
+            user_principal_name VARCHAR,
+            display_name VARCHAR,
+            account_enabled BOOLEAN,
+            user_type VARCHAR,
+            assigned_by_group VARCHAR,
+            assignment_state VARCHAR,
+            assignment_error VARCHAR,
+            last_sign_in TIMESTAMP,
+            department VARCHAR,
+            office_location VARCHAR,
+            city VARCHAR,
+            synced_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (snapshot_date, partner_tenant_id, tenant_id, user_id, sku_id)
+        );
+        """,
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -127,6 +127,79 @@ LEFT JOIN trials AS t
     AND t.tenant_id = f.tenant_id
     AND t.sku_id = f.sku_id;
 
+-- Who holds each licence now: each customer's latest written users slice (personal data).
+CREATE OR REPLACE VIEW current_user_licenses AS
+SELECT u.*
+FROM user_licenses AS u
+SEMI JOIN current_dataset_slices AS l
+    ON l.dataset = 'user_licenses' AND l.partner_tenant_id = u.partner_tenant_id
+    AND l.tenant_id = u.tenant_id AND l.snapshot_date = u.snapshot_date;
+
+-- Users holding a paid SKU (license_classes) who are disabled or have not signed in for 30 days
+-- or more: one row per customer and user, with the paid SKUs they hold. An unknown sign-in
+-- (no Entra ID P1) or none at all cannot be told from the data, so only disabled ones of those.
+CREATE OR REPLACE VIEW inactive_licensed_users AS
+WITH paid AS (
+    SELECT u.*, coalesce(k.sku_part_number, u.sku_id) AS sku_name
+    FROM current_user_licenses AS u
+    JOIN license_classes AS k
+        ON k.partner_tenant_id = u.partner_tenant_id
+        AND k.tenant_id = u.tenant_id
+        AND k.sku_id = u.sku_id
+    WHERE k.sku_class = 'paid' AND u.assignment_state IS DISTINCT FROM 'Error'
+),
+users AS (
+    SELECT
+        partner_tenant_id,
+        tenant_id,
+        user_id,
+        any_value(snapshot_date) AS snapshot_date,
+        any_value(user_principal_name) AS user_principal_name,
+        any_value(display_name) AS display_name,
+        any_value(account_enabled) AS account_enabled,
+        any_value(user_type) AS user_type,
+        any_value(last_sign_in) AS last_sign_in,
+        string_agg(sku_name, ', ' ORDER BY sku_name) AS paid_skus,
+        count(*) AS paid_sku_count
+    FROM paid
+    GROUP BY partner_tenant_id, tenant_id, user_id
+)
+SELECT
+    u.partner_tenant_id,
+    u.tenant_id,
+    c.display_name AS customer_name,
+    u.snapshot_date,
+    u.user_id,
+    u.user_principal_name,
+    u.display_name,
+    u.account_enabled,
+    u.user_type,
+    u.last_sign_in,
+    date_diff('day', u.last_sign_in, current_timestamp AT TIME ZONE 'UTC') AS days_since_sign_in,
+    CASE WHEN u.account_enabled IS FALSE THEN 'disabled' ELSE 'no_recent_sign_in' END AS reason,
+    u.paid_skus,
+    u.paid_sku_count
+FROM users AS u
+LEFT JOIN customers AS c
+    ON c.partner_tenant_id = u.partner_tenant_id AND c.tenant_id = u.tenant_id
+WHERE u.account_enabled IS FALSE
+    OR date_diff('day', u.last_sign_in, current_timestamp AT TIME ZONE 'UTC') >= 30;
+
+-- Licensed users per customer and day: per SKU, and once each over every SKU (sku_id NULL).
+CREATE OR REPLACE VIEW licensed_user_counts AS
+SELECT
+    snapshot_date,
+    partner_tenant_id,
+    tenant_id,
+    sku_id,
+    count(DISTINCT user_id) AS licensed_users
+FROM user_licenses
+WHERE assignment_state IS DISTINCT FROM 'Error'
+GROUP BY GROUPING SETS (
+    (snapshot_date, partner_tenant_id, tenant_id, sku_id),
+    (snapshot_date, partner_tenant_id, tenant_id)
+);
+
 -- Paid units bought but not assigned, per customer and SKU, on each customer's current snapshot:
 -- free and viral SKUs and trials (license_classes) are left out.
 CREATE OR REPLACE VIEW unused_licenses AS

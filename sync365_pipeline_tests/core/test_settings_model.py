@@ -259,35 +259,36 @@ def test_secrets_never_show_in_a_repr_or_a_dump() -> None:
     assert account.credentials.refresh_token.reveal() == "1.refresh-secret"
 
 
-def test_auto_consent_is_on_by_default_and_set_per_run_or_per_account(tmp_path: Path) -> None:
-    """The file's top level sets every account, an entry its own, and the environment and the
-    resource config beat both."""
+@pytest.mark.parametrize(
+    ("key", "variable"), [("auto_consent", "SYNC365_AUTO_CONSENT"), ("users", "SYNC365_USERS")]
+)
+def test_a_switch_is_on_by_default_and_set_per_run_or_per_account(
+    tmp_path: Path, key: str, variable: str
+) -> None:
+    """auto_consent and users (personal data): the file's top level sets every account, an
+    entry its own, and the environment and the resource config beat both."""
     fabrikam = "11111111-1111-4111-8111-111111111111"
     config = accounts_file(
         tmp_path,
-        "auto_consent = false\n",
+        f"{key} = false\n",
         entry("contoso", PARTNER),
-        entry("fabrikam", fabrikam, "auto_consent = true\n"),
+        entry("fabrikam", fabrikam, f"{key} = true\n"),
     )
     env = {"SYNC365_CONFIG": str(config), "SECRET": SECRET}
 
-    def consenting(environ: dict[str, str], resource: ResourceConfig | None = None) -> set[str]:
+    def switched_on(environ: dict[str, str], resource: ResourceConfig | None = None) -> set[str]:
         return {
-            account.name for account in load_accounts(environ, resource) if account.auto_consent
+            account.name for account in load_accounts(environ, resource) if getattr(account, key)
         }
 
-    assert load_accounts({**SINGLE_ACCOUNT})[0].auto_consent is True
-    assert (
-        load_accounts({**SINGLE_ACCOUNT, "SYNC365_AUTO_CONSENT": "false"})[0].auto_consent is False
-    )
-    assert consenting(env) == {"fabrikam"}
-    assert consenting({**env, "SYNC365_AUTO_CONSENT": "no"}) == set()
-    assert consenting({**env, "SYNC365_AUTO_CONSENT": "no"}, microsoft(auto_consent=True)) == {
+    assert getattr(load_accounts({**SINGLE_ACCOUNT})[0], key) is True
+    assert getattr(load_accounts({**SINGLE_ACCOUNT, variable: "false"})[0], key) is False
+    assert switched_on(env) == {"fabrikam"}
+    assert switched_on({**env, variable: "no"}) == set()
+    assert switched_on({**env, variable: "no"}, microsoft(**{key: True})) == {
         "contoso",
         "fabrikam",
     }
-    assert load_run_settings(env).auto_consent is False
-    with pytest.raises(
-        ConfigError, match="SYNC365_AUTO_CONSENT must be true or false, not 'maybe'"
-    ):
-        load_accounts({**SINGLE_ACCOUNT, "SYNC365_AUTO_CONSENT": "maybe"})
+    assert getattr(load_run_settings(env), key) is False
+    with pytest.raises(ConfigError, match=f"{variable} must be true or false, not 'maybe'"):
+        load_accounts({**SINGLE_ACCOUNT, variable: "maybe"})

@@ -114,7 +114,11 @@ def test_every_customers_subscriptions_land_unit_by_unit(synced: Pipeline) -> No
             [today()],
         )
     )
-    assert slices == {"subscriptions": len(sold_ok), "tenant_subscriptions": len(graph_ok)}
+    assert slices == {
+        "subscriptions": len(sold_ok),
+        "tenant_subscriptions": len(graph_ok),
+        "user_licenses": len(graph_ok),  # the users are read where the SKUs were
+    }
     assert synced.query(
         "SELECT status, message FROM dataset_status WHERE tenant_id = ? AND dataset = ?",
         [SUMMIT, "subscriptions"],
@@ -133,7 +137,11 @@ def test_a_customer_whose_gdap_ended_keeps_current_partner_side_subscriptions(
     statuses = dict(
         synced.query("SELECT dataset, status FROM dataset_status WHERE tenant_id = ?", [LITWARE])
     )
-    assert statuses == {"subscriptions": "ok", "tenant_subscriptions": "access_removed"}
+    assert statuses == {
+        "subscriptions": "ok",
+        "tenant_subscriptions": "access_removed",
+        "user_licenses": "access_removed",
+    }
 
 
 def test_losing_gdap_keeps_the_last_good_tenant_subscriptions(synced: Pipeline) -> None:

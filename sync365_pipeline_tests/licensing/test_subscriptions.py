@@ -10,11 +10,11 @@ import pytest
 
 from sync365_pipeline.catalog import SkuCatalog, SkuName
 from sync365_pipeline.core.status import TenantStatus
+from sync365_pipeline.licensing.datasets import stage_datasets
 from sync365_pipeline.licensing.normalize import MalformedPayload
 from sync365_pipeline.licensing.subscriptions import (
     commerce_skus,
     partner_subscription_rows,
-    stage_datasets,
     tenant_subscription_rows,
 )
 from sync365_pipeline.licensing.tenants import DatasetFetch, TenantFetch
