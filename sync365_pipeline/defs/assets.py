@@ -310,7 +310,7 @@ def fetch_tenant_chunk(
 # What one bulk run lands, each an asset of its own: the tenants' SKUs (with the partner's access
 # to each), the partner's subscriptions (Partner Center; they survive the loss of GDAP), and the
 # tenants' subscriptions whoever sold them (Graph `directory/subscriptions`).
-BULK_OUTPUTS = ("subscribed_skus", "subscriptions", "tenant_subscriptions")
+BULK_OUTPUTS = ("subscribed_skus", "subscriptions", "tenant_subscriptions", "user_licenses")
 
 
 @dg.op(pool=WAREHOUSE_POOL, out={name: dg.Out(dg.Nothing) for name in BULK_OUTPUTS})
@@ -320,7 +320,7 @@ def store_tenant_chunks(
     staged: list[chunks.StagedChunk],
     microsoft: MicrosoftCloudResource,
     warehouse: WarehouseResource,
-) -> tuple[None, None, None]:
+) -> tuple[None, None, None, None]:
     """The one writer of what the chunks staged: statuses and raw payloads in one transaction,
     and the accounts that failed inside a chunk in `partner_status`. Fails the run only when
     every account failed (with the remedy); the tenants_synced check names failing customers."""
@@ -359,7 +359,11 @@ def store_tenant_chunks(
         {"tenant_subscriptions": dg.MetadataValue.int(counts["tenant_subscriptions"])},
         output_name="tenant_subscriptions",
     )
-    return None, None, None
+    context.add_output_metadata(
+        {"licensed_users": dg.MetadataValue.int(counts["licensed_users"])},
+        output_name="user_licenses",
+    )
+    return None, None, None, None
 
 
 @dg.graph_multi_asset(
@@ -376,6 +380,11 @@ def store_tenant_chunks(
             kinds={"python", "duckdb"},
             description="Each customer's subscriptions whoever sold them (Graph "
             "directory/subscriptions, with the owning tenant), dated: what `sold_by_us` compares.",
+        ),
+        "user_licenses": dg.AssetOut(
+            kinds={"python", "duckdb"},
+            description="Who holds each licence (Graph users: assignments, group, state, last "
+            "sign-in), dated; personal data, off with SYNC365_USERS=false.",
         ),
     },
     ins={"customers": dg.AssetIn(dagster_type=dg.Nothing)},

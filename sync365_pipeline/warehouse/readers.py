@@ -187,14 +187,16 @@ class Readers(WarehouseFile):
 
     def subscription_counts(self) -> dict[str, int]:
         """Current subscriptions (this partner's, and the tenants' whoever sold them) and
-        renewal actions (monthly rollovers counted apart)."""
+        renewal actions (monthly rollovers counted apart), and licensed users (each once)."""
         row = self._read(
             "SELECT (SELECT count(*) FROM current_subscriptions) AS subscriptions, "
             "(SELECT count(*) FROM current_tenant_subscriptions) AS tenant_subscriptions, "
             "(SELECT count(*) FILTER (NOT is_monthly_rollover) FROM renewal_actions) "
             "AS renewal_actions, "
             "(SELECT count(*) FILTER (is_monthly_rollover) FROM renewal_actions) "
-            "AS monthly_rollovers"
+            "AS monthly_rollovers, "
+            "(SELECT count(DISTINCT (partner_tenant_id, tenant_id, user_id)) "
+            "FROM current_user_licenses) AS licensed_users"
         ).iloc[0]
         return {column: int(value) for column, value in row.items()}
 

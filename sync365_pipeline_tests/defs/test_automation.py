@@ -23,7 +23,7 @@ from sync365_pipeline_tests.scenarios import (
 from .conftest import PipelineFactory
 
 
-def test_definitions_load_with_the_six_assets_schedule_and_sensors() -> None:
+def test_definitions_load_with_the_seven_assets_schedule_and_sensors() -> None:
     dg.Definitions.validate_loadable(defs)
     repository = defs.get_repository_def()
     assert {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()} == {
@@ -32,6 +32,7 @@ def test_definitions_load_with_the_six_assets_schedule_and_sensors() -> None:
         "subscribed_skus",
         "subscriptions",
         "tenant_subscriptions",
+        "user_licenses",
         "license_facts",
     }
     assert repository.has_schedule_def("daily_sync")

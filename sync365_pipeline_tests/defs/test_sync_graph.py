@@ -107,7 +107,7 @@ def test_one_run_covers_every_tenant(pipeline_factory: PipelineFactory) -> None:
         (tenant,) for tenant in sorted([HEALTHY_A, HEALTHY_B, HEALTHY_C])
     ]
     events = pipeline.instance.all_logs(outcome.run_id, dg.DagsterEventType.ASSET_MATERIALIZATION)
-    assert len(events) == 6, "one materialization per asset, not one per tenant"
+    assert len(events) == 7, "one materialization per asset, not one per tenant"
 
 
 def test_consent_revoked_mid_sync_keeps_last_good_facts_and_recovers(
