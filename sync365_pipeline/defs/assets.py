@@ -1,4 +1,5 @@
-"""The asset graph: partner_token -> customers -> subscribed_skus (all tenants) -> license_facts.
+"""The asset graph: partner_token -> customers -> subscribed_skus, subscriptions,
+tenant_subscriptions, user_licenses (all tenants, one bulk step) -> license_facts.
 
 Each asset calls plain Python in `sync365_pipeline.licensing` and reports what happened as metadata.
 No asset returns data to an IO manager: facts live in DuckDB, tokens only in the token cache.
