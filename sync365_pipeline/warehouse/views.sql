@@ -87,12 +87,19 @@ SEMI JOIN current_dataset_slices AS l
     ON l.dataset = 'tenant_subscriptions' AND l.partner_tenant_id = s.partner_tenant_id
     AND l.tenant_id = s.tenant_id AND l.snapshot_date = s.snapshot_date;
 
--- Whether `sku_classes` says a SKU is free or viral: by its id, else by its part number.
+-- Whether `sku_classes` says a SKU is free or viral: by its id, else by its part number. The
+-- arguments stay outside the subqueries, so a bare column name passed in cannot bind to theirs.
 CREATE OR REPLACE MACRO is_free_sku(sku, part_number) AS coalesce(
-    (SELECT any_value(k.sku_class) FROM sku_classes AS k WHERE k.sku_id = sku),
-    (SELECT any_value(k.sku_class) FROM sku_classes AS k
-     WHERE k.sku_id IS NULL AND upper(k.sku_part_number) = upper(part_number))
-) IS NOT DISTINCT FROM 'free';
+    CASE
+        WHEN sku IN (SELECT k.sku_id FROM sku_classes AS k WHERE k.sku_id IS NOT NULL)
+            THEN sku IN (SELECT k.sku_id FROM sku_classes AS k WHERE k.sku_class = 'free')
+        ELSE upper(part_number) IN (
+            SELECT upper(k.sku_part_number) FROM sku_classes AS k
+            WHERE k.sku_id IS NULL AND k.sku_class = 'free'
+        )
+    END,
+    false
+);
 
 -- Each current SKU of each customer, paid or free: free when `sku_classes` says so (by id, else by
 -- part number), a trial when every enabled subscription of it in the tenant is a trial (Graph's,
