@@ -716,15 +716,20 @@ def column_comment(relation: str, column: str) -> str | None:
 
 
 def apply_comments(con: duckdb.DuckDBPyConnection) -> None:
-    """Set every described comment that differs from the file's (a fresh view has none)."""
+    """Set every described comment (tables, views, their columns, macros) that differs from the
+    file's (a fresh view or macro has none)."""
     relations = con.execute(
         "SELECT table_name, 'TABLE', comment FROM duckdb_tables() "
         "WHERE database_name = current_database() AND NOT temporary "
         "UNION ALL SELECT view_name, 'VIEW', comment FROM duckdb_views() "
-        "WHERE database_name = current_database() AND NOT temporary AND NOT internal"
+        "WHERE database_name = current_database() AND NOT temporary AND NOT internal "
+        "UNION ALL SELECT function_name, "
+        "CASE function_type WHEN 'table_macro' THEN 'MACRO TABLE' ELSE 'MACRO' END, comment "
+        "FROM duckdb_functions() WHERE database_name = current_database() AND NOT internal "
+        "AND function_type IN ('macro', 'table_macro')"
     ).fetchall()
     for name, kind, current in relations:
-        described = DESCRIPTIONS.get(name)
+        described = (MACROS if kind.startswith("MACRO") else DESCRIPTIONS).get(name)
         if described and described.text != current:
             comment = string_literal(described.text)
             con.execute(f"COMMENT ON {kind} {identifier(name)} IS {comment}")
@@ -737,15 +742,3 @@ def apply_comments(con: duckdb.DuckDBPyConnection) -> None:
         if text and text != current:
             target = f"{identifier(relation)}.{identifier(column)}"
             con.execute(f"COMMENT ON COLUMN {target} IS {string_literal(text)}")
-    macros = con.execute(
-        "SELECT function_name, function_type, comment FROM duckdb_functions() "
-        "WHERE database_name = current_database() AND NOT internal "
-        "AND function_type IN ('macro', 'table_macro')"
-    ).fetchall()
-    for name, kind, current in macros:
-        described = MACROS.get(name)
-        if described and described.text != current:
-            keyword = "MACRO TABLE" if kind == "table_macro" else "MACRO"
-            con.execute(
-                f"COMMENT ON {keyword} {identifier(name)} IS {string_literal(described.text)}"
-            )
