@@ -9,7 +9,7 @@ import click
 from sync365_pipeline.commands.period import parse_period, refuse
 from sync365_pipeline.commands.renewals import readable_warehouse
 from sync365_pipeline.core.settings import DATA_DIR
-from sync365_pipeline.warehouse.export import ExportError, check_target
+from sync365_pipeline.warehouse.export import ExportError, ExportFormat, check_target
 
 DEFAULT_OUT = DATA_DIR / "export"
 
@@ -32,12 +32,12 @@ DEFAULT_OUT = DATA_DIR / "export"
     show_default=True,
     help="The folder to write; a previous export there is replaced whole.",
 )
-def export(export_format: str, since: str | None, until: str | None, out: Path) -> None:
+def export(export_format: ExportFormat, since: str | None, until: str | None, out: Path) -> None:
     """Write every analyst table and view to OUT, with a README saying what each file is."""
     first, last = parse_period(since, until)
     try:
         check_target(out)  # before reading the warehouse: bad input changes nothing
-        written = readable_warehouse().export(out, export_format, since=first, until=last)  # type: ignore[arg-type]
+        written = readable_warehouse().export(out, export_format, since=first, until=last)
     except (ExportError, OSError) as exc:
         refuse(str(exc))
     rows = sum(item.rows for item in written)

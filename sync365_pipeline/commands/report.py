@@ -12,7 +12,7 @@ import click
 from sync365_pipeline.commands.period import parse_day, refuse
 from sync365_pipeline.commands.renewals import readable_warehouse
 from sync365_pipeline.core.clock import utcnow
-from sync365_pipeline.licensing.report import build_report, render
+from sync365_pipeline.licensing.report import ReportFormat, build_report, render
 
 DEFAULT_DAYS = 30
 
@@ -36,12 +36,12 @@ DEFAULT_DAYS = 30
     type=click.Path(path_type=Path),
     help="Write the report to this file (replaced whole) instead of standard output.",
 )
-def report(since: str | None, report_format: str, out: Path | None) -> None:
+def report(since: str | None, report_format: ReportFormat, out: Path | None) -> None:
     """A report per customer, from the analyst copy (a running sync is not blocked)."""
     day = parse_day("--since", since) or (utcnow() - timedelta(days=DEFAULT_DAYS)).date()
     if out is not None:
         check_writable(out)
-    text = render(build_report(readable_warehouse(), day), report_format)  # type: ignore[arg-type]
+    text = render(build_report(readable_warehouse(), day), report_format)
     if out is None:
         click.echo(text, nl=False)
         return

@@ -149,7 +149,7 @@ def test_the_report_renders_each_customer_with_its_seats_changes_and_trend(
 ) -> None:
     report = build_report(history.warehouse.readable(), DAY1)
     customers = {customer.tenant_id: customer for customer in report.customers}
-    html, markdown, text = (render(report, fmt) for fmt in ("html", "md", "text"))  # type: ignore[arg-type]
+    html, markdown, text = render(report, "html"), render(report, "md"), render(report, "text")
 
     northwind = customers[NORTHWIND]
     assert [(point.day, point.bought) for point in northwind.trend][:2] == [
