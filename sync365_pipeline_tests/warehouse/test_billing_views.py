@@ -9,7 +9,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +109,7 @@ def test_consecutive_days_agree_with_license_changes(history: History) -> None:
 
 def test_changes_since_an_invoice_date_run_to_the_current_facts(history: History) -> None:
     since = query(history, "FROM license_changes_since(?) ORDER BY ALL", [DAY2])
-    today = date.today()
+    today = datetime.now(UTC).date()
 
     assert since == query(history, "FROM license_changes_between(?, ?) ORDER BY ALL", [DAY2, today])
     assert [(row[1], row[8]) for row in since] == [(FABRIKAM, "changed")]
