@@ -46,7 +46,14 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
-@click.group(cls=LazyGroup, lazy={"simulator": "sync365_pipeline.simulator.cli:simulator"})
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        "simulator": "sync365_pipeline.simulator.cli:simulator",
+        "export": "sync365_pipeline.commands.export:export",
+        "report": "sync365_pipeline.commands.report:report",
+    },
+)
 def main() -> None:
     """sync365: Microsoft 365 license facts for Microsoft partners, in DuckDB."""
     redact_every_log_record()

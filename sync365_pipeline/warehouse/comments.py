@@ -608,26 +608,128 @@ DESCRIPTIONS: Mapping[str, Described] = {
             "not bill (negative: it sells more than is used).",
         },
     ),
+    "monthly_customer_summary": Described(
+        "One row per customer and month (UTC) in which it was synced or attempted: its units at "
+        "the month's last snapshot, all SKUs and paid ones (not free or viral by sku_classes; "
+        "trials counted), its licensed users where known, the month's changes and its access "
+        "state. For a monthly invoice check per customer.",
+        {
+            "month": "The month (UTC), as its first day.",
+            "snapshot_date": "The customer's last snapshot in the month, which the units are "
+            "from; NULL when no sync of that month wrote facts for it.",
+            "skus": "SKUs in that snapshot.",
+            "enabled_units": "Seats bought (enabled_units summed over every SKU).",
+            "consumed_units": "Seats assigned (consumed_units summed over every SKU).",
+            "paid_skus": "SKUs in that snapshot that sku_classes does not call free or viral.",
+            "paid_enabled_units": "Seats bought of the paid SKUs.",
+            "paid_consumed_units": "Seats assigned of the paid SKUs.",
+            "unused_paid_units": "Seats bought but not assigned of the paid SKUs (each SKU's "
+            "available_units, when above 0).",
+            "licensed_users": "Users holding at least one licence in the customer's last users "
+            "slice of the month (licensed_user_counts); NULL when its users were not read "
+            "that month.",
+            "changes": "Rows of license_changes whose snapshot_date falls in the month.",
+            "units_added": "Seats bought added in the month: enabled_units increases summed "
+            "over those changes.",
+            "units_removed": "Seats bought removed in the month: enabled_units decreases summed "
+            "over those changes, as a positive number.",
+            "last_status": "Status of the customer's last sync attempt in the month (see "
+            "tenant_status.status); NULL when none was made.",
+            "last_checked_at": "When (UTC) that attempt ran.",
+            "attempts": "Sync attempts of the customer in the month (tenant_status rows).",
+            "failed_attempts": "Those attempts whose status was not ok.",
+        },
+    ),
+}
+
+
+@dataclass(frozen=True)
+class DescribedMacro(Described):
+    """A macro's comment, its result's column texts (a macro's columns cannot carry comments,
+    so the data dictionary shows them), and a call that shows how it is used."""
+
+    example: str = ""
+
+
+_CHANGE_SIDES = {"before": "from_date", "after": "to_date"}
+
+_CHANGES_BETWEEN_COLUMNS: Mapping[str, str] = {
+    "from_snapshot_date": "The customer's snapshot the before side is from (its latest on "
+    "or before from_date); NULL when it had none yet (then every SKU is added).",
+    "to_snapshot_date": "The customer's snapshot the after side is from (its latest on "
+    "or before to_date).",
+    "change": "added (new SKU), removed (gone), or changed (status or counts).",
+    **{
+        f"capability_status_{side}": f"capability_status as of {day}; NULL when the SKU "
+        f"was not there."
+        for side, day in _CHANGE_SIDES.items()
+    },
+    **{
+        f"{unit}_{side}": f"{unit} as of {day} (0 when the SKU was not there)."
+        for unit in ("enabled_units", "consumed_units")
+        for side, day in _CHANGE_SIDES.items()
+    },
+    **{
+        f"{unit}_change": f"{unit}_after minus {unit}_before."
+        for unit in ("enabled_units", "consumed_units")
+    },
+    "to_is_stale": "True when to_snapshot_date is older than the newest snapshot of any "
+    "customer by to_date: its syncs failed since, so the after side may be out of date.",
+}
+
+MACROS: Mapping[str, DescribedMacro] = {
+    "is_free_sku": DescribedMacro(
+        "is_free_sku(sku_id, sku_part_number): whether sku_classes says the SKU is free or "
+        "viral, by its id, else by its part number (license_classes and "
+        "monthly_customer_summary use it).",
+        example="SELECT is_free_sku(NULL, 'FLOW_FREE')",
+    ),
+    "license_facts_as_of": DescribedMacro(
+        "license_facts_as_of(day): each customer's license facts as of a day (UTC), from its "
+        "latest snapshot on or before it; the columns of license_facts.",
+        example="FROM license_facts_as_of(DATE '2026-10-01')",
+    ),
+    "license_changes_between": DescribedMacro(
+        "license_changes_between(from_date, to_date): what changed per customer and SKU between "
+        "its facts as of from_date and as of to_date (each its latest snapshot on or before "
+        "the day): SKUs added, removed, or whose status or counts changed; unchanged SKUs are "
+        "left out.",
+        _CHANGES_BETWEEN_COLUMNS,
+        example="FROM license_changes_between(DATE '2026-10-01', DATE '2026-11-01')",
+    ),
+    "license_changes_since": DescribedMacro(
+        "license_changes_since(invoice_date): what changed per customer and SKU since an "
+        "invoice date, to its current facts: license_changes_between(invoice_date, today UTC), "
+        "the same columns.",
+        _CHANGES_BETWEEN_COLUMNS,
+        example="FROM license_changes_since(DATE '2026-11-01')",
+    ),
 }
 
 
 def column_comment(relation: str, column: str) -> str | None:
-    """The comment of `relation.column`: the relation's own text, else the shared one."""
-    described = DESCRIPTIONS.get(relation)
+    """The comment of `relation.column` (a table, view or table macro): the relation's own
+    text, else the shared one."""
+    described = DESCRIPTIONS.get(relation) or MACROS.get(relation)
     own = described.columns.get(column) if described else None
     return own or SHARED_COLUMNS.get(column)
 
 
 def apply_comments(con: duckdb.DuckDBPyConnection) -> None:
-    """Set every described comment that differs from the file's (a fresh view has none)."""
+    """Set every described comment (tables, views, their columns, macros) that differs from the
+    file's (a fresh view or macro has none)."""
     relations = con.execute(
         "SELECT table_name, 'TABLE', comment FROM duckdb_tables() "
         "WHERE database_name = current_database() AND NOT temporary "
         "UNION ALL SELECT view_name, 'VIEW', comment FROM duckdb_views() "
-        "WHERE database_name = current_database() AND NOT temporary AND NOT internal"
+        "WHERE database_name = current_database() AND NOT temporary AND NOT internal "
+        "UNION ALL SELECT function_name, "
+        "CASE function_type WHEN 'table_macro' THEN 'MACRO TABLE' ELSE 'MACRO' END, comment "
+        "FROM duckdb_functions() WHERE database_name = current_database() AND NOT internal "
+        "AND function_type IN ('macro', 'table_macro')"
     ).fetchall()
     for name, kind, current in relations:
-        described = DESCRIPTIONS.get(name)
+        described = (MACROS if kind.startswith("MACRO") else DESCRIPTIONS).get(name)
         if described and described.text != current:
             comment = string_literal(described.text)
             con.execute(f"COMMENT ON {kind} {identifier(name)} IS {comment}")

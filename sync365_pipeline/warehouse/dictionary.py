@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 
+from sync365_pipeline.warehouse.comments import MACROS, column_comment
 from sync365_pipeline.warehouse.file import WarehouseFile
 
 DICTIONARY_PATH = Path("docs/data-dictionary.md")
@@ -38,7 +39,9 @@ The same texts are in the file, for any SQL client or BI tool to show (`sync365 
   SKU comes in several billing accounts.
 - Start with the views: `current_license_facts` (what each customer has now), `unused_licenses`
   (seats not assigned), `license_changes` (what changed between snapshots) and
-  `tenant_health` (which customers we cannot see, and since when).
+  `tenant_health` (which customers we cannot see, and since when); for billing,
+  `monthly_customer_summary` and the macros `license_changes_between` and
+  `license_changes_since` (at the end: changes between any two dates, or since an invoice date).
 """  # noqa: S608 (prose that shows SQL, not a query)
 
 
@@ -72,7 +75,37 @@ def render(con: duckdb.DuckDBPyConnection) -> str:
         sections.append(f"## {kind.title()}s\n\n" + ", ".join(f"`{name}`" for name in names))
     for name, kind, comment in relations:
         sections.append(_section(con, name, kind, comment, keys.get(name)))
+    sections.append(_macros(con))
     return "\n\n".join(sections).rstrip() + "\n"
+
+
+def _macros(con: duckdb.DuckDBPyConnection) -> str:
+    """The macros: parameterised views and helpers. A macro's result columns cannot carry
+    comments, so their texts come from `comments.MACROS`, their types from the example call."""
+    found = con.execute(
+        "SELECT function_name, function_type, comment FROM duckdb_functions() "
+        "WHERE database_name = current_database() AND NOT internal "
+        "AND function_type IN ('macro', 'table_macro') ORDER BY function_name"
+    ).fetchall()
+    lines = [
+        "## Macros",
+        "",
+        "Parameterised views (table macros: `FROM name(arguments)`) and helpers, in the file like "
+        "the views. DuckDB keeps a macro's comment (`SELECT function_name, comment FROM "
+        "duckdb_functions() WHERE NOT internal`) but not its columns', so this document is "
+        "where those are described.",
+    ]
+    for name, kind, comment in found:
+        example = MACROS[name].example
+        lines += ["", f"### `{name}` ({kind.replace('_', ' ')})", "", _cell(comment or "")]
+        lines += ["", f"For example: `{example}`"]
+        if kind == "table_macro":
+            described = con.execute(f"DESCRIBE {example}").fetchall()
+            lines += ["", "| column | type | description |", "|---|---|---|"]
+            for column, data_type, *_ in described:
+                text = column_comment(name, column) or column_comment("license_facts", column)
+                lines.append(f"| `{column}` | {data_type} | {_cell(text or '')} |")
+    return "\n".join(lines)
 
 
 def _section(

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from sync365_pipeline.warehouse.analyst_copy import AnalystCopy
 from sync365_pipeline.warehouse.app_credentials import AppCredentials
+from sync365_pipeline.warehouse.billing import BillingReaders
+from sync365_pipeline.warehouse.export import Exports
 from sync365_pipeline.warehouse.flags import ConsentFlags
 from sync365_pipeline.warehouse.readers import Readers
 from sync365_pipeline.warehouse.writes import Writes
 
 
-class Warehouse(Writes, Readers, ConsentFlags, AppCredentials, AnalystCopy):
+class Warehouse(
+    Writes, Readers, BillingReaders, ConsentFlags, AppCredentials, AnalystCopy, Exports
+):
     """The pipeline's DuckDB file and everything it writes and reads there. Cheap to construct;
     holds no connection between calls."""

@@ -87,6 +87,20 @@ SEMI JOIN current_dataset_slices AS l
     ON l.dataset = 'tenant_subscriptions' AND l.partner_tenant_id = s.partner_tenant_id
     AND l.tenant_id = s.tenant_id AND l.snapshot_date = s.snapshot_date;
 
+-- Whether `sku_classes` says a SKU is free or viral: by its id, else by its part number. The
+-- arguments stay outside the subqueries, so a bare column name passed in cannot bind to theirs.
+CREATE OR REPLACE MACRO is_free_sku(sku, part_number) AS coalesce(
+    CASE
+        WHEN sku IN (SELECT k.sku_id FROM sku_classes AS k WHERE k.sku_id IS NOT NULL)
+            THEN sku IN (SELECT k.sku_id FROM sku_classes AS k WHERE k.sku_class = 'free')
+        ELSE upper(part_number) IN (
+            SELECT upper(k.sku_part_number) FROM sku_classes AS k
+            WHERE k.sku_id IS NULL AND k.sku_class = 'free'
+        )
+    END,
+    false
+);
+
 -- Each current SKU of each customer, paid or free: free when `sku_classes` says so (by id, else by
 -- part number), a trial when every enabled subscription of it in the tenant is a trial (Graph's,
 -- else Partner Center's active ones), else paid.
@@ -113,11 +127,7 @@ SELECT
     f.sku_id,
     f.sku_part_number,
     CASE
-        WHEN coalesce(
-            (SELECT any_value(k.sku_class) FROM sku_classes AS k WHERE k.sku_id = f.sku_id),
-            (SELECT any_value(k.sku_class) FROM sku_classes AS k
-             WHERE k.sku_id IS NULL AND upper(k.sku_part_number) = upper(f.sku_part_number))
-        ) = 'free' THEN 'free'
+        WHEN is_free_sku(f.sku_id, f.sku_part_number) THEN 'free'
         WHEN t.all_trials THEN 'trial'
         ELSE 'paid'
     END AS sku_class
@@ -490,3 +500,199 @@ LEFT JOIN elsewhere AS e
     ON e.partner_tenant_id = f.partner_tenant_id AND e.tenant_id = f.tenant_id AND e.sku_id = f.sku_id
 LEFT JOIN customers AS c
     ON c.partner_tenant_id = f.partner_tenant_id AND c.tenant_id = f.tenant_id;
+
+-- Billing-shaped answers (issue 13): each customer's facts as of any day, the changes between any
+-- two days or since an invoice date, and a monthly summary per customer. The macros are
+-- parameterised views: `FROM license_changes_between(DATE '2026-10-01', DATE '2026-11-01')`.
+
+-- Each customer's facts on `as_of`: those of its latest snapshot on or before that day (a customer
+-- whose syncs failed since shows the day its facts are from, `snapshot_date`).
+CREATE OR REPLACE MACRO license_facts_as_of(as_of) AS TABLE
+SELECT f.*
+FROM license_facts AS f
+SEMI JOIN (
+    SELECT partner_tenant_id, tenant_id, max(snapshot_date) AS snapshot_date
+    FROM license_snapshots
+    WHERE snapshot_date <= CAST(as_of AS DATE)
+    GROUP BY ALL
+) AS s
+    ON s.partner_tenant_id = f.partner_tenant_id
+    AND s.tenant_id = f.tenant_id
+    AND s.snapshot_date = f.snapshot_date;
+
+-- What changed per customer and SKU between its facts as of `from_date` and as of `to_date`:
+-- SKUs that appear count from 0, ones that disappear count down to 0; unchanged ones are left out.
+CREATE OR REPLACE MACRO license_changes_between(from_date, to_date) AS TABLE
+WITH snapshots AS (
+    SELECT
+        partner_tenant_id,
+        tenant_id,
+        max(snapshot_date) FILTER (WHERE snapshot_date <= CAST(from_date AS DATE))
+            AS from_snapshot_date,
+        max(snapshot_date) AS to_snapshot_date,
+        max(snapshot_date) < (
+            SELECT max(snapshot_date) FROM license_snapshots
+            WHERE snapshot_date <= CAST(to_date AS DATE)
+        ) AS to_is_stale
+    FROM license_snapshots
+    WHERE snapshot_date <= CAST(to_date AS DATE)
+    GROUP BY ALL
+),
+before AS (FROM license_facts_as_of(from_date)),
+after AS (FROM license_facts_as_of(to_date))
+SELECT
+    s.partner_tenant_id,
+    s.tenant_id,
+    c.display_name,
+    s.from_snapshot_date,
+    s.to_snapshot_date,
+    coalesce(a.sku_id, b.sku_id) AS sku_id,
+    coalesce(a.sku_part_number, b.sku_part_number) AS sku_part_number,
+    coalesce(a.product_name, b.product_name) AS product_name,
+    CASE
+        WHEN b.sku_id IS NULL THEN 'added'
+        WHEN a.sku_id IS NULL THEN 'removed'
+        ELSE 'changed'
+    END AS change,
+    b.capability_status AS capability_status_before,
+    a.capability_status AS capability_status_after,
+    coalesce(b.enabled_units, 0) AS enabled_units_before,
+    coalesce(a.enabled_units, 0) AS enabled_units_after,
+    coalesce(a.enabled_units, 0) - coalesce(b.enabled_units, 0) AS enabled_units_change,
+    coalesce(b.consumed_units, 0) AS consumed_units_before,
+    coalesce(a.consumed_units, 0) AS consumed_units_after,
+    coalesce(a.consumed_units, 0) - coalesce(b.consumed_units, 0) AS consumed_units_change,
+    s.to_is_stale
+FROM after AS a
+FULL OUTER JOIN before AS b
+    ON a.partner_tenant_id = b.partner_tenant_id
+    AND a.tenant_id = b.tenant_id
+    AND a.sku_id = b.sku_id
+JOIN snapshots AS s
+    ON s.partner_tenant_id = coalesce(a.partner_tenant_id, b.partner_tenant_id)
+    AND s.tenant_id = coalesce(a.tenant_id, b.tenant_id)
+LEFT JOIN customers AS c
+    ON c.partner_tenant_id = s.partner_tenant_id AND c.tenant_id = s.tenant_id
+WHERE a.sku_id IS NULL
+    OR b.sku_id IS NULL
+    OR a.capability_status <> b.capability_status
+    OR a.enabled_units <> b.enabled_units
+    OR a.consumed_units <> b.consumed_units;
+
+-- What changed per customer and SKU since an invoice date: from its facts as of that day to its
+-- current ones (as of today, UTC).
+CREATE OR REPLACE MACRO license_changes_since(invoice_date) AS TABLE
+FROM license_changes_between(
+    invoice_date, CAST(get_current_timestamp() AT TIME ZONE 'UTC' AS DATE)
+);
+
+-- One row per customer and month (UTC) in which it was synced or attempted: its units at the
+-- month's last snapshot (all SKUs, and paid ones: not free by `sku_classes`), its licensed users
+-- where known, the month's changes (license_changes) and its access state (tenant_status).
+CREATE OR REPLACE VIEW monthly_customer_summary AS
+WITH month_end AS (
+    SELECT
+        partner_tenant_id,
+        tenant_id,
+        CAST(date_trunc('month', snapshot_date) AS DATE) AS month,
+        max(snapshot_date) AS snapshot_date
+    FROM license_snapshots
+    GROUP BY ALL
+),
+units AS (
+    SELECT
+        m.partner_tenant_id,
+        m.tenant_id,
+        m.month,
+        m.snapshot_date,
+        count(f.sku_id) AS skus,
+        coalesce(sum(f.enabled_units), 0) AS enabled_units,
+        coalesce(sum(f.consumed_units), 0) AS consumed_units,
+        count(f.sku_id) FILTER (WHERE NOT f.is_free) AS paid_skus,
+        coalesce(sum(f.enabled_units) FILTER (WHERE NOT f.is_free), 0) AS paid_enabled_units,
+        coalesce(sum(f.consumed_units) FILTER (WHERE NOT f.is_free), 0) AS paid_consumed_units,
+        coalesce(sum(greatest(f.available_units, 0)) FILTER (WHERE NOT f.is_free), 0)
+            AS unused_paid_units
+    FROM month_end AS m
+    LEFT JOIN (
+        SELECT *, is_free_sku(sku_id, sku_part_number) AS is_free FROM license_facts
+    ) AS f
+        ON f.partner_tenant_id = m.partner_tenant_id
+        AND f.tenant_id = m.tenant_id
+        AND f.snapshot_date = m.snapshot_date
+    GROUP BY ALL
+),
+users AS (
+    SELECT l.partner_tenant_id, l.tenant_id, l.month, coalesce(u.licensed_users, 0) AS licensed_users
+    FROM (
+        SELECT
+            partner_tenant_id,
+            tenant_id,
+            CAST(date_trunc('month', snapshot_date) AS DATE) AS month,
+            max(snapshot_date) AS snapshot_date
+        FROM dataset_snapshots
+        WHERE dataset = 'user_licenses'
+        GROUP BY ALL
+    ) AS l
+    LEFT JOIN licensed_user_counts AS u
+        ON u.partner_tenant_id = l.partner_tenant_id
+        AND u.tenant_id = l.tenant_id
+        AND u.snapshot_date = l.snapshot_date
+        AND u.sku_id IS NULL
+),
+changes AS (
+    SELECT
+        partner_tenant_id,
+        tenant_id,
+        CAST(date_trunc('month', snapshot_date) AS DATE) AS month,
+        count(*) AS changes,
+        sum(greatest(enabled_units_change, 0)) AS units_added,
+        sum(greatest(-enabled_units_change, 0)) AS units_removed
+    FROM license_changes
+    GROUP BY ALL
+),
+access AS (
+    SELECT
+        partner_tenant_id,
+        tenant_id,
+        CAST(date_trunc('month', checked_at) AS DATE) AS month,
+        arg_max(status, checked_at) AS last_status,
+        max(checked_at) AS last_checked_at,
+        count(*) AS attempts,
+        count(*) FILTER (WHERE status <> 'ok') AS failed_attempts
+    FROM tenant_status
+    GROUP BY ALL
+),
+months AS (
+    SELECT partner_tenant_id, tenant_id, month FROM month_end
+    UNION
+    SELECT partner_tenant_id, tenant_id, month FROM access
+)
+SELECT
+    m.partner_tenant_id,
+    m.tenant_id,
+    c.display_name,
+    m.month,
+    n.snapshot_date,
+    coalesce(n.skus, 0) AS skus,
+    CAST(coalesce(n.enabled_units, 0) AS BIGINT) AS enabled_units,
+    CAST(coalesce(n.consumed_units, 0) AS BIGINT) AS consumed_units,
+    coalesce(n.paid_skus, 0) AS paid_skus,
+    CAST(coalesce(n.paid_enabled_units, 0) AS BIGINT) AS paid_enabled_units,
+    CAST(coalesce(n.paid_consumed_units, 0) AS BIGINT) AS paid_consumed_units,
+    CAST(coalesce(n.unused_paid_units, 0) AS BIGINT) AS unused_paid_units,
+    u.licensed_users,
+    coalesce(g.changes, 0) AS changes,
+    CAST(coalesce(g.units_added, 0) AS BIGINT) AS units_added,
+    CAST(coalesce(g.units_removed, 0) AS BIGINT) AS units_removed,
+    a.last_status,
+    a.last_checked_at,
+    coalesce(a.attempts, 0) AS attempts,
+    coalesce(a.failed_attempts, 0) AS failed_attempts
+FROM months AS m
+LEFT JOIN units AS n USING (partner_tenant_id, tenant_id, month)
+LEFT JOIN users AS u USING (partner_tenant_id, tenant_id, month)
+LEFT JOIN changes AS g USING (partner_tenant_id, tenant_id, month)
+LEFT JOIN access AS a USING (partner_tenant_id, tenant_id, month)
+LEFT JOIN customers AS c
+    ON c.partner_tenant_id = m.partner_tenant_id AND c.tenant_id = m.tenant_id;

@@ -9,7 +9,7 @@ import duckdb
 
 from sync365_pipeline.warehouse import Warehouse
 from sync365_pipeline.warehouse.analyst_copy import ANALYST_STORAGE_VERSION
-from sync365_pipeline.warehouse.comments import DESCRIPTIONS
+from sync365_pipeline.warehouse.comments import DESCRIPTIONS, MACROS
 from sync365_pipeline.warehouse.dictionary import REGENERATE, data_dictionary
 from sync365_pipeline_tests.samples import CONTOSO, DAY1, PARTNER, SPB, facts
 
@@ -23,6 +23,11 @@ RELATIONS_SQL = """
     SELECT view_name, 'view', comment FROM duckdb_views()
     WHERE database_name = current_database() AND NOT internal AND NOT temporary
 """
+MACROS_SQL = """
+    SELECT function_name, comment FROM duckdb_functions()
+    WHERE database_name = current_database() AND NOT internal
+        AND function_type IN ('macro', 'table_macro')
+"""
 COLUMNS_SQL = """
     SELECT table_name, column_name, data_type, comment FROM duckdb_columns()
     WHERE database_name = current_database() AND NOT internal
@@ -30,9 +35,11 @@ COLUMNS_SQL = """
 
 
 def comments(path: Path) -> dict[str, str | None]:
-    """Every relation's and column's comment, keyed `table` or `table.column`."""
+    """Every relation's, column's and macro's comment, keyed `table`, `table.column` or
+    `macro`."""
     with duckdb.connect(str(path), read_only=True) as con:
         relations = {name: comment for name, _, comment in con.execute(RELATIONS_SQL).fetchall()}
+        relations |= dict(con.execute(MACROS_SQL).fetchall())
         columns = {
             f"{table}.{column}": comment
             for table, column, _, comment in con.execute(COLUMNS_SQL).fetchall()
@@ -108,3 +115,18 @@ def test_the_data_dictionary_is_what_the_schema_says() -> None:
         f"docs/data-dictionary.md is out of date with the schema's comments: run `{REGENERATE}` "
         "and commit the result."
     )
+
+
+def test_every_macro_and_its_result_columns_are_described(warehouse: Warehouse) -> None:
+    """A macro's columns cannot carry comments: the dictionary shows each with its text."""
+    with duckdb.connect(str(warehouse.path), read_only=True) as con:
+        macros = dict(con.execute(MACROS_SQL).fetchall())
+    dictionary = data_dictionary()
+    macro_part = dictionary[dictionary.index("## Macros") :]
+
+    assert {"license_changes_between", "license_changes_since"} <= set(macros)
+    assert all((comment or "").strip() for comment in macros.values()), macros
+    assert set(macros) == set(MACROS), f"describe every macro in {COMMENTS_MODULE}"
+    column_rows = [line for line in macro_part.splitlines() if line.startswith("| `")]
+    assert len(column_rows) > 40
+    assert not [row for row in column_rows if row.endswith("|  |")], "a column without text"

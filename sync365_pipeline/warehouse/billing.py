@@ -1,0 +1,120 @@
+"""The readers of the billing report (`sync365 report`): each customer's paid seats, SKUs,
+changes since a day and trend, all from the analyst views and macros."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+
+from sync365_pipeline.warehouse.file import WarehouseFile
+
+_PAID = "k.sku_class = 'paid'"
+
+
+class BillingReaders(WarehouseFile):
+    """Each reader returns one frame for every active customer, keyed by (partner_tenant_id,
+    tenant_id), so the report groups them."""
+
+    def customer_overview(self) -> pd.DataFrame:
+        """One row per active customer: its access (tenant_health), its current paid seats
+        bought, used and unused (license_classes), and its licensed users where known."""
+        return self._read(
+            f"""
+            WITH seats AS (
+                SELECT
+                    f.partner_tenant_id,
+                    f.tenant_id,
+                    count(*) AS skus,
+                    coalesce(sum(f.enabled_units) FILTER (WHERE {_PAID}), 0) AS paid_units,
+                    coalesce(sum(f.consumed_units) FILTER (WHERE {_PAID}), 0) AS used_units,
+                    coalesce(sum(greatest(f.available_units, 0)) FILTER (WHERE {_PAID}), 0)
+                        AS unused_paid_units
+                FROM current_license_facts AS f
+                JOIN license_classes AS k USING (partner_tenant_id, tenant_id, sku_id)
+                GROUP BY ALL
+            ),
+            users AS (
+                SELECT partner_tenant_id, tenant_id, licensed_users
+                FROM licensed_user_counts
+                WHERE sku_id IS NULL
+                QUALIFY row_number() OVER (
+                    PARTITION BY partner_tenant_id, tenant_id ORDER BY snapshot_date DESC
+                ) = 1
+            )
+            SELECT
+                h.partner_tenant_id,
+                h.tenant_id,
+                coalesce(h.display_name, h.tenant_id) AS customer,
+                coalesce(h.status, 'never_synced') AS status,
+                h.status_since,
+                h.last_ok_at,
+                h.facts_as_of,
+                h.is_stale,
+                coalesce(s.skus, 0) AS skus,
+                CAST(coalesce(s.paid_units, 0) AS BIGINT) AS paid_units,
+                CAST(coalesce(s.used_units, 0) AS BIGINT) AS used_units,
+                CAST(coalesce(s.unused_paid_units, 0) AS BIGINT) AS unused_paid_units,
+                u.licensed_users
+            FROM tenant_health AS h
+            LEFT JOIN seats AS s USING (partner_tenant_id, tenant_id)
+            LEFT JOIN users AS u USING (partner_tenant_id, tenant_id)
+            WHERE h.active
+            ORDER BY customer, h.tenant_id, h.partner_tenant_id
+            """  # noqa: S608 (fixed text)
+        )
+
+    def current_skus(self) -> pd.DataFrame:
+        """Every current SKU of every customer with its class and seats, largest first."""
+        return self._read(
+            """
+            SELECT
+                f.partner_tenant_id, f.tenant_id,
+                coalesce(f.product_name, f.sku_part_number, f.sku_id) AS product,
+                k.sku_class, f.capability_status, f.enabled_units, f.consumed_units,
+                greatest(f.available_units, 0) AS unused_units
+            FROM current_license_facts AS f
+            JOIN license_classes AS k USING (partner_tenant_id, tenant_id, sku_id)
+            ORDER BY f.partner_tenant_id, f.tenant_id, k.sku_class, f.enabled_units DESC, product
+            """
+        )
+
+    def changes_since(self, since: date) -> pd.DataFrame:
+        """`license_changes_since(since)`: per customer and SKU, since that day."""
+        return self._read(
+            "SELECT partner_tenant_id, tenant_id, "
+            "coalesce(product_name, sku_part_number, sku_id) AS product, change, "
+            "capability_status_before, capability_status_after, enabled_units_before, "
+            "enabled_units_after, enabled_units_change, consumed_units_before, "
+            "consumed_units_after, consumed_units_change, from_snapshot_date, to_snapshot_date "
+            "FROM license_changes_since($since) ORDER BY ALL",
+            {"since": since},
+        )
+
+    def paid_trend(self, since: date) -> pd.DataFrame:
+        """Paid seats bought and used per customer and snapshot, from its snapshot as of `since`
+        (the changes' baseline) on; paid as license_classes says now, else not free."""
+        return self._read(
+            """
+            SELECT
+                f.partner_tenant_id,
+                f.tenant_id,
+                f.snapshot_date,
+                CAST(sum(f.enabled_units) AS BIGINT) AS bought,
+                CAST(sum(f.consumed_units) AS BIGINT) AS used
+            FROM license_facts AS f
+            LEFT JOIN license_classes AS k USING (partner_tenant_id, tenant_id, sku_id)
+            WHERE coalesce(k.sku_class = 'paid', NOT is_free_sku(f.sku_id, f.sku_part_number))
+                AND f.snapshot_date >= coalesce(
+                    (
+                        SELECT max(s.snapshot_date) FROM license_snapshots AS s
+                        WHERE s.partner_tenant_id = f.partner_tenant_id
+                            AND s.tenant_id = f.tenant_id AND s.snapshot_date <= $since
+                    ),
+                    DATE '0001-01-01'
+                )
+            GROUP BY ALL
+            ORDER BY ALL
+            """,
+            {"since": since},
+        )

@@ -1,0 +1,254 @@
+"""`sync365 export` and `sync365 report` on a warehouse with history (three syncs of the demo
+scenario): the files read back equal to the views, a failed export leaves the previous one
+whole, the report renders per customer in each format, and bad input (dates, folders) gets one
+line, exit 2, and changes nothing (real processes for the commands)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from sync365_pipeline.licensing.report import build_report, render
+from sync365_pipeline.warehouse import export as export_module
+from sync365_pipeline.warehouse.export import EXPORTED, MANIFEST, ExportError
+from sync365_pipeline_tests.history import (
+    DAY1,
+    DAY2,
+    DAY3,
+    FABRIKAM,
+    NORTHWIND,
+    SUMMIT,
+    History,
+    synced_history,
+)
+
+from .processes import clean_env, run_sync365
+
+SINCE, UNTIL = date(2026, 11, 1), date(2026, 11, 20)  # DAY2 only, of the dated rows
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
+    yield from synced_history(tmp_path_factory)
+
+
+def view_rows(history: History, relation: str, since: date, until: date) -> list[tuple[Any, ...]]:
+    """What the export of `relation` should hold: the view's rows, dated ones in the period."""
+    dated_by = EXPORTED[relation]
+    where = f"WHERE CAST({dated_by} AS DATE) BETWEEN ? AND ?" if dated_by else ""
+    params = [since, until] if dated_by else []
+    with duckdb.connect(str(history.warehouse.analyst_copy_path), read_only=True) as con:
+        return con.execute(f"SELECT * FROM {relation} {where} ORDER BY ALL", params).fetchall()
+
+
+def read_back(history: History, folder: Path, relation: str, export_format: str) -> list[tuple]:
+    """An exported file read back: the CSV with the view's column types, the Parquet folder
+    with its month partitions (their column left out, or, in the monthly summary, turned
+    back into the month's first day)."""
+    with duckdb.connect(str(history.warehouse.analyst_copy_path), read_only=True) as con:
+        types = con.execute(f"DESCRIBE {relation}").fetchall()
+        names = ", ".join(f'"{name}"' for name, *_ in types)
+        if export_format == "csv":
+            columns = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind, *_ in types) + "}"
+            source = (
+                f"read_csv('{folder / relation}.csv', header = true, columns = {columns}, "
+                "allow_quoted_nulls = false)"
+            )
+        elif EXPORTED[relation] is None:
+            source = f"read_parquet('{folder / relation}.parquet')"
+        elif not list((folder / relation).iterdir()):
+            return []
+        else:
+            source = (
+                f"(SELECT * REPLACE (CAST(month || '-01' AS DATE) AS month) "
+                f"FROM read_parquet('{folder / relation}/**/*.parquet', hive_partitioning = true))"
+                if relation == "monthly_customer_summary"
+                else f"read_parquet('{folder / relation}/**/*.parquet', hive_partitioning = true)"
+            )
+        return con.execute(f"SELECT {names} FROM {source} ORDER BY ALL").fetchall()
+
+
+@pytest.mark.parametrize("export_format", ["csv", "parquet"])
+def test_every_exported_file_reads_back_equal_to_its_view(
+    history: History, tmp_path: Path, export_format: str
+) -> None:
+    folder = tmp_path / "export"
+    written = history.warehouse.readable().export(folder, export_format, since=SINCE, until=UNTIL)
+
+    assert [item.relation for item in written] == list(EXPORTED)
+    for relation in EXPORTED:
+        expected = view_rows(history, relation, SINCE, UNTIL)
+        assert read_back(history, folder, relation, export_format) == expected, relation
+    facts = view_rows(history, "license_facts", SINCE, UNTIL)
+    assert {row[0] for row in facts} == {DAY2}, "dated rows of the period only"
+    assert len(view_rows(history, "current_license_facts", SINCE, UNTIL)) > 20
+
+
+def test_parquet_is_partitioned_by_month_and_the_readme_says_what_each_file_is(
+    history: History, tmp_path: Path
+) -> None:
+    folder = tmp_path / "export"
+    history.warehouse.readable().export(folder, "parquet")
+    readme = (folder / MANIFEST).read_text(encoding="utf-8")
+
+    assert sorted(path.name for path in (folder / "license_facts").iterdir()) == [
+        "month=2026-10",
+        "month=2026-11",
+    ]
+    assert (folder / "tenant_health.parquet").is_file()
+    for relation in EXPORTED:
+        assert f"## {relation}" in readme
+    assert "Seats bought but not assigned" in readme  # unused_licenses' comment
+    assert "`unused_units` (BIGINT): Seats bought but not assigned (available_units)" in readme
+    assert not {"raw_subscribed_skus", "schema_version", "app_credentials"} & {
+        path.stem for path in folder.iterdir()
+    }
+
+
+def test_a_failed_export_leaves_the_previous_one_whole(
+    history: History, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "export"
+    warehouse = history.warehouse.readable()
+    warehouse.export(folder, "csv")
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    written = export_module._write
+    calls = []
+
+    def fail_on_the_fifth(*args: Any) -> Any:
+        calls.append(args[2])
+        if len(calls) == 5:
+            raise OSError(28, "No space left on device")
+        return written(*args)
+
+    monkeypatch.setattr(export_module, "_write", fail_on_the_fifth)
+    with pytest.raises(OSError, match="No space"):
+        warehouse.export(folder, "csv", since=DAY3)
+
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["export"], "no leftovers"
+
+
+def test_a_folder_that_is_not_an_export_is_never_replaced(history: History, tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+
+    with pytest.raises(ExportError, match="holds other files"):
+        history.warehouse.readable().export(folder, "csv")
+    assert [path.name for path in folder.iterdir()] == ["notes.txt"]
+
+
+def test_the_report_renders_each_customer_with_its_seats_changes_and_trend(
+    history: History,
+) -> None:
+    report = build_report(history.warehouse.readable(), DAY1)
+    customers = {customer.tenant_id: customer for customer in report.customers}
+    html, markdown, text = render(report, "html"), render(report, "md"), render(report, "text")
+
+    northwind = customers[NORTHWIND]
+    assert [(point.day, point.bought) for point in northwind.trend][:2] == [
+        (DAY1, northwind.trend[0].bought),
+        (DAY2, northwind.trend[0].bought + 5),
+    ]
+    assert northwind.paid_units == northwind.trend[-1].bought
+    assert [change["enabled_units_change"] for change in northwind.changes] == [5]
+    assert [change["enabled_units_change"] for change in customers[FABRIKAM].changes] == [-3]
+    summit = customers[SUMMIT]
+    assert (summit.status, summit.is_stale, summit.facts_as_of) == (
+        "access_removed",
+        True,
+        str(DAY2),
+    )
+    assert summit.status_since == str(DAY3)
+    assert len(report.customers) == len(history.warehouse.readable().customer_overview())
+    for document in (html, markdown, text):
+        for customer in report.customers:
+            assert customer.customer in document
+    assert html.count("<svg") == sum(1 for customer in report.customers if customer.trend)
+    assert "<script" not in html
+    assert "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "Microsoft Defender for Business" in markdown
+    assert "18 → 15 (-3)" in markdown
+
+
+def test_names_from_microsoft_are_escaped_in_the_html(history: History) -> None:
+    report = build_report(history.warehouse.readable(), DAY1)
+    report.customers[0].customer = "<img src=x onerror=alert(1)>"
+
+    html = render(report, "html")
+
+    assert "<img src=x" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def commands_env(history: History, tmp_path: Path) -> dict[str, str]:
+    return clean_env(tmp_path) | history.environment
+
+
+@pytest.mark.e2e
+def test_export_and_report_commands_write_their_files(history: History, tmp_path: Path) -> None:
+    env = commands_env(history, tmp_path)
+    exported = run_sync365(
+        ["export", "--format", "parquet", "--since", str(DAY2), "--out", "out"], env, tmp_path
+    )
+    reported = run_sync365(
+        ["report", "--since", str(DAY1), "--format", "html", "--out", "report.html"],
+        env,
+        tmp_path,
+    )
+    text = run_sync365(["report", "--since", str(DAY1)], env, tmp_path)
+
+    assert exported.returncode == 0, exported.stderr
+    assert f"Wrote {len(EXPORTED)} files" in exported.stdout
+    assert sorted(p.name for p in (tmp_path / "out" / "license_facts").iterdir()) == [
+        "month=2026-11"
+    ]
+    assert reported.returncode == 0, reported.stderr
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>")
+    assert "Northwind Traders" in html
+    assert text.returncode == 0, text.stderr
+    assert "Fabrikam Dental Group" in text.stdout
+
+
+BAD_INPUT = [
+    (["export", "--since", "2026-13-01"], "--since '2026-13-01' is not a date"),
+    (["export", "--until", "yesterday"], "--until 'yesterday' is not a date"),
+    (["export", "--since", "2026-11-20", "--until", "2026-11-01"], "is after --until"),
+    (["export", "--out", "a-file.txt"], "is a file, not a folder"),
+    (["export", "--out", "missing/export"], "does not exist"),
+    (["export", "--out", "/proc/sync365-export"], "/proc"),
+    (["export", "--out", "mine"], "holds other files"),
+    (["report", "--since", "11/01/2026"], "--since '11/01/2026' is not a date"),
+    (["report", "--out", "mine"], "is a folder"),
+    (["report", "--out", "missing/report.html"], "does not exist"),
+    (["report", "--out", "/proc/sync365-report.html"], "Cannot write"),
+]
+
+
+@pytest.mark.e2e
+def test_bad_input_gets_one_line_exit_2_and_changes_nothing(
+    history: History, tmp_path: Path
+) -> None:
+    env = commands_env(history, tmp_path)
+    (tmp_path / "a-file.txt").write_text("not a folder")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    before = sorted(str(path) for path in tmp_path.rglob("*") if "dagster_home" not in str(path))
+
+    for args, message in BAD_INPUT:
+        ran = run_sync365(args, env, tmp_path)
+        assert ran.returncode == 2, (args, ran.stdout, ran.stderr)
+        assert len(ran.stderr.splitlines()) == 1, (args, ran.stderr)
+        assert message in ran.stderr, (args, ran.stderr)
+        assert ran.stdout == ""
+
+    after = sorted(str(path) for path in tmp_path.rglob("*") if "dagster_home" not in str(path))
+    assert after == before
+    assert not list(Path("/proc").glob("*sync365*"))
