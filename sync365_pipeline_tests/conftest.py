@@ -2,6 +2,8 @@
 processes holding the DuckDB file.
 
 - `demo_simulator` (session): the bundled `demo` scenario, shared; do not change its state.
+- `history` (session): a warehouse with three days of history (`history.py`), built once per
+  xdist worker and shared by the billing views', export's and report's tests; read it only.
 - `simulator_factory` (function): `simulator_factory(scenario_or_dict_or_name)` starts a private
   simulator (about 50 ms) that tests may change through `sim.control`; stopped at teardown.
 - `receiver` (function): a webhook endpoint on 127.0.0.1 that records every post.
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 
 from sync365_pipeline.simulator import Scenario, SimulatorServer, load_scenario
+from sync365_pipeline_tests.history import History, synced_history
 from sync365_pipeline_tests.webhooks import Receiver, running_receiver
 
 SimulatorFactory = Callable[[Scenario | dict[str, Any] | str | Path], SimulatorServer]
@@ -38,6 +41,11 @@ def demo_simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulat
     ca_path = tmp_path_factory.mktemp("demo-simulator") / "ca.pem"
     with SimulatorServer(load_scenario("demo"), ca_path=ca_path, port=0) as sim:
         yield sim
+
+
+@pytest.fixture(scope="session")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
+    yield from synced_history(tmp_path_factory)
 
 
 @pytest.fixture

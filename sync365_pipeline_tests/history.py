@@ -1,6 +1,6 @@
 """A warehouse with history: the demo scenario synced on three explicit days, with seats changed
 and a customer's Graph access lost between them, as the billing views, `sync365 export` and
-`sync365 report` see it (their tests share it, one per test module).
+`sync365 report` see it (their tests share it: the session fixture `history`, one per xdist worker).
 
 Each sync runs with the pipeline's clock (`core.clock`) set back to 09:00 UTC of its day, so its
 statuses are dated like its facts; the simulator keeps the real time."""
@@ -71,7 +71,7 @@ def sync_day(settings: AccountSettings, warehouse: Warehouse, day: date) -> None
 
 
 def synced_history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
-    """The history, for a test module's fixture (`yield from synced_history(...)`)."""
+    """The history, for the session fixture `history` (conftest.py)."""
     folder = tmp_path_factory.mktemp("history")
     with SimulatorServer(load_scenario("demo"), ca_path=folder / "ca.pem", port=0) as sim:
         environment = {

@@ -5,7 +5,6 @@ line, exit 2, and changes nothing (real processes for the commands)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -24,17 +23,11 @@ from sync365_pipeline_tests.history import (
     NORTHWIND,
     SUMMIT,
     History,
-    synced_history,
 )
 
 from .processes import clean_env, run_sync365
 
 SINCE, UNTIL = date(2026, 11, 1), date(2026, 11, 20)  # DAY2 only, of the dated rows
-
-
-@pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
-    yield from synced_history(tmp_path_factory)
 
 
 def view_rows(history: History, relation: str, since: date, until: date) -> list[tuple[Any, ...]]:

@@ -8,7 +8,6 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -24,17 +23,11 @@ from sync365_pipeline_tests.history import (
     NORTHWIND,
     SUMMIT,
     History,
-    synced_history,
 )
 
 README = Path(__file__).parents[2] / "README.md"
 CLI = [sys.executable, "-m", "duckdb_cli", "-readonly", "-json"]  # DuckDB's CLI 1.5
 CHANGE_COLUMNS = "tenant_id, sku_part_number, change, enabled_units_before, enabled_units_after"
-
-
-@pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
-    yield from synced_history(tmp_path_factory)
 
 
 def query(history: History, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
