@@ -1,7 +1,8 @@
 """`sync365 export` and `sync365 report` on a warehouse with history (three syncs of the demo
 scenario): the files read back equal to the views, a failed export leaves the previous one
 whole, the report renders per customer in each format, and bad input (dates, folders) gets one
-line, exit 2, and changes nothing (real processes for the commands)."""
+line, exit 2, and changes nothing (real processes for the commands; most bad input through click
+in this process)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 
 import duckdb
 import pytest
+from click.testing import CliRunner
 
+from sync365_pipeline.commands.cli import main
 from sync365_pipeline.licensing.report import build_report, render
 from sync365_pipeline.warehouse import export as export_module
 from sync365_pipeline.warehouse.export import EXPORTED, MANIFEST, ExportError
@@ -227,7 +230,7 @@ BAD_INPUT = [
 
 @pytest.mark.e2e
 def test_bad_input_gets_one_line_exit_2_and_changes_nothing(
-    history: History, tmp_path: Path
+    history: History, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = commands_env(history, tmp_path)
     (tmp_path / "a-file.txt").write_text("not a folder")
@@ -235,12 +238,20 @@ def test_bad_input_gets_one_line_exit_2_and_changes_nothing(
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     before = sorted(str(path) for path in tmp_path.rglob("*") if "dagster_home" not in str(path))
 
-    for args, message in BAD_INPUT:
-        ran = run_sync365(args, env, tmp_path)
-        assert ran.returncode == 2, (args, ran.stdout, ran.stderr)
-        assert len(ran.stderr.splitlines()) == 1, (args, ran.stderr)
-        assert message in ran.stderr, (args, ran.stderr)
-        assert ran.stdout == ""
+    # The first case in a real process, the rest through click in this one (the same command
+    # code, without a process start-up each).
+    (args, message), *rest = BAD_INPUT
+    ran = run_sync365(args, env, tmp_path)
+    outcomes = [(args, ran.returncode, ran.stdout, ran.stderr)]
+    monkeypatch.chdir(tmp_path)
+    for args, _ in rest:
+        invoked = CliRunner(env=env).invoke(main, args)
+        outcomes.append((args, invoked.exit_code, invoked.stdout, invoked.stderr))
+    for (args, code, stdout, stderr), (_, message) in zip(outcomes, BAD_INPUT, strict=True):
+        assert code == 2, (args, stdout, stderr)
+        assert len(stderr.splitlines()) == 1, (args, stderr)
+        assert message in stderr, (args, stderr)
+        assert stdout == ""
 
     after = sorted(str(path) for path in tmp_path.rglob("*") if "dagster_home" not in str(path))
     assert after == before
