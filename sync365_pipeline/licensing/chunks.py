@@ -27,6 +27,7 @@ from sync365_pipeline.microsoft import MicrosoftCloud, MicrosoftError
 from sync365_pipeline.microsoft.auth import TokenCacheFile
 from sync365_pipeline.warehouse import Warehouse, dataset_frames, write_stage
 from sync365_pipeline.warehouse.columns import USERS
+from sync365_pipeline.warehouse.rows import UserDeltaLink
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class TenantChunk:
     sync_id: str
     staging_dir: str
     without_sign_ins: tuple[str, ...] = ()  # sign-in activity refused within the last week
+    # The tenants' users delta links (Graph URLs: kept out of the chunk's repr and logs).
+    users_links: tuple[UserDeltaLink, ...] = field(default=(), repr=False)
 
     @property
     def tenant_ids(self) -> tuple[str, ...]:
@@ -73,9 +76,9 @@ def plan_chunks(
     sync_id: str,
     staging_dir: Path,
 ) -> list[TenantChunk]:
-    """Each account's chosen tenants, with how the account reaches each (`customer_routes`)
-    and whether Graph refused their sign-in activity within the last week, cut into chunks of
-    its `chunk_size` (an account with no tenant gets none)."""
+    """Each account's chosen tenants, with how the account reaches each (`customer_routes`),
+    whether Graph refused their sign-in activity within the last week and their users delta
+    links, cut into chunks of its `chunk_size` (an account with no tenant gets none)."""
     planned = []
     for settings in account_settings:
         routes = customer_routes(warehouse, settings.tenant_id)
@@ -85,24 +88,33 @@ def plan_chunks(
             tenants.SIGN_INS_UNAVAILABLE,
             since=utcnow() - tenants.SIGN_IN_RECHECK,
         )
+        links = {
+            link.tenant_id.lower(): link for link in warehouse.user_delta_links(settings.tenant_id)
+        }
         customers = [
             routes.get(tenant_id) or tenants.CustomerRoutes(tenant_id)
             for tenant_id in chosen.get(settings.tenant_id, ())
         ]
         for number, start in enumerate(range(0, len(customers), settings.chunk_size)):
+            members = customers[start : start + settings.chunk_size]
             planned.append(
                 TenantChunk(
                     account=settings.name,
                     partner_tenant_id=settings.tenant_id,
                     number=number,
-                    tenants=tuple(customers[start : start + settings.chunk_size]),
+                    tenants=tuple(members),
                     snapshot_date=snapshot_date,
                     sync_id=sync_id,
                     staging_dir=str(staging_dir),
                     without_sign_ins=tuple(
                         customer.tenant_id
-                        for customer in customers[start : start + settings.chunk_size]
+                        for customer in members
                         if customer.tenant_id.lower() in refused
+                    ),
+                    users_links=tuple(
+                        link
+                        for customer in members
+                        if (link := links.get(customer.tenant_id.lower())) is not None
                     ),
                 )
             )
@@ -145,6 +157,7 @@ def fetch_chunk(
             consent_app=settings.client_id if settings.auto_consent else None,
             users=settings.users,
             without_sign_ins=chunk.without_sign_ins,
+            users_links=chunk.users_links,
             on_progress=on_progress,
         )
     except Exception as raised:
@@ -170,7 +183,12 @@ def fetch_chunk(
         facts_by_tenant=staged.facts_by_tenant,
         partner_tenant_id=chunk.partner_tenant_id,
         datasets=dataset_frames(
-            staged_datasets.rows, staged_datasets.slices, staged_datasets.statuses
+            staged_datasets.rows,
+            staged_datasets.slices,
+            staged_datasets.statuses,
+            user_deltas=staged_datasets.user_deltas,
+            user_delta_rows=staged_datasets.user_delta_rows,
+            user_links=staged_datasets.user_links,
         ),
     )
     gained = Path(chunk.staging_dir) / f"{chunk.key}.tokens.json"
