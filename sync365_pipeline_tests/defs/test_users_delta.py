@@ -38,9 +38,7 @@ TRACKED = (
     "office_location",
     "city",
 )
-CURRENT_SLICE = (
-    f"SELECT {', '.join(TRACKED)} FROM current_user_licenses WHERE tenant_id = ?"  # noqa: S608
-)
+CURRENT_SLICE = f"SELECT {', '.join(TRACKED)} FROM current_user_licenses WHERE tenant_id = ?"
 
 
 def users_requests(pipeline: Pipeline) -> tuple[int, int]:
@@ -86,7 +84,7 @@ def age_warehouse(pipeline: Pipeline, days: int, *, full_read_days: int | None =
     with duckdb.connect(str(pipeline.warehouse.path)) as con:
         for table in ("user_licenses", "dataset_snapshots"):
             con.execute(
-                f"UPDATE {table} SET snapshot_date = snapshot_date - ?::INTEGER",  # noqa: S608
+                f"UPDATE {table} SET snapshot_date = snapshot_date - ?::INTEGER",
                 [days],
             )
         con.execute(
@@ -106,9 +104,7 @@ def synced(pipeline: Pipeline) -> tuple[int, int]:
 @pytest.fixture
 def first_day(pipeline_factory: PipelineFactory) -> Pipeline:
     """A tenant of 40 licensed users, synced once: every user read, a delta link kept."""
-    pipeline = pipeline_factory(
-        uniform_scenario(customers=[users_customer({"SPE_E3": (45, 40)})])
-    )
+    pipeline = pipeline_factory(uniform_scenario(customers=[users_customer({"SPE_E3": (45, 40)})]))
     assert synced(pipeline) == (TENANTS, TENANTS), "one page each, and one latest delta link"
     assert pipeline.query(
         "SELECT count(*), count(DISTINCT tenant_id) FROM user_delta_links "
@@ -126,9 +122,9 @@ def test_the_next_day_fetches_only_the_changes_and_lands_exactly(first_day: Pipe
     before = sign_ins(pipeline, USERS_TENANT)
     licensed = set(before)
     changes = pipeline.sim.control.change_users(USERS_TENANT, added=1, removed=1, changed=1)
-    assert set(changes["removed"]) <= licensed and set(changes["changed"]) <= licensed, (
-        "the tenant's random changes touch licensed users (else the test shows less)"
-    )
+    # The tenant's random changes touch licensed users (else the test would show less).
+    assert set(changes["removed"]) <= licensed
+    assert set(changes["changed"]) <= licensed
     age_warehouse(pipeline, days=1)
 
     assert synced(pipeline) == (0, TENANTS), "no full read: one delta request per tenant"
