@@ -284,7 +284,7 @@ def fetch_users(
 ) -> DatasetFetch:
     """The tenant's licensed users: the changes since `known_link` (the delta round of the
     tenant's latest slice) while its last full read is younger than
-    `USERS_FULL_READ_EVERY_DAYS`, else every licensed user (`read_every_user`). A link that is
+    `USERS_FULL_READ_EVERY_DAYS`, else every licensed user (`_read_every_user`). A link that is
     no good (`_link_refused`) means a full read in the same attempt; any other failure of the
     round is the dataset's status (the slice and the link stay for the next sync). Only a
     partner-level failure propagates."""
@@ -309,10 +309,10 @@ def fetch_users(
             since = f"{known_link.full_read_at.astimezone(UTC):%Y-%m-%d}"
             message = USERS_BY_DELTA.format(named=len(named), since=since)
             return DatasetFetch(TenantStatus.OK, checked_at, licensed, message=message, users=read)
-    return read_every_user(cloud, tenant_id, sign_in_activity=sign_in_activity).adding(unusable)
+    return _read_every_user(cloud, tenant_id, sign_in_activity=sign_in_activity).adding(unusable)
 
 
-def read_every_user(
+def _read_every_user(
     cloud: MicrosoftCloud, tenant_id: str, *, sign_in_activity: bool
 ) -> DatasetFetch:
     """Every licensed user of the tenant, with their sign-in activity unless `sign_in_activity`

@@ -16,6 +16,7 @@ from sync365_pipeline.licensing.tenants import (
     USERS_DELTA_UNUSABLE,
     USERS_FULL_READ_EVERY_DAYS,
 )
+from sync365_pipeline.warehouse.columns import USER_LICENSE_COLUMNS
 from sync365_pipeline_tests.scenarios import (
     UNIFORM_CUSTOMERS,
     USERS_TENANT,
@@ -27,17 +28,13 @@ from .conftest import Pipeline, PipelineFactory
 from .test_users import USERS_STATUS, last_sign_in
 
 TENANTS = 1 + len(UNIFORM_CUSTOMERS)  # every tenant of the scenario has users
-TRACKED = (
-    "user_id",
-    "sku_id",
-    "user_principal_name",
-    "display_name",
-    "account_enabled",
-    "user_type",
-    "department",
-    "office_location",
-    "city",
+# Columns the delta query does not keep current (sign-ins, assignment states) or that say where
+# and when; the others must equal Graph's users after every sync.
+NOT_COMPARED = frozenset(
+    {"snapshot_date", "partner_tenant_id", "tenant_id", "synced_at", "last_sign_in"}
+    | {"assigned_by_group", "assignment_state", "assignment_error"}
 )
+TRACKED = tuple(column for column in USER_LICENSE_COLUMNS if column not in NOT_COMPARED)
 CURRENT_SLICE = f"SELECT {', '.join(TRACKED)} FROM current_user_licenses WHERE tenant_id = ?"
 
 
