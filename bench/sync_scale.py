@@ -17,11 +17,12 @@ server the deployment tests start). Measured, each cold measurement from a fresh
   sample, scaled linearly: a lower bound of a sequential sync (no Dagster, no writes);
 - one Dagster run per tenant: `license_sync` runs in process, one tenant each, over a sample,
   scaled linearly;
-- the second day: the same sync again within the tokens' lifetime, after about 1 % of each
-  tenant's licensed users changed (`change_users`: a third added, a third removed, the rest
-  changed; at least one change in each tenant with users), so the users come by the delta
-  query; its requests by route, and the users' requests, bytes (the simulator's response
-  bodies), wall time against its floor and sampled peak memory beside the first day's.
+- the second day: the same sync again within the tokens' lifetime, the first day's snapshots
+  dated a day earlier, after about 1 % of each tenant's licensed users changed (`change_users`:
+  a third added, a third removed, the rest changed; at least one change in each tenant with
+  users), so the users come by the delta query; its requests by route, and the users'
+  requests, bytes (the simulator's response bodies), wall time against its floor and sampled
+  peak memory beside the first day's.
 
 Dagster's share is the part of the sync's wall time when none of our step bodies was running;
 a body runs from its step's last input event (`STEP_INPUT`, else `STEP_START`) to its first
@@ -339,6 +340,19 @@ def measure_sync(
     )
 
 
+def a_day_earlier(warehouse: Warehouse) -> None:
+    """Date every snapshot of the first sync a day earlier, so the second sync writes the next
+    day's slices (as a daily sync does) rather than replacing the same day's."""
+    with duckdb.connect(str(warehouse.path)) as con:
+        dated = con.execute(
+            "SELECT table_name FROM duckdb_columns() WHERE column_name = 'snapshot_date' "
+            "AND NOT internal AND schema_name = 'main' "
+            "AND table_name IN (SELECT table_name FROM duckdb_tables())"
+        ).fetchall()
+        for (table,) in dated:
+            con.execute(f"UPDATE {table} SET snapshot_date = snapshot_date - 1")  # noqa: S608
+
+
 def change_users(simulator: Simulator, warehouse: Warehouse) -> int:
     """A day's changes in every tenant with users: `USERS_CHANGED_SHARE` of its licensed users
     (at least one), a third added, a third removed, the rest changed. Returns the changes."""
@@ -470,6 +484,7 @@ def main() -> None:
                 raise SystemExit(f"the sync failed: {cold.failure}")
             warehouse = Warehouse.from_settings(settings)
             changed_users = change_users(simulator, warehouse)
+            a_day_earlier(warehouse)
             warm = measure_sync(simulator, instance, args)
             tenant_ids = warehouse.active_tenants()
             tenants = len(tenant_ids)
