@@ -44,6 +44,7 @@ class TenantChunk:
     without_sign_ins: tuple[str, ...] = ()  # sign-in activity refused within the last week
     # The tenants' users delta links (Graph URLs: kept out of the chunk's repr and logs).
     users_links: tuple[UserDeltaLink, ...] = field(default=(), repr=False)
+    users_without_delta: tuple[str, ...] = ()  # one page of users: read in full, no link
 
     @property
     def tenant_ids(self) -> tuple[str, ...]:
@@ -77,8 +78,9 @@ def plan_chunks(
     staging_dir: Path,
 ) -> list[TenantChunk]:
     """Each account's chosen tenants, with how the account reaches each (`customer_routes`),
-    whether Graph refused their sign-in activity within the last week and their users delta
-    links, cut into chunks of its `chunk_size` (an account with no tenant gets none)."""
+    whether Graph refused their sign-in activity within the last week, their users delta links
+    and which of them have one page of users at most (`tenants.USERS_DELTA_ABOVE`), cut into
+    chunks of its `chunk_size` (an account with no tenant gets none)."""
     planned = []
     for settings in account_settings:
         routes = customer_routes(warehouse, settings.tenant_id)
@@ -88,8 +90,13 @@ def plan_chunks(
             tenants.SIGN_INS_UNAVAILABLE,
             since=utcnow() - tenants.SIGN_IN_RECHECK,
         )
+        one_page = warehouse.tenants_with_users_at_most(
+            settings.tenant_id, tenants.USERS_DELTA_ABOVE
+        )
         links = {
-            link.tenant_id.lower(): link for link in warehouse.user_delta_links(settings.tenant_id)
+            tenant: link
+            for link in warehouse.user_delta_links(settings.tenant_id)
+            if (tenant := link.tenant_id.lower()) not in one_page
         }
         customers = [
             routes.get(tenant_id) or tenants.CustomerRoutes(tenant_id)
@@ -115,6 +122,11 @@ def plan_chunks(
                         link
                         for customer in members
                         if (link := links.get(customer.tenant_id.lower())) is not None
+                    ),
+                    users_without_delta=tuple(
+                        customer.tenant_id
+                        for customer in members
+                        if customer.tenant_id.lower() in one_page
                     ),
                 )
             )
@@ -158,6 +170,7 @@ def fetch_chunk(
             users=settings.users,
             without_sign_ins=chunk.without_sign_ins,
             users_links=chunk.users_links,
+            users_without_delta=chunk.users_without_delta,
             on_progress=on_progress,
         )
     except Exception as raised:

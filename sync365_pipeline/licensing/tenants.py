@@ -40,6 +40,7 @@ from sync365_pipeline.microsoft import (
     SignInActivityUnavailable,
 )
 from sync365_pipeline.microsoft.errors import tenant_outcome
+from sync365_pipeline.microsoft.graph import MAX_SIGN_IN_PAGE
 from sync365_pipeline.warehouse.columns import PARTNER_SUBSCRIPTIONS, TENANT_SUBSCRIPTIONS, USERS
 from sync365_pipeline.warehouse.rows import UserDeltaLink
 
@@ -95,6 +96,10 @@ SIGN_INS_REMEMBERED = (
 # both are at most 6 days stale with daily syncs and `inactive_licensed_users` (30 days without a
 # sign-in) flags a returning user at most 6 days late. The delta link lives 7 days at Graph.
 USERS_FULL_READ_EVERY_DAYS = 7
+# A tenant whose users fit one page of the full read (with sign-ins) is read in full every day,
+# without a delta link: 1 request with fresh sign-ins beats 1 delta request without (and the
+# link's request on full-read days).
+USERS_DELTA_ABOVE = MAX_SIGN_IN_PAGE
 USERS_DELTA_UNUSABLE = "The users delta link could not be used, so every user was read:"
 USERS_BY_DELTA = (
     "Read by the users delta query: {named} users changed or removed; sign-ins and unchanged "
@@ -242,9 +247,11 @@ def fetch_tenant(
     users: bool = False,
     sign_in_activity: bool = True,
     users_link: UserDeltaLink | None = None,
+    users_delta: bool = True,
 ) -> TenantFetch:
     """Fetch one tenant's SKUs from Graph, then (with the same token) its subscriptions and,
-    with `users`, its licensed users (`fetch_users`, by delta from `users_link`); every failure
+    with `users`, its licensed users (`fetch_users`, by delta from `users_link`, in full without
+    a link unless `users_delta`); every failure
     inside this tenant's work, whatever its type (an odd token answer MSAL chokes on, JSON deep
     enough to exhaust recursion, a bug), becomes a typed status with a short, redacted message:
     the SKUs' is the tenant's, a dataset's only its own. Only a partner-level failure
@@ -268,7 +275,11 @@ def fetch_tenant(
     }
     if users:
         datasets[USERS] = fetch_users(
-            cloud, tenant_id, sign_in_activity=sign_in_activity, known_link=users_link
+            cloud,
+            tenant_id,
+            sign_in_activity=sign_in_activity,
+            known_link=users_link,
+            delta=users_delta,
         )
     return TenantFetch(
         tenant_id, TenantStatus.OK, checked_at, graph_skus=graph_skus, datasets=datasets
@@ -281,16 +292,18 @@ def fetch_users(
     *,
     sign_in_activity: bool,
     known_link: UserDeltaLink | None = None,
+    delta: bool = True,
 ) -> DatasetFetch:
     """The tenant's licensed users: the changes since `known_link` (the delta round of the
     tenant's latest slice) while its last full read is younger than
-    `USERS_FULL_READ_EVERY_DAYS`, else every licensed user (`_read_every_user`). A link that is
+    `USERS_FULL_READ_EVERY_DAYS`, else every licensed user (`_read_every_user`, which takes a
+    link for the next sync unless `delta` is off: a tenant of one page). A link that is
     no good (`_link_refused`) means a full read in the same attempt; any other failure of the
     round is the dataset's status (the slice and the link stay for the next sync). Only a
     partner-level failure propagates."""
     checked_at = utcnow()
     unusable = ""
-    if known_link is not None and _full_read_is_recent(known_link, checked_at):
+    if delta and known_link is not None and _full_read_is_recent(known_link, checked_at):
         try:
             delta = cloud.graph.users_delta(tenant_id, known_link.delta_link)
         except PartnerAccessError:
@@ -309,21 +322,24 @@ def fetch_users(
             since = f"{known_link.full_read_at.astimezone(UTC):%Y-%m-%d}"
             message = USERS_BY_DELTA.format(named=len(named), since=since)
             return DatasetFetch(TenantStatus.OK, checked_at, licensed, message=message, users=read)
-    return _read_every_user(cloud, tenant_id, sign_in_activity=sign_in_activity).adding(unusable)
+    every = _read_every_user(cloud, tenant_id, sign_in_activity=sign_in_activity, take_link=delta)
+    return every.adding(unusable)
 
 
 def _read_every_user(
-    cloud: MicrosoftCloud, tenant_id: str, *, sign_in_activity: bool
+    cloud: MicrosoftCloud, tenant_id: str, *, sign_in_activity: bool, take_link: bool
 ) -> DatasetFetch:
     """Every licensed user of the tenant, with their sign-in activity unless `sign_in_activity`
-    is off (refused within the last week), and a delta link taken first (`$deltatoken=latest`,
-    one request), so the next round lists whatever changes from the read on. When Graph refuses
+    is off (refused within the last week), and with `take_link` a delta link taken first
+    (`$deltatoken=latest`, one request), so the next round lists whatever changes from the read
+    on. When Graph refuses
     sign-in activity the users are read again without it, and the status says why (code
     `SIGN_INS_UNAVAILABLE`, which the next syncs look for). Only a partner-level failure
     propagates."""
     checked_at = utcnow()
     try:
-        delta_link, no_link = cloud.graph.latest_users_delta_link(tenant_id), ""
+        delta_link = cloud.graph.latest_users_delta_link(tenant_id) if take_link else None
+        no_link = ""
     except PartnerAccessError:
         raise
     except Exception as exc:  # the users can still be read; only the next sync pays for it
@@ -446,6 +462,7 @@ def fetch_tenants(
     users: bool = False,
     without_sign_ins: Collection[str] = (),
     users_links: Collection[UserDeltaLink] = (),
+    users_without_delta: Collection[str] = (),
     on_progress: ProgressCallback | None = None,
 ) -> list[TenantFetch]:
     """Fetch many tenants with a bounded pool, in the order given; stop starting new ones on a
@@ -463,7 +480,8 @@ def fetch_tenants(
 
     `users` reads each tenant's licensed users (`fetch_users`) in its Graph job, without
     sign-in activity for the tenants of `without_sign_ins` (refused within the last week), and
-    by delta for the tenants of `users_links` (their latest slice's delta links).
+    by delta for the tenants of `users_links` (their latest slice's delta links), and in full
+    without a delta link for those of `users_without_delta` (one page of users).
     """
     if not partner_center:
         catalog = None
@@ -478,6 +496,7 @@ def fetch_tenants(
         users=users,
         without_sign_ins=frozenset(tenant.lower() for tenant in without_sign_ins),
         users_links={link.tenant_id.lower(): link for link in users_links},
+        users_without_delta=frozenset(tenant.lower() for tenant in users_without_delta),
         on_progress=on_progress,
         total=len(tenants),
     )
@@ -505,6 +524,7 @@ class _TenantWork:
         users: bool,
         without_sign_ins: frozenset[str],
         users_links: Mapping[str, UserDeltaLink],
+        users_without_delta: frozenset[str],
         on_progress: ProgressCallback | None,
         total: int,
     ) -> None:
@@ -515,6 +535,7 @@ class _TenantWork:
         self.users = users
         self.without_sign_ins = without_sign_ins
         self.users_links = users_links
+        self.users_without_delta = users_without_delta
         self.on_progress = on_progress
         self.total = total
         self.results: dict[str, TenantFetch] = {}
@@ -591,6 +612,7 @@ class _TenantWork:
                 users=self.users,
                 sign_in_activity=tenant_id.lower() not in self.without_sign_ins,
                 users_link=self.users_links.get(tenant_id.lower()),
+                users_delta=tenant_id.lower() not in self.users_without_delta,
             )
         finally:
             self.cloud.tokens.release(tenant_id)

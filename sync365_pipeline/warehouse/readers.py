@@ -78,6 +78,19 @@ class Readers(WarehouseFile):
             for row in frame.itertuples(index=False)
         ]
 
+    def tenants_with_users_at_most(self, partner_tenant_id: str, users: int) -> set[str]:
+        """The partner's tenants (lower case) whose latest users slice holds `users` users at
+        most (an empty slice included)."""
+        frame = self._read(
+            "SELECT lower(s.tenant_id) AS tenant_id FROM current_dataset_slices AS s "
+            "LEFT JOIN current_user_licenses AS u "
+            "ON u.partner_tenant_id = s.partner_tenant_id AND u.tenant_id = s.tenant_id "
+            "WHERE s.dataset = 'user_licenses' AND lower(s.partner_tenant_id) = lower(?) "
+            "GROUP BY ALL HAVING count(DISTINCT u.user_id) <= ?",
+            [partner_tenant_id, users],
+        )
+        return set(frame["tenant_id"])
+
     def latest_tenant_statuses(self, partner_tenant_id: str | None = None) -> pd.DataFrame:
         """The newest status row of every (partner, tenant) ever checked."""
         return self._read_of_partner(

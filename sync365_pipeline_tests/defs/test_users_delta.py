@@ -12,6 +12,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from sync365_pipeline.licensing import tenants
 from sync365_pipeline.licensing.tenants import (
     USERS_DELTA_UNUSABLE,
     USERS_FULL_READ_EVERY_DAYS,
@@ -99,8 +100,11 @@ def synced(pipeline: Pipeline) -> tuple[int, int]:
 
 
 @pytest.fixture
-def first_day(pipeline_factory: PipelineFactory) -> Pipeline:
-    """A tenant of 40 licensed users, synced once: every user read, a delta link kept."""
+def first_day(pipeline_factory: PipelineFactory, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
+    """A tenant of 40 licensed users, synced once: every user read, a delta link kept; the
+    small tenants of these tests go by delta (`USERS_DELTA_ABOVE` lowered: by default one page
+    of users is read in full every day)."""
+    monkeypatch.setattr(tenants, "USERS_DELTA_ABOVE", 0)
     pipeline = pipeline_factory(uniform_scenario(customers=[users_customer({"SPE_E3": (45, 40)})]))
     assert synced(pipeline) == (TENANTS, TENANTS), "one page each, and one latest delta link"
     assert pipeline.query(
@@ -206,3 +210,19 @@ def test_a_full_read_comes_when_the_last_one_is_a_week_old(first_day: Pipeline) 
         user: None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
         for user, moment in expected.items()
     }
+
+
+def test_a_tenant_of_one_page_is_read_in_full_every_day_without_a_link(
+    first_day: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By default: one full page (1 request, fresh sign-ins) beats a delta round without them."""
+    pipeline = first_day
+    monkeypatch.setattr(tenants, "USERS_DELTA_ABOVE", tenants.MAX_SIGN_IN_PAGE)
+    pipeline.sim.control.change_users(USERS_TENANT, added=1, removed=1, changed=1)
+    age_warehouse(pipeline, days=1)
+
+    assert synced(pipeline) == (TENANTS, 0), "a full read each, no delta, no link taken"
+    assert set(pipeline.query(CURRENT_SLICE, [USERS_TENANT])) == expected_slice(
+        pipeline, USERS_TENANT
+    )
+    assert pipeline.query("SELECT count(*) FROM user_delta_links") == [(0,)], "links dropped"
