@@ -17,7 +17,12 @@ server the deployment tests start). Measured, each cold measurement from a fresh
   sample, scaled linearly: a lower bound of a sequential sync (no Dagster, no writes);
 - one Dagster run per tenant: `license_sync` runs in process, one tenant each, over a sample,
   scaled linearly;
-- the warm second sync: the same sync again within the tokens' lifetime (requests by route).
+- the second day: the same sync again within the tokens' lifetime, the first day's snapshots
+  dated a day earlier, after about 1 % of each tenant's licensed users changed (`change_users`:
+  a third added, a third removed, the rest changed; at least one change in each tenant with
+  users), so the users come by the delta query; its requests by route, and the users'
+  requests, bytes (the simulator's response bodies), wall time against its floor and sampled
+  peak memory beside the first day's.
 
 Dagster's share is the part of the sync's wall time when none of our step bodies was running;
 a body runs from its step's last input event (`STEP_INPUT`, else `STEP_START`) to its first
@@ -54,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 import yaml
 
 import sync365_pipeline.simulator
@@ -75,8 +81,10 @@ CRITICAL_ROUTES = (
     "identity.",
     "graph.subscribedSkus",
     "graph.directorySubscriptions",
-    "graph.users",
+    "graph.users",  # and graph.usersDelta
 )
+USERS_ROUTES = ("graph.users", "graph.usersDelta")
+USERS_CHANGED_SHARE = 0.01  # of each tenant's licensed users, on the second day
 BODY_ENDS = (
     dg.DagsterEventType.STEP_OUTPUT,
     dg.DagsterEventType.STEP_SUCCESS,
@@ -232,6 +240,7 @@ class SyncFigures:
     cpu_s: float | None  # None: the step processes were not our children (forkserver)
     events: int
     routes: dict[str, int]
+    bytes_by_route: dict[str, int]
     steps: dict[str, float]  # seconds in each step body
     in_bodies_s: float  # wall time when at least one step body ran
     sampled_peak_mb: float
@@ -310,13 +319,15 @@ def measure_sync(
         run_id, failure = launch_sync(instance, args)
         wall = time.perf_counter() - started
     cpu = cpu_seconds() - cpu_before
+    counts = simulator.control.request_counts()
     bodies = step_bodies(instance, run_id)
     return SyncFigures(
         run_id=run_id,
         wall_s=wall,
         cpu_s=cpu if steps_are_children(args) else None,
         events=len(instance.all_logs(run_id)),
-        routes=simulator.control.request_counts()["by_route"],
+        routes=counts["by_route"],
+        bytes_by_route=counts["bytes_by_route"],
         steps={key: end - start for key, (start, end) in bodies.items()},
         in_bodies_s=covered_seconds(list(bodies.values())),
         sampled_peak_mb=max((mb for _, mb in memory.samples), default=0.0),
@@ -327,6 +338,37 @@ def measure_sync(
         load_average=os.getloadavg(),
         failure=failure,
     )
+
+
+def a_day_earlier(warehouse: Warehouse) -> None:
+    """Date every snapshot of the first sync a day earlier, so the second sync writes the next
+    day's slices (as a daily sync does) rather than replacing the same day's."""
+    with duckdb.connect(str(warehouse.path)) as con:
+        dated = con.execute(
+            "SELECT table_name FROM duckdb_columns() WHERE column_name = 'snapshot_date' "
+            "AND NOT internal AND schema_name = 'main' "
+            "AND table_name IN (SELECT table_name FROM duckdb_tables())"
+        ).fetchall()
+        for (table,) in dated:
+            con.execute(f"UPDATE {table} SET snapshot_date = snapshot_date - 1")  # noqa: S608
+
+
+def change_users(simulator: Simulator, warehouse: Warehouse) -> int:
+    """A day's changes in every tenant with users: `USERS_CHANGED_SHARE` of its licensed users
+    (at least one), a third added, a third removed, the rest changed. Returns the changes."""
+    with duckdb.connect(str(warehouse.path), read_only=True) as con:
+        licensed_by_tenant = con.execute(
+            "SELECT tenant_id, count(DISTINCT user_id) FROM current_user_licenses GROUP BY ALL"
+        ).fetchall()
+    total = 0
+    for tenant_id, licensed in licensed_by_tenant:
+        changes = max(1, round(licensed * USERS_CHANGED_SHARE))
+        added = removed = changes // 3
+        simulator.control.change_users(
+            tenant_id, added=added, removed=removed, changed=changes - added - removed
+        )
+        total += changes
+    return total
 
 
 def sequential_seconds(tenant_ids: list[str], directory: Path) -> float:
@@ -440,8 +482,11 @@ def main() -> None:
             )
             if cold.failure:
                 raise SystemExit(f"the sync failed: {cold.failure}")
+            warehouse = Warehouse.from_settings(settings)
+            changed_users = change_users(simulator, warehouse)
+            a_day_earlier(warehouse)
             warm = measure_sync(simulator, instance, args)
-            tenant_ids = Warehouse.from_settings(settings).active_tenants()
+            tenant_ids = warehouse.active_tenants()
             tenants = len(tenant_ids)
             sequential = sequential_seconds(tenant_ids[: args.sequential_sample], directory)
             per_tenant_runs = run_per_tenant_seconds(
@@ -454,7 +499,7 @@ def main() -> None:
         args, tenants, cold, warm, concurrency,
         sequential_s=sequential / min(args.sequential_sample, tenants) * tenants,
         run_per_tenant_s=per_tenant_runs / min(args.run_per_tenant_sample, tenants) * tenants,
-        peak_self_mb=peak_self_mb, peak_child_mb=peak_child_mb,
+        peak_self_mb=peak_self_mb, peak_child_mb=peak_child_mb, changed_users=changed_users,
     )  # fmt: skip
     print(json.dumps(summary))
 
@@ -474,13 +519,10 @@ def report(
     run_per_tenant_s: float,
     peak_self_mb: float,
     peak_child_mb: float | None,
+    changed_users: int,
 ) -> dict[str, Any]:
     """Print the figures side by side; return the summary the last line shows."""
-    critical = (
-        sum(count for route, count in cold.routes.items() if route.startswith(CRITICAL_ROUTES))
-        / tenants
-    )
-    floor = critical * args.latency_ms / 1000 * math.ceil(tenants / concurrency)
+    critical, floor = floor_of(cold, tenants, args.latency_ms, concurrency)
     report_sync("Cold sync (fresh token cache)", cold, tenants)
     peak_mb = max(peak_self_mb, cold.sampled_peak_mb)
     show("peak RSS: pipeline process (ru_maxrss)", f"{peak_self_mb:8.0f} MB")
@@ -489,9 +531,27 @@ def report(
     show("peak RSS: pipeline + step processes, sampled", f"{cold.sampled_peak_mb:8.0f} MB")
     for step, mb in sorted(cold.step_peaks_mb.items(), key=lambda item: -item[1])[:4]:
         show(f"  sampled while {step} ran", f"{mb:8.0f} MB")
-    report_sync("Warm second sync (same token cache)", warm, tenants)
+    report_sync(f"Second day (same token cache, {changed_users} users changed)", warm, tenants)
     identity = sum(count for route, count in warm.routes.items() if route.startswith("identity."))
     show("identity requests (expected 0)", f"{identity:8d}")
+    days = {
+        "first": users_figures(cold, tenants, args.latency_ms, concurrency),
+        "second": users_figures(warm, tenants, args.latency_ms, concurrency),
+    }
+    print(f"\nUsers, first day (full reads) and second day (delta, {changed_users} changed)")
+    print(f"  {'day':<8} {'requests':>9} {'MB':>9} {'wall s':>8} {'floor s':>8} {'peak MB':>8}")
+    for day, figures in days.items():
+        print(
+            f"  {day:<8} {figures['users_requests']:9d} {figures['users_mb']:9.2f} "
+            f"{figures['wall_s']:8.2f} {figures['floor_s']:8.2f} "
+            f"{figures['peak_rss_sampled_mb']:8d}"
+        )
+    ratios = {
+        key: round(days["second"][key] / days["first"][key], 3)
+        for key in ("users_requests", "users_mb", "wall_s", "peak_rss_sampled_mb")
+        if days["first"][key]
+    }
+    print("  second day / first day: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))
 
     print(f"\nSide by side ({tenants} tenants, {args.latency_ms} ms mean latency)")
     print(f"  {'way':<58} {'seconds':>9} {'ours is':>10}")
@@ -526,10 +586,40 @@ def report(
         "requests_per_tenant_by_route": per_tenant_routes(cold, tenants),
         "warm_requests_by_route": warm.routes,
         "warm_wall_s": round(warm.wall_s, 2),
+        "users_changed_second_day": changed_users,
+        "users_by_day": days,
+        "users_second_day_ratio": ratios,
         "events_per_tenant": round(cold.events / tenants, 3),
         "dagster_share": round(cold.dagster_share, 3),
         "cpu_ms_per_tenant": None if cold.cpu_s is None else round(cold.cpu_s / tenants * 1000, 2),
         "load_average": [round(x, 2) for x in cold.load_average],
+    }
+
+
+def floor_of(
+    figures: SyncFigures, tenants: int, latency_ms: int, concurrency: int
+) -> tuple[float, float]:
+    """(critical-path requests per tenant, the floor in seconds) of one sync."""
+    critical = (
+        sum(count for route, count in figures.routes.items() if route.startswith(CRITICAL_ROUTES))
+        / tenants
+    )
+    return critical, critical * latency_ms / 1000 * math.ceil(tenants / concurrency)
+
+
+def users_figures(
+    figures: SyncFigures, tenants: int, latency_ms: int, concurrency: int
+) -> dict[str, Any]:
+    """One day's users cost: requests and response bytes of the users routes, and the sync's
+    wall time, floor and sampled peak memory."""
+    return {
+        "users_requests": sum(figures.routes.get(route, 0) for route in USERS_ROUTES),
+        "users_mb": round(
+            sum(figures.bytes_by_route.get(route, 0) for route in USERS_ROUTES) / 1e6, 2
+        ),
+        "wall_s": round(figures.wall_s, 2),
+        "floor_s": round(floor_of(figures, tenants, latency_ms, concurrency)[1], 2),
+        "peak_rss_sampled_mb": round(figures.sampled_peak_mb),
     }
 
 

@@ -27,6 +27,7 @@ from sync365_pipeline.microsoft import MicrosoftCloud, MicrosoftError
 from sync365_pipeline.microsoft.auth import TokenCacheFile
 from sync365_pipeline.warehouse import Warehouse, dataset_frames, write_stage
 from sync365_pipeline.warehouse.columns import USERS
+from sync365_pipeline.warehouse.rows import UserDeltaLink
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ class TenantChunk:
     sync_id: str
     staging_dir: str
     without_sign_ins: tuple[str, ...] = ()  # sign-in activity refused within the last week
+    # The tenants' users delta links (Graph URLs: kept out of the chunk's repr and logs).
+    users_links: tuple[UserDeltaLink, ...] = field(default=(), repr=False)
+    users_without_delta: tuple[str, ...] = ()  # one page of users: read in full, no link
 
     @property
     def tenant_ids(self) -> tuple[str, ...]:
@@ -73,9 +77,10 @@ def plan_chunks(
     sync_id: str,
     staging_dir: Path,
 ) -> list[TenantChunk]:
-    """Each account's chosen tenants, with how the account reaches each (`customer_routes`)
-    and whether Graph refused their sign-in activity within the last week, cut into chunks of
-    its `chunk_size` (an account with no tenant gets none)."""
+    """Each account's chosen tenants, with how the account reaches each (`customer_routes`),
+    whether Graph refused their sign-in activity within the last week, their users delta links
+    and which of them have one page of users at most (`tenants.USERS_DELTA_ABOVE`), cut into
+    chunks of its `chunk_size` (an account with no tenant gets none)."""
     planned = []
     for settings in account_settings:
         routes = customer_routes(warehouse, settings.tenant_id)
@@ -85,24 +90,43 @@ def plan_chunks(
             tenants.SIGN_INS_UNAVAILABLE,
             since=utcnow() - tenants.SIGN_IN_RECHECK,
         )
+        one_page = warehouse.tenants_with_users_at_most(
+            settings.tenant_id, tenants.USERS_DELTA_ABOVE
+        )
+        links = {
+            tenant: link
+            for link in warehouse.user_delta_links(settings.tenant_id)
+            if (tenant := link.tenant_id.lower()) not in one_page
+        }
         customers = [
             routes.get(tenant_id) or tenants.CustomerRoutes(tenant_id)
             for tenant_id in chosen.get(settings.tenant_id, ())
         ]
         for number, start in enumerate(range(0, len(customers), settings.chunk_size)):
+            members = customers[start : start + settings.chunk_size]
             planned.append(
                 TenantChunk(
                     account=settings.name,
                     partner_tenant_id=settings.tenant_id,
                     number=number,
-                    tenants=tuple(customers[start : start + settings.chunk_size]),
+                    tenants=tuple(members),
                     snapshot_date=snapshot_date,
                     sync_id=sync_id,
                     staging_dir=str(staging_dir),
                     without_sign_ins=tuple(
                         customer.tenant_id
-                        for customer in customers[start : start + settings.chunk_size]
+                        for customer in members
                         if customer.tenant_id.lower() in refused
+                    ),
+                    users_links=tuple(
+                        link
+                        for customer in members
+                        if (link := links.get(customer.tenant_id.lower())) is not None
+                    ),
+                    users_without_delta=tuple(
+                        customer.tenant_id
+                        for customer in members
+                        if customer.tenant_id.lower() in one_page
                     ),
                 )
             )
@@ -145,6 +169,8 @@ def fetch_chunk(
             consent_app=settings.client_id if settings.auto_consent else None,
             users=settings.users,
             without_sign_ins=chunk.without_sign_ins,
+            users_links=chunk.users_links,
+            users_without_delta=chunk.users_without_delta,
             on_progress=on_progress,
         )
     except Exception as raised:
@@ -170,7 +196,12 @@ def fetch_chunk(
         facts_by_tenant=staged.facts_by_tenant,
         partner_tenant_id=chunk.partner_tenant_id,
         datasets=dataset_frames(
-            staged_datasets.rows, staged_datasets.slices, staged_datasets.statuses
+            staged_datasets.rows,
+            staged_datasets.slices,
+            staged_datasets.statuses,
+            user_deltas=staged_datasets.user_deltas,
+            user_delta_rows=staged_datasets.user_delta_rows,
+            user_links=staged_datasets.user_links,
         ),
     )
     gained = Path(chunk.staging_dir) / f"{chunk.key}.tokens.json"

@@ -5,7 +5,7 @@ validated, and a status row per dataset attempted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -18,23 +18,64 @@ from sync365_pipeline.licensing.subscriptions import (
     partner_subscription_rows,
     tenant_subscription_rows,
 )
-from sync365_pipeline.licensing.tenants import TenantFetch
+from sync365_pipeline.licensing.tenants import DatasetFetch, TenantFetch
 from sync365_pipeline.licensing.users import user_license_rows
-from sync365_pipeline.warehouse.columns import DATASETS, PARTNER_SUBSCRIPTIONS, TENANT_SUBSCRIPTIONS
-from sync365_pipeline.warehouse.rows import DatasetSlice, DatasetStatusRow
+from sync365_pipeline.warehouse.columns import (
+    DATASETS,
+    PARTNER_SUBSCRIPTIONS,
+    TENANT_SUBSCRIPTIONS,
+    USERS,
+)
+from sync365_pipeline.warehouse.rows import (
+    DatasetSlice,
+    DatasetStatusRow,
+    UserDeltaLink,
+    UserDeltaSlice,
+)
 
 
 @dataclass
 class StagedDatasets:
     """One pass over fetched tenants: each dataset's rows of the tenants whose fetch validated
     ({table: rows}), a slice per such (tenant, dataset) even when empty, and a status row per
-    tenant and dataset attempted."""
+    tenant and dataset attempted; for user licences read by delta, the slices it makes and the
+    changed users' rows instead, and the delta links to keep."""
 
     rows: dict[str, list[tuple[Any, ...]]] = field(
         default_factory=lambda: {dataset: [] for dataset in DATASETS}
     )
     slices: list[DatasetSlice] = field(default_factory=list)
     statuses: list[DatasetStatusRow] = field(default_factory=list)
+    user_deltas: list[UserDeltaSlice] = field(default_factory=list)
+    user_delta_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    user_links: list[UserDeltaLink] = field(default_factory=list)
+
+    def add_users(
+        self, outcome: DatasetFetch, piece: DatasetSlice, rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """One tenant's validated user licences: a slice of their own, or the changed users'
+        rows of a delta round and the slice it makes; and the delta link to keep, if any."""
+        read = outcome.users
+        if read is None or read.named_users is None:
+            self.rows[USERS].extend(rows)
+            self.slices.append(piece)
+        else:
+            self.user_delta_rows.extend(rows)
+            self.user_deltas.append(
+                UserDeltaSlice(
+                    piece.snapshot_date, piece.partner_tenant_id, piece.tenant_id, read.named_users
+                )
+            )
+        if read is not None and read.delta_link is not None:
+            self.user_links.append(
+                UserDeltaLink(
+                    piece.partner_tenant_id,
+                    piece.tenant_id,
+                    read.delta_link,
+                    obtained_at=outcome.checked_at,
+                    full_read_at=read.full_read_at,
+                )
+            )
 
 
 def stage_datasets(
@@ -77,16 +118,18 @@ def stage_datasets(
                 except MalformedPayload as exc:
                     status, code, message = TenantStatus.ERROR, "MalformedPayload", str(exc)
                 else:
-                    staged.rows[dataset].extend(normalized.rows)
-                    staged.slices.append(
-                        DatasetSlice(
-                            snapshot_date=snapshot_date,
-                            partner_tenant_id=partner_tenant_id.lower(),
-                            tenant_id=fetched.tenant_id.lower(),
-                            dataset=dataset,
-                            row_count=len(normalized.rows),
-                        )
+                    piece = DatasetSlice(
+                        snapshot_date=snapshot_date,
+                        partner_tenant_id=partner_tenant_id.lower(),
+                        tenant_id=fetched.tenant_id.lower(),
+                        dataset=dataset,
+                        row_count=len(normalized.rows),
                     )
+                    if dataset == USERS:
+                        staged.add_users(outcome, piece, normalized.rows)
+                    else:
+                        staged.rows[dataset].extend(normalized.rows)
+                        staged.slices.append(piece)
                     if normalized.skipped:  # a code the fetch set (e.g. no sign-ins) stays
                         code = code or "SkippedRecords"
                         reasons = (record.reason for record in normalized.skipped)

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sync365_pipeline.catalog import SkuCatalog
@@ -31,13 +31,18 @@ from sync365_pipeline.licensing.access import (
 )
 from sync365_pipeline.microsoft import (
     ConsentOutcome,
+    DeltaTokenExpired,
+    ForeignDeltaLinkError,
     MicrosoftCloud,
+    MicrosoftError,
     NoCommerceRelationship,
     PartnerAccessError,
     SignInActivityUnavailable,
 )
 from sync365_pipeline.microsoft.errors import tenant_outcome
+from sync365_pipeline.microsoft.graph import MAX_SIGN_IN_PAGE
 from sync365_pipeline.warehouse.columns import PARTNER_SUBSCRIPTIONS, TENANT_SUBSCRIPTIONS, USERS
+from sync365_pipeline.warehouse.rows import UserDeltaLink
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +89,23 @@ SIGN_INS_REMEMBERED = (
     "Sign-in activity not asked: Graph refused it within the last 7 days (see the attempt with "
     "code SignInActivityUnavailable); last_sign_in NULL."
 )
+# The users delta query (microsoft-apis-more.md §3.5) carries neither signInActivity nor
+# licenseAssignmentStates: between full reads `last_sign_in` keeps the full read's value, and so
+# does the assignment state of a licence the delta round did not change. A full read comes on the
+# sync day the last one is this many days old (and whenever the link is missing or unusable), so
+# both are at most 6 days stale with daily syncs and `inactive_licensed_users` (30 days without a
+# sign-in) flags a returning user at most 6 days late. The delta link lives 7 days at Graph.
+USERS_FULL_READ_EVERY_DAYS = 7
+# A tenant whose users fit one page of the full read (with sign-ins) is read in full every day,
+# without a delta link: 1 request with fresh sign-ins beats 1 delta request without (and the
+# link's request on full-read days).
+USERS_DELTA_ABOVE = MAX_SIGN_IN_PAGE
+USERS_DELTA_UNUSABLE = "The users delta link could not be used, so every user was read:"
+USERS_BY_DELTA = (
+    "Read by the users delta query: {named} users changed or removed; sign-ins and unchanged "
+    "assignment states as of the full read of {since}."
+)
+USERS_NO_DELTA_LINK = "Graph gave no users delta link, so the next sync reads every user again:"
 CONSENT_DISABLED = (
     "The app has no CPV consent in the tenant and SYNC365_AUTO_CONSENT is off, so none was "
     "requested: grant it in Partner Center, or turn auto-consent on."
@@ -135,15 +157,29 @@ class TenantAccess:
 
 
 @dataclass(frozen=True)
+class UsersRead:
+    """How a users read went with the delta query: the link its next round starts from (None:
+    Graph gave none, so the stored one is dropped), when the users were last read in full, and
+    for a delta round every user id it named (changed or removed; None: a full read)."""
+
+    delta_link: str | None = field(repr=False)
+    full_read_at: datetime
+    named_users: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class DatasetFetch:
     """One dataset fetched beside a tenant's SKUs (`warehouse.columns.DATASETS`): its records,
-    or None and why not. Its failure is its own: the tenant's status and facts do not see it."""
+    or None and why not. Its failure is its own: the tenant's status and facts do not see it.
+    User licences say how they were read (`users`): with a delta round the records are only the
+    users it changed."""
 
     status: TenantStatus
     checked_at: datetime
     payload: list[dict[str, Any]] | None = None
     error_code: str | None = None
     message: str = ""
+    users: UsersRead | None = None
 
     @classmethod
     def of(cls, call: Callable[[], list[dict[str, Any]]]) -> DatasetFetch:
@@ -171,6 +207,10 @@ class DatasetFetch:
         if self.status is not TenantStatus.OK:
             return self
         return replace(self, error_code=code, message=message)
+
+    def adding(self, message: str) -> DatasetFetch:
+        """The same outcome with `message` after its own (none: unchanged)."""
+        return replace(self, message=f"{self.message} {message}".strip()) if message else self
 
 
 @dataclass(frozen=True)
@@ -201,13 +241,21 @@ class TenantFetch:
 
 
 def fetch_tenant(
-    cloud: MicrosoftCloud, tenant_id: str, *, users: bool = False, sign_in_activity: bool = True
+    cloud: MicrosoftCloud,
+    tenant_id: str,
+    *,
+    users: bool = False,
+    sign_in_activity: bool = True,
+    users_link: UserDeltaLink | None = None,
+    users_delta: bool = True,
 ) -> TenantFetch:
     """Fetch one tenant's SKUs from Graph, then (with the same token) its subscriptions and,
-    with `users`, its licensed users (`fetch_users`); every failure inside this tenant's work,
-    whatever its type (an odd token answer MSAL chokes on, JSON deep enough to exhaust
-    recursion, a bug), becomes a typed status with a short, redacted message: the SKUs' is the
-    tenant's, a dataset's only its own. Only a partner-level failure propagates."""
+    with `users`, its licensed users (`fetch_users`, by delta from `users_link`, in full without
+    a link unless `users_delta`); every failure
+    inside this tenant's work, whatever its type (an odd token answer MSAL chokes on, JSON deep
+    enough to exhaust recursion, a bug), becomes a typed status with a short, redacted message:
+    the SKUs' is the tenant's, a dataset's only its own. Only a partner-level failure
+    propagates."""
     read = (TENANT_SUBSCRIPTIONS, USERS) if users else (TENANT_SUBSCRIPTIONS,)
     checked_at = utcnow()
     try:
@@ -226,33 +274,114 @@ def fetch_tenant(
         )
     }
     if users:
-        datasets[USERS] = fetch_users(cloud, tenant_id, sign_in_activity=sign_in_activity)
+        datasets[USERS] = fetch_users(
+            cloud,
+            tenant_id,
+            sign_in_activity=sign_in_activity,
+            known_link=users_link,
+            delta=users_delta,
+        )
     return TenantFetch(
         tenant_id, TenantStatus.OK, checked_at, graph_skus=graph_skus, datasets=datasets
     )
 
 
-def fetch_users(cloud: MicrosoftCloud, tenant_id: str, *, sign_in_activity: bool) -> DatasetFetch:
-    """The tenant's licensed users, with their sign-in activity unless `sign_in_activity` is
-    off (refused within the last week). When Graph refuses sign-in activity the users are read
-    again without it, and the status says why (code `SIGN_INS_UNAVAILABLE`, which the next
-    syncs look for). Only a partner-level failure propagates."""
+def fetch_users(
+    cloud: MicrosoftCloud,
+    tenant_id: str,
+    *,
+    sign_in_activity: bool,
+    known_link: UserDeltaLink | None = None,
+    delta: bool = True,
+) -> DatasetFetch:
+    """The tenant's licensed users: the changes since `known_link` (the delta round of the
+    tenant's latest slice) while its last full read is younger than
+    `USERS_FULL_READ_EVERY_DAYS`, else every licensed user (`_read_every_user`, which takes a
+    link for the next sync unless `delta` is off: a tenant of one page). A link that is
+    no good (`_link_refused`) means a full read in the same attempt; any other failure of the
+    round is the dataset's status (the slice and the link stay for the next sync). Only a
+    partner-level failure propagates."""
+    checked_at = utcnow()
+    unusable = ""
+    if delta and known_link is not None and _full_read_is_recent(known_link, checked_at):
+        try:
+            delta = cloud.graph.users_delta(tenant_id, known_link.delta_link)
+        except PartnerAccessError:
+            raise
+        except Exception as exc:
+            if not _link_refused(exc):
+                return DatasetFetch.failed(exc, checked_at)
+            unusable = f"{USERS_DELTA_UNUSABLE} {tenant_outcome(exc)[2]}"
+            log.warning("Users delta link of %s unusable (%s); reading every user", tenant_id, exc)
+        else:
+            # Like the full read's filter, a user holding no licence now has no rows.
+            licensed = [user for user in delta.changed if user.get("assignedLicenses")]
+            named = {str(user["id"]).lower() for user in delta.changed}
+            named.update(user_id.lower() for user_id in delta.removed)
+            read = UsersRead(delta.delta_link, known_link.full_read_at, tuple(sorted(named)))
+            since = f"{known_link.full_read_at.astimezone(UTC):%Y-%m-%d}"
+            message = USERS_BY_DELTA.format(named=len(named), since=since)
+            return DatasetFetch(TenantStatus.OK, checked_at, licensed, message=message, users=read)
+    every = _read_every_user(cloud, tenant_id, sign_in_activity=sign_in_activity, take_link=delta)
+    return every.adding(unusable)
 
+
+def _read_every_user(
+    cloud: MicrosoftCloud, tenant_id: str, *, sign_in_activity: bool, take_link: bool
+) -> DatasetFetch:
+    """Every licensed user of the tenant, with their sign-in activity unless `sign_in_activity`
+    is off (refused within the last week), and with `take_link` a delta link taken first
+    (`$deltatoken=latest`, one request), so the next round lists whatever changes from the read
+    on. When Graph refuses
+    sign-in activity the users are read again without it, and the status says why (code
+    `SIGN_INS_UNAVAILABLE`, which the next syncs look for). Only a partner-level failure
+    propagates."""
+    checked_at = utcnow()
+    try:
+        delta_link = cloud.graph.latest_users_delta_link(tenant_id) if take_link else None
+        no_link = ""
+    except PartnerAccessError:
+        raise
+    except Exception as exc:  # the users can still be read; only the next sync pays for it
+        delta_link, no_link = None, f"{USERS_NO_DELTA_LINK} {tenant_outcome(exc)[2]}"
+    read = _licensed_users(cloud, tenant_id, sign_in_activity=sign_in_activity, at=checked_at)
+    if read.payload is None:
+        return read
+    return replace(read, users=UsersRead(delta_link, checked_at)).adding(no_link)
+
+
+def _licensed_users(
+    cloud: MicrosoftCloud, tenant_id: str, *, sign_in_activity: bool, at: datetime
+) -> DatasetFetch:
     def read(with_sign_ins: bool) -> list[dict[str, Any]]:
         return cloud.graph.licensed_users(tenant_id, sign_in_activity=with_sign_ins)
 
     if not sign_in_activity:
         return DatasetFetch.of(lambda: read(False)).noting(SIGN_INS_NOT_ASKED, SIGN_INS_REMEMBERED)
-    checked_at = utcnow()
     try:
-        return DatasetFetch(TenantStatus.OK, checked_at, read(True))
+        return DatasetFetch(TenantStatus.OK, at, read(True))
     except SignInActivityUnavailable as exc:
         refused = f"{tenant_outcome(exc)[2]} {SIGN_INS_READ_WITHOUT}"
         return DatasetFetch.of(lambda: read(False)).noting(SIGN_INS_UNAVAILABLE, refused)
     except PartnerAccessError:
         raise
     except Exception as exc:
-        return DatasetFetch.failed(exc, checked_at)
+        return DatasetFetch.failed(exc, at)
+
+
+def _link_refused(exc: Exception) -> bool:
+    """Whether a delta round's failure means its link is no good (expired, reset, refused as a
+    bad request, or off the Graph origin), rather than that Graph could not answer now."""
+    if isinstance(exc, DeltaTokenExpired | ForeignDeltaLinkError):
+        return True
+    return isinstance(exc, MicrosoftError) and exc.http_status == 400
+
+
+def _full_read_is_recent(link: UserDeltaLink, now: datetime) -> bool:
+    """Whether the tenant's last full read is younger than `USERS_FULL_READ_EVERY_DAYS` UTC
+    days (calendar days: a daily sync a few minutes earlier than last week's still reads all)."""
+    age = now.astimezone(UTC).date() - link.full_read_at.astimezone(UTC).date()
+    return age.days < USERS_FULL_READ_EVERY_DAYS
 
 
 def audit_access(cloud: MicrosoftCloud, customer: CustomerRoutes) -> TenantAccess:
@@ -332,6 +461,8 @@ def fetch_tenants(
     catalog: SkuCatalog | None = None,
     users: bool = False,
     without_sign_ins: Collection[str] = (),
+    users_links: Collection[UserDeltaLink] = (),
+    users_without_delta: Collection[str] = (),
     on_progress: ProgressCallback | None = None,
 ) -> list[TenantFetch]:
     """Fetch many tenants with a bounded pool, in the order given; stop starting new ones on a
@@ -348,7 +479,9 @@ def fetch_tenants(
     customer that refused the token for want of it, after which that tenant is tried again.
 
     `users` reads each tenant's licensed users (`fetch_users`) in its Graph job, without
-    sign-in activity for the tenants of `without_sign_ins` (refused within the last week).
+    sign-in activity for the tenants of `without_sign_ins` (refused within the last week), and
+    by delta for the tenants of `users_links` (their latest slice's delta links), and in full
+    without a delta link for those of `users_without_delta` (one page of users).
     """
     if not partner_center:
         catalog = None
@@ -362,6 +495,8 @@ def fetch_tenants(
         catalog=catalog,
         users=users,
         without_sign_ins=frozenset(tenant.lower() for tenant in without_sign_ins),
+        users_links={link.tenant_id.lower(): link for link in users_links},
+        users_without_delta=frozenset(tenant.lower() for tenant in users_without_delta),
         on_progress=on_progress,
         total=len(tenants),
     )
@@ -388,6 +523,8 @@ class _TenantWork:
         catalog: SkuCatalog | None,
         users: bool,
         without_sign_ins: frozenset[str],
+        users_links: Mapping[str, UserDeltaLink],
+        users_without_delta: frozenset[str],
         on_progress: ProgressCallback | None,
         total: int,
     ) -> None:
@@ -397,6 +534,8 @@ class _TenantWork:
         self.catalog = catalog
         self.users = users
         self.without_sign_ins = without_sign_ins
+        self.users_links = users_links
+        self.users_without_delta = users_without_delta
         self.on_progress = on_progress
         self.total = total
         self.results: dict[str, TenantFetch] = {}
@@ -472,6 +611,8 @@ class _TenantWork:
                 tenant_id,
                 users=self.users,
                 sign_in_activity=tenant_id.lower() not in self.without_sign_ins,
+                users_link=self.users_links.get(tenant_id.lower()),
+                users_delta=tenant_id.lower() not in self.users_without_delta,
             )
         finally:
             self.cloud.tokens.release(tenant_id)

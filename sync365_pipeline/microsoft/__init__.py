@@ -38,7 +38,7 @@ from sync365_pipeline.microsoft.errors import (
     classify_token_error,
     tenant_outcome,
 )
-from sync365_pipeline.microsoft.graph import GraphClient, UsersDelta
+from sync365_pipeline.microsoft.graph import ForeignDeltaLinkError, GraphClient, UsersDelta
 from sync365_pipeline.microsoft.http import (
     MicrosoftSession,
     RetrySettings,
@@ -70,6 +70,7 @@ __all__ = [
     "ContinuationTokenPaginator",
     "DeltaTokenExpired",
     "EndpointUnreachable",
+    "ForeignDeltaLinkError",
     "GraphClient",
     "InvalidClient",
     "MalformedResponse",

@@ -49,6 +49,11 @@ class UsersDelta(NamedTuple):
     delta_link: str
 
 
+class ForeignDeltaLinkError(ValueError):
+    """A stored delta link names another origin than Graph's: it is never called (the token
+    would go there); the caller reads every user instead."""
+
+
 class GraphClient(ApiClient):
     """Graph with a customer-tenant token (SKUs, organization) or the partner's (GDAP, contracts).
 
@@ -167,14 +172,30 @@ class GraphClient(ApiClient):
         none every user (`USER_PROPERTIES`; the delta query has no sign-in activity).
 
         Raises `DeltaTokenExpired` when Graph no longer knows the link's token: start again with
-        `delta_link=None`. A stored link is followed only to the Graph origin.
+        `delta_link=None`. A stored link is followed only to the Graph origin (else
+        `ForeignDeltaLinkError`, before any request).
         """
         if delta_link is None:
-            url = f"{self._base_url}/v1.0/users/delta?$select={','.join(USER_PROPERTIES)}"
+            url = self._first_delta_url()
         elif same_origin(delta_link, self._base_url):
             url = delta_link
         else:
-            raise ValueError(f"a delta link must be on {self._base_url}, where the token goes")
+            raise ForeignDeltaLinkError(
+                f"a delta link must be on {self._base_url}, where the token goes"
+            )
+        return self._delta_round(tenant_id, url)
+
+    def latest_users_delta_link(self, tenant_id: str) -> str:
+        """A delta link that starts from now, without reading a user (`$deltatoken=latest`, one
+        request, §3.5): taken before a full read, its next round lists what changed since."""
+        return self._delta_round(
+            tenant_id, f"{self._first_delta_url()}&$deltatoken=latest"
+        ).delta_link
+
+    def _first_delta_url(self) -> str:
+        return f"{self._base_url}/v1.0/users/delta?$select={','.join(USER_PROPERTIES)}"
+
+    def _delta_round(self, tenant_id: str, url: str) -> UsersDelta:
         token = self._tokens.graph_token(tenant_id)
         paginator = ODataDeltaPaginator()
         users = self._fetch_all(

@@ -60,6 +60,8 @@ def _counting_middleware(
                 await asyncio.sleep(delay)
             response = await handler(request)
             status = response.status
+            if isinstance(response, web.Response) and isinstance(response.body, bytes):
+                stats.bytes_by_route[route] += len(response.body)
             return response
         except web.HTTPException as redirect_or_error:
             status = redirect_or_error.status

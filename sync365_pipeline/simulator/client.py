@@ -103,7 +103,8 @@ class SimulatorClient:
         return self._call("GET", "/health")
 
     def request_counts(self) -> dict[str, Any]:
-        """total, by_route, by_tenant, by_status, in_flight, max_in_flight."""
+        """total, by_route, by_tenant, by_status, bytes_by_route (response body sizes), in_flight,
+        max_in_flight."""
         return self._call("GET", "/requests")
 
     def reset_request_counts(self) -> None:

@@ -111,6 +111,7 @@ class RequestStats:
     by_route: Counter[str] = field(default_factory=Counter)
     by_tenant: Counter[str] = field(default_factory=Counter)
     by_status: Counter[str] = field(default_factory=Counter)
+    bytes_by_route: Counter[str] = field(default_factory=Counter)  # response bodies' sizes
     in_flight: int = 0
     max_in_flight: int = 0
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=REQUEST_LOG_SIZE))
@@ -121,6 +122,7 @@ class RequestStats:
             "by_route": dict(self.by_route),
             "by_tenant": dict(self.by_tenant),
             "by_status": dict(self.by_status),
+            "bytes_by_route": dict(self.bytes_by_route),
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
         }

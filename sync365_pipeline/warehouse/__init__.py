@@ -15,6 +15,8 @@ from sync365_pipeline.warehouse.rows import (
     RawPayload,
     SkippedRecord,
     TenantStatusRow,
+    UserDeltaLink,
+    UserDeltaSlice,
 )
 from sync365_pipeline.warehouse.staging import (
     remove_abandoned_stages,
@@ -39,6 +41,8 @@ __all__ = [
     "RawPayload",
     "SkippedRecord",
     "TenantStatusRow",
+    "UserDeltaLink",
+    "UserDeltaSlice",
     "Warehouse",
     "WarehouseLocked",
     "WarehouseUnwritable",

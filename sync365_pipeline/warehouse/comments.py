@@ -217,12 +217,16 @@ _USER_LICENSE_COLUMNS: Mapping[str, str] = {
     "assignment_error": "The assignment's error (CountViolation, MutuallyExclusiveViolation, "
     "...); NULL when none (Graph's null or 'None').",
     "last_sign_in": "When (UTC) the user last signed in, interactively or not (the later of "
-    "signInActivity's two); NULL when unknown (the tenant has no Entra ID P1, see "
+    "signInActivity's two), as of the customer's last full read of its users "
+    "(user_delta_links.full_read_at: the delta query carries no sign-ins; a full read comes "
+    "at least every 7 days); NULL when unknown (the tenant has no Entra ID P1, see "
     "dataset_status) or never. Personal data.",
     "department": "The user's department (Graph department). Personal data.",
     "office_location": "The user's office (Graph officeLocation). Personal data.",
     "city": "The user's city (Graph city). Personal data.",
-    "synced_at": "When (UTC) the sync read the users.",
+    "synced_at": "When (UTC) Graph last returned this user: the full read, or the delta round "
+    "that listed the user as changed (a user the delta query saw unchanged keeps its row and "
+    "its synced_at).",
 }
 
 _NOT_IN_RENEWAL_ACTIONS = {
@@ -427,6 +431,24 @@ DESCRIPTIONS: Mapping[str, Described] = {
         "are kept; turn the setting off to keep none. Slices as in subscriptions (a failed read "
         "keeps the last good slice); dataset_status says when sign-in activity was unavailable.",
         _USER_LICENSE_COLUMNS,
+    ),
+    "user_delta_links": Described(
+        "Per customer, the Graph users delta link that lists the users changed since its latest "
+        "user_licenses slice (written in that slice's transaction, dropped when a full read got "
+        "none). A sync with a link reads only the changes and applies them to the latest slice; "
+        "it reads every user when there is no link, when Graph no longer knows it (7 days), and "
+        "when the last full read is 7 days old (delta carries no sign-in activity and no "
+        "assignment states). A customer whose users fit one page (500) is read in full every "
+        "day and keeps no link.",
+        {
+            "delta_link": "Graph's @odata.deltaLink (a URL on the Graph origin, only ever sent "
+            "there with the customer's token; not a secret alone, never logged whole).",
+            "obtained_at": "When (UTC) the sync obtained the link (the delta round that returned "
+            "it, or the $deltatoken=latest request before a full read).",
+            "full_read_at": "When (UTC) the customer's users were last read in full, with "
+            "sign-in activity and assignment states: what last_sign_in in user_licenses is as "
+            "of.",
+        },
     ),
     "sku_classes": Described(
         "Which SKUs are free or viral (Power Automate Free, Teams Exploratory, Power BI "

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
 
 from sync365_pipeline.core.clock import utc_naive
 from sync365_pipeline.warehouse.file import WarehouseFile
+from sync365_pipeline.warehouse.rows import UserDeltaLink
 
 OF_PARTNER = "($partner IS NULL OR partner_tenant_id = $partner)"
 
@@ -53,6 +54,40 @@ class Readers(WarehouseFile):
             "WHERE lower(partner_tenant_id) = lower(?) AND dataset = ? AND error_code = ? "
             "AND checked_at >= ?",
             [partner_tenant_id, dataset, code, utc_naive(since)],
+        )
+        return set(frame["tenant_id"])
+
+    def user_delta_links(self, partner_tenant_id: str) -> list[UserDeltaLink]:
+        """The partner's customers' users delta links, each with a users slice to continue
+        (a link without one would apply changes to nothing)."""
+        frame = self._read(
+            "SELECT l.* FROM user_delta_links AS l SEMI JOIN current_dataset_slices AS c "
+            "ON c.dataset = 'user_licenses' AND c.partner_tenant_id = l.partner_tenant_id "
+            "AND c.tenant_id = l.tenant_id "
+            "WHERE lower(l.partner_tenant_id) = lower(?) ORDER BY l.tenant_id",
+            [partner_tenant_id],
+        )
+        return [
+            UserDeltaLink(
+                partner_tenant_id=row.partner_tenant_id,
+                tenant_id=row.tenant_id,
+                delta_link=row.delta_link,
+                obtained_at=row.obtained_at.to_pydatetime().replace(tzinfo=UTC),
+                full_read_at=row.full_read_at.to_pydatetime().replace(tzinfo=UTC),
+            )
+            for row in frame.itertuples(index=False)
+        ]
+
+    def tenants_with_users_at_most(self, partner_tenant_id: str, users: int) -> set[str]:
+        """The partner's tenants (lower case) whose latest users slice holds `users` users at
+        most (an empty slice included)."""
+        frame = self._read(
+            "SELECT lower(s.tenant_id) AS tenant_id FROM current_dataset_slices AS s "
+            "LEFT JOIN current_user_licenses AS u "
+            "ON u.partner_tenant_id = s.partner_tenant_id AND u.tenant_id = s.tenant_id "
+            "WHERE s.dataset = 'user_licenses' AND lower(s.partner_tenant_id) = lower(?) "
+            "GROUP BY ALL HAVING count(DISTINCT u.user_id) <= ?",
+            [partner_tenant_id, users],
         )
         return set(frame["tenant_id"])
 

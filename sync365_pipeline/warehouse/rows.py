@@ -3,7 +3,7 @@ reach these; `PartnerStatusRow` carries only facts about the token (expiry, acco
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -50,6 +50,30 @@ class DatasetSlice:
     tenant_id: str
     dataset: str
     row_count: int
+
+
+@dataclass(frozen=True)
+class UserDeltaLink:
+    """A customer's users delta link (`user_delta_links`): a Graph URL, only ever sent to the
+    Graph origin and never logged whole (it names the directory's sync state); when it was
+    obtained, and when the customer's users were last read in full (with sign-in activity)."""
+
+    partner_tenant_id: str
+    tenant_id: str
+    delta_link: str = field(repr=False)
+    obtained_at: datetime
+    full_read_at: datetime
+
+
+@dataclass(frozen=True)
+class UserDeltaSlice:
+    """Today's users slice of a customer made from its latest one and a delta round: the users
+    the round named (changed or removed) leave it, the changed ones' new rows come in."""
+
+    snapshot_date: date
+    partner_tenant_id: str
+    tenant_id: str
+    named_users: tuple[str, ...]
 
 
 @dataclass(frozen=True)

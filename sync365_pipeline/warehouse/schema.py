@@ -370,6 +370,23 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    # The users delta query (issue 12): per customer, the Graph delta link that lists the users
+    # changed since its latest user_licenses slice, written in the transaction of that slice (a
+    # link is never newer or older than the slice it continues), and when the users were last
+    # read in full (with sign-in activity, which delta does not carry).
+    (
+        9,
+        """
+        CREATE TABLE user_delta_links (
+            partner_tenant_id VARCHAR NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            delta_link VARCHAR NOT NULL,
+            obtained_at TIMESTAMP NOT NULL,
+            full_read_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (partner_tenant_id, tenant_id)
+        );
+        """,
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

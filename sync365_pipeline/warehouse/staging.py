@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from sync365_pipeline.warehouse.datasets import STAGED_SLICES_TABLE
+from sync365_pipeline.warehouse.datasets import STAGED_TABLES
 from sync365_pipeline.warehouse.rows import CustomerAccessRow, RawPayload, TenantStatusRow
 from sync365_pipeline.warehouse.schema import migrate
 from sync365_pipeline.warehouse.writes import (
@@ -67,7 +67,7 @@ def write_stage(
             "CREATE TABLE license_slices (partner_tenant_id VARCHAR NOT NULL, "
             "tenant_id VARCHAR NOT NULL, sku_count INTEGER NOT NULL)"
         )
-        con.execute(STAGED_SLICES_TABLE)
+        con.execute(STAGED_TABLES)
         for table, frame in frames.items():
             if frame.empty:
                 continue

@@ -170,7 +170,9 @@ def test_users_off_sends_no_users_request(
 
     assert outcome.success, outcome.failure
     assert graph_users_requests(pipeline) == 0
+    assert pipeline.sim.control.request_counts()["by_route"].get("graph.usersDelta", 0) == 0
     assert pipeline.query("SELECT count(*) FROM user_licenses") == [(0,)]
+    assert pipeline.query("SELECT count(*) FROM user_delta_links") == [(0,)]
     assert pipeline.query(
         "SELECT count(*) FROM dataset_status WHERE dataset = 'user_licenses'"
     ) == [(0,)]

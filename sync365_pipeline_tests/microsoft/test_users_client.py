@@ -149,17 +149,28 @@ def test_cost_of_a_full_read_and_a_next_day_delta_for_10000_users(simulator_fact
         day_one = measured(
             "delta, first round (every user)", lambda: cloud.graph.users_delta(USERS_TENANT, None)
         )
+        latest = measured(
+            "delta link from now ($deltatoken=latest)",
+            lambda: cloud.graph.latest_users_delta_link(USERS_TENANT),
+        )
         users = len(sim.control.expected_users(USERS_TENANT)["users"])
         sim.control.change_users(USERS_TENANT, added=30, removed=30, changed=40)  # ~1 %
         day_two = measured(
             "delta, next day (~1 % changed)",
             lambda: cloud.graph.users_delta(USERS_TENANT, day_one.delta_link),
         )
+        from_latest = measured(
+            "delta, next day from the latest link",
+            lambda: cloud.graph.users_delta(USERS_TENANT, latest),
+        )
     for name, (count, size) in costs.items():
         print(f"{name:45} {count:4d} requests {size / 1e6:8.2f} MB")
     assert len(full) == len(with_sign_ins) == 10_000
     assert len(day_one.changed) == users
     assert (len(day_two.changed), len(day_two.removed)) == (70, 30)
+    assert from_latest.changed == day_two.changed
+    assert from_latest.removed == day_two.removed
+    assert costs["delta link from now ($deltatoken=latest)"][0] == 1
     first_day, next_day = (
         costs["delta, first round (every user)"],
         costs["delta, next day (~1 % changed)"],
