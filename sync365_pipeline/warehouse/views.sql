@@ -490,3 +490,9 @@ LEFT JOIN elsewhere AS e
     ON e.partner_tenant_id = f.partner_tenant_id AND e.tenant_id = f.tenant_id AND e.sku_id = f.sku_id
 LEFT JOIN customers AS c
     ON c.partner_tenant_id = f.partner_tenant_id AND c.tenant_id = f.tenant_id;
+
+-- Each data-quality check's latest evaluation (check_results): what `sync365 status` shows.
+CREATE OR REPLACE VIEW latest_check_results AS
+SELECT *
+FROM check_results
+QUALIFY row_number() OVER (PARTITION BY asset, check_name ORDER BY checked_at DESC) = 1;
