@@ -181,15 +181,20 @@ class Quality(WarehouseFile):
                 "or add the SKUs to data/sku_names.csv, then rebuild license_facts.",
             )
 
-    def record_check_result(self, row: CheckResultRow) -> None:
-        """Record one evaluation; a step retry's second evaluation in a run replaces the first."""
-        record = asdict(row) | {
-            "summary": clip(row.summary),
-            "remedy": clip(row.remedy),
-            "checked_at": utc_naive(row.checked_at),
-        }
+    def record_check_results(self, rows: Sequence[CheckResultRow]) -> None:
+        """Record one check step's evaluations together; a step retry's evaluation of a check in
+        the same run replaces the earlier one."""
+        records = [
+            asdict(row)
+            | {
+                "summary": clip(row.summary),
+                "remedy": clip(row.remedy),
+                "checked_at": utc_naive(row.checked_at),
+            }
+            for row in rows
+        ]
         with self._transaction() as con:
-            insert_records(con, "check_results", [record], replace=True)
+            insert_records(con, "check_results", records, replace=True)
 
     def latest_check_results(self) -> pd.DataFrame:
         """Each check's latest evaluation, failing ones first."""

@@ -221,9 +221,9 @@ def test_each_checks_latest_evaluation_is_what_status_reads(warehouse: Warehouse
         )
 
     now = datetime.now(UTC)
-    warehouse.record_check_result(evaluation("first", False, now - timedelta(days=1)))
-    warehouse.record_check_result(evaluation("second", True, now))
-    warehouse.record_check_result(evaluation("second", True, now))  # a step retry: replaced
+    warehouse.record_check_results([evaluation("first", False, now - timedelta(days=1))])
+    warehouse.record_check_results([evaluation("second", True, now)])
+    warehouse.record_check_results([evaluation("second", True, now)])  # a step retry: replaced
 
     latest = warehouse.latest_check_results()
     assert latest[["sync_id", "passed", "offending"]].values.tolist() == [["second", True, 0]]
