@@ -240,7 +240,7 @@ def _result(
     if not offending:
         return QualityResult(True, checked, 0, f"All {checked} {noun} pass.", None, examples)
     named = ", ".join(dict.fromkeys(examples["customer"].astype(str)))
-    more = ", ..." if offending > len(examples) else ""
+    more = " and more" if offending > len(examples) else ""
     return QualityResult(
         passed=False,
         checked=checked,
