@@ -5,7 +5,8 @@ the warehouse's `check_results`, which `sync365 status` shows.
 ERROR checks are blocking: they guard the facts this run staged, so a failure stops
 `license_facts` (nothing promoted, the analyst copy not replaced). WARN checks report operational
 problems (customers not reached, stale facts, SKUs without a name) and stop nothing. The checks'
-logic is plain SQL in `warehouse/quality.py`.
+logic is plain SQL in `warehouse/quality.py`. Every check step reads and writes the warehouse, so
+it takes the warehouse pool's slot like the writing assets (DuckDB: one writing process).
 """
 
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,7 +17,12 @@ import pandas as pd
 
 from sync365_pipeline.catalog.skus import NAME_SOURCE_PART_NUMBER, NAME_SOURCE_SKU_ID
 from sync365_pipeline.core.clock import utcnow
-from sync365_pipeline.defs.assets import customers, license_facts, run_snapshot_date
+from sync365_pipeline.defs.assets import (
+    WAREHOUSE_POOL,
+    customers,
+    license_facts,
+    run_snapshot_date,
+)
 from sync365_pipeline.defs.resources import WarehouseResource
 from sync365_pipeline.warehouse import (
     CheckResultRow,
@@ -142,7 +148,9 @@ FACT_CHECKS = {
 }
 
 
-@dg.multi_asset_check(specs=specs(SUBSCRIBED_SKUS, STAGED_FACT_CHECKS, blocking=True))
+@dg.multi_asset_check(
+    specs=specs(SUBSCRIBED_SKUS, STAGED_FACT_CHECKS, blocking=True), pool=WAREHOUSE_POOL
+)
 def staged_facts_valid(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> Iterator[dg.AssetCheckResult]:
@@ -161,7 +169,7 @@ def staged_facts_valid(
     )
 
 
-@dg.asset_check(asset=SUBSCRIBED_SKUS)
+@dg.asset_check(asset=SUBSCRIBED_SKUS, pool=WAREHOUSE_POOL)
 def statuses_recorded(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
@@ -173,7 +181,7 @@ def statuses_recorded(
     return result
 
 
-@dg.multi_asset_check(specs=specs(license_facts.key, FACT_CHECKS))
+@dg.multi_asset_check(specs=specs(license_facts.key, FACT_CHECKS), pool=WAREHOUSE_POOL)
 def facts_usable(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> Iterator[dg.AssetCheckResult]:
@@ -196,7 +204,7 @@ def facts_usable(
 QUALITY_CHECKS = [staged_facts_valid, statuses_recorded, facts_usable]
 
 
-@dg.asset_check(asset=customers, name=CONSENT_CHECK, blocking=False)
+@dg.asset_check(asset=customers, name=CONSENT_CHECK, blocking=False, pool=WAREHOUSE_POOL)
 def consent_granted(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
@@ -221,7 +229,16 @@ def consent_granted(
     return recorded
 
 
-@dg.asset_check(asset=SUBSCRIBED_SKUS, name=TENANTS_CHECK, blocking=False)
+# After `license_facts` when the run has it: a customer Partner Center stood in for counts as
+# synced once its facts are written (tenant_freshness), and the blocking checks above would
+# otherwise let this check run before the facts step.
+@dg.asset_check(
+    asset=SUBSCRIBED_SKUS,
+    name=TENANTS_CHECK,
+    blocking=False,
+    pool=WAREHOUSE_POOL,
+    additional_deps=[license_facts],
+)
 def tenants_synced(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
