@@ -16,6 +16,7 @@ from sync365_pipeline.catalog import (
     refresh_sku_names,
 )
 from sync365_pipeline.commands.access import access_section, terminal_width
+from sync365_pipeline.commands.checks import checks_section
 from sync365_pipeline.commands.demo import demo
 from sync365_pipeline.commands.dev import dev
 from sync365_pipeline.commands.renewals import readable_warehouse, renewals
@@ -140,6 +141,7 @@ def status() -> None:
     click.echo(f"From {readable.path}:")
     show(health.to_markdown(index=False) if len(health) else "No tenants synced yet.")
     show(f"\n{access_section(readable, terminal_width())}")
+    show(f"\n{checks_section(terminal_width())}")
 
 
 @main.command("refresh-sku-names")

@@ -51,6 +51,11 @@ DEFAULT_RESPONSE_DEADLINE_S = 30.0
 # resource ("500 requests per minute per tenant identifier").
 DEFAULT_PARTNER_CENTER_RATE = 500
 MAX_PARTNER_CENTER_RATE = 100_000
+# The data-quality checks' thresholds: the share of active customers a sync must reach (below it
+# the run reached too few to trust the day), and how many days a reachable customer's facts may
+# lag the day of the run.
+DEFAULT_MIN_REACHED_SHARE = 0.9
+DEFAULT_MAX_FACTS_AGE_DAYS = 1
 
 AccountKind = Literal["partner", "direct"]
 CloudName = Literal["global", "usgov", "china"]
@@ -202,6 +207,19 @@ def _seconds(value: object) -> float:
 Seconds = Annotated[float, BeforeValidator(_seconds)]
 
 
+def _share(value: object) -> float:
+    try:
+        share = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        share = -1.0
+    if isinstance(value, bool) or not 0 <= share <= 1:
+        raise _invalid(f"must be a share from 0 to 1 (0.9: nine in ten), not {value!r}")
+    return share
+
+
+Share = Annotated[float, BeforeValidator(_share)]
+
+
 def _per_minute(value: object) -> int:
     """Requests per minute: a number (file, resource config) or its digits (environment)."""
     number = int(value) if isinstance(value, str) and value.isdigit() else value
@@ -265,6 +283,7 @@ Workers = Annotated[int, BeforeValidator(_whole_number(256))]
 # and what bounds the memory of one step (its tenants' payloads and rows).
 DEFAULT_CHUNK_SIZE = 500
 ChunkSize = Annotated[int, BeforeValidator(_whole_number(100_000))]
+Days = Annotated[int, BeforeValidator(_whole_number(365))]
 # An on/off setting: true or false (also yes, no, on, 1).
 Switch = Annotated[bool, BeforeValidator(_switch)]
 CaBundle = Annotated[Path, AfterValidator(_readable_file)]
@@ -345,6 +364,8 @@ class RunSettings(_Settings):
     users: Switch = True
     ca_bundle: CaBundle | None = None
     webhook_url: Secret | None = None
+    min_reached_share: Share = DEFAULT_MIN_REACHED_SHARE
+    max_facts_age_days: Days = DEFAULT_MAX_FACTS_AGE_DAYS
 
 
 # --- where each setting is read ----------------------------------------------------------------
@@ -363,6 +384,8 @@ ENVIRONMENT: dict[str, str] = {
     "users": "SYNC365_USERS",
     "ca_bundle": "SYNC365_CA_BUNDLE",
     "webhook_url": "SYNC365_WEBHOOK_URL",
+    "min_reached_share": "SYNC365_MIN_REACHED_SHARE",
+    "max_facts_age_days": "SYNC365_MAX_FACTS_AGE_DAYS",
     # the single account (an accounts file replaces these)
     "tenant_id": "SYNC365_PARTNER_TENANT_ID",
     "client_id": "SYNC365_CLIENT_ID",
@@ -393,6 +416,8 @@ _FILE_RUN_KEYS = (
     "partner_center_rate",
     "auto_consent",
     "users",
+    "min_reached_share",
+    "max_facts_age_days",
 )
 _ENTRY_KEYS = (
     "name",

@@ -118,10 +118,10 @@ def _for_each_account(
     return results
 
 
-StepContext = dg.AssetExecutionContext | dg.OpExecutionContext
+StepContext = dg.AssetExecutionContext | dg.OpExecutionContext | dg.AssetCheckExecutionContext
 
 
-def _run_snapshot_date(context: StepContext) -> date:
+def run_snapshot_date(context: StepContext) -> date:
     """The day this run's facts describe: the run's creation date (UTC), stable across steps."""
     record = context.instance.get_run_record_by_id(context.run.run_id)
     created = record.create_timestamp if record else datetime.now(UTC)
@@ -268,7 +268,7 @@ def plan_tenant_chunks(
         store,
         settings,
         chosen,
-        snapshot_date=_run_snapshot_date(context),
+        snapshot_date=run_snapshot_date(context),
         sync_id=context.run.run_id,
         staging_dir=staging,
     )
@@ -431,7 +431,7 @@ def license_facts(
     Publishes the analyst copy.
     """
     store = warehouse.open()
-    snapshot_date = _run_snapshot_date(context)
+    snapshot_date = run_snapshot_date(context)
     catalog = SkuCatalog.load()
     store.replace_sku_classes(asdict(entry) for entry in sku_classes(catalog))
     in_this_run = context.run.asset_selection or context.job_def.asset_layer.executable_asset_keys

@@ -6,7 +6,7 @@ import dagster as dg
 
 from sync365_pipeline.core.redaction import redact_every_log_record
 from sync365_pipeline.defs.assets import customers, license_facts, partner_token, subscribed_skus
-from sync365_pipeline.defs.checks import consent_granted, tenants_synced
+from sync365_pipeline.defs.checks import QUALITY_CHECKS, consent_granted, tenants_synced
 from sync365_pipeline.defs.jobs import (
     daily_sync_schedule,
     discovery_job,
@@ -27,7 +27,7 @@ redact_every_log_record()
 
 defs = dg.Definitions(
     assets=[partner_token, customers, subscribed_skus, license_facts],
-    asset_checks=[consent_granted, tenants_synced],
+    asset_checks=[consent_granted, tenants_synced, *QUALITY_CHECKS],
     jobs=[full_sync_job, discovery_job, license_sync_job, rerun_failed_tenants_job],
     schedules=[daily_sync_schedule],
     sensors=[consent_sensor, refresh_token_sensor],

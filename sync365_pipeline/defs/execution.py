@@ -153,7 +153,15 @@ def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
 
 
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:
-    """The description of the first failed step: a `dg.Failure`'s text, else the error."""
+    """What stopped the run: the blocking checks that failed (what they found and what to do),
+    else the description of the first failed step (a `dg.Failure`'s text, else the error)."""
+    blocked = [
+        check
+        for check in result.get_asset_check_evaluations()
+        if not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    ]
+    if blocked:
+        return "\n\n".join(_blocking_failure(check) for check in blocked)
     for event in result.all_events:
         if event.event_type != dg.DagsterEventType.STEP_FAILURE:
             continue
@@ -165,3 +173,12 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
             error = data.error.cause or data.error
             return error.message.strip()
     return "The run failed; see the Dagster event log for details."
+
+
+def _blocking_failure(check: dg.AssetCheckEvaluation) -> str:
+    remedy = check.metadata.get("remedy")
+    return (
+        f"Check {check.check_name} of {check.asset_key.to_user_string()} failed, so the facts "
+        f"were not published: {check.description}"
+        + (f"\n\nWhat to do: {remedy.value}" if remedy else "")
+    )

@@ -19,6 +19,7 @@ from sync365_pipeline.core.settings import (
     AccountSettings,
     ConfigError,
     ResourceConfig,
+    RunSettings,
     load_accounts,
     load_run_settings,
 )
@@ -65,18 +66,22 @@ class MicrosoftCloudResource(dg.ConfigurableResource):
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file (`duckdb_path`) and how long a write waits for a lock held by
-    another process (`lock_timeout_s`, seconds)."""
+    """The DuckDB warehouse file (`duckdb_path`), how long a write waits for a lock held by
+    another process (`lock_timeout_s`, seconds), and the data-quality checks' thresholds
+    (`min_reached_share`, `max_facts_age_days`)."""
 
     duckdb_path: str | None = None
     lock_timeout_s: float | None = None
+    min_reached_share: float | None = None
+    max_facts_age_days: int | None = None
+
+    def settings(self) -> RunSettings:
+        return _configured(lambda: load_run_settings(resource=_config(self, "warehouse")))
 
     def open(self) -> Warehouse:
         # No migrate() here: the warehouse migrates on its first write, so a sensor tick that
         # only reads never writes the file (or waits for a sync's lock).
-        return Warehouse.from_settings(
-            _configured(lambda: load_run_settings(resource=_config(self, "warehouse")))
-        )
+        return Warehouse.from_settings(self.settings())
 
 
 class WebhookResource(dg.ConfigurableResource):

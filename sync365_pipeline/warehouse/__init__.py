@@ -2,8 +2,10 @@
 
 from sync365_pipeline.warehouse.connection import WarehouseLocked, WarehouseUnwritable
 from sync365_pipeline.warehouse.datasets import dataset_frames
+from sync365_pipeline.warehouse.quality import QualityResult
 from sync365_pipeline.warehouse.rows import (
     AppCredentialRow,
+    CheckResultRow,
     ConsentFlag,
     CustomerAccessRow,
     CustomerChanges,
@@ -29,6 +31,7 @@ from sync365_pipeline.warehouse.writes import InvalidFrameError
 
 __all__ = [
     "AppCredentialRow",
+    "CheckResultRow",
     "ConsentFlag",
     "CustomerAccessRow",
     "CustomerChanges",
@@ -38,6 +41,7 @@ __all__ = [
     "FlagKind",
     "InvalidFrameError",
     "PartnerStatusRow",
+    "QualityResult",
     "RawPayload",
     "SkippedRecord",
     "TenantStatusRow",

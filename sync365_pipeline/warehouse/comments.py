@@ -238,6 +238,20 @@ _NOT_IN_RENEWAL_ACTIONS = {
     "synced_at",
 }
 
+_CHECK_RESULT_COLUMNS = {
+    "sync_id": "Dagster run id of the sync whose check this was.",
+    "asset": "The asset checked, e.g. subscribed_skus or license_facts.",
+    "check_name": "The check's name, as the Dagster UI shows it on the asset.",
+    "passed": "Whether the data passed the check.",
+    "severity": "ERROR (the data would be wrong) or WARN (an operational problem).",
+    "blocking": "True when a failure stops the assets downstream in the run: the facts are "
+    "not promoted and the analyst copy is not replaced.",
+    "offending": "How many rows or customers failed the check (0 when it passed).",
+    "summary": "What the check found, in words, naming a few offending customers.",
+    "remedy": "What to do about a failure; NULL when it passed.",
+    "checked_at": "When (UTC) the check was evaluated.",
+}
+
 DESCRIPTIONS: Mapping[str, Described] = {
     # -- tables ----------------------------------------------------------------------------
     "customers": Described(
@@ -629,6 +643,16 @@ DESCRIPTIONS: Mapping[str, Described] = {
             "difference": "units_in_use minus units_sold_by_us: seats in use this partner does "
             "not bill (negative: it sells more than is used).",
         },
+    ),
+    "check_results": Described(
+        "Each evaluation of a data-quality check (a Dagster asset check of a sync): passed or "
+        "not, how many rows or customers offend, in words, and what to do.",
+        _CHECK_RESULT_COLUMNS,
+    ),
+    "latest_check_results": Described(
+        "The latest evaluation of each data-quality check (check_results): what `sync365 "
+        "status` shows under Checks.",
+        _CHECK_RESULT_COLUMNS,
     ),
     "monthly_customer_summary": Described(
         "One row per customer and month (UTC) in which it was synced or attempted: its units at "

@@ -184,3 +184,19 @@ class CustomerChanges:
     new: list[str]
     departed: list[str]
     returned: list[str]
+
+
+@dataclass(frozen=True)
+class CheckResultRow:
+    """One evaluation of a data-quality check in a sync (`check_results`)."""
+
+    sync_id: str
+    asset: str
+    check_name: str
+    passed: bool
+    severity: str
+    blocking: bool
+    offending: int
+    summary: str
+    remedy: str | None
+    checked_at: datetime

@@ -387,6 +387,27 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    # Each evaluation of a data-quality check (issue 13): what `sync365 status` shows without the
+    # Dagster UI, also for a run whose blocking check stopped it before the analyst copy. A step
+    # retry evaluates a check again in the same run and replaces its row.
+    (
+        10,
+        """
+        CREATE TABLE check_results (
+            sync_id VARCHAR NOT NULL,
+            asset VARCHAR NOT NULL,
+            check_name VARCHAR NOT NULL,
+            passed BOOLEAN NOT NULL,
+            severity VARCHAR NOT NULL CHECK (severity IN ('ERROR', 'WARN')),
+            blocking BOOLEAN NOT NULL,
+            offending BIGINT NOT NULL CHECK (offending >= 0),
+            summary VARCHAR NOT NULL,
+            remedy VARCHAR,
+            checked_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (sync_id, asset, check_name)
+        );
+        """,
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

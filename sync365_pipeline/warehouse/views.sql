@@ -696,3 +696,9 @@ LEFT JOIN changes AS g USING (partner_tenant_id, tenant_id, month)
 LEFT JOIN access AS a USING (partner_tenant_id, tenant_id, month)
 LEFT JOIN customers AS c
     ON c.partner_tenant_id = m.partner_tenant_id AND c.tenant_id = m.tenant_id;
+
+-- Each data-quality check's latest evaluation (check_results): what `sync365 status` shows.
+CREATE OR REPLACE VIEW latest_check_results AS
+SELECT *
+FROM check_results
+QUALIFY row_number() OVER (PARTITION BY asset, check_name ORDER BY checked_at DESC) = 1;

@@ -30,7 +30,7 @@ def status(warehouse: Warehouse, columns: int) -> str:
 
 
 def access_lines(output: str) -> list[str]:
-    return output[output.index("Customer access") :].splitlines()
+    return output[output.index("Customer access") : output.index("\n\nChecks")].splitlines()
 
 
 def test_status_lists_each_customers_access_failing_first_wrapped_to_100_columns(

@@ -141,3 +141,14 @@ def test_accounts_file_rejects_duplicate_tenants_and_bad_toml(tmp_path: Path) ->
         accounts_from_file(config, {})
     with pytest.raises(ConfigError, match="does not exist"):
         accounts_from_file(tmp_path / "missing.toml", {})
+
+
+def test_the_quality_checks_thresholds_have_defaults_and_refuse_nonsense() -> None:
+    defaults = load_run_settings({})
+    assert (defaults.min_reached_share, defaults.max_facts_age_days) == (0.9, 1)
+    chosen = load_run_settings(
+        {"SYNC365_MIN_REACHED_SHARE": "0.75", "SYNC365_MAX_FACTS_AGE_DAYS": "2"}
+    )
+    assert (chosen.min_reached_share, chosen.max_facts_age_days) == (0.75, 2)
+    with pytest.raises(ConfigError, match="SYNC365_MIN_REACHED_SHARE must be a share"):
+        load_run_settings({"SYNC365_MIN_REACHED_SHARE": "90%"})
