@@ -7,7 +7,7 @@ import pandas as pd
 
 from sync365_pipeline.defs.assets import customers
 from sync365_pipeline.defs.resources import WarehouseResource
-from sync365_pipeline.warehouse import ConsentFlag
+from sync365_pipeline.warehouse import ConsentFlag, CustomerNames
 
 CONSENT_CHECK = "consent_granted"
 TENANTS_CHECK = "tenants_synced"
@@ -17,11 +17,12 @@ TENANTS_CHECK = "tenants_synced"
 def consent_granted(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Fails (as a warning) while any customer or the partner itself has lost access; the open
     flags it lists include GDAP relationships and client secrets that end soon."""
-    flags = warehouse.open().open_consent_flags()
+    store = warehouse.open()
+    flags = store.open_consent_flags()
     return dg.AssetCheckResult(
         passed=not access_lost(flags),
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"open_flags": flags_markdown(flags)},
+        metadata={"open_flags": flags_markdown(flags, store.customer_names())},
     )
 
 
@@ -81,7 +82,9 @@ def access_lost(flags: Sequence[ConsentFlag]) -> list[ConsentFlag]:
     return [flag for flag in flags if flag.kind == "access_lost"]
 
 
-def flags_markdown(flags: Sequence[ConsentFlag]) -> dg.MetadataValue:
+def flags_markdown(flags: Sequence[ConsentFlag], names: CustomerNames) -> dg.MetadataValue:
+    """The flags as a table, each customer by name next to its ids (a partner's own flag, one
+    without a tenant, says so)."""
     if not flags:
         return dg.MetadataValue.md("_no open flags_")
     columns = [
@@ -93,5 +96,15 @@ def flags_markdown(flags: Sequence[ConsentFlag]) -> dg.MetadataValue:
         "ends_at",
         "raised_at",
     ]
-    frame = pd.DataFrame([{name: getattr(flag, name) for name in columns} for flag in flags])
+    frame = pd.DataFrame(
+        [
+            {
+                "customer": "(the partner)"
+                if flag.tenant_id is None
+                else names.get((flag.partner_tenant_id, flag.tenant_id), ""),
+                **{name: getattr(flag, name) for name in columns},
+            }
+            for flag in flags
+        ]
+    )
     return dg.MetadataValue.md(frame.to_markdown(index=False))

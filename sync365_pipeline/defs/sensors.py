@@ -58,9 +58,14 @@ def consent_sensor(
                 passed=not access_lost(still_open),
                 severity=dg.AssetCheckSeverity.WARN,
                 metadata={
-                    "raised": flags_markdown(changes.raised),
-                    "cleared": dg.MetadataValue.json([list(key) for key in changes.cleared]),
-                    "open_flags": flags_markdown(still_open),
+                    "raised": flags_markdown(changes.raised, changes.names),
+                    "cleared": dg.MetadataValue.json(
+                        [
+                            [partner, tenant, kind, changes.name_of(partner, tenant)]
+                            for partner, tenant, kind in changes.cleared
+                        ]
+                    ),
+                    "open_flags": flags_markdown(still_open, changes.names),
                 },
             )
         )

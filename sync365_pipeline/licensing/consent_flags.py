@@ -14,7 +14,7 @@ one of them applied, the other finds unchanged, so nothing is raised or announce
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -23,7 +23,7 @@ import pandas as pd
 
 from sync365_pipeline.core.clock import utc_naive
 from sync365_pipeline.core.status import ACCESS_LOSS_STATUSES, TenantStatus
-from sync365_pipeline.warehouse import ConsentFlag, FlagKey, FlagKind, Warehouse
+from sync365_pipeline.warehouse import ConsentFlag, CustomerNames, FlagKey, FlagKind, Warehouse
 
 # Partner-level outcomes that are not a loss of consent: ok, and faults the next run retries.
 NOT_ACCESS_LOSS = frozenset({TenantStatus.OK, TenantStatus.ERROR, TenantStatus.THROTTLED})
@@ -37,7 +37,7 @@ class FlagChanges:
 
     raised: list[ConsentFlag]
     cleared: list[FlagKey]
-    names: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    names: CustomerNames = field(default_factory=CustomerNames)
 
     def __bool__(self) -> bool:
         return bool(self.raised or self.cleared)
