@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
 import click
 
-from sync365_pipeline.commands.access import landed_section
+from sync365_pipeline.commands.access import landed_section, terminal_width
+from sync365_pipeline.commands.tables import fitted_table
 from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.core.redaction import redact
 from sync365_pipeline.core.settings import (
@@ -28,6 +30,13 @@ from sync365_pipeline.licensing.selection import EVERY_TENANT, TenantSelection
 from sync365_pipeline.warehouse import Warehouse, WarehouseLocked
 
 INTERRUPTED = 130  # the shell's code for a command stopped by a signal
+# The sync summary's customers that need attention, most needed column first.
+ATTENTION_COLUMNS = {
+    "customer": "customer",
+    "status": "status",
+    "error_code": "error",
+    "tenant_id": "tenant id",
+}
 
 DAGSTER_YAML = """\
 # Written by sync365. Runs that write the warehouse share one concurrency slot, because DuckDB
@@ -115,7 +124,7 @@ def run_sync(selection: TenantSelection = EVERY_TENANT, *, verbose: bool = False
     if not outcome.success:
         show(f"\nSync failed. {_written(warehouse, started)}\n\n{outcome.failure}", err=True)
         return 1
-    print_summary(warehouse)
+    print_summary(warehouse, accounts)
     return report_failed_accounts(warehouse, accounts)
 
 
@@ -149,16 +158,33 @@ def show(text: str, *, err: bool = False) -> None:
     click.echo(printable(redact(text)), err=err)
 
 
-def print_summary(warehouse: Warehouse) -> None:
+def print_summary(warehouse: Warehouse, accounts: Sequence[AccountSettings] = ()) -> None:
+    """Tenants per account and status, the customers landed, and by name those that need
+    attention, fitted to the terminal; each partner named by its account where known."""
     show("\nTenants by status (latest sync):")
-    show(warehouse.status_summary().to_markdown(index=False))
+    summary = warehouse.status_summary()
+    partners = account_names(accounts)
+    summary.insert(0, "account", summary.pop("partner_tenant_id").map(lambda p: partners.get(p, p)))
+    summary["oldest_since"] = summary["oldest_since"].dt.strftime("%Y-%m-%d %H:%M UTC")
+    show(summary.to_markdown(index=False))
     if landed := landed_section(warehouse):
         show(f"\n{landed}")
     failing = warehouse.tenant_health().query("active and status != 'ok'")
     if len(failing):
         show("\nCustomers that need attention:")
-        columns = ["display_name", "tenant_id", "status", "error_code"]
-        show(failing[columns].to_markdown(index=False))
+        show(
+            fitted_table(
+                failing.assign(customer=failing["display_name"].fillna(failing["tenant_id"])),
+                ATTENTION_COLUMNS,
+                terminal_width(),
+                cut=("customer", "error_code"),
+            )
+        )
+
+
+def account_names(accounts: Sequence[AccountSettings]) -> dict[str, str]:
+    """{partner tenant id: account name}: how a person knows each partner."""
+    return {account.tenant_id: account.name for account in accounts}
 
 
 def report_failed_accounts(warehouse: Warehouse, accounts: list[AccountSettings]) -> int:
@@ -168,10 +194,11 @@ def report_failed_accounts(warehouse: Warehouse, accounts: list[AccountSettings]
         latest["partner_tenant_id"].isin([a.tenant_id for a in accounts])
         & (latest["status"] != "ok")
     ]
+    names = account_names(accounts)
     for row in failed.itertuples():
         show(
-            f"\nAccount {row.partner_tenant_id} could not sign in "
-            f"({row.status}, {row.error_code}): {row.message}",
+            f"\nAccount {names[row.partner_tenant_id]} ({row.partner_tenant_id}) could not sign "
+            f"in ({row.status}, {row.error_code}): {row.message}",
             err=True,
         )
     return 1 if len(failed) else 0
