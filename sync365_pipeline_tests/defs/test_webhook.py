@@ -35,6 +35,10 @@ def tick(cursor: str | None, webhook_url: str | None = None) -> dg.SensorResult 
     return result
 
 
+def cells(markdown_row: str) -> list[str]:
+    return [cell.strip() for cell in markdown_row.strip("|").split("|")]
+
+
 def test_raise_and_clear_post_exactly_once_each(
     seeded: SeededWarehouse, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -80,6 +84,34 @@ def test_raise_and_clear_post_exactly_once_each(
         }
     ]
     assert f"Access restored: customer tenant {HEALTHY_B}" in cleared["text"]
+
+
+def test_the_post_and_the_sensors_check_name_the_customer_next_to_its_id(
+    seeded: SeededWarehouse, receiver: Receiver
+) -> None:
+    names = {HEALTHY_A: "Alpha Dental", HEALTHY_B: "Beta Logistics"}
+    seeded.customers(HEALTHY_A, HEALTHY_B, names=names)
+    seeded.tenant_statuses({HEALTHY_A: OK, HEALTHY_B: REVOKED})
+    raised = tick(None, webhook_url=receiver.url)
+    seeded.tenant_statuses({HEALTHY_A: OK, HEALTHY_B: OK})
+    cleared = tick(raised.cursor, webhook_url=receiver.url)
+
+    first, second = (post["json"] for post in receiver.posts)
+    (flag,) = first["raised"]
+    assert (flag["tenant_id"], flag["customer_name"]) == (HEALTHY_B, "Beta Logistics")
+    assert "Access lost: Beta Logistics: status consent_revoked" in first["text"]
+    assert [(f["tenant_id"], f["customer_name"]) for f in second["cleared"]] == [
+        (HEALTHY_B, "Beta Logistics")
+    ]
+    assert "Access restored: Beta Logistics." in second["text"]
+    (raising,) = raised.asset_events
+    heading, _, row = (cells(line)[:3] for line in raising.metadata["raised"].value.splitlines())
+    assert heading == ["customer", "partner_tenant_id", "tenant_id"]
+    assert row == ["Beta Logistics", PARTNER["tenant_id"], HEALTHY_B], "the name next to the id"
+    (clearing,) = cleared.asset_events
+    assert clearing.metadata["cleared"].value == [
+        [PARTNER["tenant_id"], HEALTHY_B, "access_lost", "Beta Logistics"]
+    ]
 
 
 def test_partner_level_flag_posts_reconsent_instructions_and_no_secret(
