@@ -1,6 +1,7 @@
 """Asset checks: what the data engineer sees pass or fail on the assets."""
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import dagster as dg
 import pandas as pd
@@ -102,9 +103,16 @@ def flags_markdown(flags: Sequence[ConsentFlag], names: CustomerNames) -> dg.Met
                 "customer": "(the partner)"
                 if flag.tenant_id is None
                 else names.get((flag.partner_tenant_id, flag.tenant_id), ""),
-                **{name: getattr(flag, name) for name in columns},
+                **{name: _cell(getattr(flag, name)) for name in columns},
             }
             for flag in flags
         ]
     )
     return dg.MetadataValue.md(frame.to_markdown(index=False))
+
+
+def _cell(value: object) -> object:
+    """A flag's field as a table shows it: blank for none, times to the minute (UTC)."""
+    if value is None:
+        return ""
+    return f"{value:%Y-%m-%d %H:%M}" if isinstance(value, datetime) else value
