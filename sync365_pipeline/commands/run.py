@@ -30,7 +30,15 @@ from sync365_pipeline.licensing.selection import EVERY_TENANT, TenantSelection
 from sync365_pipeline.warehouse import Warehouse, WarehouseLocked
 
 INTERRUPTED = 130  # the shell's code for a command stopped by a signal
-# The sync summary's customers that need attention, most needed column first.
+# The sync summary's tables, most needed column first: tenants per account and status, and the
+# customers that need attention.
+SUMMARY_COLUMNS = {
+    "account": "account",
+    "status": "status",
+    "tenants": "tenants",
+    "stale_tenants": "stale",
+    "oldest_since": "oldest since (UTC)",
+}
 ATTENTION_COLUMNS = {
     "customer": "customer",
     "status": "status",
@@ -161,12 +169,15 @@ def show(text: str, *, err: bool = False) -> None:
 def print_summary(warehouse: Warehouse, accounts: Sequence[AccountSettings] = ()) -> None:
     """Tenants per account and status, the customers landed, and by name those that need
     attention, fitted to the terminal; each partner named by its account where known."""
+    width = terminal_width()
     show("\nTenants by status (latest sync):")
     summary = warehouse.status_summary()
     partners = account_names(accounts)
-    summary.insert(0, "account", summary.pop("partner_tenant_id").map(lambda p: partners.get(p, p)))
-    summary["oldest_since"] = summary["oldest_since"].dt.strftime("%Y-%m-%d %H:%M UTC")
-    show(summary.to_markdown(index=False))
+    summary = summary.assign(
+        account=summary["partner_tenant_id"].map(lambda p: partners.get(p, p)),
+        oldest_since=summary["oldest_since"].dt.strftime("%Y-%m-%d %H:%M"),
+    )
+    show(fitted_table(summary, SUMMARY_COLUMNS, width, cut=("account",)))
     if landed := landed_section(warehouse):
         show(f"\n{landed}")
     failing = warehouse.tenant_health().query("active and status != 'ok'")
@@ -176,7 +187,7 @@ def print_summary(warehouse: Warehouse, accounts: Sequence[AccountSettings] = ()
             fitted_table(
                 failing.assign(customer=failing["display_name"].fillna(failing["tenant_id"])),
                 ATTENTION_COLUMNS,
-                terminal_width(),
+                width,
                 cut=("customer", "error_code"),
             )
         )

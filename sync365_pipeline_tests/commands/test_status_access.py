@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from sync365_pipeline.commands.cli import main
 from sync365_pipeline.commands.run import print_summary
+from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.warehouse import TenantStatusRow, Warehouse
 from sync365_pipeline_tests.access_seed import seed_access
@@ -165,3 +166,30 @@ def test_the_sync_summary_says_how_many_landed_and_who_by_consent_or_fallback(
         "Reached once the sync granted the app's consent: Contoso.",
         "Reached through the Partner Center fallback: Fabrikam.",
     ]
+
+
+def test_the_sync_summary_names_partners_by_account_and_customers_by_name_within_the_width(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse = Warehouse(tmp_path / "sync365.duckdb")
+    seed_with_a_long_message(warehouse)
+    account = AccountSettings(
+        name="contoso-partner",
+        tenant_id=PARTNER,
+        client_id="0c7e9d9a-6a53-4b1e-9f3e-8b1c2d3e4f50",
+        client_secret="summary-test-secret",
+        token_cache=tmp_path / "token_cache.json",
+    )
+    monkeypatch.setenv("COLUMNS", "80")
+
+    print_summary(warehouse, [account])
+
+    output = capsys.readouterr().out
+    by_status = output[: output.index("\n\n", 2)]
+    assert by_status.splitlines()[2].split()[:2] == ["account", "status"]
+    assert "contoso-partner" in by_status
+    assert PARTNER not in by_status, "the account's name, not its tenant id"
+    assert max(map(len, by_status.splitlines())) <= 80
+    attention = output[output.index("Customers that need attention:") :].splitlines()[1:]
+    assert [line.split()[0] for line in attention] == ["customer", "Fabrikam", "Northwind"]
+    assert max(map(len, attention)) <= 80
