@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import textwrap
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -179,7 +180,7 @@ def print_summary(warehouse: Warehouse, accounts: Sequence[AccountSettings] = ()
     )
     show(fitted_table(summary, SUMMARY_COLUMNS, width, cut=("account",)))
     if landed := landed_section(warehouse):
-        show(f"\n{landed}")
+        show("\n" + "\n".join(textwrap.fill(line, width) for line in landed.splitlines()))
     failing = warehouse.tenant_health().query("active and status != 'ok'")
     if len(failing):
         show("\nCustomers that need attention:")

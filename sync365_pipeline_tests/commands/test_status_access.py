@@ -192,4 +192,4 @@ def test_the_sync_summary_names_partners_by_account_and_customers_by_name_within
     assert max(map(len, by_status.splitlines())) <= 80
     attention = output[output.index("Customers that need attention:") :].splitlines()[1:]
     assert [line.split()[0] for line in attention] == ["customer", "Fabrikam", "Northwind"]
-    assert max(map(len, attention)) <= 80
+    assert max(map(len, output.splitlines())) <= 80
