@@ -25,6 +25,7 @@ from sync365_pipeline.core.settings import (
     load_run_settings,
 )
 from sync365_pipeline.core.text import printable
+from sync365_pipeline.licensing.accounts import account_names
 from sync365_pipeline.licensing.consent_flags import evaluate_flags
 from sync365_pipeline.licensing.notify import WebhookNotifier, change_lines
 from sync365_pipeline.licensing.selection import EVERY_TENANT, TenantSelection
@@ -129,7 +130,7 @@ def run_sync(selection: TenantSelection = EVERY_TENANT, *, verbose: bool = False
     if interrupted:
         click.echo(f"\nSync stopped before it finished. {_written(warehouse, started)}", err=True)
         return INTERRUPTED
-    apply_flags(warehouse, run_settings.webhook_url)
+    apply_flags(warehouse, run_settings.webhook_url, accounts)
     if not outcome.success:
         show(f"\nSync failed. {_written(warehouse, started)}\n\n{outcome.failure}", err=True)
         return 1
@@ -194,11 +195,6 @@ def print_summary(warehouse: Warehouse, accounts: Sequence[AccountSettings] = ()
         )
 
 
-def account_names(accounts: Sequence[AccountSettings]) -> dict[str, str]:
-    """{partner tenant id: account name}: how a person knows each partner."""
-    return {account.tenant_id: account.name for account in accounts}
-
-
 def report_failed_accounts(warehouse: Warehouse, accounts: list[AccountSettings]) -> int:
     """1 if an account's latest sign-in failed (its remedy printed), else 0."""
     latest = warehouse.latest_partner_statuses()
@@ -216,7 +212,9 @@ def report_failed_accounts(warehouse: Warehouse, accounts: list[AccountSettings]
     return 1 if len(failed) else 0
 
 
-def apply_flags(warehouse: Warehouse, webhook_url: Secret | None) -> None:
+def apply_flags(
+    warehouse: Warehouse, webhook_url: Secret | None, accounts: Sequence[AccountSettings]
+) -> None:
     """Raise and clear the flags as the consent sensor does, post the webhook for what changed
     and print one line per change: a sync run from cron, with no Dagster daemon, still warns.
     The sensor, if it runs too, then finds nothing new to raise or post."""
@@ -224,7 +222,7 @@ def apply_flags(warehouse: Warehouse, webhook_url: Secret | None) -> None:
         return  # the sync stopped before it recorded anything
     notifier = WebhookNotifier(webhook_url.reveal()) if webhook_url else None
     try:
-        changes = evaluate_flags(warehouse, utcnow(), notifier)
+        changes = evaluate_flags(warehouse, utcnow(), notifier, account_names(accounts))
     except WarehouseLocked as exc:
         show(f"\nFlags were not evaluated ({exc}); the next sync evaluates them.", err=True)
         return

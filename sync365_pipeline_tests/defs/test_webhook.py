@@ -81,6 +81,7 @@ def test_raise_and_clear_post_exactly_once_each(
             "tenant_id": HEALTHY_B,
             "kind": "access_lost",
             "customer_name": None,  # the seeded customer list has no names
+            "partner_name": None,  # nor is an account configured to name the partner
         }
     ]
     assert f"Access restored: customer tenant {HEALTHY_B}" in cleared["text"]
@@ -128,7 +129,11 @@ def test_partner_level_flag_posts_reconsent_instructions_and_no_secret(
     assert (flag["tenant_id"], flag["status"]) == (None, "refresh_token_expired")
     assert flag["error_code"] == "AADSTS700082"
     assert "sync365 consent" in flag["remedy"]
-    assert f"partner {PARTNER['tenant_id']} (the partner's own sign-in)" in post["json"]["text"]
+    assert flag["partner_name"] == "default", "named by its account"
+    assert (
+        f"partner default, tenant {PARTNER['tenant_id']} (the partner's own sign-in)"
+        in post["json"]["text"]
+    )
     raw = json.dumps(post["json"])
     for secret in (PARTNER["client_secret"], PARTNER["refresh_token"], "eyJ", "1.AXoA"):
         assert secret not in raw
@@ -189,7 +194,7 @@ def test_failed_post_is_logged_without_the_url_secret(
 
 def test_payload_lists_every_change_with_its_remedy(receiver: Receiver) -> None:
     partner_key = (PARTNER["tenant_id"], None, "access_lost")
-    changes = FlagChanges([FLAG], [partner_key])
+    changes = FlagChanges([FLAG], [partner_key], partner_names={PARTNER["tenant_id"]: "contoso"})
     assert WebhookNotifier(receiver.url).notify(changes) is True
     assert WebhookNotifier(receiver.url).notify(FlagChanges([], [])) is True  # nothing: no post
 
@@ -202,7 +207,8 @@ def test_payload_lists_every_change_with_its_remedy(receiver: Receiver) -> None:
         "complete the operation. What to do: The partner's delegated admin access (GDAP "
         "relationship or DAP) was removed or has expired: request a new GDAP relationship in "
         "Partner Center and have the customer approve it.",
-        f"- Access restored: partner {PARTNER['tenant_id']} (the partner's own sign-in).",
+        f"- Access restored: partner contoso, tenant {PARTNER['tenant_id']} (the partner's own "
+        "sign-in).",
     ]
     assert body["raised"][0]["raised_at"] == "2025-01-02T03:04:05+00:00"
     assert body["raised"][0]["kind"] == "access_lost"
@@ -212,6 +218,7 @@ def test_payload_lists_every_change_with_its_remedy(receiver: Receiver) -> None:
             "tenant_id": None,
             "kind": "access_lost",
             "customer_name": None,
+            "partner_name": "contoso",
         }
     ]
 
