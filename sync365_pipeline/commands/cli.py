@@ -22,6 +22,7 @@ from sync365_pipeline.commands.dev import dev
 from sync365_pipeline.commands.renewals import readable_warehouse, renewals
 from sync365_pipeline.commands.run import run_sync, show
 from sync365_pipeline.commands.sql import sql
+from sync365_pipeline.commands.status import health_section
 from sync365_pipeline.core.redaction import redact_every_log_record
 from sync365_pipeline.core.settings import DATA_DIR, ConfigError, load_accounts
 from sync365_pipeline.licensing.selection import TenantSelection
@@ -134,14 +135,16 @@ def doctor() -> None:
 
 
 @main.command()
-def status() -> None:
-    """Per-tenant health from the warehouse (its analyst copy, so a running sync is not blocked)."""
+@click.option("--wide", is_flag=True, help="Every row and column of tenant_health, however wide.")
+def status(wide: bool) -> None:
+    """Per-tenant health from the warehouse (its analyst copy, so a running sync is not blocked),
+    fitted to the terminal."""
     readable = readable_warehouse()
-    health = readable.tenant_health()
+    width = terminal_width()
     click.echo(f"From {readable.path}:")
-    show(health.to_markdown(index=False) if len(health) else "No tenants synced yet.")
-    show(f"\n{access_section(readable, terminal_width())}")
-    show(f"\n{checks_section(terminal_width())}")
+    show(health_section(readable, width, wide=wide))
+    show(f"\n{access_section(readable, width)}")
+    show(f"\n{checks_section(width)}")
 
 
 @main.command("refresh-sku-names")

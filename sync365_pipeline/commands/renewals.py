@@ -6,6 +6,7 @@ import click
 import pandas as pd
 
 from sync365_pipeline.commands.access import terminal_width
+from sync365_pipeline.commands.tables import fitted_table
 from sync365_pipeline.core.settings import ConfigError, load_run_settings
 from sync365_pipeline.warehouse import Warehouse
 
@@ -22,8 +23,6 @@ COLUMNS = {
     "days_left": "days",
     "auto_renew": "renews",
 }
-MIN_TEXT_WIDTH = 12  # customer and subscription names are cut to fit, never below this
-_NAMES = ("display_name", "offer_name")
 
 
 def renewals_table(actions: pd.DataFrame, width: int) -> str:
@@ -35,22 +34,7 @@ def renewals_table(actions: pd.DataFrame, width: int) -> str:
         display_name=actions["display_name"].fillna(actions["tenant_id"]),
         offer_name=actions["offer_name"].fillna(actions["subscription_id"]),
     )
-    frame = frame[list(COLUMNS)].rename(columns=COLUMNS).astype(str)
-    frame = frame.replace({"<NA>": "", "nan": "", "None": ""})
-    for keep in range(len(COLUMNS), 2, -1):
-        shown = frame.iloc[:, :keep]
-        for text_width in (40, 30, 20, MIN_TEXT_WIDTH):
-            cut = shown.copy()
-            for name in (COLUMNS[column] for column in _NAMES):
-                cut[name] = cut[name].map(lambda text, w=text_width: _cut(text, w))
-            table = cut.to_string(index=False)
-            if max(map(len, table.splitlines())) <= width:
-                return table
-    return table
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "\u2026"
+    return fitted_table(frame, COLUMNS, width, cut=("display_name", "offer_name"), keep=3)
 
 
 def readable_warehouse() -> Warehouse:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
+import textwrap
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
 import click
 
-from sync365_pipeline.commands.access import landed_section
+from sync365_pipeline.commands.access import landed_section, terminal_width
+from sync365_pipeline.commands.tables import fitted_table
 from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.core.redaction import redact
 from sync365_pipeline.core.settings import (
@@ -22,12 +25,28 @@ from sync365_pipeline.core.settings import (
     load_run_settings,
 )
 from sync365_pipeline.core.text import printable
+from sync365_pipeline.licensing.accounts import account_names
 from sync365_pipeline.licensing.consent_flags import evaluate_flags
 from sync365_pipeline.licensing.notify import WebhookNotifier, change_lines
 from sync365_pipeline.licensing.selection import EVERY_TENANT, TenantSelection
 from sync365_pipeline.warehouse import Warehouse, WarehouseLocked
 
 INTERRUPTED = 130  # the shell's code for a command stopped by a signal
+# The sync summary's tables, most needed column first: tenants per account and status, and the
+# customers that need attention.
+SUMMARY_COLUMNS = {
+    "account": "account",
+    "status": "status",
+    "tenants": "tenants",
+    "stale_tenants": "stale",
+    "oldest_since": "oldest since (UTC)",
+}
+ATTENTION_COLUMNS = {
+    "customer": "customer",
+    "status": "status",
+    "error_code": "error",
+    "tenant_id": "tenant id",
+}
 
 DAGSTER_YAML = """\
 # Written by sync365. Runs that write the warehouse share one concurrency slot, because DuckDB
@@ -111,11 +130,11 @@ def run_sync(selection: TenantSelection = EVERY_TENANT, *, verbose: bool = False
     if interrupted:
         click.echo(f"\nSync stopped before it finished. {_written(warehouse, started)}", err=True)
         return INTERRUPTED
-    apply_flags(warehouse, run_settings.webhook_url)
+    apply_flags(warehouse, run_settings.webhook_url, accounts)
     if not outcome.success:
         show(f"\nSync failed. {_written(warehouse, started)}\n\n{outcome.failure}", err=True)
         return 1
-    print_summary(warehouse)
+    print_summary(warehouse, accounts)
     return report_failed_accounts(warehouse, accounts)
 
 
@@ -149,16 +168,31 @@ def show(text: str, *, err: bool = False) -> None:
     click.echo(printable(redact(text)), err=err)
 
 
-def print_summary(warehouse: Warehouse) -> None:
+def print_summary(warehouse: Warehouse, accounts: Sequence[AccountSettings] = ()) -> None:
+    """Tenants per account and status, the customers landed, and by name those that need
+    attention, fitted to the terminal; each partner named by its account where known."""
+    width = terminal_width()
     show("\nTenants by status (latest sync):")
-    show(warehouse.status_summary().to_markdown(index=False))
+    summary = warehouse.status_summary()
+    partners = account_names(accounts)
+    summary = summary.assign(
+        account=summary["partner_tenant_id"].map(lambda p: partners.get(p, p)),
+        oldest_since=summary["oldest_since"].dt.strftime("%Y-%m-%d %H:%M"),
+    )
+    show(fitted_table(summary, SUMMARY_COLUMNS, width, cut=("account",)))
     if landed := landed_section(warehouse):
-        show(f"\n{landed}")
+        show("\n" + "\n".join(textwrap.fill(line, width) for line in landed.splitlines()))
     failing = warehouse.tenant_health().query("active and status != 'ok'")
     if len(failing):
         show("\nCustomers that need attention:")
-        columns = ["display_name", "tenant_id", "status", "error_code"]
-        show(failing[columns].to_markdown(index=False))
+        show(
+            fitted_table(
+                failing.assign(customer=failing["display_name"].fillna(failing["tenant_id"])),
+                ATTENTION_COLUMNS,
+                width,
+                cut=("customer", "error_code"),
+            )
+        )
 
 
 def report_failed_accounts(warehouse: Warehouse, accounts: list[AccountSettings]) -> int:
@@ -168,16 +202,19 @@ def report_failed_accounts(warehouse: Warehouse, accounts: list[AccountSettings]
         latest["partner_tenant_id"].isin([a.tenant_id for a in accounts])
         & (latest["status"] != "ok")
     ]
+    names = account_names(accounts)
     for row in failed.itertuples():
         show(
-            f"\nAccount {row.partner_tenant_id} could not sign in "
-            f"({row.status}, {row.error_code}): {row.message}",
+            f"\nAccount {names[row.partner_tenant_id]} ({row.partner_tenant_id}) could not sign "
+            f"in ({row.status}, {row.error_code}): {row.message}",
             err=True,
         )
     return 1 if len(failed) else 0
 
 
-def apply_flags(warehouse: Warehouse, webhook_url: Secret | None) -> None:
+def apply_flags(
+    warehouse: Warehouse, webhook_url: Secret | None, accounts: Sequence[AccountSettings]
+) -> None:
     """Raise and clear the flags as the consent sensor does, post the webhook for what changed
     and print one line per change: a sync run from cron, with no Dagster daemon, still warns.
     The sensor, if it runs too, then finds nothing new to raise or post."""
@@ -185,7 +222,7 @@ def apply_flags(warehouse: Warehouse, webhook_url: Secret | None) -> None:
         return  # the sync stopped before it recorded anything
     notifier = WebhookNotifier(webhook_url.reveal()) if webhook_url else None
     try:
-        changes = evaluate_flags(warehouse, utcnow(), notifier)
+        changes = evaluate_flags(warehouse, utcnow(), notifier, account_names(accounts))
     except WarehouseLocked as exc:
         show(f"\nFlags were not evaluated ({exc}); the next sync evaluates them.", err=True)
         return

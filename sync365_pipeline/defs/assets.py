@@ -21,6 +21,7 @@ from pydantic import Field
 from sync365_pipeline.catalog import SkuCatalog, sku_classes
 from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.core.settings import AccountSettings
+from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.defs.resources import MicrosoftCloudResource, WarehouseResource
 from sync365_pipeline.licensing import access_report, accounts, chunks, discovery, facts, tenants
 from sync365_pipeline.licensing.selection import (
@@ -194,19 +195,23 @@ def customers(
     frame = pd.concat([found.customers for found in discoveries.values()], ignore_index=True)
     access = access_report.access_reports(store.latest_customer_access(), utcnow())
     reached = access_report.reach_tally(access)
+    names = store.customer_names()
+    partners = {account.name: account.tenant_id for account in microsoft.accounts()}
     return dg.MaterializeResult(
         metadata={
             "customers": dg.MetadataValue.int(len(frame)),
             "active": dg.MetadataValue.int(len(active)),
-            "new": dg.MetadataValue.json(
-                sorted(t for d in discoveries.values() for t in d.changes.new)
-            ),
-            "departed": dg.MetadataValue.json(
-                sorted(t for d in discoveries.values() for t in d.changes.departed)
-            ),
-            "returned": dg.MetadataValue.json(
-                sorted(t for d in discoveries.values() for t in d.changes.returned)
-            ),
+            # Each kind of change's customers, 'Name (tenant id)', of every account.
+            **{
+                change: dg.MetadataValue.json(
+                    sorted(
+                        label
+                        for account, found in discoveries.items()
+                        for label in names.labels(partners[account], getattr(found.changes, change))
+                    )
+                )
+                for change in ("new", "departed", "returned")
+            },
             "by_relationship": dg.MetadataValue.json(
                 frame["relationship"].value_counts().to_dict() if len(frame) else {}
             ),
@@ -220,6 +225,9 @@ def customers(
                 reached[access_report.Reach.PARTNER_CENTER]
             ),
             "not_reachable": dg.MetadataValue.int(reached[access_report.Reach.NONE]),
+            "reachable_tenants": dg.MetadataValue.int(
+                reached[access_report.Reach.GRAPH] + reached[access_report.Reach.PARTNER_CENTER]
+            ),
         }
     )
 
@@ -342,6 +350,8 @@ def store_tenant_chunks(
     context.add_output_metadata(
         {
             "tenants": dg.MetadataValue.int(statuses.total()),
+            "ok_tenants": dg.MetadataValue.int(statuses[TenantStatus.OK]),
+            "failing_tenants": dg.MetadataValue.int(statuses.total() - statuses[TenantStatus.OK]),
             "statuses": dg.MetadataValue.json(dict(statuses)),
             "chunks": dg.MetadataValue.int(len(staged)),
             "http": dg.MetadataValue.json(chunks.http_by_account(staged)),
@@ -456,10 +466,12 @@ def license_facts(
         rows = sum(written.values())
     analyst_copy = store.publish_analyst_copy()
     counts = store.subscription_counts()
+    totals = store.license_totals()
     return dg.MaterializeResult(
         metadata={
             "snapshot_date": str(snapshot_date),
             "rows_written": dg.MetadataValue.int(rows),
+            **{name: dg.MetadataValue.int(units) for name, units in totals.items()},
             "subscriptions": dg.MetadataValue.int(counts["subscriptions"]),
             "renewal_actions": dg.MetadataValue.int(counts["renewal_actions"]),
             "monthly_rollovers": dg.MetadataValue.int(counts["monthly_rollovers"]),

@@ -11,6 +11,7 @@ it takes the warehouse pool's slot like the writing assets (DuckDB: one writing 
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import dagster as dg
 import pandas as pd
@@ -27,6 +28,7 @@ from sync365_pipeline.defs.resources import WarehouseResource
 from sync365_pipeline.warehouse import (
     CheckResultRow,
     ConsentFlag,
+    CustomerNames,
     QualityResult,
     Warehouse,
     staged_files,
@@ -212,14 +214,15 @@ def consent_granted(
     flags it lists include GDAP relationships and client secrets that end soon."""
     store = warehouse.open()
     flags = store.open_consent_flags()
+    names = store.customer_names()
     lost = access_lost(flags)
     result = dg.AssetCheckResult(
         passed=not lost,
         severity=WARN,
-        description=f"{len(lost)} lost access: {', '.join(lost_names(store, lost))}."
+        description=f"{len(lost)} lost access: {', '.join(lost_names(names, lost))}."
         if lost
         else "No access lost.",
-        metadata={"open_flags": flags_markdown(flags)},
+        metadata={"open_flags": flags_markdown(flags, names)},
     )
     remedy = (
         "Restore each customer's GDAP relationship or consent (`sync365 consent` for the "
@@ -303,9 +306,8 @@ def access_lost(flags: Sequence[ConsentFlag]) -> list[ConsentFlag]:
     return [flag for flag in flags if flag.kind == "access_lost"]
 
 
-def lost_names(store: Warehouse, lost: Sequence[ConsentFlag]) -> list[str]:
+def lost_names(names: CustomerNames, lost: Sequence[ConsentFlag]) -> list[str]:
     """Who lost access: each customer's name (else its tenant id), or the partner itself."""
-    names = store.customer_names()
     return [
         names.get((flag.partner_tenant_id, flag.tenant_id), flag.tenant_id)
         if flag.tenant_id
@@ -314,7 +316,9 @@ def lost_names(store: Warehouse, lost: Sequence[ConsentFlag]) -> list[str]:
     ]
 
 
-def flags_markdown(flags: Sequence[ConsentFlag]) -> dg.MetadataValue:
+def flags_markdown(flags: Sequence[ConsentFlag], names: CustomerNames) -> dg.MetadataValue:
+    """The flags as a table, each customer by name next to its ids (a partner's own flag, one
+    without a tenant, says so)."""
     if not flags:
         return dg.MetadataValue.md("_no open flags_")
     columns = [
@@ -326,5 +330,22 @@ def flags_markdown(flags: Sequence[ConsentFlag]) -> dg.MetadataValue:
         "ends_at",
         "raised_at",
     ]
-    frame = pd.DataFrame([{name: getattr(flag, name) for name in columns} for flag in flags])
+    frame = pd.DataFrame(
+        [
+            {
+                "customer": "(the partner)"
+                if flag.tenant_id is None
+                else names.get((flag.partner_tenant_id, flag.tenant_id), ""),
+                **{name: _cell(getattr(flag, name)) for name in columns},
+            }
+            for flag in flags
+        ]
+    )
     return dg.MetadataValue.md(frame.to_markdown(index=False))
+
+
+def _cell(value: object) -> object:
+    """A flag's field as a table shows it: blank for none, times to the minute (UTC)."""
+    if value is None:
+        return ""
+    return f"{value:%Y-%m-%d %H:%M}" if isinstance(value, datetime) else value

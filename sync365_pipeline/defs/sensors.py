@@ -12,6 +12,7 @@ from sync365_pipeline.defs.resources import (
     WarehouseResource,
     WebhookResource,
 )
+from sync365_pipeline.licensing.accounts import account_names
 from sync365_pipeline.licensing.consent_flags import evaluate_flags
 from sync365_pipeline.licensing.notify import change_lines
 from sync365_pipeline.microsoft import TokenCacheCorrupt
@@ -28,7 +29,10 @@ from sync365_pipeline.warehouse import WarehouseLocked
     ),
 )
 def consent_sensor(
-    context: dg.SensorEvaluationContext, warehouse: WarehouseResource, webhook: WebhookResource
+    context: dg.SensorEvaluationContext,
+    warehouse: WarehouseResource,
+    webhook: WebhookResource,
+    microsoft: MicrosoftCloudResource,
 ) -> dg.SensorResult | dg.SkipReason:
     """Evaluate the flags (`evaluate_flags`) after each sync that Dagster ran, and report the
     changes on the `consent_granted` check.
@@ -43,7 +47,7 @@ def consent_sensor(
         marker = store.status_marker()
         if marker is None or marker == context.cursor:
             return dg.SkipReason("No new sync results since the last evaluation.")
-        changes = evaluate_flags(store, utcnow(), notifier)
+        changes = evaluate_flags(store, utcnow(), notifier, _account_names(microsoft))
         still_open = store.open_consent_flags() if changes else []
     except WarehouseLocked as exc:
         return dg.SkipReason(f"Warehouse busy, will retry next tick: {exc}")
@@ -58,9 +62,14 @@ def consent_sensor(
                 passed=not access_lost(still_open),
                 severity=dg.AssetCheckSeverity.WARN,
                 metadata={
-                    "raised": flags_markdown(changes.raised),
-                    "cleared": dg.MetadataValue.json([list(key) for key in changes.cleared]),
-                    "open_flags": flags_markdown(still_open),
+                    "raised": flags_markdown(changes.raised, changes.names),
+                    "cleared": dg.MetadataValue.json(
+                        [
+                            [partner, tenant, kind, changes.name_of(partner, tenant)]
+                            for partner, tenant, kind in changes.cleared
+                        ]
+                    ),
+                    "open_flags": flags_markdown(still_open, changes.names),
                 },
             )
         )
@@ -109,3 +118,12 @@ def refresh_token_sensor(
                 )
             )
     return dg.SensorResult(asset_events=events, cursor=json.dumps(current, sort_keys=True))
+
+
+def _account_names(microsoft: MicrosoftCloudResource) -> dict[str, str]:
+    """{partner tenant id: account name} of the configured accounts; none when the
+    configuration cannot be read (the flags still name the partner by its tenant id)."""
+    try:
+        return account_names(microsoft.accounts())
+    except dg.Failure:
+        return {}

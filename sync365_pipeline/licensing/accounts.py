@@ -172,3 +172,8 @@ def partner_status_of(exc: MicrosoftError) -> str:
     if isinstance(exc, PartnerAccessError):
         return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
     return TenantStatus.THROTTLED.value if isinstance(exc, Throttled) else TenantStatus.ERROR.value
+
+
+def account_names(accounts: Sequence[AccountSettings]) -> dict[str, str]:
+    """{partner tenant id: account name}: how a person knows each partner."""
+    return {account.tenant_id: account.name for account in accounts}

@@ -23,7 +23,7 @@ import pandas as pd
 
 from sync365_pipeline.core.clock import utc_naive
 from sync365_pipeline.core.status import ACCESS_LOSS_STATUSES, TenantStatus
-from sync365_pipeline.warehouse import ConsentFlag, FlagKey, FlagKind, Warehouse
+from sync365_pipeline.warehouse import ConsentFlag, CustomerNames, FlagKey, FlagKind, Warehouse
 
 # Partner-level outcomes that are not a loss of consent: ok, and faults the next run retries.
 NOT_ACCESS_LOSS = frozenset({TenantStatus.OK, TenantStatus.ERROR, TenantStatus.THROTTLED})
@@ -32,18 +32,23 @@ EXPIRY_NOTICE = timedelta(days=30)
 
 @dataclass(frozen=True)
 class FlagChanges:
-    """Flags raised and cleared; `names` maps (partner, tenant) to the customer's name, where
-    known, for the people reading about them."""
+    """Flags raised and cleared; `names` maps (partner, tenant) to the customer's name and
+    `partner_names` a partner's tenant id to its account's name, where known, for the people
+    reading about them."""
 
     raised: list[ConsentFlag]
     cleared: list[FlagKey]
-    names: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    names: CustomerNames = field(default_factory=CustomerNames)
+    partner_names: Mapping[str, str] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.raised or self.cleared)
 
     def name_of(self, partner_tenant_id: str, tenant_id: str | None) -> str | None:
         return None if tenant_id is None else self.names.get((partner_tenant_id, tenant_id))
+
+    def partner_name_of(self, partner_tenant_id: str) -> str | None:
+        return self.partner_names.get(partner_tenant_id)
 
 
 class Notifier(Protocol):
@@ -52,9 +57,15 @@ class Notifier(Protocol):
     def notify(self, changes: FlagChanges) -> bool: ...
 
 
-def evaluate_flags(warehouse: Warehouse, now: datetime, notifier: Notifier | None) -> FlagChanges:
+def evaluate_flags(
+    warehouse: Warehouse,
+    now: datetime,
+    notifier: Notifier | None,
+    partner_names: Mapping[str, str] | None = None,
+) -> FlagChanges:
     """Compute every kind of flag from the warehouse, apply the changes in one transaction and
-    announce what actually changed; returns that (empty when nothing did).
+    announce what actually changed, each partner by its account's name in `partner_names`
+    (partner tenant id: name) where given; returns that (empty when nothing did).
 
     The analyst copy is republished after a change, so analysts and `sync365 status` see flags
     at once.
@@ -77,7 +88,7 @@ def evaluate_flags(warehouse: Warehouse, now: datetime, notifier: Notifier | Non
         [key for part in parts for key in part.cleared],
         now,
     )
-    applied = FlagChanges(raised, cleared, names)
+    applied = FlagChanges(raised, cleared, names, partner_names or {})
     if applied:
         if notifier is not None:
             notifier.notify(applied)

@@ -84,6 +84,7 @@ def consent_payload(changes: FlagChanges) -> dict[str, Any]:
                 "tenant_id": flag.tenant_id,
                 "kind": flag.kind,
                 "customer_name": changes.name_of(flag.partner_tenant_id, flag.tenant_id),
+                "partner_name": changes.partner_name_of(flag.partner_tenant_id),
                 "status": flag.status,
                 "error_code": flag.error_code,
                 "message": flag.message,
@@ -99,6 +100,7 @@ def consent_payload(changes: FlagChanges) -> dict[str, Any]:
                 "tenant_id": tenant_id,
                 "kind": kind,
                 "customer_name": changes.name_of(partner, tenant_id),
+                "partner_name": changes.partner_name_of(partner),
             }
             for partner, tenant_id, kind in changes.cleared
         ],
@@ -181,9 +183,13 @@ def _subject(changes: FlagChanges, key: FlagKey) -> str:
     partner_tenant_id, tenant_id, kind = key
     if tenant_id is not None:
         return changes.name_of(partner_tenant_id, tenant_id) or f"customer tenant {tenant_id}"
+    name = changes.partner_name_of(partner_tenant_id)
+    partner = (
+        f"partner {name}, tenant {partner_tenant_id}" if name else f"partner {partner_tenant_id}"
+    )
     if kind == "client_secret_expiring":
-        return f"partner {partner_tenant_id} (its app registration)"
-    return f"partner {partner_tenant_id} (the partner's own sign-in)"
+        return f"{partner} (its app registration)"
+    return f"{partner} (the partner's own sign-in)"
 
 
 def _describe(flag: ConsentFlag) -> str:

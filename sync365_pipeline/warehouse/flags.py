@@ -15,7 +15,7 @@ import pandas as pd
 
 from sync365_pipeline.core.clock import utc_naive
 from sync365_pipeline.warehouse.file import WarehouseFile, clip, insert_records
-from sync365_pipeline.warehouse.rows import ConsentFlag, FlagKey
+from sync365_pipeline.warehouse.rows import ConsentFlag, CustomerNames, FlagKey
 
 
 class ConsentFlags(WarehouseFile):
@@ -52,15 +52,15 @@ class ConsentFlags(WarehouseFile):
             "ORDER BY partner_tenant_id, tenant_id"
         )
 
-    def customer_names(self) -> dict[tuple[str, str], str]:
+    def customer_names(self) -> CustomerNames:
         """{(partner_tenant_id, tenant_id): display name} of every customer that has one."""
         frame = self._read(
             "SELECT partner_tenant_id, tenant_id, display_name FROM customers "
             "WHERE display_name IS NOT NULL"
         )
-        return {
-            (row.partner_tenant_id, row.tenant_id): row.display_name for row in frame.itertuples()
-        }
+        return CustomerNames(
+            ((row.partner_tenant_id, row.tenant_id), row.display_name) for row in frame.itertuples()
+        )
 
 
 def _raise_flags(con: duckdb.DuckDBPyConnection, rows: Iterable[ConsentFlag]) -> list[ConsentFlag]:

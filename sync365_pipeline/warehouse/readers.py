@@ -236,14 +236,29 @@ class Readers(WarehouseFile):
         return {column: int(value) for column, value in row.items()}
 
     def current_facts_preview(self, limit: int = 20) -> pd.DataFrame:
-        """The first rows of `current_license_facts`, for a look at the facts in the UI."""
+        """The first rows of `current_license_facts`, each customer by name, for a look at the
+        facts in the UI."""
         return self._read(
-            "SELECT tenant_id, sku_part_number, product_name, capability_status, enabled_units, "
-            "consumed_units, available_units, is_stale, source, partner_tenant_id "
-            "FROM current_license_facts "
-            "ORDER BY tenant_id, sku_part_number, partner_tenant_id LIMIT ?",
+            "SELECT coalesce(c.display_name, f.tenant_id) AS customer, f.tenant_id, "
+            "f.sku_part_number, f.product_name, f.capability_status, f.enabled_units, "
+            "f.consumed_units, f.available_units, f.is_stale, f.source, f.partner_tenant_id "
+            "FROM current_license_facts AS f LEFT JOIN customers AS c "
+            "ON c.partner_tenant_id = f.partner_tenant_id AND c.tenant_id = f.tenant_id "
+            "ORDER BY customer, f.tenant_id, f.sku_part_number, f.partner_tenant_id LIMIT ?",
             [limit],
         )
+
+    def license_totals(self) -> dict[str, int]:
+        """Units over every customer's current facts: licensed (enabled), consumed, and paid
+        ones left unused (`unused_licenses`); the numbers Dagster plots run after run."""
+        row = self._read(
+            "SELECT (SELECT coalesce(sum(enabled_units), 0) FROM current_license_facts) "
+            "AS licensed_units, "
+            "(SELECT coalesce(sum(consumed_units), 0) FROM current_license_facts) "
+            "AS consumed_units, "
+            "(SELECT coalesce(sum(unused_units), 0) FROM unused_licenses) AS unused_paid_units"
+        ).iloc[0]
+        return {column: int(value) for column, value in row.items()}
 
     def raw_payloads_for_facts(
         self, partner_tenant_id: str, snapshot_date: date, *, sync_id: str | None = None

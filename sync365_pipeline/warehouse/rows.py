@@ -200,3 +200,16 @@ class CheckResultRow:
     summary: str
     remedy: str | None
     checked_at: datetime
+
+
+class CustomerNames(dict[tuple[str, str], str]):
+    """{(partner_tenant_id, tenant_id): display name} of the customers that have one: the one
+    place that turns a tenant id into what people read."""
+
+    def label(self, partner_tenant_id: str, tenant_id: str) -> str:
+        """'Name (tenant id)', or the bare id of a customer without a known name."""
+        name = self.get((partner_tenant_id, tenant_id))
+        return f"{name} ({tenant_id})" if name else tenant_id
+
+    def labels(self, partner_tenant_id: str, tenant_ids: list[str]) -> list[str]:
+        return [self.label(partner_tenant_id, tenant_id) for tenant_id in tenant_ids]

@@ -90,11 +90,14 @@ class SeededWarehouse:
         self.clock += timedelta(minutes=1)
         return self.clock
 
-    def customers(self, *tenant_ids: str) -> None:
-        """Today's customer list: the tenants not in it depart."""
-        listing = customers_frame(
-            self.partner_tenant_id, [], [], [{"customerId": tenant} for tenant in tenant_ids]
-        ).frame
+    def customers(self, *tenant_ids: str, names: Mapping[str, str] | None = None) -> None:
+        """Today's customer list (with the display names in `names`, if any): the tenants not in
+        it depart."""
+        listed = [
+            {"customerId": tenant, **({"displayName": names[tenant]} if names else {})}
+            for tenant in tenant_ids
+        ]
+        listing = customers_frame(self.partner_tenant_id, [], [], listed).frame
         self.warehouse.upsert_customers(self.partner_tenant_id, listing, self._tick())
 
     def tenant_statuses(

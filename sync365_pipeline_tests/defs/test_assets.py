@@ -85,9 +85,26 @@ def metadata(
 ) -> dict[str, Any]:
     """The step's metadata: one materialization per run, whatever the number of tenants (`key`
     names the one asset of a multi-asset)."""
+    return {name: value.value for name, value in _metadata_values(result, asset, key).items()}
+
+
+def _metadata_values(
+    result: dg.ExecuteInProcessResult, asset: dg.AssetsDefinition, key: str | None
+) -> dict[str, dg.MetadataValue]:
     wanted = dg.AssetKey(key) if key else asset.key
     (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == wanted]
-    return {key: value.value for key, value in event.materialization.metadata.items()}
+    return dict(event.materialization.metadata)
+
+
+def plotted(
+    result: dg.ExecuteInProcessResult, asset: dg.AssetsDefinition, key: str | None = None
+) -> dict[str, int]:
+    """The step's integer metadata: what Dagster plots over the runs of an asset."""
+    return {
+        name: value.value
+        for name, value in _metadata_values(result, asset, key).items()
+        if isinstance(value, dg.IntMetadataValue)
+    }
 
 
 def test_customers_lists_each_tenant_it_finds_and_what_is_new(
@@ -102,8 +119,11 @@ def test_customers_lists_each_tenant_it_finds_and_what_is_new(
 
     assert first.success
     assert second.success
-    assert metadata(first, customers)["new"] == [ALPHA, BETA]
-    assert metadata(second, customers)["new"] == [GAMMA]
+    assert metadata(first, customers)["new"] == [
+        f"Alpha Dental ({ALPHA})",
+        f"Beta Logistics ({BETA})",
+    ]
+    assert metadata(second, customers)["new"] == [f"Gamma Retail ({GAMMA})"], "named, with its id"
     listed = "SELECT tenant_id, display_name, relationship FROM customers ORDER BY 1"
     assert rows(duckdb_path, listed) == [
         (ALPHA, "Alpha Dental", "reseller"),
@@ -132,6 +152,10 @@ def test_subscribed_skus_records_one_status_per_tenant_and_a_failing_tenant_stop
     assert metadata(result, subscribed_skus, "subscribed_skus")["statuses"] == {
         "ok": 2,
         "consent_revoked": 1,
+    }
+    assert plotted(result, subscribed_skus, "subscribed_skus").items() >= {
+        ("ok_tenants", 2),
+        ("failing_tenants", 1),
     }
     assert rows(
         duckdb_path,
@@ -169,6 +193,12 @@ def test_license_facts_writes_exactly_what_the_clients_served(
     )
     assert facts == expected
     assert metadata(result, license_facts)["rows_written"] == len(expected)
+    # Alpha's E3 25 (22 used) and Business Standard 10 (4), Gamma's Business Standard 3 (1).
+    assert plotted(result, license_facts).items() >= {
+        ("licensed_units", 38),
+        ("consumed_units", 27),
+        ("unused_paid_units", 11),
+    }
 
 
 def test_an_account_that_cannot_sign_in_is_recorded_and_the_other_is_synced(
@@ -241,7 +271,8 @@ def test_customers_metadata_summarises_the_last_syncs_access(
         shown["reachable_via_graph"],
         shown["reachable_via_partner_center"],
         shown["not_reachable"],
-    ) == (1, 0, 1)
+        shown["reachable_tenants"],
+    ) == (1, 0, 1, 1)
     table = shown["access"].splitlines()
     assert [cell.strip() for cell in table[0].strip("|").split("|")] == [
         "customer",

@@ -35,6 +35,10 @@ def tick(cursor: str | None, webhook_url: str | None = None) -> dg.SensorResult 
     return result
 
 
+def cells(markdown_row: str) -> list[str]:
+    return [cell.strip() for cell in markdown_row.strip("|").split("|")]
+
+
 def test_raise_and_clear_post_exactly_once_each(
     seeded: SeededWarehouse, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -77,9 +81,38 @@ def test_raise_and_clear_post_exactly_once_each(
             "tenant_id": HEALTHY_B,
             "kind": "access_lost",
             "customer_name": None,  # the seeded customer list has no names
+            "partner_name": None,  # nor is an account configured to name the partner
         }
     ]
     assert f"Access restored: customer tenant {HEALTHY_B}" in cleared["text"]
+
+
+def test_the_post_and_the_sensors_check_name_the_customer_next_to_its_id(
+    seeded: SeededWarehouse, receiver: Receiver
+) -> None:
+    names = {HEALTHY_A: "Alpha Dental", HEALTHY_B: "Beta Logistics"}
+    seeded.customers(HEALTHY_A, HEALTHY_B, names=names)
+    seeded.tenant_statuses({HEALTHY_A: OK, HEALTHY_B: REVOKED})
+    raised = tick(None, webhook_url=receiver.url)
+    seeded.tenant_statuses({HEALTHY_A: OK, HEALTHY_B: OK})
+    cleared = tick(raised.cursor, webhook_url=receiver.url)
+
+    first, second = (post["json"] for post in receiver.posts)
+    (flag,) = first["raised"]
+    assert (flag["tenant_id"], flag["customer_name"]) == (HEALTHY_B, "Beta Logistics")
+    assert "Access lost: Beta Logistics: status consent_revoked" in first["text"]
+    assert [(f["tenant_id"], f["customer_name"]) for f in second["cleared"]] == [
+        (HEALTHY_B, "Beta Logistics")
+    ]
+    assert "Access restored: Beta Logistics." in second["text"]
+    (raising,) = raised.asset_events
+    heading, _, row = (cells(line)[:3] for line in raising.metadata["raised"].value.splitlines())
+    assert heading == ["customer", "partner_tenant_id", "tenant_id"]
+    assert row == ["Beta Logistics", PARTNER["tenant_id"], HEALTHY_B], "the name next to the id"
+    (clearing,) = cleared.asset_events
+    assert clearing.metadata["cleared"].value == [
+        [PARTNER["tenant_id"], HEALTHY_B, "access_lost", "Beta Logistics"]
+    ]
 
 
 def test_partner_level_flag_posts_reconsent_instructions_and_no_secret(
@@ -96,7 +129,11 @@ def test_partner_level_flag_posts_reconsent_instructions_and_no_secret(
     assert (flag["tenant_id"], flag["status"]) == (None, "refresh_token_expired")
     assert flag["error_code"] == "AADSTS700082"
     assert "sync365 consent" in flag["remedy"]
-    assert f"partner {PARTNER['tenant_id']} (the partner's own sign-in)" in post["json"]["text"]
+    assert flag["partner_name"] == "default", "named by its account"
+    assert (
+        f"partner default, tenant {PARTNER['tenant_id']} (the partner's own sign-in)"
+        in post["json"]["text"]
+    )
     raw = json.dumps(post["json"])
     for secret in (PARTNER["client_secret"], PARTNER["refresh_token"], "eyJ", "1.AXoA"):
         assert secret not in raw
@@ -157,7 +194,7 @@ def test_failed_post_is_logged_without_the_url_secret(
 
 def test_payload_lists_every_change_with_its_remedy(receiver: Receiver) -> None:
     partner_key = (PARTNER["tenant_id"], None, "access_lost")
-    changes = FlagChanges([FLAG], [partner_key])
+    changes = FlagChanges([FLAG], [partner_key], partner_names={PARTNER["tenant_id"]: "contoso"})
     assert WebhookNotifier(receiver.url).notify(changes) is True
     assert WebhookNotifier(receiver.url).notify(FlagChanges([], [])) is True  # nothing: no post
 
@@ -170,7 +207,8 @@ def test_payload_lists_every_change_with_its_remedy(receiver: Receiver) -> None:
         "complete the operation. What to do: The partner's delegated admin access (GDAP "
         "relationship or DAP) was removed or has expired: request a new GDAP relationship in "
         "Partner Center and have the customer approve it.",
-        f"- Access restored: partner {PARTNER['tenant_id']} (the partner's own sign-in).",
+        f"- Access restored: partner contoso, tenant {PARTNER['tenant_id']} (the partner's own "
+        "sign-in).",
     ]
     assert body["raised"][0]["raised_at"] == "2025-01-02T03:04:05+00:00"
     assert body["raised"][0]["kind"] == "access_lost"
@@ -180,6 +218,7 @@ def test_payload_lists_every_change_with_its_remedy(receiver: Receiver) -> None:
             "tenant_id": None,
             "kind": "access_lost",
             "customer_name": None,
+            "partner_name": "contoso",
         }
     ]
 
