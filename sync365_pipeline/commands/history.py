@@ -157,11 +157,13 @@ def replay_past_days(simulators: Sequence[SimulatorServer], days: int) -> int:
     with exclusive_sync(home, lambda waiting: click.echo(waiting, err=True)):
         for index in range(days - 1):
             day = today - timedelta(days=days - 1 - index)
-            summaries = apply_changes(plan[index])
-            outcome = sync_past_day(day, warehouse)
+            try:
+                summaries = apply_changes(plan[index])
+                outcome = sync_past_day(day, warehouse)
+            except KeyboardInterrupt:  # Ctrl-C outside a run: between two steps of the replay
+                return stopped(day)
             if outcome.interrupted:
-                click.echo(f"{day}: stopped before its sync finished.", err=True)
-                return INTERRUPTED
+                return stopped(day)
             if not outcome.success:
                 show(f"{day}: the sync failed: {outcome.failure}", err=True)
                 return 1
@@ -169,6 +171,11 @@ def replay_past_days(simulators: Sequence[SimulatorServer], days: int) -> int:
     if summaries := apply_changes(plan[-1]):
         click.echo(f"{today}: {'; '.join(summaries)}")
     return 0
+
+
+def stopped(day: date) -> int:
+    click.echo(f"{day}: stopped before its sync finished.", err=True)
+    return INTERRUPTED
 
 
 def sync_past_day(day: date, warehouse: Warehouse) -> SyncRun:
