@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # the simulator is imported only when the demo runs
 # The two partner accounts of the default demo: Contoso and the MSP it acquired.
 DEMO_SCENARIOS = ("demo", "demo-acquired")
 BAD_USAGE = 2  # click's exit code for a usage error
-DEFAULT_DAYS = 14  # two weeks of history: about 10 s a past day, under 3 minutes in all
+DEFAULT_DAYS = 14  # two weeks of history; a past day costs about 10 s of CPU
 MAX_DAYS = 90
 
 
