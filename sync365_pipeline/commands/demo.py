@@ -31,6 +31,20 @@ if TYPE_CHECKING:  # the simulator is imported only when the demo runs
 # The two partner accounts of the default demo: Contoso and the MSP it acquired.
 DEMO_SCENARIOS = ("demo", "demo-acquired")
 BAD_USAGE = 2  # click's exit code for a usage error
+DEFAULT_DAYS = 14  # two weeks of history; a past day costs about 10 s of CPU
+MAX_DAYS = 90
+
+
+def parse_days(text: str) -> int:
+    """`--days`: a whole number of days from 1 to `MAX_DAYS`, else a ValueError saying so."""
+    problem = f"give a whole number of days from 1 to {MAX_DAYS}, not {text!r}"
+    try:
+        days = int(text)
+    except ValueError:
+        raise ValueError(problem) from None
+    if not 1 <= days <= MAX_DAYS:
+        raise ValueError(problem)
+    return days
 
 
 @click.command()
@@ -40,11 +54,26 @@ BAD_USAGE = 2  # click's exit code for a usage error
     help="Run one simulator scenario instead: a bundled name or a .yaml/.json file. "
     f"Default: the two partner accounts of {' and '.join(DEMO_SCENARIOS)}.",
 )
-def demo(scenario: str | None) -> None:
+@click.option(
+    "--days",
+    metavar="N",
+    default=str(DEFAULT_DAYS),
+    show_default=True,
+    help="Simulated days to sync, today the last: the days before it replay seats added and "
+    "removed, a SKU bought, a customer lost and regained and a renewal, so the history views "
+    f"have something to show (1 to {MAX_DAYS}; 1: today only).",
+)
+def demo(scenario: str | None, days: str) -> None:
     """Run the pipeline end to end against the built-in Microsoft cloud simulator."""
+    from sync365_pipeline.commands.history import replay_past_days
     from sync365_pipeline.simulator import ScenarioError, SimulatorServer, load_scenario
 
     try:  # before anything under data/demo/ is deleted
+        day_count = parse_days(days)
+    except ValueError as exc:
+        click.echo(f"--days: {exc}", err=True)
+        sys.exit(BAD_USAGE)
+    try:
         scenarios = [load_scenario(name) for name in ([scenario] if scenario else DEMO_SCENARIOS)]
     except ScenarioError as exc:
         click.echo(f"--scenario: {exc}", err=True)
@@ -62,7 +91,7 @@ def demo(scenario: str | None) -> None:
             partner = simulator.state.partner.display_name
             click.echo(f"Microsoft cloud simulator of {partner} listening on {simulator.url}")
         configure_accounts(demo_dir, simulators)
-        code = run_sync()
+        code = replay_past_days(simulators, day_count) or run_sync()
     if code == 0:
         show_demo_result(demo_dir, partner_names(scenarios))
     sys.exit(code)
@@ -128,3 +157,10 @@ def show_demo_result(demo_dir: Path, partners: Mapping[str, str]) -> None:
     )
     click.echo("\nRenewal actions found (`sync365 renewals`; monthly rollovers left out):")
     show(renewals_table(warehouse.renewal_actions(), terminal_width()))
+    changes = warehouse.latest_license_changes()
+    if len(changes):
+        click.echo(
+            "\nThe history, newest first (view license_changes; tenant_health, consent_flags "
+            "and the dated tables hold the rest):"
+        )
+        show(changes.to_markdown(index=False))

@@ -9,7 +9,7 @@ import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +19,7 @@ import pandas as pd
 from pydantic import Field
 
 from sync365_pipeline.catalog import SkuCatalog, sku_classes
-from sync365_pipeline.core.clock import utcnow
+from sync365_pipeline.core.clock import on_clock, utcnow
 from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.core.status import TenantStatus
 from sync365_pipeline.defs.resources import MicrosoftCloudResource, WarehouseResource
@@ -123,9 +123,10 @@ StepContext = dg.AssetExecutionContext | dg.OpExecutionContext | dg.AssetCheckEx
 
 
 def run_snapshot_date(context: StepContext) -> date:
-    """The day this run's facts describe: the run's creation date (UTC), stable across steps."""
+    """The day this run's facts describe: the run's creation date (UTC) on the pipeline's clock
+    (a replayed day's in a replay), stable across steps."""
     record = context.instance.get_run_record_by_id(context.run.run_id)
-    created = record.create_timestamp if record else datetime.now(UTC)
+    created = on_clock(record.create_timestamp) if record else utcnow()
     return created.astimezone(UTC).date()
 
 

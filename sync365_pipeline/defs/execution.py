@@ -26,10 +26,11 @@ from sync365_pipeline.defs.jobs import selection_config
 from sync365_pipeline.licensing.selection import EVERY_TENANT, TenantSelection
 
 
-def cli_run_config(*, verbose: bool = False) -> dict[str, Any]:
+def cli_run_config(*, verbose: bool = False, quiet: bool = False) -> dict[str, Any]:
     """The console of a CLI sync: our progress lines (INFO) and failures without Dagster's stack
-    traces; verbose adds the stacks and Dagster's step events (DEBUG)."""
-    level = "DEBUG" if verbose else "INFO"
+    traces; verbose adds the stacks and Dagster's step events (DEBUG), quiet keeps only warnings
+    and errors (the demo's replayed days, one line each)."""
+    level = "DEBUG" if verbose else "WARNING" if quiet else "INFO"
     return {"loggers": {"cli_console": {"config": {"log_level": level, "verbose": verbose}}}}
 
 
@@ -120,14 +121,16 @@ def run_full_sync(
     selection: TenantSelection = EVERY_TENANT,
     *,
     verbose: bool = False,
+    quiet: bool = False,
 ) -> SyncRun:
     """The whole sync in one run, as the schedule does; or, for a narrower `selection`, the
     license sync of just those tenants (no sign-in or discovery step: the customers known)."""
+    console = cli_run_config(verbose=verbose, quiet=quiet)
     if selection.everything:
-        job, run_config = "full_sync", cli_run_config(verbose=verbose)
+        job, run_config = "full_sync", console
     else:
         job = "license_sync"
-        run_config = {**cli_run_config(verbose=verbose), **selection_config(selection)}
+        run_config = {**console, **selection_config(selection)}
     result = defs.resolve_job_def(job).execute_in_process(
         instance=instance, raise_on_error=False, run_config=run_config, tags=CLI_TAGS
     )

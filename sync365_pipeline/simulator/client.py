@@ -48,9 +48,18 @@ class SimulatorClient:
         """`expired`/`revoked` invalidate every refresh token issued so far; `valid` restores."""
         self._call("PUT", "/partner/refresh-token-state", {"state": state})
 
-    def set_sku_units(self, tenant_id: str, sku_id: str, **units: int | str) -> dict[str, Any]:
-        """Set enabled, consumed, suspended, warning, locked_out and/or capability_status."""
+    def set_sku_units(self, tenant_id: str, sku_id: str, **units: Any) -> dict[str, Any]:
+        """Set enabled, consumed, suspended, warning, locked_out, capability_status and/or
+        subscriptions (the SKU's `SubscriptionSpec`s, replaced whole)."""
         return self._call("PUT", f"/tenants/{tenant_id}/skus/{quote(sku_id, safe='')}", units)
+
+    def add_sku(self, tenant_id: str, sku: dict[str, Any]) -> None:
+        """Give the tenant a SKU it lacks (`part_number` or `sku_id`, units, subscriptions)."""
+        self._call("POST", f"/tenants/{tenant_id}/skus", sku)
+
+    def remove_sku(self, tenant_id: str, sku_id: str) -> None:
+        """Take a SKU (by id or part number) from the tenant; its holders lose it."""
+        self._call("DELETE", f"/tenants/{tenant_id}/skus/{quote(sku_id, safe='')}")
 
     def update_gdap_relationship(
         self, tenant_id: str, index: int = 0, **changes: Any

@@ -18,6 +18,7 @@ from sync365_pipeline.simulator.scenario import (
     Customer,
     Fault,
     Settings,
+    SkuAssignment,
     describe_validation_error,
 )
 from sync365_pipeline.simulator.state import RequestStats, SimulatorState
@@ -25,7 +26,15 @@ from sync365_pipeline.simulator.wire import json_response
 
 PREFIX = "/_simulator"
 _FAULT = TypeAdapter(Fault)
-_UNIT_FIELDS = ("enabled", "consumed", "suspended", "warning", "locked_out", "capability_status")
+_SKU_FIELDS = (
+    "enabled",
+    "consumed",
+    "suspended",
+    "warning",
+    "locked_out",
+    "capability_status",
+    "subscriptions",
+)
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -74,6 +83,8 @@ class ControlApi:
             ("POST", "/tenants/{tenant}/consent/revoke", self.revoke_consent),
             ("POST", "/tenants/{tenant}/consent/restore", self.restore_consent),
             ("PUT", "/tenants/{tenant}/skus/{sku}", self.set_sku_units),
+            ("POST", "/tenants/{tenant}/skus", self.add_sku),
+            ("DELETE", "/tenants/{tenant}/skus/{sku}", self.remove_sku),
             ("PATCH", "/tenants/{tenant}/gdap-relationships/{index}", self.update_relationship),
             ("GET", "/tenants/{tenant}/subscribed-skus", self.expected_subscribed_skus),
             ("GET", "/tenants/{tenant}/subscriptions", self.expected_subscriptions),
@@ -167,12 +178,21 @@ class ControlApi:
     async def set_sku_units(self, request: web.Request) -> web.Response:
         sku = self.state.sku(self._tenant(request), request.match_info["sku"])
         changes = await _body(request)
-        unknown = set(changes) - set(_UNIT_FIELDS)
+        unknown = set(changes) - set(_SKU_FIELDS)
         if unknown:
-            raise ValueError(f"unknown fields {sorted(unknown)}; allowed: {list(_UNIT_FIELDS)}")
+            raise ValueError(f"unknown fields {sorted(unknown)}; allowed: {list(_SKU_FIELDS)}")
         for name, value in changes.items():
             setattr(sku, name, value)  # validate_assignment checks each value
-        return json_response(sku.model_dump())
+        return json_response(sku.model_dump(mode="json"))
+
+    async def add_sku(self, request: web.Request) -> web.Response:
+        sku = SkuAssignment.model_validate(await _body(request))
+        self.state.add_sku(self._tenant(request), sku)
+        return json_response(sku.model_dump(mode="json"), 201)
+
+    async def remove_sku(self, request: web.Request) -> web.Response:
+        self.state.remove_sku(self._tenant(request), request.match_info["sku"])
+        return json_response({"removed": request.match_info["sku"]})
 
     async def expected_subscribed_skus(self, request: web.Request) -> web.Response:
         return json_response(self.state.graph_subscribed_skus(self._tenant(request)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -297,6 +297,11 @@ class SubscriptionSpec(_Model):
     auto_renew: bool | None = Field(default=None, description="true; trial or ended: false")
     term_started_days_ago: int | None = Field(default=None, ge=0)
     term_ends_in_days: int | None = Field(default=None, description="negative: ended")
+    term_ends_on: date | None = Field(
+        default=None,
+        description="the term's last day, whatever today is: a term of a replayed past day "
+        "(the demo's history) that ends before the simulator's start",
+    )
     cancellation_window_days: int | None = Field(
         default=7, ge=0, description="NCE: days after the term starts; null: never cancellable"
     )
@@ -308,8 +313,9 @@ class SubscriptionSpec(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> SubscriptionSpec:
         problems = []
-        if self.term_started_days_ago is not None and self.term_ends_in_days is not None:
-            problems.append("give term_started_days_ago or term_ends_in_days, not both")
+        terms = ("term_started_days_ago", "term_ends_in_days", "term_ends_on")
+        if sum(getattr(self, name) is not None for name in terms) > 1:
+            problems.append(f"give one of {', '.join(terms)} at most")
         for name in ("term_started_days_ago", "term_ends_in_days"):
             days = getattr(self, name)
             if days is not None and days >= TERM_MIN_DAYS[self.term]:

@@ -132,6 +132,9 @@ class SimulatorState:
     def __init__(self, scenario: Scenario) -> None:
         scenario = scenario.model_copy(deep=True)  # the caller's object stays as given
         self.scenario_name = scenario.name
+        # What the scenario's relative dates count from (subscription terms, users' sign-ins):
+        # its start, so they hold still while the clock moves (a replay of past days).
+        self.started_at = utcnow()
         self.partner = scenario.partner
         self.settings = scenario.settings
         self.catalog = load_catalog()
@@ -235,6 +238,16 @@ class SimulatorState:
             if sku.sku_id == sku_id.lower() or sku.part_number == sku_id:
                 return sku
         raise KeyError(f"tenant {tenant_id} has no SKU {sku_id}")
+
+    def add_sku(self, tenant_id: str, sku: SkuAssignment) -> None:
+        """The tenant buys a SKU it did not have (Graph lists it from now on)."""
+        if any(held.sku_id == sku.sku_id for held in self.skus(tenant_id)):
+            raise ValueError(f"tenant {tenant_id} has SKU {sku.part_number} already")
+        self.skus(tenant_id).append(sku)
+
+    def remove_sku(self, tenant_id: str, sku_id: str) -> None:
+        """The SKU leaves the tenant (Graph lists it no more); its holders lose it."""
+        self.skus(tenant_id).remove(self.sku(tenant_id, sku_id))
 
     def update_gdap_relationship(
         self, tenant_id: str, index: int, changes: Mapping[str, Any]
@@ -451,19 +464,18 @@ class SimulatorState:
 
     def partner_center_subscriptions(self, customer: Customer) -> list[dict[str, Any]]:
         """What Partner Center lists for the customer now: the subscriptions this partner sold,
-        cancelled and expired ones included."""
-        today = utcnow().date()
+        cancelled and expired ones included, dated from the scenario's start."""
         return [
-            partner_center_subscription(subscription, customer.country, today)
+            partner_center_subscription(subscription, customer.country, self.started_at.date())
             for subscription in self.subscriptions(customer.tenant_id)
             if subscription.spec.seller == "partner"
         ]
 
     def directory_subscriptions(self, tenant_id: str) -> list[dict[str, Any]]:
-        """What Graph `/directory/subscriptions` serves for this tenant now: every seller's."""
-        today = utcnow().date()
+        """What Graph `/directory/subscriptions` serves for this tenant now: every seller's, dated
+        from the scenario's start."""
         return [
-            company_subscription(subscription, self.partner.tenant_id, today)
+            company_subscription(subscription, self.partner.tenant_id, self.started_at.date())
             for subscription in self.subscriptions(tenant_id)
         ]
 
@@ -482,7 +494,7 @@ class SimulatorState:
                 domain, mix = customer.default_domain, customer.users
             # Dates are drawn back from the hour, not the instant: two servers started moments
             # apart serve the same users (a second boundary between them must not differ).
-            anchor = utcnow().replace(minute=0, second=0, microsecond=0)
+            anchor = self.started_at.replace(minute=0, second=0, microsecond=0)
             found = TenantDirectory(tenant_id, domain, mix, skus, anchor)
             self._directories[tenant_id] = found
         found.reconcile(skus)

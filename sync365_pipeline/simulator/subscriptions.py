@@ -4,7 +4,8 @@
 A SKU's units are split into subscriptions status by status (`SkuAssignment.subscriptions`, the
 units left over going to one default subscription per nonzero count), so Graph's prepaid unit
 counts are always the sums of the subscriptions' quantities. Ids derive from the tenant, the SKU
-and the subscription's place (uuid5), and dates from today, so a scenario stays current.
+and the subscription's place (uuid5), and dates from the day the simulator started, so a scenario
+stays current and its dates hold still while the clock moves (the demo's replayed days).
 
 Catalog ids are not Microsoft's: the NCE product and availability ids are well-formed
 (`CFQ7TTC0` + four characters) but derived from the SKU id, except Business Basic's, which is the
@@ -87,8 +88,8 @@ class Subscription:
         """(first day, last day) of the current term, both inclusive."""
         spec = self.spec
         months = _TERM_MONTHS[spec.term]
-        if spec.term_ends_in_days is not None:
-            last = today + timedelta(days=spec.term_ends_in_days)
+        if spec.term_ends_on is not None or spec.term_ends_in_days is not None:
+            last = spec.term_ends_on or today + timedelta(days=spec.term_ends_in_days or 0)
             return add_months(last + timedelta(days=1), -months), last
         started_days_ago = spec.term_started_days_ago
         if started_days_ago is None:

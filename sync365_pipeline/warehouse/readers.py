@@ -235,6 +235,19 @@ class Readers(WarehouseFile):
         ).iloc[0]
         return {column: int(value) for column, value in row.items()}
 
+    def latest_license_changes(self, limit: int = 10) -> pd.DataFrame:
+        """The newest `license_changes` rows (newest day first), with the customer's name: the
+        change in enabled and consumed units per SKU."""
+        return self._read(
+            "SELECT strftime(l.snapshot_date, '%Y-%m-%d') AS day, "
+            "coalesce(c.display_name, l.tenant_id) AS customer, l.sku_part_number AS sku, "
+            "l.change, l.enabled_units_change AS enabled, l.consumed_units_change AS consumed "
+            "FROM license_changes AS l LEFT JOIN customers AS c "
+            "ON c.partner_tenant_id = l.partner_tenant_id AND c.tenant_id = l.tenant_id "
+            "ORDER BY l.snapshot_date DESC, customer, l.sku_part_number LIMIT ?",
+            [limit],
+        )
+
     def current_facts_preview(self, limit: int = 20) -> pd.DataFrame:
         """The first rows of `current_license_facts`, each customer by name, for a look at the
         facts in the UI."""

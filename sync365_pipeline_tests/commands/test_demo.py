@@ -26,7 +26,7 @@ def query(path: Path, sql: str, parameters: Sequence[Any] = ()) -> list[tuple[An
 
 
 def test_demo_keeps_the_shared_customer_apart_per_partner(tmp_path: Path) -> None:
-    result = run_sync365(["demo"], clean_env(tmp_path), tmp_path)
+    result = run_sync365(["demo", "--days", "1"], clean_env(tmp_path), tmp_path)
 
     assert result.returncode == 0, result.stderr
     shared_line = (
@@ -64,7 +64,9 @@ def test_demo_keeps_the_shared_customer_apart_per_partner(tmp_path: Path) -> Non
 
 
 def test_one_scenario_runs_one_partner(tmp_path: Path) -> None:
-    result = run_sync365(["demo", "--scenario", "demo-acquired"], clean_env(tmp_path), tmp_path)
+    result = run_sync365(
+        ["demo", "--scenario", "demo-acquired", "--days", "1"], clean_env(tmp_path), tmp_path
+    )
 
     assert result.returncode == 0, result.stderr
     assert "Shared customer" not in result.stdout

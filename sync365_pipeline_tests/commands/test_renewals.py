@@ -16,7 +16,7 @@ WIDTH = 100
 
 def test_the_demo_ends_with_its_renewal_actions_and_renewals_prints_them(tmp_path: Path) -> None:
     env = clean_env(tmp_path) | {"COLUMNS": str(WIDTH)}
-    demo = run_sync365(["demo"], env, tmp_path)
+    demo = run_sync365(["demo", "--days", "1"], env, tmp_path)
     assert demo.returncode == 0, demo.stderr
 
     tail = demo.stdout[demo.stdout.rindex("Renewal actions found") :].splitlines()

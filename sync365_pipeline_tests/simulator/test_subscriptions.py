@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 
+from sync365_pipeline.core.clock import replaying
 from sync365_pipeline.simulator import ScenarioError, SimulatorServer, load_scenario
 from sync365_pipeline.simulator.client import SimulatorControlError
 from sync365_pipeline.simulator.scenario import validate_scenario
@@ -514,3 +515,39 @@ def test_scale_subscriptions_are_deterministic_and_varied():
         if item["skuPartNumber"] not in ("FLOW_FREE", "POWER_BI_STANDARD", "TEAMS_EXPLORATORY")
     }
     assert elsewhere == {True, False}
+
+
+# --- a SKU bought, renewed and gone, and a clock that moves (the demo's replayed days) ------
+
+
+def test_the_control_api_buys_a_sku_sets_its_term_and_takes_it_away(sim):
+    bought = {"part_number": "POWER_BI_PRO", "enabled": 4, "consumed": 1}
+    sim.control.add_sku(SHAPES, {**bought, "subscriptions": [{"term_ends_on": "2026-01-31"}]})
+
+    power_bi = sold(sim, SHAPES)["Power BI Pro", "active"]
+    assert (power_bi["quantity"], day(power_bi["effectiveStartDate"])) == (4, date(2025, 2, 1))
+    assert day(power_bi["commitmentEndDate"]) == date(2026, 1, 31)
+    with pytest.raises(SimulatorControlError, match=r"400 .*has SKU POWER_BI_PRO already"):
+        sim.control.add_sku(SHAPES, bought)
+
+    sim.control.set_sku_units(SHAPES, "POWER_BI_PRO", subscriptions=[{"term_started_days_ago": 0}])
+    renewed = sold(sim, SHAPES)["Power BI Pro", "active"]
+    assert day(renewed["effectiveStartDate"]) == sim.state.started_at.date()
+
+    sim.control.remove_sku(SHAPES, "POWER_BI_PRO")
+    skus = graph_get(sim, SHAPES, "subscribedSkus").json()["value"]
+    assert "POWER_BI_PRO" not in {sku["skuPartNumber"] for sku in skus}
+    assert ("Power BI Pro", "active") not in sold(sim, SHAPES)
+    with pytest.raises(SimulatorControlError, match="404"):
+        sim.control.remove_sku(SHAPES, "POWER_BI_PRO")
+
+
+def test_term_dates_hold_still_while_the_clock_is_set_back(sim):
+    before = sold(sim, SHAPES)
+    with replaying(sim.state.started_at.date() - timedelta(days=5)):
+        replayed = sold(sim, SHAPES)
+
+    dates = ("effectiveStartDate", "commitmentEndDate", "creationDate")
+    assert {key: [item[d] for d in dates] for key, item in replayed.items()} == {
+        key: [item[d] for d in dates] for key, item in before.items()
+    }

@@ -1,0 +1,187 @@
+"""The demo's history: `sync365 demo --days N` replays N-1 past days before today's sync.
+
+Each past day, the simulated cloud changes through its control API (the day's part of a script),
+then one quiet `full_sync` runs with the pipeline's clock set back to that day (`replaying`), so
+every date and timestamp it writes (snapshots, statuses, flags) is that day's, and the flags are
+evaluated as `sync365 sync` evaluates them. The script starts from an earlier world and ends on
+the scenario as written, so today's sync sees the demo as it always was, with a past behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import click
+import dagster as dg
+
+from sync365_pipeline.commands.run import INTERRUPTED, ensure_dagster_home, show
+from sync365_pipeline.core.clock import replaying, utcnow
+from sync365_pipeline.core.settings import load_run_settings
+from sync365_pipeline.defs.definitions import defs
+from sync365_pipeline.defs.execution import SyncRun, exclusive_sync, run_full_sync
+from sync365_pipeline.licensing.consent_flags import evaluate_flags
+from sync365_pipeline.simulator import SimulatorServer
+from sync365_pipeline.simulator.client import SimulatorClient
+from sync365_pipeline.warehouse import Warehouse
+
+# The demo scenario's customers the script changes.
+NORTHWIND = "a51c8ac0-98f8-4206-9aaa-ef644b70e6e6"
+FABRIKAM = "ea387754-8c47-4f92-84a1-7ac22ee21a16"
+TAILSPIN = "17712324-64a7-4045-946f-b4f030aa97c8"
+CEDAR_HARBOR = "e3d50498-e749-4170-ae77-39c67dbf46b5"
+SUMMIT = "aefac2e1-1ad7-4c55-9a3d-3e67597ef908"
+SUMMIT_GDAP_DAYS = 700  # demo.yaml's end of Summit's relationship, restored when it is regained
+# Fabrikam's Copilot as demo.yaml has it: bought during the replay, so it appears in the history.
+COPILOT = {
+    "part_number": "Microsoft_365_Copilot",
+    "enabled": 2,
+    "consumed": 1,
+    "subscriptions": [{"term_started_days_ago": 2, "renewals": 0}],
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change to the simulated world, made through the control API before a day's sync;
+    `summary` is its words in the day's progress line (empty: a change nobody would notice)."""
+
+    summary: str
+    make: Callable[[SimulatorClient], Any]
+
+
+def demo_script(days: int, today: date) -> list[list[Change]]:
+    """The demo scenario's changes, day by day (index 0 the first replayed day, `days - 1`
+    today): seats added and removed, a SKU bought, a customer lost and regained, an annual
+    renewal passing. The first day sets the earlier world; by today every change is made."""
+    if days < 2:
+        return [[] for _ in range(days)]
+    last = days - 1
+
+    def at(share: float) -> int:
+        return max(1, min(last, round(share * last)))
+
+    plan: list[list[Change]] = [[] for _ in range(days)]
+    renewal = at(0.5)
+    plan[0] += [
+        Change("", lambda sim: sim.set_sku_units(NORTHWIND, "SPB", enabled=36, consumed=34)),
+        Change("", lambda sim: sim.set_sku_units(TAILSPIN, "EMSPREMIUM", enabled=25)),
+        Change("", lambda sim: sim.remove_sku(FABRIKAM, COPILOT["part_number"])),
+        renewal_change(today, today - timedelta(days=last - renewal), renewed=False),
+    ]
+    plan[at(0.25)].append(
+        Change(
+            "Northwind Traders +4 SPB seats",
+            lambda sim: sim.set_sku_units(NORTHWIND, "SPB", enabled=40, consumed=37),
+        )
+    )
+    plan[at(0.5)].append(
+        Change(
+            "Tailspin Logistics -5 EMSPREMIUM seats",
+            lambda sim: sim.set_sku_units(TAILSPIN, "EMSPREMIUM", enabled=20),
+        )
+    )
+    plan[at(0.75)].append(
+        Change("Fabrikam Dental buys Copilot", lambda sim: sim.add_sku(FABRIKAM, COPILOT))
+    )
+    plan[renewal].append(
+        renewal_change(today, today - timedelta(days=last - renewal), renewed=True)
+    )
+    lost = at(1 / 3)
+    if lost < last:  # lost and regained needs two days after the first
+        plan[lost].append(
+            Change(
+                "Summit Pharmacy's GDAP relationship ends",
+                lambda sim: sim.update_gdap_relationship(SUMMIT, ends_in_days=-1),
+            )
+        )
+        plan[max(lost + 1, at(2 / 3))].append(
+            Change(
+                "Summit Pharmacy approves a new GDAP relationship",
+                lambda sim: sim.update_gdap_relationship(SUMMIT, ends_in_days=SUMMIT_GDAP_DAYS),
+            )
+        )
+    return plan
+
+
+def renewal_change(today: date, renewal_day: date, *, renewed: bool) -> Change:
+    """Cedar Harbor's annual Microsoft 365 Apps for Business term: the one that ends the day before
+    `renewal_day`, or (`renewed`) the next one, from then. The simulator counts a term's start
+    back from the day it started, `today`."""
+    if renewed:
+        term = {"term_started_days_ago": (today - renewal_day).days, "renewals": 2}
+    else:
+        term = {"term_ends_on": str(renewal_day - timedelta(days=1)), "renewals": 1}
+    return Change(
+        "Cedar Harbor's Microsoft 365 Apps renews" if renewed else "",
+        lambda sim: sim.set_sku_units(CEDAR_HARBOR, "O365_BUSINESS", subscriptions=[term]),
+    )
+
+
+# The scripts by scenario name; another scenario replays its days unchanged.
+SCRIPTS: dict[str, Callable[[int, date], list[list[Change]]]] = {"demo": demo_script}
+
+
+Step = tuple[SimulatorClient, Change]  # a change and the simulator it is made in
+
+
+def day_changes(simulators: Sequence[SimulatorServer], days: int) -> list[list[Step]]:
+    """Each day's changes over every simulator, with the control client each goes through."""
+    plans = [
+        (simulator.control, SCRIPTS[state.scenario_name](days, state.started_at.date()))
+        for simulator in simulators
+        if (state := simulator.state).scenario_name in SCRIPTS
+    ]
+    return [
+        [(client, change) for client, plan in plans for change in plan[day]] for day in range(days)
+    ]
+
+
+def apply_changes(changes: Sequence[Step]) -> list[str]:
+    """Make the changes; returns their summaries."""
+    for client, change in changes:
+        change.make(client)
+    return [change.summary for _, change in changes if change.summary]
+
+
+def replay_past_days(simulators: Sequence[SimulatorServer], days: int) -> int:
+    """Sync the `days - 1` days before today, each after its changes, and make today's changes;
+    prints one line per day. Returns 0, else the exit code of the day that failed (1, or
+    `INTERRUPTED`)."""
+    plan = day_changes(simulators, days)
+    today = utcnow().date()
+    home = ensure_dagster_home()
+    warehouse = Warehouse.from_settings(load_run_settings())
+    with exclusive_sync(home, lambda waiting: click.echo(waiting, err=True)):
+        for index in range(days - 1):
+            day = today - timedelta(days=days - 1 - index)
+            try:
+                summaries = apply_changes(plan[index])
+                outcome = sync_past_day(day, warehouse)
+            except KeyboardInterrupt:  # Ctrl-C outside a run: between two steps of the replay
+                return stopped(day)
+            if outcome.interrupted:
+                return stopped(day)
+            if not outcome.success:
+                show(f"{day}: the sync failed: {outcome.failure}", err=True)
+                return 1
+            click.echo(f"{day}: synced; {'; '.join(summaries) or 'no change'}")
+    if summaries := apply_changes(plan[-1]):
+        click.echo(f"{today}: {'; '.join(summaries)}")
+    return 0
+
+
+def stopped(day: date) -> int:
+    click.echo(f"{day}: stopped before its sync finished.", err=True)
+    return INTERRUPTED
+
+
+def sync_past_day(day: date, warehouse: Warehouse) -> SyncRun:
+    """One quiet `full_sync` on `day`'s clock, then, if it succeeded, that day's flags."""
+    with replaying(day), dg.DagsterInstance.ephemeral() as instance:
+        outcome = run_full_sync(defs, instance, quiet=True)
+        if outcome.success:
+            evaluate_flags(warehouse, utcnow(), None)
+    return outcome
