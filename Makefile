@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 DEV_PORT ?= 3000
 
-.PHONY: help install postgres-server lint format test demo dev bench dictionary clean
+.PHONY: help install postgres-server chromium lint format test demo dev bench dictionary clean
 
 help:
 	@echo "make demo   - run the pipeline end to end against the built-in Microsoft cloud simulator"
@@ -40,6 +40,18 @@ postgres-server:
 			"the Postgres deployment tests will skip, or fail under CI=true."; \
 	fi
 
+# The HTML report's test opens it in headless Chromium (Debian's `chromium`): installed here when
+# it is missing and we are root; otherwise that test skips, or fails under CI=true.
+chromium:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	else \
+		echo "No Chromium here (Debian: apt-get install chromium):" \
+			"the HTML report's browser test will skip, or fail under CI=true."; \
+	fi
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -49,7 +61,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint postgres-server
+test: lint postgres-server chromium
 	$(BIN)/pytest
 
 # Its own simulator, DAGSTER_HOME, warehouse and token cache under data/demo/, fresh each time.

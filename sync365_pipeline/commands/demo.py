@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+import pandas as pd
 
 from sync365_pipeline.commands.access import shared_customers_section, terminal_width
 from sync365_pipeline.commands.renewals import renewals_table
 from sync365_pipeline.commands.run import run_sync, show
+from sync365_pipeline.commands.tables import fitted_table
 from sync365_pipeline.core.settings import DATA_DIR, ENVIRONMENT
 from sync365_pipeline.warehouse import Warehouse
 
@@ -142,25 +144,61 @@ def partner_names(scenarios: Sequence[Scenario]) -> dict[str, str]:
 
 def show_demo_result(demo_dir: Path, partners: Mapping[str, str]) -> None:
     warehouse = Warehouse(demo_dir / "sync365.duckdb")
+    width = terminal_width()
     click.echo("\nLicenses per customer (current facts):")
-    show(warehouse.licenses_per_customer().to_markdown(index=False))
+    show(licenses_table(warehouse.licenses_per_customer(), partners, width))
     if shared := shared_customers_section(warehouse, partners):
         show(f"\n{shared}")
     dagster_home = demo_dir / "dagster_home"
     click.echo(
         "\nWhere to look next:\n"
-        f"  - Analysts: .venv/bin/duckdb -readonly {warehouse.analyst_copy_path}\n"
+        f"  - Analysts: .venv/bin/duckdb -readonly {warehouse.analyst_copy_path}"
+        " (or `sync365 sql`)\n"
         "      views: current_license_facts, unused_licenses, tenant_health, license_changes,\n"
-        "      renewal_actions, sold_by_us, over_assigned_licenses\n"
+        "      monthly_customer_summary, renewal_actions, sold_by_us, over_assigned_licenses;\n"
+        "      macros: license_changes_between(from, to), license_changes_since(invoice date)\n"
+        "  - Billing: `sync365 report` (per customer, with a trend chart), `sync365 export`\n"
+        "  - Operators: `sync365 status` (health, access, data-quality checks)\n"
         f"  - This demo's runs in the Dagster UI: DAGSTER_HOME={dagster_home} "
         ".venv/bin/dagster dev -w workspace.yaml"
     )
     click.echo("\nRenewal actions found (`sync365 renewals`; monthly rollovers left out):")
-    show(renewals_table(warehouse.renewal_actions(), terminal_width()))
+    show(renewals_table(warehouse.renewal_actions(), width))
     changes = warehouse.latest_license_changes()
     if len(changes):
         click.echo(
             "\nThe history, newest first (view license_changes; tenant_health, consent_flags "
             "and the dated tables hold the rest):"
         )
-        show(changes.to_markdown(index=False))
+        show(
+            fitted_table(
+                changes,
+                {column: column for column in changes.columns},
+                width,
+                cut=["customer"],
+            )
+        )
+
+
+# The columns of the demo's licenses table, the most needed first.
+LICENSES_COLUMNS = {
+    "customer": "customer",
+    "partner": "partner",
+    "enabled_units": "bought",
+    "consumed_units": "assigned",
+    "unused_units": "unused",
+    "skus": "SKUs",
+    "snapshot_date": "facts as of",
+    "stale": "stale",
+}
+
+
+def licenses_table(licenses: pd.DataFrame, partners: Mapping[str, str], width: int) -> str:
+    """One line per customer and partner, each by name, fitted to the terminal."""
+    units = ["enabled_units", "consumed_units", "unused_units", "skus"]
+    named = licenses.assign(
+        partner=licenses["partner_tenant_id"].map(lambda tenant: partners.get(tenant, tenant)),
+        stale=licenses["is_stale"].map({True: "stale", False: ""}),
+        **{column: licenses[column].astype("Int64") for column in units},
+    )
+    return fitted_table(named, LICENSES_COLUMNS, width, cut=["customer", "partner"])
