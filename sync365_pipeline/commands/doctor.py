@@ -261,7 +261,8 @@ def check_refresh_token_age(settings: AccountSettings) -> Outcome:
         TokenAge.OK: True,
         TokenAge.EXPIRING: None,
         TokenAge.UNKNOWN: None,
-        TokenAge.MISSING: None if settings.credentials.refresh_token else False,
+        TokenAge.NOT_IMPORTED: None,
+        TokenAge.MISSING: False,
         TokenAge.EXPIRED: False,
     }[health.age]
     return Outcome(verdict, health.message, health.remedy)

@@ -30,7 +30,8 @@ class TokenAge(StrEnum):
     OK = "ok"
     EXPIRING = "expiring"  # within WARN_WITHIN of the limit: sync soon, or it will die
     EXPIRED = "expired"  # past the limit: only a new consent helps
-    MISSING = "missing"  # no refresh token in the cache
+    MISSING = "missing"  # no refresh token in the cache, none configured
+    NOT_IMPORTED = "not_imported"  # none cached yet: the configured one is imported at a sync
     UNKNOWN = "unknown"  # a refresh token without an issue time (written by another tool)
 
 
@@ -46,7 +47,9 @@ class TokenHealth:
 
     @property
     def needs_attention(self) -> bool:
-        return self.age is not TokenAge.OK
+        """A configured token that no sync has imported yet (a fresh install, each `sync365 dev`
+        session) is the normal start, not a problem: the first sync imports it."""
+        return self.age not in (TokenAge.OK, TokenAge.NOT_IMPORTED)
 
 
 def refresh_token_health(settings: AccountSettings, now: datetime | None = None) -> TokenHealth:
@@ -62,17 +65,17 @@ def refresh_token_health(settings: AccountSettings, now: datetime | None = None)
             "time, so its age is unknown.",
             _SYNC,
         )
+    if last_used is None and settings.credentials.refresh_token is not None:
+        return TokenHealth(
+            TokenAge.NOT_IMPORTED,
+            f"The token cache {settings.token_cache_path} holds no refresh token yet: the "
+            "configured one (of unknown age) is imported at the next sync.",
+        )
     if last_used is None:
-        configured = settings.credentials.refresh_token is not None
         return TokenHealth(
             TokenAge.MISSING,
-            f"The token cache {settings.token_cache_path} holds no refresh token"
-            + (
-                " (the configured one, of unknown age, is imported at the next sync)."
-                if configured
-                else "."
-            ),
-            _SYNC if configured else _RECONSENT,
+            f"The token cache {settings.token_cache_path} holds no refresh token.",
+            _RECONSENT,
         )
     return assess(last_used, now or datetime.now(UTC))
 
