@@ -1,6 +1,6 @@
 """What each table, view and column of the warehouse means: the text of its `COMMENT ON`.
 
-`apply_comments` runs at the end of every `migrate()`, after the views are recreated (recreating
+`apply_comments` runs at the end of every `migrate()` that recreates the views (recreating
 a view drops its comments), so `duckdb_tables()`, `duckdb_views()`, `duckdb_columns()`, the
 analyst copy and the BI tools that read them carry the docs; `docs/data-dictionary.md` is made
 from them (`warehouse/dictionary.py`). A column in `SHARED_COLUMNS` means the same in every table
@@ -393,6 +393,15 @@ DESCRIPTIONS: Mapping[str, Described] = {
         {
             "version": "The migration's number.",
             "applied_at": "When (UTC) it was applied.",
+        },
+    ),
+    "schema_objects": Described(
+        "One row: the digest of the views and comments this file carries (views.sql and every "
+        "comment text of the release that last set them). A migrate whose release has another "
+        "digest recreates the views and sets the comments again; a current file is not written.",
+        {
+            "digest": "SHA-256 (hex) of views.sql and every comment text.",
+            "applied_at": "When (UTC) those views and comments were set.",
         },
     ),
     "subscriptions": Described(
