@@ -17,7 +17,6 @@ from sync365_pipeline.core.settings import load_run_settings
 from sync365_pipeline.warehouse import Warehouse, WarehouseLocked
 
 LOCK_WAIT_S = 2.0  # a sync holds the file for milliseconds to seconds at a time
-_MARKS = {(True, "ERROR"): "ok", (True, "WARN"): "ok", (False, "ERROR"): "FAILED"}
 
 
 def checks_section(width: int) -> str:
@@ -35,7 +34,7 @@ def checks_section(width: int) -> str:
     at = results["checked_at"].max()
     lines = [f"Checks (latest {at:%Y-%m-%d %H:%M} UTC): {failing} of {len(results)} failing{note}."]
     for row in results.itertuples(index=False):
-        mark = _MARKS.get((bool(row.passed), row.severity), "warning")
+        mark = "ok" if row.passed else "FAILED" if row.blocking else "warning"
         blocking = ", blocking" if row.blocking and not row.passed else ""
         head = f"  {mark:<8}{row.check_name} ({row.asset}{blocking}): "
         lines += textwrap.wrap(
