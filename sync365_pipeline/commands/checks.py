@@ -13,15 +13,13 @@ import textwrap
 import duckdb
 import pandas as pd
 
-from sync365_pipeline.core.settings import load_run_settings
 from sync365_pipeline.warehouse import Warehouse, WarehouseLocked
 
 LOCK_WAIT_S = 2.0  # a sync holds the file for milliseconds to seconds at a time
 
 
-def checks_section(width: int) -> str:
-    """The Checks section, each line at most `width` wide."""
-    live = Warehouse.from_settings(load_run_settings())
+def checks_section(live: Warehouse, width: int) -> str:
+    """The Checks section of the `live` warehouse, each line at most `width` wide."""
     note = ""
     try:
         results = _latest_results(Warehouse(live.path, lock_timeout_s=LOCK_WAIT_S))

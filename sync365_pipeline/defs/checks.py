@@ -193,8 +193,8 @@ def facts_usable(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> Iterator[dg.AssetCheckResult]:
     """Whether the published facts are current, named and cover enough customers (WARN)."""
-    store = warehouse.open()
     settings = warehouse.settings()
+    store = Warehouse.from_settings(settings)
     day = run_snapshot_date(context)
     yield from report(
         context,
