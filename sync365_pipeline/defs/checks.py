@@ -20,6 +20,7 @@ import pandas as pd
 from sync365_pipeline.catalog.skus import NAME_SOURCE_PART_NUMBER, NAME_SOURCE_SKU_ID
 from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.defs.assets import (
+    SUBSCRIBED_SKUS,
     WAREHOUSE_POOL,
     customers,
     license_facts,
@@ -37,7 +38,6 @@ from sync365_pipeline.warehouse import (
 
 CONSENT_CHECK = "consent_granted"
 TENANTS_CHECK = "tenants_synced"
-SUBSCRIBED_SKUS = dg.AssetKey("subscribed_skus")
 ERROR = dg.AssetCheckSeverity.ERROR
 WARN = dg.AssetCheckSeverity.WARN
 
