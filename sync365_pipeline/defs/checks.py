@@ -256,9 +256,7 @@ def tenants_synced(
     store = warehouse.open()
     health = store.tenant_health()
     active = health[health["active"]]
-    failing = active[
-        (active["status"].fillna("never_synced") != "ok") & ~active["facts_from_partner_center"]
-    ]
+    failing = active[~active["reached"]]
     shown = failing.assign(
         customer=failing["display_name"].fillna(failing["tenant_id"]),
         status=failing["status"].fillna("never_synced"),

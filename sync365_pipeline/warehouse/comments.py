@@ -534,6 +534,9 @@ DESCRIPTIONS: Mapping[str, Described] = {
             "last_ok_at": "When (UTC) the customer's latest ok attempt ran; NULL if none.",
             "facts_from_partner_center": "Whether its current facts came from the Partner "
             "Center fallback in its latest attempt (Graph failed; status says why).",
+            "reached": "Whether its latest sync attempt reached it: Graph answered (status ok) "
+            "or Partner Center stood in (facts_from_partner_center). The data-quality checks "
+            "count reached customers by it.",
         },
     ),
     "current_dataset_slices": Described(

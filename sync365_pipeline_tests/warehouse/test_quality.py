@@ -152,6 +152,8 @@ def test_the_share_of_customers_reached_must_reach_the_threshold(
     revoked = TenantStatusRow(PARTNER, FABRIKAM, now, TenantStatus.CONSENT_REVOKED, "AADSTS65001")
     named.record_tenant_statuses([ok(CONTOSO, now), revoked])
 
+    reached = named.tenant_health().set_index("tenant_id")["reached"]
+    assert reached.to_dict() == {CONTOSO: True, FABRIKAM: False}
     assert named.tenants_reached(0.5).passed, "one of two is half"
     failed = named.tenants_reached(0.9)
     assert (failed.passed, failed.checked, failed.offending) == (False, 2, 1)
