@@ -13,16 +13,13 @@ import textwrap
 import duckdb
 import pandas as pd
 
-from sync365_pipeline.core.settings import load_run_settings
 from sync365_pipeline.warehouse import Warehouse, WarehouseLocked
 
 LOCK_WAIT_S = 2.0  # a sync holds the file for milliseconds to seconds at a time
-_MARKS = {(True, "ERROR"): "ok", (True, "WARN"): "ok", (False, "ERROR"): "FAILED"}
 
 
-def checks_section(width: int) -> str:
-    """The Checks section, each line at most `width` wide."""
-    live = Warehouse.from_settings(load_run_settings())
+def checks_section(live: Warehouse, width: int) -> str:
+    """The Checks section of the `live` warehouse, each line at most `width` wide."""
     note = ""
     try:
         results = _latest_results(Warehouse(live.path, lock_timeout_s=LOCK_WAIT_S))
@@ -35,7 +32,7 @@ def checks_section(width: int) -> str:
     at = results["checked_at"].max()
     lines = [f"Checks (latest {at:%Y-%m-%d %H:%M} UTC): {failing} of {len(results)} failing{note}."]
     for row in results.itertuples(index=False):
-        mark = _MARKS.get((bool(row.passed), row.severity), "warning")
+        mark = "ok" if row.passed else "FAILED" if row.blocking else "warning"
         blocking = ", blocking" if row.blocking and not row.passed else ""
         head = f"  {mark:<8}{row.check_name} ({row.asset}{blocking}): "
         lines += textwrap.wrap(

@@ -19,7 +19,7 @@ from sync365_pipeline.commands.access import access_section, terminal_width
 from sync365_pipeline.commands.checks import checks_section
 from sync365_pipeline.commands.demo import demo
 from sync365_pipeline.commands.dev import dev
-from sync365_pipeline.commands.renewals import readable_warehouse, renewals
+from sync365_pipeline.commands.renewals import configured_warehouse, readable_warehouse, renewals
 from sync365_pipeline.commands.run import run_sync, show
 from sync365_pipeline.commands.sql import sql
 from sync365_pipeline.commands.status import health_section
@@ -139,12 +139,13 @@ def doctor() -> None:
 def status(wide: bool) -> None:
     """Per-tenant health from the warehouse (its analyst copy, so a running sync is not blocked),
     fitted to the terminal."""
-    readable = readable_warehouse()
+    live = configured_warehouse()
+    readable = readable_warehouse(live)
     width = terminal_width()
     click.echo(f"From {readable.path}:")
     show(health_section(readable, width, wide=wide))
     show(f"\n{access_section(readable, width)}")
-    show(f"\n{checks_section(width)}")
+    show(f"\n{checks_section(live, width)}")
 
 
 @main.command("refresh-sku-names")

@@ -37,13 +37,18 @@ def renewals_table(actions: pd.DataFrame, width: int) -> str:
     return fitted_table(frame, COLUMNS, width, cut=("display_name", "offer_name"), keep=3)
 
 
-def readable_warehouse() -> Warehouse:
-    """The configured warehouse's analyst copy (a running sync is not blocked), or a click
-    error saying what to do."""
+def configured_warehouse() -> Warehouse:
+    """The configured warehouse (its live file), or a click error saying what to fix."""
     try:
-        live = Warehouse.from_settings(load_run_settings())
+        return Warehouse.from_settings(load_run_settings())
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def readable_warehouse(live: Warehouse | None = None) -> Warehouse:
+    """The analyst copy of `live` (by default the configured warehouse), so a running sync is
+    not blocked, or a click error saying what to do."""
+    live = live or configured_warehouse()
     readable = live.readable()
     if readable is None:
         raise click.ClickException(f"No warehouse at {live.path} yet: run `sync365 sync` first.")

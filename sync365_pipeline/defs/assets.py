@@ -321,6 +321,7 @@ def fetch_tenant_chunk(
 # to each), the partner's subscriptions (Partner Center; they survive the loss of GDAP), and the
 # tenants' subscriptions whoever sold them (Graph `directory/subscriptions`).
 BULK_OUTPUTS = ("subscribed_skus", "subscriptions", "tenant_subscriptions", "user_licenses")
+SUBSCRIBED_SKUS = dg.AssetKey("subscribed_skus")  # whose staged facts license_facts promotes
 
 
 @dg.op(pool=WAREHOUSE_POOL, out={name: dg.Out(dg.Nothing) for name in BULK_OUTPUTS})
@@ -446,7 +447,7 @@ def license_facts(
     catalog = SkuCatalog.load()
     store.replace_sku_classes(asdict(entry) for entry in sku_classes(catalog))
     in_this_run = context.run.asset_selection or context.job_def.asset_layer.executable_asset_keys
-    if dg.AssetKey("subscribed_skus") in in_this_run:  # promote what this run's chunks staged
+    if SUBSCRIBED_SKUS in in_this_run:  # promote what this run's chunks staged
         staging = store.staging_dir(context.run.run_id)
         rows = store.promote_staged_facts(snapshot_date, staged_files(staging))
         remove_stage(staging)

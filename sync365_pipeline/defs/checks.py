@@ -2,11 +2,12 @@
 materializes them (the jobs select an asset's checks with it). Each evaluation is also recorded in
 the warehouse's `check_results`, which `sync365 status` shows.
 
-ERROR checks are blocking: they guard the facts this run staged, so a failure stops
-`license_facts` (nothing promoted, the analyst copy not replaced). WARN checks report operational
-problems (customers not reached, stale facts, SKUs without a name) and stop nothing. The checks'
-logic is plain SQL in `warehouse/quality.py`. Every check step reads and writes the warehouse, so
-it takes the warehouse pool's slot like the writing assets (DuckDB: one writing process).
+Blocking checks guard the facts this run staged, so a failure (an ERROR) stops `license_facts`
+(nothing promoted, the analyst copy not replaced). The others fail as a WARN: they report
+operational problems (customers not reached, stale facts, SKUs without a name) and stop nothing.
+The checks' logic is plain SQL in `warehouse/quality.py`. Every check step reads and writes the
+warehouse, so it takes the warehouse pool's slot like the writing assets (DuckDB: one writing
+process).
 """
 
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,6 +20,7 @@ import pandas as pd
 from sync365_pipeline.catalog.skus import NAME_SOURCE_PART_NUMBER, NAME_SOURCE_SKU_ID
 from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.defs.assets import (
+    SUBSCRIBED_SKUS,
     WAREHOUSE_POOL,
     customers,
     license_facts,
@@ -36,7 +38,6 @@ from sync365_pipeline.warehouse import (
 
 CONSENT_CHECK = "consent_granted"
 TENANTS_CHECK = "tenants_synced"
-SUBSCRIBED_SKUS = dg.AssetKey("subscribed_skus")
 ERROR = dg.AssetCheckSeverity.ERROR
 WARN = dg.AssetCheckSeverity.WARN
 
@@ -80,20 +81,25 @@ def record(
     return [item.result for item in evaluated]
 
 
+def severity(spec: dg.AssetCheckSpec) -> dg.AssetCheckSeverity:
+    """A blocking check fails as an ERROR, any other as a WARN."""
+    return ERROR if spec.blocking else WARN
+
+
 def report(
     context: dg.AssetCheckExecutionContext,
     store: Warehouse,
-    severity: dg.AssetCheckSeverity,
     verdicts: Mapping[str, QualityResult],
 ) -> list[dg.AssetCheckResult]:
     """`warehouse.quality` verdicts by check name as recorded check results: counts, a few
     offending rows (named after their customer) and the remedy in the UI."""
+    specs_by_name = {spec.name: spec for spec in context.check_specs}
     evaluated = [
         Evaluated(
             dg.AssetCheckResult(
                 check_name=name,
                 passed=quality.passed,
-                severity=severity,
+                severity=severity(specs_by_name[name]),
                 description=quality.summary,
                 metadata={
                     "checked": dg.MetadataValue.int(quality.checked),
@@ -162,7 +168,6 @@ def staged_facts_valid(
     yield from report(
         context,
         store,
-        ERROR,
         {
             "facts_unique_keys": store.staged_fact_keys(facts),
             "facts_available_units": store.staged_fact_availability(facts),
@@ -179,7 +184,7 @@ def statuses_recorded(
     its facts could be fetched."""
     store = warehouse.open()
     verdict = store.statuses_of_the_day(run_snapshot_date(context))
-    (result,) = report(context, store, WARN, {"statuses_recorded": verdict})
+    (result,) = report(context, store, {"statuses_recorded": verdict})
     return result
 
 
@@ -188,13 +193,12 @@ def facts_usable(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> Iterator[dg.AssetCheckResult]:
     """Whether the published facts are current, named and cover enough customers (WARN)."""
-    store = warehouse.open()
     settings = warehouse.settings()
+    store = Warehouse.from_settings(settings)
     day = run_snapshot_date(context)
     yield from report(
         context,
         store,
-        WARN,
         {
             "facts_fresh": store.facts_fresh(day, settings.max_facts_age_days),
             "skus_named": store.skus_named((NAME_SOURCE_PART_NUMBER, NAME_SOURCE_SKU_ID)),
@@ -218,7 +222,7 @@ def consent_granted(
     lost = access_lost(flags)
     result = dg.AssetCheckResult(
         passed=not lost,
-        severity=WARN,
+        severity=severity(*context.check_specs),
         description=f"{len(lost)} lost access: {', '.join(lost_names(names, lost))}."
         if lost
         else "No access lost.",
@@ -252,9 +256,7 @@ def tenants_synced(
     store = warehouse.open()
     health = store.tenant_health()
     active = health[health["active"]]
-    failing = active[
-        (active["status"].fillna("never_synced") != "ok") & ~active["facts_from_partner_center"]
-    ]
+    failing = active[~active["reached"]]
     shown = failing.assign(
         customer=failing["display_name"].fillna(failing["tenant_id"]),
         status=failing["status"].fillna("never_synced"),
@@ -265,7 +267,7 @@ def tenants_synced(
     more = f" and {len(shown) - len(named)} more" if len(shown) > len(named) else ""
     result = dg.AssetCheckResult(
         passed=failing.empty,
-        severity=dg.AssetCheckSeverity.WARN,
+        severity=severity(*context.check_specs),
         description=(
             f"{len(failing)} of {len(active)} active tenants failing: {', '.join(named)}{more}."
             if len(failing)

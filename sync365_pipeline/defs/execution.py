@@ -161,7 +161,7 @@ def _failure_message(result: dg.ExecuteInProcessResult) -> str:
     blocked = [
         check
         for check in result.get_asset_check_evaluations()
-        if not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+        if not check.passed and check.blocking
     ]
     if blocked:
         return "\n\n".join(_blocking_failure(check) for check in blocked)

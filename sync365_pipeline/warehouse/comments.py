@@ -1,6 +1,6 @@
 """What each table, view and column of the warehouse means: the text of its `COMMENT ON`.
 
-`apply_comments` runs at the end of every `migrate()`, after the views are recreated (recreating
+`apply_comments` runs at the end of every `migrate()` that recreates the views (recreating
 a view drops its comments), so `duckdb_tables()`, `duckdb_views()`, `duckdb_columns()`, the
 analyst copy and the BI tools that read them carry the docs; `docs/data-dictionary.md` is made
 from them (`warehouse/dictionary.py`). A column in `SHARED_COLUMNS` means the same in every table
@@ -395,6 +395,15 @@ DESCRIPTIONS: Mapping[str, Described] = {
             "applied_at": "When (UTC) it was applied.",
         },
     ),
+    "schema_objects": Described(
+        "One row: the digest of the views and comments this file carries (views.sql and every "
+        "comment text of the release that last set them). A migrate whose release has another "
+        "digest recreates the views and sets the comments again; a current file is not written.",
+        {
+            "digest": "SHA-256 (hex) of views.sql and every comment text.",
+            "applied_at": "When (UTC) those views and comments were set.",
+        },
+    ),
     "subscriptions": Described(
         "What this partner sells each customer: one row per snapshot date, customer and "
         "subscription, from Partner Center GET /v1/customers/{id}/subscriptions (new commerce "
@@ -525,6 +534,9 @@ DESCRIPTIONS: Mapping[str, Described] = {
             "last_ok_at": "When (UTC) the customer's latest ok attempt ran; NULL if none.",
             "facts_from_partner_center": "Whether its current facts came from the Partner "
             "Center fallback in its latest attempt (Graph failed; status says why).",
+            "reached": "Whether its latest sync attempt reached it: Graph answered (status ok) "
+            "or Partner Center stood in (facts_from_partner_center). The data-quality checks "
+            "count reached customers by it.",
         },
     ),
     "current_dataset_slices": Described(

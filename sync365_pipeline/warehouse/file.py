@@ -71,11 +71,16 @@ class WarehouseFile:
         )
 
     def migrate(self) -> int:
-        """Create or upgrade the schema and views; idempotent. Returns the schema version."""
+        """Create or upgrade the schema and views; idempotent. Returns the schema version. An
+        existing file is checked on a read-only connection first: a current one never takes the
+        write lock (an analyst's read-only session does not stop it) and is not written."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise WarehouseUnwritable(self.path, exc.strerror or str(exc)) from exc
+        if self.path.exists() and self._is_current():
+            self._schema_ready = True
+            return schema.LATEST_VERSION
         con = self._connect()
         try:
             version = schema.migrate(con, self.path)
@@ -83,6 +88,13 @@ class WarehouseFile:
             close(con, self.path)
         self._schema_ready = True
         return version
+
+    def _is_current(self) -> bool:
+        con = self._connect(read_only=True)
+        try:
+            return schema.is_current(con)
+        finally:
+            con.close()
 
     @contextmanager
     def _open(

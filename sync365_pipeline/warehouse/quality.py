@@ -23,21 +23,16 @@ from sync365_pipeline.warehouse.rows import CheckResultRow
 
 EXAMPLES = 5  # offending rows a result shows; its count covers them all
 _NO_STAGED_FACTS = "SELECT NULL::VARCHAR AS partner_tenant_id, NULL::VARCHAR AS tenant_id LIMIT 0"
-# Active customers the latest attempt did not reach (neither Graph answered nor Partner Center
-# stood in), and those it reached whose facts are older than a date.
+# Active customers the latest attempt did not reach (tenant_health.reached: neither Graph answered
+# nor Partner Center stood in), and those it reached whose facts are older than a date.
 _UNREACHED = (
     "SELECT partner_tenant_id, tenant_id, coalesce(status, 'never_synced') AS status, error_code "
-    "FROM tenant_health "
-    "WHERE active AND NOT coalesce(status = 'ok' OR facts_from_partner_center, false)"
+    "FROM tenant_health WHERE active AND NOT reached"
 )
-_REACHED_COUNT = (
-    "SELECT count(*) FROM tenant_health "
-    "WHERE active AND (status = 'ok' OR facts_from_partner_center)"
-)
+_REACHED_COUNT = "SELECT count(*) FROM tenant_health WHERE active AND reached"
 _REACHED_WITHOUT_FACTS = (
     "SELECT partner_tenant_id, tenant_id, facts_as_of, last_checked_at FROM tenant_health "
-    "WHERE active AND (status = 'ok' OR facts_from_partner_center) "
-    "AND (facts_as_of IS NULL OR facts_as_of < ?)"
+    "WHERE active AND reached AND (facts_as_of IS NULL OR facts_as_of < ?)"
 )
 _COUNT_OFFENDERS = "SELECT count(*) FROM offenders"
 _EXAMPLES = (

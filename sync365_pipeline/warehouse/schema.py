@@ -1,19 +1,28 @@
 """Warehouse schema: numbered migrations recorded in `schema_version`, plus the analyst views.
 
-Tables are only ever changed by appending a migration; views are recreated from `views.sql` on
-every `migrate()`, so changing a view needs no migration. All timestamps are UTC, stored as naive
-TIMESTAMP. Unit counts are BIGINT exactly as Microsoft reports them.
+Tables are only ever changed by appending a migration; views are recreated from `views.sql` and
+every comment set again whenever a file's `schema_objects` digest differs from this release's, so
+changing a view or a comment needs no migration, and a current file is left untouched (recreating
+the views costs a write transaction and WAL on every step otherwise). All timestamps are UTC,
+stored as naive TIMESTAMP. Unit counts are BIGINT exactly as Microsoft reports them.
 """
 
 from __future__ import annotations
 
+import hashlib
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
 import duckdb
 
 from sync365_pipeline.core.clock import utc_naive, utcnow
-from sync365_pipeline.warehouse.comments import apply_comments
+from sync365_pipeline.warehouse.comments import (
+    DESCRIPTIONS,
+    MACROS,
+    SHARED_COLUMNS,
+    apply_comments,
+)
 from sync365_pipeline.warehouse.connection import transaction
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
@@ -408,6 +417,17 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    # Which views and comments the file carries (the digest of `views.sql` and every comment
+    # text): `migrate()` recreates them only when it differs from this release's.
+    (
+        11,
+        """
+        CREATE TABLE schema_objects (
+            digest VARCHAR NOT NULL,
+            applied_at TIMESTAMP NOT NULL
+        );
+        """,
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -422,17 +442,48 @@ def applied_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
+@cache
+def _views_sql() -> str:
+    return resources.files(__package__).joinpath("views.sql").read_text("utf-8")
+
+
+@cache
+def objects_digest() -> str:
+    """The digest of what `migrate()` recreates on a file that is not current: the views and
+    every comment's text. Computed on first use, not at import."""
+    described = repr((SHARED_COLUMNS, DESCRIPTIONS, MACROS))
+    return hashlib.sha256(f"{_views_sql()}\0{described}".encode()).hexdigest()
+
+
+def is_current(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the file has every migration and this release's views and comments; reads only,
+    so it works on a read-only connection."""
+    tables = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND table_name IN ('schema_version', 'schema_objects')"
+    ).fetchall()
+    if len(tables) < 2:
+        return False
+    version = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    digests = con.execute("SELECT digest FROM schema_objects").fetchall()
+    return version == (LATEST_VERSION,) and digests == [(objects_digest(),)]
+
+
 def migrate(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     """Apply pending migrations, recreate the views and describe everything (`comments`), in one
-    transaction; returns the version."""
+    transaction, unless the file is current already (then it writes nothing); returns the
+    version."""
+    if is_current(con):
+        return LATEST_VERSION
     with transaction(con, path):
         current = applied_version(con)
+        applied_at = utc_naive(utcnow())
         for version, sql in MIGRATIONS:
             if version > current:
                 con.execute(sql)
-                con.execute(
-                    "INSERT INTO schema_version VALUES (?, ?)", [version, utc_naive(utcnow())]
-                )
-        con.execute(resources.files(__package__).joinpath("views.sql").read_text("utf-8"))
+                con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, applied_at])
+        con.execute(_views_sql())
         apply_comments(con)
+        con.execute("DELETE FROM schema_objects")
+        con.execute("INSERT INTO schema_objects VALUES (?, ?)", [objects_digest(), applied_at])
     return LATEST_VERSION

@@ -352,7 +352,8 @@ SELECT
     k.last_ok_at,
     r.facts_as_of,
     coalesce(r.from_partner_center, false) AS facts_from_partner_center,
-    coalesce(r.is_stale, coalesce(l.status, 'ok') <> 'ok') AS is_stale
+    coalesce(r.is_stale, coalesce(l.status, 'ok') <> 'ok') AS is_stale,
+    coalesce(l.status = 'ok' OR r.from_partner_center, false) AS reached
 FROM tenants AS t
 LEFT JOIN customers AS c ON c.partner_tenant_id = t.partner_tenant_id AND c.tenant_id = t.tenant_id
 LEFT JOIN latest_tenant_status AS l

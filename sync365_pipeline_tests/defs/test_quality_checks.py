@@ -50,6 +50,8 @@ def test_every_check_runs_in_the_daily_sync_and_a_blocking_failure_keeps_the_goo
     checks = evaluations(good)
     assert {key.name for check in QUALITY_CHECKS for key in check.check_keys} <= set(checks)
     assert all(checks[name].passed for name in BLOCKING | {"tenants_reached", "facts_fresh"})
+    assert {name for name, check in checks.items() if check.blocking} == BLOCKING
+    assert {name for name, check in checks.items() if check.severity.value == "ERROR"} == BLOCKING
     recorded = pipeline.query(
         "SELECT check_name, passed, blocking FROM check_results WHERE sync_id = ?", [good.run_id]
     )

@@ -11,6 +11,8 @@ import pytest
 
 from sync365_pipeline.warehouse import Warehouse, schema
 from sync365_pipeline.warehouse.columns import LICENSE_FACT_COLUMNS
+from sync365_pipeline.warehouse.comments import DESCRIPTIONS
+from sync365_pipeline_tests.conftest import HoldDuckDB
 from sync365_pipeline_tests.samples import (
     CONTOSO,
     DAY1,
@@ -184,3 +186,70 @@ def test_version_6_keeps_every_flag_as_lost_access(tmp_path: Path) -> None:
     assert [(flag.flag_id, flag.kind) for flag in Warehouse(path).open_consent_flags()] == [
         ("f1", "access_lost")
     ]
+
+
+def _wal_bytes(path: Path) -> int:
+    wal = path.with_name(path.name + ".wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def _view_columns(path: Path, view: str) -> list[str]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [view]
+        ).fetchall()
+    return [name for (name,) in rows]
+
+
+def test_a_current_file_is_neither_locked_nor_written_by_migrate(
+    tmp_path: Path, hold_duckdb: HoldDuckDB
+) -> None:
+    """Every step of a sync migrates once: a current file answers on a read-only connection, so
+    an analyst's read-only session (which stops every writer) does not stop it either."""
+    path = tmp_path / "sync365.duckdb"
+    Warehouse(path).migrate()
+    wal_after_first = _wal_bytes(path)
+    analyst = hold_duckdb(path, read_only=True)
+
+    assert Warehouse(path, lock_timeout_s=0.5).migrate() == schema.LATEST_VERSION
+
+    assert _wal_bytes(path) == wal_after_first
+    analyst.release()
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT digest FROM schema_objects").fetchall() == [
+            (schema.objects_digest(),)
+        ]
+
+
+def test_other_views_or_comments_are_recreated_and_their_digest_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release whose views.sql differs (here: one more view) recreates the views and sets the
+    comments again, even though no migration is pending."""
+    path = tmp_path / "sync365.duckdb"
+    Warehouse(path).migrate()
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE OR REPLACE VIEW unused_licenses AS SELECT 1 AS stray")
+        con.execute("COMMENT ON VIEW current_license_facts IS NULL")
+    release_views, release_digest = schema._views_sql(), schema.objects_digest()
+    monkeypatch.setattr(
+        schema, "_views_sql", lambda: f"{release_views}\nCREATE VIEW probe AS SELECT 1 AS one;"
+    )
+    schema.objects_digest.cache_clear()
+    try:
+        new_digest = schema.objects_digest()
+        Warehouse(path).migrate()
+    finally:
+        schema.objects_digest.cache_clear()
+
+    assert _view_columns(path, "probe") == ["one"]
+    assert "stray" not in _view_columns(path, "unused_licenses")
+    with duckdb.connect(str(path), read_only=True) as con:
+        comment = con.execute(
+            "SELECT comment FROM duckdb_views() WHERE view_name = 'current_license_facts'"
+        ).fetchone()
+        digests = con.execute("SELECT digest FROM schema_objects").fetchall()
+    assert comment is not None
+    assert comment[0] == DESCRIPTIONS["current_license_facts"].text
+    assert digests == [(new_digest,)]
+    assert new_digest != release_digest

@@ -21,13 +21,18 @@ from sync365_pipeline.warehouse import (
 )
 from sync365_pipeline_tests.samples import CONTOSO, FABRIKAM, PARTNER, SPB, facts
 
-TODAY = datetime.now(UTC).date()
 UNNAMED = (NAME_SOURCE_PART_NUMBER, NAME_SOURCE_SKU_ID)
 NAMES = {CONTOSO: "Contoso Dental", FABRIKAM: "Fabrikam Retail"}
 
 
 @pytest.fixture
-def named(warehouse: Warehouse) -> Warehouse:
+def now() -> datetime:
+    """The test's moment, read once: its statuses and its day (UTC) agree even across midnight."""
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def named(warehouse: Warehouse, now: datetime) -> Warehouse:
     """Two active customers, with their names."""
     listing = customers_frame(
         PARTNER,
@@ -42,7 +47,7 @@ def named(warehouse: Warehouse) -> Warehouse:
         [],
         [],
     ).frame
-    warehouse.upsert_customers(PARTNER, listing, datetime.now(UTC) - timedelta(hours=1))
+    warehouse.upsert_customers(PARTNER, listing, now - timedelta(hours=1))
     return warehouse
 
 
@@ -53,7 +58,9 @@ def stage(warehouse: Warehouse, chunk: str, *tenants: str) -> list[str]:
         chunk,
         statuses=[],
         raw_payloads=[],
-        facts_by_tenant={tenant: facts(tenant, TODAY, {SPB: (5, 3)}) for tenant in tenants},
+        facts_by_tenant={
+            tenant: facts(tenant, datetime.now(UTC).date(), {SPB: (5, 3)}) for tenant in tenants
+        },
         partner_tenant_id=PARTNER,
     )
     return [stage["license_facts"] for stage in staged_files(warehouse.staging_dir("run"))]
@@ -127,22 +134,26 @@ def ok(tenant: str, at: datetime) -> TenantStatusRow:
 
 def test_an_active_customer_without_a_status_for_the_day_fails_the_status_check(
     named: Warehouse,
+    now: datetime,
 ) -> None:
-    now = datetime.now(UTC)
+    today = now.date()
     named.record_tenant_statuses([ok(CONTOSO, now - timedelta(days=1)), ok(FABRIKAM, now)])
-    failed = named.statuses_of_the_day(TODAY)
+    failed = named.statuses_of_the_day(today)
     assert (failed.passed, failed.checked, failed.offending) == (False, 2, 1)
     assert failed.examples["customer"].tolist() == ["Contoso Dental"]
 
     named.record_tenant_statuses([ok(CONTOSO, now)])
-    assert named.statuses_of_the_day(TODAY).passed
+    assert named.statuses_of_the_day(today).passed
 
 
-def test_the_share_of_customers_reached_must_reach_the_threshold(named: Warehouse) -> None:
-    now = datetime.now(UTC)
+def test_the_share_of_customers_reached_must_reach_the_threshold(
+    named: Warehouse, now: datetime
+) -> None:
     revoked = TenantStatusRow(PARTNER, FABRIKAM, now, TenantStatus.CONSENT_REVOKED, "AADSTS65001")
     named.record_tenant_statuses([ok(CONTOSO, now), revoked])
 
+    reached = named.tenant_health().set_index("tenant_id")["reached"]
+    assert reached.to_dict() == {CONTOSO: True, FABRIKAM: False}
     assert named.tenants_reached(0.5).passed, "one of two is half"
     failed = named.tenants_reached(0.9)
     assert (failed.passed, failed.checked, failed.offending) == (False, 2, 1)
@@ -154,39 +165,41 @@ def test_the_share_of_customers_reached_must_reach_the_threshold(named: Warehous
 
 def test_facts_older_than_the_allowed_age_fail_the_freshness_check_for_reached_customers(
     named: Warehouse,
+    now: datetime,
 ) -> None:
-    now = datetime.now(UTC)
-    three_days_ago = TODAY - timedelta(days=3)
+    today = now.date()
+    three_days_ago = today - timedelta(days=3)
     named.replace_license_facts(
         three_days_ago,
         {CONTOSO: facts(CONTOSO, three_days_ago, {SPB: (5, 3)})},
         partner_tenant_id=PARTNER,
     )
     named.replace_license_facts(
-        TODAY, {FABRIKAM: facts(FABRIKAM, TODAY, {SPB: (5, 3)})}, partner_tenant_id=PARTNER
+        today, {FABRIKAM: facts(FABRIKAM, today, {SPB: (5, 3)})}, partner_tenant_id=PARTNER
     )
     named.record_tenant_statuses([ok(CONTOSO, now - timedelta(days=3)), ok(FABRIKAM, now)])
 
-    failed = named.facts_fresh(TODAY, max_age_days=1)
+    failed = named.facts_fresh(today, max_age_days=1)
     assert (failed.passed, failed.checked, failed.offending) == (False, 2, 1)
     assert failed.examples[["customer", "facts_as_of"]].astype(str).values.tolist() == [
         ["Contoso Dental", str(three_days_ago)]
     ]
-    assert named.facts_fresh(TODAY, max_age_days=3).passed
+    assert named.facts_fresh(today, max_age_days=3).passed
 
     unreachable = TenantStatusRow(PARTNER, CONTOSO, now, TenantStatus.ACCESS_REMOVED)
     named.record_tenant_statuses([unreachable])
-    assert named.facts_fresh(TODAY, max_age_days=1).passed, "stale because unreachable: not here"
+    assert named.facts_fresh(today, max_age_days=1).passed, "stale because unreachable: not here"
 
 
 def test_a_current_sku_named_only_by_its_part_number_fails_the_naming_check(
     named: Warehouse,
+    now: datetime,
 ) -> None:
-    now = datetime.now(UTC)
+    today = now.date()
     named.record_tenant_statuses([ok(CONTOSO, now), ok(FABRIKAM, now)])
     named.replace_license_facts(
-        TODAY,
-        {tenant: facts(tenant, TODAY, {SPB: (5, 3)}) for tenant in NAMES},
+        today,
+        {tenant: facts(tenant, today, {SPB: (5, 3)}) for tenant in NAMES},
         partner_tenant_id=PARTNER,
     )
     assert named.skus_named(UNNAMED).passed
@@ -205,7 +218,9 @@ def test_a_current_sku_named_only_by_its_part_number_fails_the_naming_check(
     assert "refresh-sku-names" in str(failed.remedy)
 
 
-def test_each_checks_latest_evaluation_is_what_status_reads(warehouse: Warehouse) -> None:
+def test_each_checks_latest_evaluation_is_what_status_reads(
+    warehouse: Warehouse, now: datetime
+) -> None:
     def evaluation(sync_id: str, passed: bool, at: datetime) -> CheckResultRow:
         return CheckResultRow(
             sync_id,
@@ -220,12 +235,11 @@ def test_each_checks_latest_evaluation_is_what_status_reads(warehouse: Warehouse
             checked_at=at,
         )
 
-    now = datetime.now(UTC)
     warehouse.record_check_results([evaluation("first", False, now - timedelta(days=1))])
-    warehouse.record_check_results([evaluation("second", True, now)])
-    warehouse.record_check_results([evaluation("second", True, now)])  # a step retry: replaced
+    warehouse.record_check_results([evaluation("second", True, now - timedelta(minutes=1))])
+    warehouse.record_check_results([evaluation("second", False, now)])  # a step retry: replaces
 
     latest = warehouse.latest_check_results()
-    assert latest[["sync_id", "passed", "offending"]].values.tolist() == [["second", True, 0]]
+    assert latest[["sync_id", "passed", "offending"]].values.tolist() == [["second", False, 2]]
     with duckdb.connect(str(warehouse.path), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM check_results").fetchone() == (2,)

@@ -122,6 +122,7 @@ REQUIRED_COLUMNS = {
         "payload",
     ],
     "schema_version": ["version"],
+    "schema_objects": ["digest", "applied_at"],
     "tenant_freshness": ["partner_tenant_id", "tenant_id", "facts_as_of", "is_stale"],
     "current_license_facts": [
         "is_stale",
