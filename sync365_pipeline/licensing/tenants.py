@@ -305,7 +305,7 @@ def fetch_users(
     unusable = ""
     if delta and known_link is not None and _full_read_is_recent(known_link, checked_at):
         try:
-            delta = cloud.graph.users_delta(tenant_id, known_link.delta_link)
+            changes = cloud.graph.users_delta(tenant_id, known_link.delta_link)
         except PartnerAccessError:
             raise
         except Exception as exc:
@@ -315,10 +315,10 @@ def fetch_users(
             log.warning("Users delta link of %s unusable (%s); reading every user", tenant_id, exc)
         else:
             # Like the full read's filter, a user holding no licence now has no rows.
-            licensed = [user for user in delta.changed if user.get("assignedLicenses")]
-            named = {str(user["id"]).lower() for user in delta.changed}
-            named.update(user_id.lower() for user_id in delta.removed)
-            read = UsersRead(delta.delta_link, known_link.full_read_at, tuple(sorted(named)))
+            licensed = [user for user in changes.changed if user.get("assignedLicenses")]
+            named = {str(user["id"]).lower() for user in changes.changed}
+            named.update(user_id.lower() for user_id in changes.removed)
+            read = UsersRead(changes.delta_link, known_link.full_read_at, tuple(sorted(named)))
             since = f"{known_link.full_read_at.astimezone(UTC):%Y-%m-%d}"
             message = USERS_BY_DELTA.format(named=len(named), since=since)
             return DatasetFetch(TenantStatus.OK, checked_at, licensed, message=message, users=read)
