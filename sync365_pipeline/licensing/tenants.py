@@ -316,9 +316,9 @@ def fetch_users(
         else:
             # Like the full read's filter, a user holding no licence now has no rows.
             licensed = [user for user in changes.changed if user.get("assignedLicenses")]
-            named = {str(user["id"]).lower() for user in changes.changed}
+            named = {user["id"].lower() for user in changes.changed}
             named.update(user_id.lower() for user_id in changes.removed)
-            read = UsersRead(changes.delta_link, known_link.full_read_at, tuple(sorted(named)))
+            read = UsersRead(changes.delta_link, known_link.full_read_at, tuple(named))
             since = f"{known_link.full_read_at.astimezone(UTC):%Y-%m-%d}"
             message = USERS_BY_DELTA.format(named=len(named), since=since)
             return DatasetFetch(TenantStatus.OK, checked_at, licensed, message=message, users=read)
