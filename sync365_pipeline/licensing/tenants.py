@@ -83,11 +83,12 @@ SIGN_INS_UNAVAILABLE = "SignInActivityUnavailable"
 SIGN_INS_NOT_ASKED = "SignInActivityNotAsked"
 SIGN_IN_RECHECK = timedelta(days=7)
 SIGN_INS_READ_WITHOUT = (
-    "Users read without sign-in activity (last_sign_in NULL); asked again after 7 days."
+    "Users read without sign-in activity (last_sign_in NULL); asked again after "
+    f"{SIGN_IN_RECHECK.days} days."
 )
 SIGN_INS_REMEMBERED = (
-    "Sign-in activity not asked: Graph refused it within the last 7 days (see the attempt with "
-    "code SignInActivityUnavailable); last_sign_in NULL."
+    f"Sign-in activity not asked: Graph refused it within the last {SIGN_IN_RECHECK.days} days "
+    f"(see the attempt with code {SIGN_INS_UNAVAILABLE}); last_sign_in NULL."
 )
 # The users delta query (microsoft-apis-more.md §3.5) carries neither signInActivity nor
 # licenseAssignmentStates: between full reads `last_sign_in` keeps the full read's value, and so
