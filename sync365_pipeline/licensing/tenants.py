@@ -90,12 +90,14 @@ SIGN_INS_REMEMBERED = (
     f"Sign-in activity not asked: Graph refused it within the last {SIGN_IN_RECHECK.days} days "
     f"(see the attempt with code {SIGN_INS_UNAVAILABLE}); last_sign_in NULL."
 )
-# The users delta query (microsoft-apis-more.md §3.5) carries neither signInActivity nor
-# licenseAssignmentStates: between full reads `last_sign_in` keeps the full read's value, and so
-# does the assignment state of a licence the delta round did not change. A full read comes on the
-# sync day the last one is this many days old (and whenever the link is missing or unusable), so
-# both are at most 6 days stale with daily syncs and `inactive_licensed_users` (30 days without a
-# sign-in) flags a returning user at most 6 days late. The delta link lives 7 days at Graph.
+# The users delta query (microsoft-apis-more.md §3.5) refuses signInActivity and does not track
+# licenseAssignmentStates (a user it lists carries their current states, but a change to the
+# states alone does not list the user): between full reads `last_sign_in` keeps the full read's
+# value, and so does the assignment state of a licence of a user the round did not list (or
+# listed without states). A full read comes on the sync day the last one is this many days old
+# (and whenever the link is missing or unusable), so both are at most 6 days stale with daily
+# syncs and `inactive_licensed_users` (30 days without a sign-in) flags a returning user at most
+# 6 days late. The delta link lives 7 days at Graph.
 USERS_FULL_READ_EVERY_DAYS = 7
 # A tenant whose users fit one page of the full read (with sign-ins) is read in full every day,
 # without a delta link: 1 request with fresh sign-ins beats 1 delta request without (and the
