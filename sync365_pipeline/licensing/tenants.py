@@ -162,10 +162,12 @@ class TenantAccess:
 @dataclass(frozen=True)
 class UsersRead:
     """How a users read went with the delta query: the link its next round starts from (None:
-    Graph gave none, so the stored one is dropped), when the users were last read in full, and
-    for a delta round every user id it named (changed or removed; None: a full read)."""
+    Graph gave none, so the stored one is dropped) and when the request that returned it was
+    sent, when the users were last read in full, and for a delta round every user id it named
+    (changed or removed; None: a full read)."""
 
     delta_link: str | None = field(repr=False)
+    obtained_at: datetime
     full_read_at: datetime
     named_users: tuple[str, ...] | None = None
 
@@ -321,7 +323,7 @@ def fetch_users(
             licensed = [user for user in changes.changed if user.get("assignedLicenses")]
             named = {user["id"].lower() for user in changes.changed}
             named.update(user_id.lower() for user_id in changes.removed)
-            read = UsersRead(changes.delta_link, known_link.full_read_at, tuple(named))
+            read = UsersRead(changes.delta_link, checked_at, known_link.full_read_at, tuple(named))
             since = f"{known_link.full_read_at.astimezone(UTC):%Y-%m-%d}"
             message = USERS_BY_DELTA.format(named=len(named), since=since)
             return DatasetFetch(TenantStatus.OK, checked_at, licensed, message=message, users=read)
@@ -350,7 +352,7 @@ def _read_every_user(
     read = _licensed_users(cloud, tenant_id, sign_in_activity=sign_in_activity, at=checked_at)
     if read.payload is None:
         return read
-    return replace(read, users=UsersRead(delta_link, checked_at)).adding(no_link)
+    return replace(read, users=UsersRead(delta_link, checked_at, checked_at)).adding(no_link)
 
 
 def _licensed_users(

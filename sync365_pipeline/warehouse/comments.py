@@ -457,8 +457,9 @@ DESCRIPTIONS: Mapping[str, Described] = {
         {
             "delta_link": "Graph's @odata.deltaLink (a URL on the Graph origin, only ever sent "
             "there with the customer's token; not a secret alone, never logged whole).",
-            "obtained_at": "When (UTC) the sync obtained the link (the delta round that returned "
-            "it, or the $deltatoken=latest request before a full read).",
+            "obtained_at": "When (UTC) the sync sent the first request of the delta round that "
+            "returned the link, or the $deltatoken=latest request that starts a full read (then "
+            "equal to full_read_at).",
             "full_read_at": "When (UTC) the customer's users were last read in full, with "
             "sign-in activity and assignment states: what last_sign_in in user_licenses is as "
             "of.",

@@ -127,7 +127,7 @@ def first_day(pipeline_factory: PipelineFactory, monkeypatch: pytest.MonkeyPatch
     assert synced(pipeline) == (TENANTS, TENANTS), "one page each, and one latest delta link"
     assert pipeline.query(
         "SELECT count(*), count(DISTINCT tenant_id) FROM user_delta_links "
-        "WHERE delta_link LIKE ? AND obtained_at <= full_read_at + INTERVAL 1 MINUTE",
+        "WHERE delta_link LIKE ? AND obtained_at = full_read_at",
         [f"{pipeline.sim.url}/v1.0/users/delta?$deltatoken=%"],
     ) == [(TENANTS, TENANTS)]
     return pipeline
@@ -175,6 +175,9 @@ def test_the_next_day_fetches_only_the_changes_and_lands_exactly(first_day: Pipe
         "SELECT count(DISTINCT snapshot_date) FROM user_licenses WHERE tenant_id = ?",
         [USERS_TENANT],
     ) == [(2,)], "yesterday's slice is kept as it was"
+    assert pipeline.query(
+        "SELECT count(*) FROM user_delta_links WHERE obtained_at > full_read_at"
+    ) == [(TENANTS,)], "each link comes from today's delta round, after yesterday's full read"
     assert pipeline.query("SELECT count(*) FROM inactive_licensed_users")[0][0] > 0
 
     pipeline.sim.control.change_users(USERS_TENANT, changed=1)
