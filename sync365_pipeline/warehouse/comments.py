@@ -453,7 +453,7 @@ DESCRIPTIONS: Mapping[str, Described] = {
         "it reads every user when there is no link, when Graph no longer knows it (7 days), and "
         "when the last full read is 7 days old (delta carries no sign-in activity, and a change "
         "to assignment states alone does not list a user). A customer whose users fit one page "
-        "(500) is read in full every day and keeps no link.",
+        "(500) is read in full every day and keeps no link. Not in the analyst copy.",
         {
             "delta_link": "Graph's @odata.deltaLink (a URL on the Graph origin, only ever sent "
             "there with the customer's token; not a secret alone, never logged whole).",

@@ -1,7 +1,8 @@
 """The writer's users delta (`datasets._apply_user_deltas`) on a real DuckDB file: today's slice
 is the latest one without the users the round named, plus the changed users' rows; a changed
 row without an assignment state (the delta query does not track them) keeps the previous
-slice's state, group and error, while one with a state replaces all three."""
+slice's state, group and error, while one with a state replaces all three. The delta links stay
+out of the analyst copy."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ STATELESS = "00000000-0000-4000-8000-000000000002"  # changed; its row comes wit
 RESTATED = "00000000-0000-4000-8000-000000000003"  # changed; its row brings a state
 REMOVED = "00000000-0000-4000-8000-000000000004"
 SIGNED_IN = datetime(2026, 6, 20, 8, 0)
-LINK = "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=day2"
+DELTA_TOKEN = "contoso-sync-state-4f1c"
+LINK = f"https://graph.microsoft.com/v1.0/users/delta?$deltatoken={DELTA_TOKEN}"
 
 
 def user_row(day: date, user_id: str, sku_id: str, **values: Any) -> tuple[Any, ...]:
@@ -110,3 +112,28 @@ def test_a_delta_row_without_a_state_keeps_the_previous_state_group_and_error(
         (RESTATED, E3, "London", None, "Active", None, None),
     ], "the stateless row keeps DAY1's state, group and error; SPB left with the round's rows"
     assert counted == [(3,)]
+
+
+def test_the_analyst_copy_leaves_the_delta_links_out(warehouse: Warehouse, tmp_path: Path) -> None:
+    rows = [user_row(DAY1, KEPT, E3, assignment_state="Active")]
+    link_time = datetime(2026, 7, 1, 6, 0, tzinfo=UTC)
+    full_read = dataset_frames(
+        {USERS: rows},
+        [DatasetSlice(DAY1, PARTNER, CONTOSO, USERS, len(rows))],
+        (),
+        user_links=[UserDeltaLink(PARTNER, CONTOSO, LINK, link_time, link_time)],
+    )
+    load(warehouse, tmp_path, "day1", full_read)
+
+    copy = warehouse.publish_analyst_copy()
+
+    with duckdb.connect(str(warehouse.path), read_only=True) as con:
+        assert con.execute("SELECT delta_link FROM user_delta_links").fetchall() == [(LINK,)]
+    with duckdb.connect(str(copy), read_only=True) as con:
+        tables = {
+            name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        }
+        assert con.execute("SELECT count(*) FROM user_licenses").fetchall() == [(1,)]
+    assert USERS in tables
+    assert "user_delta_links" not in tables
+    assert DELTA_TOKEN.encode() not in copy.read_bytes(), "no trace of the link in the file"
