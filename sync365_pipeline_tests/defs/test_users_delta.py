@@ -94,6 +94,16 @@ def sign_ins(pipeline: Pipeline, tenant_id: str) -> dict[str, datetime | None]:
     )
 
 
+def held_skus(pipeline: Pipeline) -> dict[str, set[str]]:
+    """{user id: the SKUs of its rows} in the users tenant's current slice."""
+    held: dict[str, set[str]] = {}
+    for user_id, sku_id in pipeline.query(
+        "SELECT user_id, sku_id FROM current_user_licenses WHERE tenant_id = ?", [USERS_TENANT]
+    ):
+        held.setdefault(user_id, set()).add(sku_id)
+    return held
+
+
 def age_warehouse(pipeline: Pipeline, days: int, *, full_read_days: int | None = None) -> None:
     """Make the warehouse's users slices (and their links' full reads) `days` older, as if
     the last sync had run that many days ago."""
@@ -119,11 +129,14 @@ def synced(pipeline: Pipeline) -> tuple[int, int]:
 
 @pytest.fixture
 def first_day(pipeline_factory: PipelineFactory, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
-    """A tenant of 40 licensed users, synced once: every user read, a delta link kept; the
+    """A tenant of 40 licensed users (some holding both its SKUs), synced once: every user read,
+    a delta link kept; the
     small tenants of these tests go by delta (`USERS_DELTA_ABOVE` lowered: by default one page
     of users is read in full every day)."""
     monkeypatch.setattr(tenants, "USERS_DELTA_ABOVE", 0)
-    pipeline = pipeline_factory(uniform_scenario(customers=[users_customer({"SPE_E3": (45, 40)})]))
+    pipeline = pipeline_factory(
+        uniform_scenario(customers=[users_customer({"SPE_E3": (45, 40), "SPB": (30, 20)})])
+    )
     assert synced(pipeline) == (TENANTS, TENANTS), "one page each, and one latest delta link"
     assert pipeline.query(
         "SELECT count(*), count(DISTINCT tenant_id) FROM user_delta_links "
@@ -145,19 +158,27 @@ def test_the_next_day_fetches_only_the_changes_and_lands_exactly(first_day: Pipe
     )[0][0], "the comparison covers licences a group assigns"
     before = sign_ins(pipeline, USERS_TENANT)
     licensed = set(before)
-    changes = pipeline.sim.control.change_users(USERS_TENANT, added=1, removed=1, changed=1)
+    held_before = held_skus(pipeline)
+    changes = pipeline.sim.control.change_users(
+        USERS_TENANT, added=1, removed=1, changed=1, relicensed=3
+    )
     # The tenant's random changes touch licensed users (else the test would show less).
     assert set(changes["removed"]) <= licensed
     assert set(changes["changed"]) <= licensed
+    gained, lost_one, lost_all = changes["relicensed"]
     age_warehouse(pipeline, days=1)
 
     assert synced(pipeline) == (0, TENANTS), "no full read: one delta request per tenant"
     assert set(pipeline.query(CURRENT_SLICE, [USERS_TENANT])) == expected_slice(
         pipeline, USERS_TENANT
     )
+    held_after = held_skus(pipeline)
+    assert held_after[gained] > held_before[gained], "a SKU gained"
+    assert set() < held_after[lost_one] < held_before[lost_one], "one of several SKUs lost"
+    assert lost_all not in held_after, "every licence lost: no rows"
     after = sign_ins(pipeline, USERS_TENANT)
     (added,) = changes["added"]
-    assert set(after) == licensed - set(changes["removed"]) | {added}
+    assert set(after) == licensed - {*changes["removed"], lost_all} | {added}
     assert after[added] is None, "a new user's sign-in is unknown until the next full read"
     assert {user: after[user] for user in licensed & set(after)} == {
         user: before[user] for user in licensed & set(after)
@@ -165,7 +186,9 @@ def test_the_next_day_fetches_only_the_changes_and_lands_exactly(first_day: Pipe
     assert any(before.values())
     ((status, code, message),) = pipeline.query(USERS_STATUS, [USERS_TENANT])[-1:]
     assert (status, code) == ("ok", None)
-    assert "delta query: 3 users changed or removed" in message
+    named = {user for ids in changes.values() for user in ids}
+    assert len(named) == 6
+    assert f"delta query: {len(named)} users changed or removed" in message
     assert pipeline.query(
         "SELECT row_count FROM dataset_snapshots WHERE dataset = 'user_licenses' "
         "AND tenant_id = ? AND snapshot_date = current_date",
