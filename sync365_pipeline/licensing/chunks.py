@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -77,27 +77,13 @@ def plan_chunks(
     sync_id: str,
     staging_dir: Path,
 ) -> list[TenantChunk]:
-    """Each account's chosen tenants, with how the account reaches each (`customer_routes`),
-    whether Graph refused their sign-in activity within the last week, their users delta links
-    and which of them have one page of users at most (`tenants.USERS_DELTA_ABOVE`), cut into
-    chunks of its `chunk_size` (an account with no tenant gets none)."""
+    """Each account's chosen tenants, with how the account reaches each (`customer_routes`) and
+    how to read their users (`_users_plan`), cut into chunks of its `chunk_size` (an account
+    with no tenant gets none)."""
     planned = []
     for settings in account_settings:
         routes = customer_routes(warehouse, settings.tenant_id)
-        refused = warehouse.tenants_with_dataset_code(
-            settings.tenant_id,
-            USERS,
-            tenants.SIGN_INS_UNAVAILABLE,
-            since=utcnow() - tenants.SIGN_IN_RECHECK,
-        )
-        one_page = warehouse.tenants_with_users_at_most(
-            settings.tenant_id, tenants.USERS_DELTA_ABOVE
-        )
-        links = {
-            tenant: link
-            for link in warehouse.user_delta_links(settings.tenant_id)
-            if (tenant := link.tenant_id.lower()) not in one_page
-        }
+        refused, one_page, links = _users_plan(warehouse, settings)
         customers = [
             routes.get(tenant_id) or tenants.CustomerRoutes(tenant_id)
             for tenant_id in chosen.get(settings.tenant_id, ())
@@ -113,24 +99,44 @@ def plan_chunks(
                     snapshot_date=snapshot_date,
                     sync_id=sync_id,
                     staging_dir=str(staging_dir),
-                    without_sign_ins=tuple(
-                        customer.tenant_id
-                        for customer in members
-                        if customer.tenant_id.lower() in refused
-                    ),
-                    users_links=tuple(
-                        link
-                        for customer in members
-                        if (link := links.get(customer.tenant_id.lower())) is not None
-                    ),
-                    users_without_delta=tuple(
-                        customer.tenant_id
-                        for customer in members
-                        if customer.tenant_id.lower() in one_page
-                    ),
+                    without_sign_ins=_members_in(members, refused),
+                    users_links=tuple(links[t.lower()] for t in _members_in(members, links)),
+                    users_without_delta=_members_in(members, one_page),
                 )
             )
     return planned
+
+
+def _users_plan(
+    warehouse: Warehouse, settings: AccountSettings
+) -> tuple[set[str], set[str], dict[str, UserDeltaLink]]:
+    """The account's tenants (lower case) whose sign-in activity Graph refused within the last
+    week, those with one page of users at most (`tenants.USERS_DELTA_ABOVE`), and the others'
+    users delta links by tenant; all empty with `users` off (no users are read)."""
+    if not settings.users:
+        return set(), set(), {}
+    refused = warehouse.tenants_with_dataset_code(
+        settings.tenant_id,
+        USERS,
+        tenants.SIGN_INS_UNAVAILABLE,
+        since=utcnow() - tenants.SIGN_IN_RECHECK,
+    )
+    one_page = warehouse.tenants_with_users_at_most(settings.tenant_id, tenants.USERS_DELTA_ABOVE)
+    links = {
+        tenant: link
+        for link in warehouse.user_delta_links(settings.tenant_id)
+        if (tenant := link.tenant_id.lower()) not in one_page
+    }
+    return refused, one_page, links
+
+
+def _members_in(
+    members: Sequence[tenants.CustomerRoutes], lowered: Collection[str]
+) -> tuple[str, ...]:
+    """The members' tenant ids that `lowered` (lower-case ids) holds, in the members' order."""
+    return tuple(
+        customer.tenant_id for customer in members if customer.tenant_id.lower() in lowered
+    )
 
 
 def customer_routes(

@@ -72,7 +72,7 @@ class StagedDatasets:
                     piece.partner_tenant_id,
                     piece.tenant_id,
                     read.delta_link,
-                    obtained_at=outcome.checked_at,
+                    obtained_at=read.obtained_at,
                     full_read_at=read.full_read_at,
                 )
             )

@@ -83,18 +83,21 @@ SIGN_INS_UNAVAILABLE = "SignInActivityUnavailable"
 SIGN_INS_NOT_ASKED = "SignInActivityNotAsked"
 SIGN_IN_RECHECK = timedelta(days=7)
 SIGN_INS_READ_WITHOUT = (
-    "Users read without sign-in activity (last_sign_in NULL); asked again after 7 days."
+    "Users read without sign-in activity (last_sign_in NULL); asked again after "
+    f"{SIGN_IN_RECHECK.days} days."
 )
 SIGN_INS_REMEMBERED = (
-    "Sign-in activity not asked: Graph refused it within the last 7 days (see the attempt with "
-    "code SignInActivityUnavailable); last_sign_in NULL."
+    f"Sign-in activity not asked: Graph refused it within the last {SIGN_IN_RECHECK.days} days "
+    f"(see the attempt with code {SIGN_INS_UNAVAILABLE}); last_sign_in NULL."
 )
-# The users delta query (microsoft-apis-more.md §3.5) carries neither signInActivity nor
-# licenseAssignmentStates: between full reads `last_sign_in` keeps the full read's value, and so
-# does the assignment state of a licence the delta round did not change. A full read comes on the
-# sync day the last one is this many days old (and whenever the link is missing or unusable), so
-# both are at most 6 days stale with daily syncs and `inactive_licensed_users` (30 days without a
-# sign-in) flags a returning user at most 6 days late. The delta link lives 7 days at Graph.
+# The users delta query (microsoft-apis-more.md §3.5) refuses signInActivity and does not track
+# licenseAssignmentStates (a user it lists carries their current states, but a change to the
+# states alone does not list the user): between full reads `last_sign_in` keeps the full read's
+# value, and so does the assignment state of a licence of a user the round did not list (or
+# listed without states). A full read comes on the sync day the last one is this many days old
+# (and whenever the link is missing or unusable), so both are at most 6 days stale with daily
+# syncs and `inactive_licensed_users` (30 days without a sign-in) flags a returning user at most
+# 6 days late. The delta link lives 7 days at Graph.
 USERS_FULL_READ_EVERY_DAYS = 7
 # A tenant whose users fit one page of the full read (with sign-ins) is read in full every day,
 # without a delta link: 1 request with fresh sign-ins beats 1 delta request without (and the
@@ -159,10 +162,12 @@ class TenantAccess:
 @dataclass(frozen=True)
 class UsersRead:
     """How a users read went with the delta query: the link its next round starts from (None:
-    Graph gave none, so the stored one is dropped), when the users were last read in full, and
-    for a delta round every user id it named (changed or removed; None: a full read)."""
+    Graph gave none, so the stored one is dropped) and when the request that returned it was
+    sent, when the users were last read in full, and for a delta round every user id it named
+    (changed or removed; None: a full read)."""
 
     delta_link: str | None = field(repr=False)
+    obtained_at: datetime
     full_read_at: datetime
     named_users: tuple[str, ...] | None = None
 
@@ -305,7 +310,7 @@ def fetch_users(
     unusable = ""
     if delta and known_link is not None and _full_read_is_recent(known_link, checked_at):
         try:
-            delta = cloud.graph.users_delta(tenant_id, known_link.delta_link)
+            changes = cloud.graph.users_delta(tenant_id, known_link.delta_link)
         except PartnerAccessError:
             raise
         except Exception as exc:
@@ -315,10 +320,10 @@ def fetch_users(
             log.warning("Users delta link of %s unusable (%s); reading every user", tenant_id, exc)
         else:
             # Like the full read's filter, a user holding no licence now has no rows.
-            licensed = [user for user in delta.changed if user.get("assignedLicenses")]
-            named = {str(user["id"]).lower() for user in delta.changed}
-            named.update(user_id.lower() for user_id in delta.removed)
-            read = UsersRead(delta.delta_link, known_link.full_read_at, tuple(sorted(named)))
+            licensed = [user for user in changes.changed if user.get("assignedLicenses")]
+            named = {user["id"].lower() for user in changes.changed}
+            named.update(user_id.lower() for user_id in changes.removed)
+            read = UsersRead(changes.delta_link, checked_at, known_link.full_read_at, tuple(named))
             since = f"{known_link.full_read_at.astimezone(UTC):%Y-%m-%d}"
             message = USERS_BY_DELTA.format(named=len(named), since=since)
             return DatasetFetch(TenantStatus.OK, checked_at, licensed, message=message, users=read)
@@ -347,7 +352,7 @@ def _read_every_user(
     read = _licensed_users(cloud, tenant_id, sign_in_activity=sign_in_activity, at=checked_at)
     if read.payload is None:
         return read
-    return replace(read, users=UsersRead(delta_link, checked_at)).adding(no_link)
+    return replace(read, users=UsersRead(delta_link, checked_at, checked_at)).adding(no_link)
 
 
 def _licensed_users(

@@ -84,11 +84,18 @@ class SimulatorClient:
         self._call("DELETE", f"/tenants/{tenant_id}/faults")
 
     def change_users(
-        self, tenant_id: str, *, added: int = 0, removed: int = 0, changed: int = 0
+        self,
+        tenant_id: str,
+        *,
+        added: int = 0,
+        removed: int = 0,
+        changed: int = 0,
+        relicensed: int = 0,
     ) -> dict[str, list[str]]:
         """Random changes to the tenant's users (a day's worth): the ids added, removed (soft
-        deleted) and changed; SKUs' consumed units follow."""
-        counts = {"added": added, "removed": removed, "changed": changed}
+        deleted), changed and relicensed (a SKU gained, one of several lost, all lost, in turn);
+        SKUs' consumed units follow."""
+        counts = {"added": added, "removed": removed, "changed": changed, "relicensed": relicensed}
         return self._call("POST", f"/tenants/{tenant_id}/users/changes", counts)
 
     def update_settings(self, **settings: int | str | bool) -> dict[str, Any]:

@@ -227,17 +227,18 @@ class ControlApi:
         )
 
     async def change_users(self, request: web.Request) -> web.Response:
-        """`{"added": n, "removed": n, "changed": n}` random changes (seeded by the tenant);
-        answers the ids of each kind. Consumed units follow the licences added and freed."""
+        """`{"added": n, "removed": n, "changed": n, "relicensed": n}` random changes (seeded by
+        the tenant); answers the ids of each kind. Consumed units follow the licences added and
+        freed."""
         tenant_id = self._tenant(request)
         counts = await _body(request)
-        unknown = set(counts) - {"added", "removed", "changed"}
-        if unknown or not all(isinstance(n, int) and n >= 0 for n in counts.values()):
-            raise ValueError("give counts (integers >= 0) of added, removed and/or changed users")
+        kinds = {"added": 0, "removed": 0, "changed": 0, "relicensed": 0}
+        if set(counts) - set(kinds) or not all(
+            isinstance(n, int) and n >= 0 for n in counts.values()
+        ):
+            raise ValueError(f"give counts (integers >= 0) of users {', '.join(kinds)}")
         skus = self.state.skus(tenant_id)
-        changed = self.state.directory(tenant_id).change(
-            skus, **{"added": 0, "removed": 0, "changed": 0, **counts}
-        )
+        changed = self.state.directory(tenant_id).change(skus, **{**kinds, **counts})
         return json_response(changed)
 
     async def add_fault(self, request: web.Request) -> web.Response:

@@ -61,6 +61,7 @@ PREMIUM_PLANS = frozenset({"AAD_PREMIUM", "AAD_PREMIUM_P2"})  # Entra ID P1, P2
 NEVER = "0001-01-01T00:00:00Z"  # Graph's unset date (§3.2)
 ACTIVE_DAYS = 28  # active users signed in at most this long ago: clear of a 30-day threshold
 INACTIVE_DAYS = (31, 400)
+_RELICENSINGS = ("gains", "loses_one", "loses_all")  # `change(relicensed=)` takes them in turn
 
 _FIRST = (
     "Adele", "Alex", "Allan", "Bianca", "Brian", "Cameron", "Christie", "Debra", "Diego", "Emily",
@@ -370,13 +371,20 @@ class TenantDirectory:
         user.touch(self.version, "assignedLicenses", "licenseAssignmentStates")
 
     def change(
-        self, skus: list[SkuAssignment], *, added: int, removed: int, changed: int
+        self,
+        skus: list[SkuAssignment],
+        *,
+        added: int,
+        removed: int,
+        changed: int,
+        relicensed: int = 0,
     ) -> dict[str, list[str]]:
         """Random changes, as a day in a tenant brings: new licensed users (each with one of the
         tenant's SKUs, whose consumed units grow), soft-deleted users (their SKUs' consumed units
-        shrink) and users whose department, city, name or sign-in state changed."""
+        shrink), users whose department, city, name or sign-in state changed, and users whose
+        licences changed (`_relicense`; each user in one kind at most)."""
         rng = self.random
-        report: dict[str, list[str]] = {"added": [], "removed": [], "changed": []}
+        report: dict[str, list[str]] = {"added": [], "removed": [], "changed": [], "relicensed": []}
         for _ in range(added):
             self.version += 1
             user = self._new_user()
@@ -399,7 +407,46 @@ class TenantDirectory:
             self.version += 1
             self._change_one(user)
             report["changed"].append(user.id)
+        touched = {*report["added"], *report["changed"]}
+        untouched = [user for user in candidates if user.id not in touched]
+        for number in range(relicensed):
+            if (user := self._relicense(skus, untouched, _RELICENSINGS[number % 3])) is not None:
+                untouched.remove(user)
+                report["relicensed"].append(user.id)
         return report
+
+    def _relicense(
+        self, skus: list[SkuAssignment], candidates: list[DirectoryUser], kind: str
+    ) -> DirectoryUser | None:
+        """One licensed user among `candidates` gains a SKU of the tenant it lacks (one with a
+        spare unit), loses one of several, or loses all (then it has no licence); consumed units
+        follow. None: no user fits."""
+        by_id = {sku.sku_id or "": sku for sku in skus}
+        spare = {sku_id for sku_id, sku in by_id.items() if sku.consumed < sku.enabled}
+        fits = [
+            user
+            for user in candidates
+            if user.holdings
+            and (
+                (kind == "gains" and spare - set(user.holdings))
+                or (kind == "loses_one" and len(user.holdings) > 1)
+                or kind == "loses_all"
+            )
+        ]
+        if not fits:
+            return None
+        user = self.random.choice(fits)
+        self.version += 1
+        if kind == "gains":
+            sku_id = self.random.choice(sorted(spare - set(user.holdings)))
+            self._hold(user, sku_id)
+            by_id[sku_id].consumed += 1
+        else:
+            for sku_id in sorted(user.holdings)[: 1 if kind == "loses_one" else None]:
+                self._release(user, sku_id)
+                if sku_id in by_id:
+                    by_id[sku_id].consumed -= 1
+        return user
 
     def _change_one(self, user: DirectoryUser) -> None:
         kind = self.random.choice(("department", "city", "displayName", "accountEnabled"))

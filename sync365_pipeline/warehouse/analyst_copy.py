@@ -13,14 +13,17 @@ from sync365_pipeline.warehouse.sql_text import identifier, string_literal
 # DuckDB 2), while a file in DuckDB 2's own format opens in DuckDB 2 only. Only the pipeline opens
 # the live file, which keeps the default.
 ANALYST_STORAGE_VERSION = "v1.0.0"
+# The pipeline's own state that analysts have no use for, left out of the copy: the users delta
+# links are Graph sync tokens, which only the pipeline should hold.
+NOT_FOR_ANALYSTS = ("user_delta_links",)
 
 
 class AnalystCopy(WarehouseFile):
     """Publishing the copy after each write keeps analysts' tools off the live file."""
 
     def publish_analyst_copy(self, target: Path | None = None) -> Path:
-        """Copy the whole database next to `target` (comments included, in the storage format of
-        `ANALYST_STORAGE_VERSION`), then atomically rename it into place.
+        """Copy the database but `NOT_FOR_ANALYSTS` next to `target` (comments included, in the
+        storage format of `ANALYST_STORAGE_VERSION`), then atomically rename it into place.
 
         An analyst who has the old copy open keeps reading it (POSIX rename semantics); the next
         open sees the new one. Analysts never open the live file, so they cannot block a sync.
@@ -42,6 +45,8 @@ class AnalystCopy(WarehouseFile):
                     f"(STORAGE_VERSION {string_literal(ANALYST_STORAGE_VERSION)})"
                 )
                 con.execute(f"COPY FROM DATABASE {identifier(source)} TO {identifier(alias)}")
+                for table in NOT_FOR_ANALYSTS:  # gone before the copy's first checkpoint
+                    con.execute(f"DROP TABLE {identifier(alias)}.main.{identifier(table)}")
                 con.execute(f"CHECKPOINT {identifier(alias)}")  # no WAL may stay behind the copy
                 con.execute(f"DETACH {identifier(alias)}")
                 os.replace(temporary, target)

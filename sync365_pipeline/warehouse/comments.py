@@ -460,14 +460,15 @@ DESCRIPTIONS: Mapping[str, Described] = {
         "user_licenses slice (written in that slice's transaction, dropped when a full read got "
         "none). A sync with a link reads only the changes and applies them to the latest slice; "
         "it reads every user when there is no link, when Graph no longer knows it (7 days), and "
-        "when the last full read is 7 days old (delta carries no sign-in activity and no "
-        "assignment states). A customer whose users fit one page (500) is read in full every "
-        "day and keeps no link.",
+        "when the last full read is 7 days old (delta carries no sign-in activity, and a change "
+        "to assignment states alone does not list a user). A customer whose users fit one page "
+        "(500) is read in full every day and keeps no link. Not in the analyst copy.",
         {
             "delta_link": "Graph's @odata.deltaLink (a URL on the Graph origin, only ever sent "
             "there with the customer's token; not a secret alone, never logged whole).",
-            "obtained_at": "When (UTC) the sync obtained the link (the delta round that returned "
-            "it, or the $deltatoken=latest request before a full read).",
+            "obtained_at": "When (UTC) the sync sent the first request of the delta round that "
+            "returned the link, or the $deltatoken=latest request that starts a full read (then "
+            "equal to full_read_at).",
             "full_read_at": "When (UTC) the customer's users were last read in full, with "
             "sign-in activity and assignment states: what last_sign_in in user_licenses is as "
             "of.",

@@ -29,11 +29,11 @@ from .conftest import Pipeline, PipelineFactory
 from .test_users import USERS_STATUS, last_sign_in
 
 TENANTS = 1 + len(UNIFORM_CUSTOMERS)  # every tenant of the scenario has users
-# Columns the delta query does not keep current (sign-ins, assignment states) or that say where
-# and when; the others must equal Graph's users after every sync.
+# Columns the delta query does not keep current (sign-ins) or that say where and when; the others
+# (assignment states included: untracked, yet no change to them alone is made here) must equal
+# Graph's users after every sync.
 NOT_COMPARED = frozenset(
     {"snapshot_date", "partner_tenant_id", "tenant_id", "synced_at", "last_sign_in"}
-    | {"assigned_by_group", "assignment_state", "assignment_error"}
 )
 TRACKED = tuple(column for column in USER_LICENSE_COLUMNS if column not in NOT_COMPARED)
 CURRENT_SLICE = f"SELECT {', '.join(TRACKED)} FROM current_user_licenses WHERE tenant_id = ?"
@@ -48,22 +48,40 @@ def users_requests(pipeline: Pipeline) -> tuple[int, int]:
 def expected_slice(pipeline: Pipeline, tenant_id: str) -> set[tuple[Any, ...]]:
     """What the slice must hold for the tracked columns: one row per licensed user and SKU
     (an assignment state's SKU included), as Graph holds them now."""
+    rows = set()
+    for user in pipeline.sim.control.expected_users(tenant_id)["users"]:
+        if not user["assignedLicenses"]:
+            continue
+        for sku_id in {entry["skuId"] for entry in user["assignedLicenses"]} | {
+            state["skuId"] for state in user["licenseAssignmentStates"]
+        }:
+            properties = {
+                "user_id": user["id"],
+                "sku_id": sku_id,
+                "user_principal_name": user["userPrincipalName"],
+                "display_name": user["displayName"],
+                "account_enabled": user["accountEnabled"],
+                "user_type": user["userType"],
+                "department": user["department"],
+                "office_location": user.get("officeLocation"),
+                "city": user["city"],
+                **expected_assignment(user, sku_id),
+            }
+            rows.add(tuple(properties[column] for column in TRACKED))
+    return rows
+
+
+def expected_assignment(user: dict[str, Any], sku_id: str) -> dict[str, str | None]:
+    """The SKU's assignment columns from the user's states: a group that assigns it, `Active`
+    if any state is, the first real error (a success says None or "None")."""
+    states = [state for state in user["licenseAssignmentStates"] if state["skuId"] == sku_id]
+    groups = [state["assignedByGroup"] for state in states if state["assignedByGroup"]]
+    kinds = [state["state"] for state in states]
+    errors = [state["error"] for state in states if state["error"] not in (None, "None")]
     return {
-        (
-            user["id"],
-            sku_id,
-            user["userPrincipalName"],
-            user["displayName"],
-            user["accountEnabled"],
-            user["userType"],
-            user["department"],
-            user.get("officeLocation"),
-            user["city"],
-        )
-        for user in pipeline.sim.control.expected_users(tenant_id)["users"]
-        if user["assignedLicenses"]
-        for sku_id in {entry["skuId"] for entry in user["assignedLicenses"]}
-        | {state["skuId"] for state in user["licenseAssignmentStates"]}
+        "assigned_by_group": groups[0] if groups else None,
+        "assignment_state": "Active" if "Active" in kinds else (kinds[0] if kinds else None),
+        "assignment_error": errors[0] if errors else None,
     }
 
 
@@ -74,6 +92,16 @@ def sign_ins(pipeline: Pipeline, tenant_id: str) -> dict[str, datetime | None]:
             [tenant_id],
         )
     )
+
+
+def held_skus(pipeline: Pipeline) -> dict[str, set[str]]:
+    """{user id: the SKUs of its rows} in the users tenant's current slice."""
+    held: dict[str, set[str]] = {}
+    for user_id, sku_id in pipeline.query(
+        "SELECT user_id, sku_id FROM current_user_licenses WHERE tenant_id = ?", [USERS_TENANT]
+    ):
+        held.setdefault(user_id, set()).add(sku_id)
+    return held
 
 
 def age_warehouse(pipeline: Pipeline, days: int, *, full_read_days: int | None = None) -> None:
@@ -101,15 +129,18 @@ def synced(pipeline: Pipeline) -> tuple[int, int]:
 
 @pytest.fixture
 def first_day(pipeline_factory: PipelineFactory, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
-    """A tenant of 40 licensed users, synced once: every user read, a delta link kept; the
+    """A tenant of 40 licensed users (some holding both its SKUs), synced once: every user read,
+    a delta link kept; the
     small tenants of these tests go by delta (`USERS_DELTA_ABOVE` lowered: by default one page
     of users is read in full every day)."""
     monkeypatch.setattr(tenants, "USERS_DELTA_ABOVE", 0)
-    pipeline = pipeline_factory(uniform_scenario(customers=[users_customer({"SPE_E3": (45, 40)})]))
+    pipeline = pipeline_factory(
+        uniform_scenario(customers=[users_customer({"SPE_E3": (45, 40), "SPB": (30, 20)})])
+    )
     assert synced(pipeline) == (TENANTS, TENANTS), "one page each, and one latest delta link"
     assert pipeline.query(
         "SELECT count(*), count(DISTINCT tenant_id) FROM user_delta_links "
-        "WHERE delta_link LIKE ? AND obtained_at <= full_read_at + INTERVAL 1 MINUTE",
+        "WHERE delta_link LIKE ? AND obtained_at = full_read_at",
         [f"{pipeline.sim.url}/v1.0/users/delta?$deltatoken=%"],
     ) == [(TENANTS, TENANTS)]
     return pipeline
@@ -120,21 +151,34 @@ def test_the_next_day_fetches_only_the_changes_and_lands_exactly(first_day: Pipe
     assert set(pipeline.query(CURRENT_SLICE, [USERS_TENANT])) == expected_slice(
         pipeline, USERS_TENANT
     )
+    assert pipeline.query(
+        "SELECT count(*) FROM current_user_licenses WHERE tenant_id = ? "
+        "AND assigned_by_group IS NOT NULL",
+        [USERS_TENANT],
+    )[0][0], "the comparison covers licences a group assigns"
     before = sign_ins(pipeline, USERS_TENANT)
     licensed = set(before)
-    changes = pipeline.sim.control.change_users(USERS_TENANT, added=1, removed=1, changed=1)
+    held_before = held_skus(pipeline)
+    changes = pipeline.sim.control.change_users(
+        USERS_TENANT, added=1, removed=1, changed=1, relicensed=3
+    )
     # The tenant's random changes touch licensed users (else the test would show less).
     assert set(changes["removed"]) <= licensed
     assert set(changes["changed"]) <= licensed
+    gained, lost_one, lost_all = changes["relicensed"]
     age_warehouse(pipeline, days=1)
 
     assert synced(pipeline) == (0, TENANTS), "no full read: one delta request per tenant"
     assert set(pipeline.query(CURRENT_SLICE, [USERS_TENANT])) == expected_slice(
         pipeline, USERS_TENANT
     )
+    held_after = held_skus(pipeline)
+    assert held_after[gained] > held_before[gained], "a SKU gained"
+    assert set() < held_after[lost_one] < held_before[lost_one], "one of several SKUs lost"
+    assert lost_all not in held_after, "every licence lost: no rows"
     after = sign_ins(pipeline, USERS_TENANT)
     (added,) = changes["added"]
-    assert set(after) == licensed - set(changes["removed"]) | {added}
+    assert set(after) == licensed - {*changes["removed"], lost_all} | {added}
     assert after[added] is None, "a new user's sign-in is unknown until the next full read"
     assert {user: after[user] for user in licensed & set(after)} == {
         user: before[user] for user in licensed & set(after)
@@ -142,7 +186,9 @@ def test_the_next_day_fetches_only_the_changes_and_lands_exactly(first_day: Pipe
     assert any(before.values())
     ((status, code, message),) = pipeline.query(USERS_STATUS, [USERS_TENANT])[-1:]
     assert (status, code) == ("ok", None)
-    assert "delta query: 3 users changed or removed" in message
+    named = {user for ids in changes.values() for user in ids}
+    assert len(named) == 6
+    assert f"delta query: {len(named)} users changed or removed" in message
     assert pipeline.query(
         "SELECT row_count FROM dataset_snapshots WHERE dataset = 'user_licenses' "
         "AND tenant_id = ? AND snapshot_date = current_date",
@@ -152,6 +198,9 @@ def test_the_next_day_fetches_only_the_changes_and_lands_exactly(first_day: Pipe
         "SELECT count(DISTINCT snapshot_date) FROM user_licenses WHERE tenant_id = ?",
         [USERS_TENANT],
     ) == [(2,)], "yesterday's slice is kept as it was"
+    assert pipeline.query(
+        "SELECT count(*) FROM user_delta_links WHERE obtained_at > full_read_at"
+    ) == [(TENANTS,)], "each link comes from today's delta round, after yesterday's full read"
     assert pipeline.query("SELECT count(*) FROM inactive_licensed_users")[0][0] > 0
 
     pipeline.sim.control.change_users(USERS_TENANT, changed=1)

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 
 from sync365_pipeline.warehouse import Warehouse
-from sync365_pipeline.warehouse.analyst_copy import ANALYST_STORAGE_VERSION
+from sync365_pipeline.warehouse.analyst_copy import ANALYST_STORAGE_VERSION, NOT_FOR_ANALYSTS
 from sync365_pipeline.warehouse.comments import DESCRIPTIONS, MACROS
 from sync365_pipeline.warehouse.dictionary import REGENERATE, data_dictionary
 from sync365_pipeline_tests.samples import CONTOSO, DAY1, PARTNER, SPB, facts
@@ -97,7 +97,11 @@ def test_comments_survive_a_second_migrate_and_reach_the_analyst_copy(tmp_path: 
     copy = store.publish_analyst_copy()
 
     assert comments(path) == first
-    assert comments(copy) == first
+    assert comments(copy) == {
+        name: comment
+        for name, comment in first.items()
+        if name.split(".")[0] not in NOT_FOR_ANALYSTS
+    }, "every comment but those of the tables the copy leaves out"
     with duckdb.connect(str(copy), read_only=True) as con:
         row = con.execute(
             "SELECT tags['storage_version'] FROM duckdb_databases() "
