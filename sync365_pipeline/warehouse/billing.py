@@ -18,7 +18,8 @@ class BillingReaders(WarehouseFile):
 
     def customer_overview(self) -> pd.DataFrame:
         """One row per active customer: its access (tenant_health), its current paid seats
-        bought, used and unused (license_classes), and its licensed users where known."""
+        bought, used and unused (license_classes), and its licensed users as of its newest users
+        read (licensed_users_per_read: 0 if that read found none, NULL if never read)."""
         return self._read(
             f"""
             WITH seats AS (
@@ -35,12 +36,12 @@ class BillingReaders(WarehouseFile):
                 GROUP BY ALL
             ),
             users AS (
-                SELECT partner_tenant_id, tenant_id, licensed_users
-                FROM licensed_user_counts
-                WHERE sku_id IS NULL
-                QUALIFY row_number() OVER (
-                    PARTITION BY partner_tenant_id, tenant_id ORDER BY snapshot_date DESC
-                ) = 1
+                SELECT
+                    partner_tenant_id,
+                    tenant_id,
+                    arg_max(licensed_users, snapshot_date) AS licensed_users
+                FROM licensed_users_per_read
+                GROUP BY ALL
             )
             SELECT
                 h.partner_tenant_id,

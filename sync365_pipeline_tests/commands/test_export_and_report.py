@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from sync365_pipeline.commands.cli import main
 from sync365_pipeline.licensing.report import build_report, render
+from sync365_pipeline.warehouse import Warehouse
 from sync365_pipeline.warehouse import export as export_module
 from sync365_pipeline.warehouse.export import EXPORTED, MANIFEST, ExportError
 from sync365_pipeline_tests.history import (
@@ -171,6 +172,44 @@ def test_the_report_renders_each_customer_with_its_seats_changes_and_trend(
     assert "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "Microsoft Defender for Business" in markdown
     assert "18 → 15 (-3)" in markdown
+
+
+def test_the_report_counts_the_users_of_each_customers_newest_users_read(
+    history: History, tmp_path: Path
+) -> None:
+    copy = tmp_path / "analyst.duckdb"
+    copy.write_bytes(history.warehouse.analyst_copy_path.read_bytes())
+    with duckdb.connect(str(copy)) as con:
+        ((read_before,),) = con.execute(
+            "SELECT count(DISTINCT user_id) FROM user_licenses "
+            "WHERE tenant_id = ? AND snapshot_date = ?",
+            [NORTHWIND, DAY2],
+        ).fetchall()
+        # Its newest read found no licensed user: the writer keeps the slice, with no rows.
+        con.execute(
+            "DELETE FROM user_licenses WHERE tenant_id = ? AND snapshot_date = ?",
+            [NORTHWIND, DAY3],
+        )
+        con.execute(
+            "UPDATE dataset_snapshots SET row_count = 0 "
+            "WHERE tenant_id = ? AND snapshot_date = ? AND dataset = 'user_licenses'",
+            [NORTHWIND, DAY3],
+        )
+        never_read = {
+            tenant
+            for (tenant,) in con.execute(
+                "SELECT tenant_id FROM tenant_health WHERE active AND tenant_id NOT IN "
+                "(SELECT tenant_id FROM dataset_snapshots WHERE dataset = 'user_licenses')"
+            ).fetchall()
+        }
+
+    report = build_report(Warehouse(copy), DAY1)
+    users = {customer.tenant_id: customer.licensed_users for customer in report.customers}
+
+    assert read_before > 0, "its DAY2 count is not the one to show"
+    assert users[NORTHWIND] == 0
+    assert never_read
+    assert {tenant for tenant, count in users.items() if count is None} == never_read
 
 
 def test_names_from_microsoft_are_escaped_in_the_html(history: History) -> None:
