@@ -119,13 +119,19 @@ def test_a_failed_export_leaves_the_previous_one_whole(
 
     def fail_on_the_fifth(*args: Any) -> Any:
         calls.append(args[2])
-        if len(calls) == 5:
-            raise OSError(28, "No space left on device")
+        if len(calls) == 5:  # what DuckDB's COPY raises when the disk is full
+            staged = args[1] / f"{args[2]}.csv"
+            raise duckdb.IOException(f'Could not write file "{staged}": No space left on device')
         return written(*args)
 
     monkeypatch.setattr(export_module, "_write", fail_on_the_fifth)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(ExportError) as failed:
         warehouse.export(folder, "csv", since=DAY3)
+
+    assert str(failed.value) == (
+        f'Cannot write in {tmp_path}: Could not write file "{folder / calls[-1]}.csv": '
+        "No space left on device."
+    )
 
     assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
     assert sorted(path.name for path in tmp_path.iterdir()) == ["export"], "no leftovers"
@@ -258,7 +264,7 @@ BAD_INPUT = [
     (["export", "--since", "2026-11-20", "--until", "2026-11-01"], "is after --until"),
     (["export", "--out", "a-file.txt"], "is a file, not a folder"),
     (["export", "--out", "missing/export"], "does not exist"),
-    (["export", "--out", "/proc/sync365-export"], "/proc"),
+    (["export", "--out", "/proc/sync365-export"], "Cannot write in /proc:"),
     (["export", "--out", "mine"], "holds other files"),
     (["report", "--since", "11/01/2026"], "--since '11/01/2026' is not a date"),
     (["report", "--out", "mine"], "is a folder"),
@@ -289,6 +295,7 @@ def test_bad_input_gets_one_line_exit_2_and_changes_nothing(
     for (args, code, stdout, stderr), (_, message) in zip(outcomes, BAD_INPUT, strict=True):
         assert code == 2, (args, stdout, stderr)
         assert len(stderr.splitlines()) == 1, (args, stderr)
+        assert ".tmp" not in stderr, "names the folder asked for, not the staging one"
         assert message in stderr, (args, stderr)
         assert stdout == ""
 
