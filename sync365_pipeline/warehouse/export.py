@@ -150,8 +150,6 @@ def _write(
         first, last = _date_literal(since, date.min), _date_literal(until, date.max)
         where = f"CAST({identifier(dated_by)} AS DATE) BETWEEN {first} AND {last}"
     query = f"SELECT * FROM {name} WHERE {where}"  # noqa: S608 (fixed names, dates)
-    counted = con.execute(f"SELECT count(*) FROM ({query})").fetchone()  # noqa: S608
-    rows = int(counted[0]) if counted else 0
     if export_format == "csv":
         path = f"{relation}.csv"
         options = "HEADER"
@@ -164,10 +162,10 @@ def _write(
         columns = f"* REPLACE ({month})" if dated_by == PARTITION_COLUMN else f"*, {month}"
         query = f"SELECT {columns} FROM ({query})"  # noqa: S608 (fixed names)
         options = f"FORMAT parquet, PARTITION_BY ({PARTITION_COLUMN})"
-        (folder / path).mkdir()  # DuckDB writes no folder for no rows
-    if rows or export_format == "csv" or dated_by is None:
-        con.execute(f"COPY ({query}) TO {string_literal(str(folder / path))} ({options})")
-    return ExportedFile(relation, path, rows, dated_by)
+    copied = con.execute(
+        f"COPY ({query}) TO {string_literal(str(folder / path))} ({options})"
+    ).fetchone()  # COPY answers with the rows it wrote (and makes a partitioned folder for none)
+    return ExportedFile(relation, path, int(copied[0]) if copied else 0, dated_by)
 
 
 def _date_literal(day: date | None, default: date) -> str:

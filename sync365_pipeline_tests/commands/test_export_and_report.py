@@ -78,9 +78,11 @@ def test_every_exported_file_reads_back_equal_to_its_view(
     written = history.warehouse.readable().export(folder, export_format, since=SINCE, until=UNTIL)
 
     assert [item.relation for item in written] == list(EXPORTED)
-    for relation in EXPORTED:
-        expected = view_rows(history, relation, SINCE, UNTIL)
-        assert read_back(history, folder, relation, export_format) == expected, relation
+    for item in written:
+        expected = view_rows(history, item.relation, SINCE, UNTIL)
+        assert read_back(history, folder, item.relation, export_format) == expected, item
+        assert item.rows == len(expected), item
+    assert any(item.rows == 0 and item.dated_by for item in written), "an empty dated file too"
     facts = view_rows(history, "license_facts", SINCE, UNTIL)
     assert {row[0] for row in facts} == {DAY2}, "dated rows of the period only"
     assert len(view_rows(history, "current_license_facts", SINCE, UNTIL)) > 20
