@@ -6,6 +6,8 @@ in this process)."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 from click.testing import CliRunner
+from markupsafe import escape
 
 from sync365_pipeline.commands.cli import main
 from sync365_pipeline.licensing.report import build_report, render
@@ -218,6 +221,28 @@ def test_the_report_counts_the_users_of_each_customers_newest_users_read(
     assert users[NORTHWIND] == 0
     assert never_read
     assert {tenant for tenant, count in users.items() if count is None} == never_read
+
+
+def test_a_tenant_two_partners_reach_has_a_section_of_its_own_per_partner(
+    history: History,
+) -> None:
+    report = build_report(history.warehouse.readable(), DAY1)
+    shared = report.customers[0]
+    other_partner = "0c7e5a4b-2f0e-4d8e-9c61-5b8f4a3d2e10"
+    report.customers.append(replace(shared, partner_tenant_id=other_partner))
+
+    html = render(report, "html")
+    ids = re.findall(r'<section id="([^"]+)"', html)
+    links = re.findall(r'<a href="#([^"]+)"', html)
+    headings = re.findall(r"<h2>(.*?)</h2>", html)
+
+    assert len(ids) == len(report.customers)
+    assert len(set(ids)) == len(ids)
+    assert links == ids
+    assert headings == [
+        f'{escape(c.customer)} <span class="muted">through partner {c.partner_tenant_id}</span>'
+        for c in report.customers
+    ]
 
 
 def test_names_from_microsoft_are_escaped_in_the_html(history: History) -> None:
