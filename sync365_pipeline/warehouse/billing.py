@@ -9,8 +9,6 @@ import pandas as pd
 
 from sync365_pipeline.warehouse.file import WarehouseFile
 
-_PAID = "k.sku_class = 'paid'"
-
 
 class BillingReaders(WarehouseFile):
     """Each reader returns one frame for every active customer, keyed by (partner_tenant_id,
@@ -21,18 +19,17 @@ class BillingReaders(WarehouseFile):
         bought, used and unused (license_classes), and its licensed users as of its newest users
         read (licensed_users_per_read: 0 if that read found none, NULL if never read)."""
         return self._read(
-            f"""
+            """
             WITH seats AS (
                 SELECT
                     f.partner_tenant_id,
                     f.tenant_id,
-                    count(*) AS skus,
-                    coalesce(sum(f.enabled_units) FILTER (WHERE {_PAID}), 0) AS paid_units,
-                    coalesce(sum(f.consumed_units) FILTER (WHERE {_PAID}), 0) AS used_units,
-                    coalesce(sum(greatest(f.available_units, 0)) FILTER (WHERE {_PAID}), 0)
-                        AS unused_paid_units
+                    sum(f.enabled_units) AS paid_units,
+                    sum(f.consumed_units) AS used_units,
+                    sum(greatest(f.available_units, 0)) AS unused_paid_units
                 FROM current_license_facts AS f
                 JOIN license_classes AS k USING (partner_tenant_id, tenant_id, sku_id)
+                WHERE k.sku_class = 'paid'
                 GROUP BY ALL
             ),
             users AS (
@@ -49,10 +46,8 @@ class BillingReaders(WarehouseFile):
                 coalesce(h.display_name, h.tenant_id) AS customer,
                 coalesce(h.status, 'never_synced') AS status,
                 h.status_since,
-                h.last_ok_at,
                 h.facts_as_of,
                 h.is_stale,
-                coalesce(s.skus, 0) AS skus,
                 CAST(coalesce(s.paid_units, 0) AS BIGINT) AS paid_units,
                 CAST(coalesce(s.used_units, 0) AS BIGINT) AS used_units,
                 CAST(coalesce(s.unused_paid_units, 0) AS BIGINT) AS unused_paid_units,
@@ -62,7 +57,7 @@ class BillingReaders(WarehouseFile):
             LEFT JOIN users AS u USING (partner_tenant_id, tenant_id)
             WHERE h.active
             ORDER BY customer, h.tenant_id, h.partner_tenant_id
-            """  # noqa: S608 (fixed text)
+            """
         )
 
     def current_skus(self) -> pd.DataFrame:
