@@ -76,20 +76,29 @@ class BillingReaders(WarehouseFile):
         )
 
     def changes_since(self, since: date) -> pd.DataFrame:
-        """`license_changes_since(since)`: per customer and SKU, since that day."""
+        """`license_changes_since(since)`: per customer and paid SKU, since that day; paid as
+        in `paid_trend`, so the report leaves free, viral and trial SKUs out as it says."""
         return self._read(
-            "SELECT partner_tenant_id, tenant_id, "
-            "coalesce(product_name, sku_part_number, sku_id) AS product, change, "
-            "capability_status_before, capability_status_after, enabled_units_before, "
-            "enabled_units_after, enabled_units_change, consumed_units_before, "
-            "consumed_units_after, consumed_units_change, from_snapshot_date, to_snapshot_date "
-            "FROM license_changes_since($since) ORDER BY ALL",
+            """
+            SELECT
+                f.partner_tenant_id, f.tenant_id,
+                coalesce(f.product_name, f.sku_part_number, f.sku_id) AS product, f.change,
+                f.capability_status_before, f.capability_status_after,
+                f.enabled_units_before, f.enabled_units_after, f.enabled_units_change,
+                f.consumed_units_before, f.consumed_units_after, f.consumed_units_change,
+                f.from_snapshot_date, f.to_snapshot_date
+            FROM license_changes_since($since) AS f
+            LEFT JOIN license_classes AS k USING (partner_tenant_id, tenant_id, sku_id)
+            WHERE coalesce(k.sku_class = 'paid', NOT is_free_sku(f.sku_id, f.sku_part_number))
+            ORDER BY ALL
+            """,
             {"since": since},
         )
 
     def paid_trend(self, since: date) -> pd.DataFrame:
         """Paid seats bought and used per customer and snapshot, from its snapshot as of `since`
-        (the changes' baseline) on; paid as license_classes says now, else not free."""
+        (the changes' baseline) on; paid as license_classes says now, else (a SKU the customer
+        no longer has) not free or viral by sku_classes."""
         return self._read(
             """
             SELECT

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +243,29 @@ def test_a_tenant_two_partners_reach_has_a_section_of_its_own_per_partner(
         f'{escape(c.customer)} <span class="muted">through partner {c.partner_tenant_id}</span>'
         for c in report.customers
     ]
+
+
+def test_the_reports_changes_leave_out_free_viral_and_trial_skus(history: History) -> None:
+    before_the_first = DAY1 - timedelta(days=1)  # every current SKU added, free ones too
+    report = build_report(history.warehouse.readable(), before_the_first)
+    reported = {
+        (customer.tenant_id, change["product"])
+        for customer in report.customers
+        for change in customer.changes
+    }
+    with duckdb.connect(str(history.warehouse.analyst_copy_path), read_only=True) as con:
+        changes = con.execute(
+            "SELECT c.tenant_id, coalesce(c.product_name, c.sku_part_number, c.sku_id), "
+            "is_free_sku(c.sku_id, c.sku_part_number), k.sku_class "
+            "FROM license_changes_since(?) AS c "
+            "LEFT JOIN license_classes AS k USING (partner_tenant_id, tenant_id, sku_id)",
+            [before_the_first],
+        ).fetchall()
+    free = {(tenant, product) for tenant, product, is_free, _ in changes if is_free}
+    not_paid = {(tenant, product) for tenant, product, _, kind in changes if kind == "trial"}
+
+    assert free
+    assert reported == {(tenant, product) for tenant, product, *_ in changes} - free - not_paid
 
 
 def test_names_from_microsoft_are_escaped_in_the_html(history: History) -> None:
