@@ -2,20 +2,19 @@
 and a customer's Graph access lost between them, as the billing views, `sync365 export` and
 `sync365 report` see it (their tests share it: the session fixture `history`, one per xdist worker).
 
-Each sync runs with the pipeline's clock (`core.clock`) set back to 09:00 UTC of its day, so its
-statuses are dated like its facts; the simulator keeps the real time."""
+Each sync runs in `core.clock.replaying(its day)` (this time of day, on that day), so its statuses
+are dated like its facts; the simulator keeps the real time."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import date
 
 import pytest
 
 from sync365_pipeline.catalog import SkuCatalog, sku_classes
-from sync365_pipeline.core import clock
-from sync365_pipeline.core.clock import utcnow
+from sync365_pipeline.core.clock import replaying, utcnow
 from sync365_pipeline.core.settings import AccountSettings
 from sync365_pipeline.licensing import chunks
 from sync365_pipeline.licensing.discovery import discover_customers
@@ -36,18 +35,6 @@ class History:
     warehouse: Warehouse
     settings: AccountSettings
     environment: dict[str, str]
-
-
-def clock_at(day: date) -> type[datetime]:
-    """`datetime` whose `now()` runs from 09:00 UTC of `day` on (for `core.clock`)."""
-    shift = datetime.now(UTC) - datetime.combine(day, time(9), UTC)
-
-    class Shifted(datetime):
-        @classmethod
-        def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
-            return datetime.now(tz) - shift
-
-    return Shifted
 
 
 def sync_day(settings: AccountSettings, warehouse: Warehouse, day: date) -> None:
@@ -82,15 +69,14 @@ def synced_history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History
         settings = AccountSettings.from_env(environment)
         warehouse = Warehouse(folder / "sync365.duckdb")
         warehouse.migrate()
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(clock, "datetime", clock_at(DAY1))
+        with replaying(DAY1):
             sync_day(settings, warehouse, DAY1)
-            sim.control.set_sku_units(NORTHWIND, "SPB", enabled=45)
-            patch.setattr(clock, "datetime", clock_at(DAY2))
+        sim.control.set_sku_units(NORTHWIND, "SPB", enabled=45)
+        with replaying(DAY2):
             sync_day(settings, warehouse, DAY2)
-            sim.control.set_sku_units(FABRIKAM, "MDE_SMB", enabled=15, consumed=15)
-            sim.control.set_fault(SUMMIT, {"type": "graph_forbidden"})
-            patch.setattr(clock, "datetime", clock_at(DAY3))
+        sim.control.set_sku_units(FABRIKAM, "MDE_SMB", enabled=15, consumed=15)
+        sim.control.set_fault(SUMMIT, {"type": "graph_forbidden"})
+        with replaying(DAY3):
             sync_day(settings, warehouse, DAY3)
         warehouse.publish_analyst_copy()
         yield History(warehouse, settings, environment)

@@ -36,6 +36,7 @@ class CustomerReport:
     """One customer's part of the report; names are made safe to show."""
 
     customer: str
+    partner_tenant_id: str  # with tenant_id, the customer: a tenant two partners reach is two
     tenant_id: str
     status: str
     status_since: str
@@ -83,6 +84,7 @@ def build_report(warehouse: Warehouse, since: date) -> Report:
         customers.append(
             CustomerReport(
                 customer=safe_text(str(row["customer"])),
+                partner_tenant_id=row["partner_tenant_id"],
                 tenant_id=row["tenant_id"],
                 status=row["status"],
                 status_since=_day(row["status_since"]),

@@ -9,8 +9,6 @@ import pandas as pd
 
 from sync365_pipeline.warehouse.file import WarehouseFile
 
-_PAID = "k.sku_class = 'paid'"
-
 
 class BillingReaders(WarehouseFile):
     """Each reader returns one frame for every active customer, keyed by (partner_tenant_id,
@@ -18,29 +16,29 @@ class BillingReaders(WarehouseFile):
 
     def customer_overview(self) -> pd.DataFrame:
         """One row per active customer: its access (tenant_health), its current paid seats
-        bought, used and unused (license_classes), and its licensed users where known."""
+        bought, used and unused (license_classes), and its licensed users as of its newest users
+        read (licensed_users_per_read: 0 if that read found none, NULL if never read)."""
         return self._read(
-            f"""
+            """
             WITH seats AS (
                 SELECT
                     f.partner_tenant_id,
                     f.tenant_id,
-                    count(*) AS skus,
-                    coalesce(sum(f.enabled_units) FILTER (WHERE {_PAID}), 0) AS paid_units,
-                    coalesce(sum(f.consumed_units) FILTER (WHERE {_PAID}), 0) AS used_units,
-                    coalesce(sum(greatest(f.available_units, 0)) FILTER (WHERE {_PAID}), 0)
-                        AS unused_paid_units
+                    sum(f.enabled_units) AS paid_units,
+                    sum(f.consumed_units) AS used_units,
+                    sum(greatest(f.available_units, 0)) AS unused_paid_units
                 FROM current_license_facts AS f
                 JOIN license_classes AS k USING (partner_tenant_id, tenant_id, sku_id)
+                WHERE k.sku_class = 'paid'
                 GROUP BY ALL
             ),
             users AS (
-                SELECT partner_tenant_id, tenant_id, licensed_users
-                FROM licensed_user_counts
-                WHERE sku_id IS NULL
-                QUALIFY row_number() OVER (
-                    PARTITION BY partner_tenant_id, tenant_id ORDER BY snapshot_date DESC
-                ) = 1
+                SELECT
+                    partner_tenant_id,
+                    tenant_id,
+                    arg_max(licensed_users, snapshot_date) AS licensed_users
+                FROM licensed_users_per_read
+                GROUP BY ALL
             )
             SELECT
                 h.partner_tenant_id,
@@ -48,10 +46,8 @@ class BillingReaders(WarehouseFile):
                 coalesce(h.display_name, h.tenant_id) AS customer,
                 coalesce(h.status, 'never_synced') AS status,
                 h.status_since,
-                h.last_ok_at,
                 h.facts_as_of,
                 h.is_stale,
-                coalesce(s.skus, 0) AS skus,
                 CAST(coalesce(s.paid_units, 0) AS BIGINT) AS paid_units,
                 CAST(coalesce(s.used_units, 0) AS BIGINT) AS used_units,
                 CAST(coalesce(s.unused_paid_units, 0) AS BIGINT) AS unused_paid_units,
@@ -61,7 +57,7 @@ class BillingReaders(WarehouseFile):
             LEFT JOIN users AS u USING (partner_tenant_id, tenant_id)
             WHERE h.active
             ORDER BY customer, h.tenant_id, h.partner_tenant_id
-            """  # noqa: S608 (fixed text)
+            """
         )
 
     def current_skus(self) -> pd.DataFrame:
@@ -80,20 +76,29 @@ class BillingReaders(WarehouseFile):
         )
 
     def changes_since(self, since: date) -> pd.DataFrame:
-        """`license_changes_since(since)`: per customer and SKU, since that day."""
+        """`license_changes_since(since)`: per customer and paid SKU, since that day; paid as
+        in `paid_trend`, so the report leaves free, viral and trial SKUs out as it says."""
         return self._read(
-            "SELECT partner_tenant_id, tenant_id, "
-            "coalesce(product_name, sku_part_number, sku_id) AS product, change, "
-            "capability_status_before, capability_status_after, enabled_units_before, "
-            "enabled_units_after, enabled_units_change, consumed_units_before, "
-            "consumed_units_after, consumed_units_change, from_snapshot_date, to_snapshot_date "
-            "FROM license_changes_since($since) ORDER BY ALL",
+            """
+            SELECT
+                f.partner_tenant_id, f.tenant_id,
+                coalesce(f.product_name, f.sku_part_number, f.sku_id) AS product, f.change,
+                f.capability_status_before, f.capability_status_after,
+                f.enabled_units_before, f.enabled_units_after, f.enabled_units_change,
+                f.consumed_units_before, f.consumed_units_after, f.consumed_units_change,
+                f.from_snapshot_date, f.to_snapshot_date
+            FROM license_changes_since($since) AS f
+            LEFT JOIN license_classes AS k USING (partner_tenant_id, tenant_id, sku_id)
+            WHERE coalesce(k.sku_class = 'paid', NOT is_free_sku(f.sku_id, f.sku_part_number))
+            ORDER BY ALL
+            """,
             {"since": since},
         )
 
     def paid_trend(self, since: date) -> pd.DataFrame:
         """Paid seats bought and used per customer and snapshot, from its snapshot as of `since`
-        (the changes' baseline) on; paid as license_classes says now, else not free."""
+        (the changes' baseline) on; paid as license_classes says now, else (a SKU the customer
+        no longer has) not free or viral by sku_classes."""
         return self._read(
             """
             SELECT

@@ -584,6 +584,17 @@ DESCRIPTIONS: Mapping[str, Described] = {
             "licensed_users": "Distinct users holding the SKU (or, with sku_id NULL, any SKU).",
         },
     ),
+    "licensed_users_per_read": Described(
+        "Licensed users per customer on each day its users were read (one row per user_licenses "
+        "slice of dataset_snapshots), each user counted once over every SKU: 0 when that read "
+        "found none; no row for a day its users were not read. The report's and "
+        "monthly_customer_summary's user counts come from it.",
+        {
+            "snapshot_date": "Date (UTC) of the customer's users slice the count is from.",
+            "licensed_users": "Distinct users holding any SKU in that slice (licensed_user_counts "
+            "with sku_id NULL), 0 when none.",
+        },
+    ),
     "current_subscriptions": Described(
         "Each customer's latest written slice of subscriptions (what this partner sells it): "
         "a customer whose Partner Center fetch failed keeps its last good rows, snapshot_date "
@@ -685,7 +696,7 @@ DESCRIPTIONS: Mapping[str, Described] = {
             "unused_paid_units": "Seats bought but not assigned of the paid SKUs (each SKU's "
             "available_units, when above 0).",
             "licensed_users": "Users holding at least one licence in the customer's last users "
-            "slice of the month (licensed_user_counts); NULL when its users were not read "
+            "slice of the month (licensed_users_per_read); NULL when its users were not read "
             "that month.",
             "changes": "Rows of license_changes whose snapshot_date falls in the month.",
             "units_added": "Seats bought added in the month: enabled_units increases summed "

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -77,14 +78,15 @@ class Exports(WarehouseFile):
     ) -> list[ExportedFile]:
         """Write every `EXPORTED` relation to `target` (rows dated in [since, until] for the
         dated ones), then its README; raises `ExportError` before writing anything when
-        `target` cannot be an export folder."""
+        `target` cannot be an export folder, and when a write fails (the previous export left
+        whole)."""
         target = Path(target)
         check_target(target)
         staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
         try:
-            with self._open(read_only=True) as con:
+            with self._open(read_only=True) as con, _writing_in(target, staging):
+                staging.mkdir()
                 written = [
                     _write(con, staging, name, dated_by, export_format, since, until)
                     for name, dated_by in EXPORTED.items()
@@ -92,10 +94,22 @@ class Exports(WarehouseFile):
                 (staging / MANIFEST).write_text(
                     manifest(con, written, export_format, since, until), encoding="utf-8"
                 )
-            _swap_into_place(staging, target)
+                _swap_into_place(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return written
+
+
+@contextmanager
+def _writing_in(target: Path, staging: Path) -> Iterator[None]:
+    """A failed write (an OSError, or DuckDB's own error from a COPY) as an `ExportError` that
+    names the folder asked for, not the hidden staging folder beside it."""
+    try:
+        yield
+    except (OSError, duckdb.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        reason = reason.replace(str(staging), str(target))
+        raise ExportError(f"Cannot write in {target.parent}: {reason.rstrip('.')}.") from exc
 
 
 def check_target(target: Path) -> None:
@@ -136,8 +150,6 @@ def _write(
         first, last = _date_literal(since, date.min), _date_literal(until, date.max)
         where = f"CAST({identifier(dated_by)} AS DATE) BETWEEN {first} AND {last}"
     query = f"SELECT * FROM {name} WHERE {where}"  # noqa: S608 (fixed names, dates)
-    counted = con.execute(f"SELECT count(*) FROM ({query})").fetchone()  # noqa: S608
-    rows = int(counted[0]) if counted else 0
     if export_format == "csv":
         path = f"{relation}.csv"
         options = "HEADER"
@@ -150,10 +162,10 @@ def _write(
         columns = f"* REPLACE ({month})" if dated_by == PARTITION_COLUMN else f"*, {month}"
         query = f"SELECT {columns} FROM ({query})"  # noqa: S608 (fixed names)
         options = f"FORMAT parquet, PARTITION_BY ({PARTITION_COLUMN})"
-        (folder / path).mkdir()  # DuckDB writes no folder for no rows
-    if rows or export_format == "csv" or dated_by is None:
-        con.execute(f"COPY ({query}) TO {string_literal(str(folder / path))} ({options})")
-    return ExportedFile(relation, path, rows, dated_by)
+    copied = con.execute(
+        f"COPY ({query}) TO {string_literal(str(folder / path))} ({options})"
+    ).fetchone()  # COPY answers with the rows it wrote (and makes a partitioned folder for none)
+    return ExportedFile(relation, path, int(copied[0]) if copied else 0, dated_by)
 
 
 def _date_literal(day: date | None, default: date) -> str:

@@ -210,6 +210,23 @@ GROUP BY GROUPING SETS (
     (snapshot_date, partner_tenant_id, tenant_id)
 );
 
+-- Licensed users per customer on each day its users were read (each user_licenses slice): a read
+-- that found none counts 0, a day they were not read has no row. The report's current count and
+-- monthly_customer_summary's both come from here, so an empty newest read never shows an old one.
+CREATE OR REPLACE VIEW licensed_users_per_read AS
+SELECT
+    l.snapshot_date,
+    l.partner_tenant_id,
+    l.tenant_id,
+    coalesce(u.licensed_users, 0) AS licensed_users
+FROM dataset_snapshots AS l
+LEFT JOIN licensed_user_counts AS u
+    ON u.partner_tenant_id = l.partner_tenant_id
+    AND u.tenant_id = l.tenant_id
+    AND u.snapshot_date = l.snapshot_date
+    AND u.sku_id IS NULL
+WHERE l.dataset = 'user_licenses';
+
 -- Paid units bought but not assigned, per customer and SKU, on each customer's current snapshot:
 -- free and viral SKUs and trials (license_classes) are left out.
 CREATE OR REPLACE VIEW unused_licenses AS
@@ -624,22 +641,13 @@ units AS (
     GROUP BY ALL
 ),
 users AS (
-    SELECT l.partner_tenant_id, l.tenant_id, l.month, coalesce(u.licensed_users, 0) AS licensed_users
-    FROM (
-        SELECT
-            partner_tenant_id,
-            tenant_id,
-            CAST(date_trunc('month', snapshot_date) AS DATE) AS month,
-            max(snapshot_date) AS snapshot_date
-        FROM dataset_snapshots
-        WHERE dataset = 'user_licenses'
-        GROUP BY ALL
-    ) AS l
-    LEFT JOIN licensed_user_counts AS u
-        ON u.partner_tenant_id = l.partner_tenant_id
-        AND u.tenant_id = l.tenant_id
-        AND u.snapshot_date = l.snapshot_date
-        AND u.sku_id IS NULL
+    SELECT
+        partner_tenant_id,
+        tenant_id,
+        CAST(date_trunc('month', snapshot_date) AS DATE) AS month,
+        arg_max(licensed_users, snapshot_date) AS licensed_users
+    FROM licensed_users_per_read
+    GROUP BY ALL
 ),
 changes AS (
     SELECT

@@ -6,16 +6,20 @@ in this process)."""
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 from click.testing import CliRunner
+from markupsafe import escape
 
 from sync365_pipeline.commands.cli import main
 from sync365_pipeline.licensing.report import build_report, render
+from sync365_pipeline.warehouse import Warehouse
 from sync365_pipeline.warehouse import export as export_module
 from sync365_pipeline.warehouse.export import EXPORTED, MANIFEST, ExportError
 from sync365_pipeline_tests.history import (
@@ -77,9 +81,11 @@ def test_every_exported_file_reads_back_equal_to_its_view(
     written = history.warehouse.readable().export(folder, export_format, since=SINCE, until=UNTIL)
 
     assert [item.relation for item in written] == list(EXPORTED)
-    for relation in EXPORTED:
-        expected = view_rows(history, relation, SINCE, UNTIL)
-        assert read_back(history, folder, relation, export_format) == expected, relation
+    for item in written:
+        expected = view_rows(history, item.relation, SINCE, UNTIL)
+        assert read_back(history, folder, item.relation, export_format) == expected, item
+        assert item.rows == len(expected), item
+    assert any(item.rows == 0 and item.dated_by for item in written), "an empty dated file too"
     facts = view_rows(history, "license_facts", SINCE, UNTIL)
     assert {row[0] for row in facts} == {DAY2}, "dated rows of the period only"
     assert len(view_rows(history, "current_license_facts", SINCE, UNTIL)) > 20
@@ -118,13 +124,19 @@ def test_a_failed_export_leaves_the_previous_one_whole(
 
     def fail_on_the_fifth(*args: Any) -> Any:
         calls.append(args[2])
-        if len(calls) == 5:
-            raise OSError(28, "No space left on device")
+        if len(calls) == 5:  # what DuckDB's COPY raises when the disk is full
+            staged = args[1] / f"{args[2]}.csv"
+            raise duckdb.IOException(f'Could not write file "{staged}": No space left on device')
         return written(*args)
 
     monkeypatch.setattr(export_module, "_write", fail_on_the_fifth)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(ExportError) as failed:
         warehouse.export(folder, "csv", since=DAY3)
+
+    assert str(failed.value) == (
+        f'Cannot write in {tmp_path}: Could not write file "{folder / calls[-1]}.csv": '
+        "No space left on device."
+    )
 
     assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
     assert sorted(path.name for path in tmp_path.iterdir()) == ["export"], "no leftovers"
@@ -173,6 +185,89 @@ def test_the_report_renders_each_customer_with_its_seats_changes_and_trend(
     assert "18 → 15 (-3)" in markdown
 
 
+def test_the_report_counts_the_users_of_each_customers_newest_users_read(
+    history: History, tmp_path: Path
+) -> None:
+    copy = tmp_path / "analyst.duckdb"
+    copy.write_bytes(history.warehouse.analyst_copy_path.read_bytes())
+    with duckdb.connect(str(copy)) as con:
+        ((read_before,),) = con.execute(
+            "SELECT count(DISTINCT user_id) FROM user_licenses "
+            "WHERE tenant_id = ? AND snapshot_date = ?",
+            [NORTHWIND, DAY2],
+        ).fetchall()
+        # Its newest read found no licensed user: the writer keeps the slice, with no rows.
+        con.execute(
+            "DELETE FROM user_licenses WHERE tenant_id = ? AND snapshot_date = ?",
+            [NORTHWIND, DAY3],
+        )
+        con.execute(
+            "UPDATE dataset_snapshots SET row_count = 0 "
+            "WHERE tenant_id = ? AND snapshot_date = ? AND dataset = 'user_licenses'",
+            [NORTHWIND, DAY3],
+        )
+        never_read = {
+            tenant
+            for (tenant,) in con.execute(
+                "SELECT tenant_id FROM tenant_health WHERE active AND tenant_id NOT IN "
+                "(SELECT tenant_id FROM dataset_snapshots WHERE dataset = 'user_licenses')"
+            ).fetchall()
+        }
+
+    report = build_report(Warehouse(copy), DAY1)
+    users = {customer.tenant_id: customer.licensed_users for customer in report.customers}
+
+    assert read_before > 0, "its DAY2 count is not the one to show"
+    assert users[NORTHWIND] == 0
+    assert never_read
+    assert {tenant for tenant, count in users.items() if count is None} == never_read
+
+
+def test_a_tenant_two_partners_reach_has_a_section_of_its_own_per_partner(
+    history: History,
+) -> None:
+    report = build_report(history.warehouse.readable(), DAY1)
+    shared = report.customers[0]
+    other_partner = "0c7e5a4b-2f0e-4d8e-9c61-5b8f4a3d2e10"
+    report.customers.append(replace(shared, partner_tenant_id=other_partner))
+
+    html = render(report, "html")
+    ids = re.findall(r'<section id="([^"]+)"', html)
+    links = re.findall(r'<a href="#([^"]+)"', html)
+    headings = re.findall(r"<h2>(.*?)</h2>", html)
+
+    assert len(ids) == len(report.customers)
+    assert len(set(ids)) == len(ids)
+    assert links == ids
+    assert headings == [
+        f'{escape(c.customer)} <span class="muted">through partner {c.partner_tenant_id}</span>'
+        for c in report.customers
+    ]
+
+
+def test_the_reports_changes_leave_out_free_viral_and_trial_skus(history: History) -> None:
+    before_the_first = DAY1 - timedelta(days=1)  # every current SKU added, free ones too
+    report = build_report(history.warehouse.readable(), before_the_first)
+    reported = {
+        (customer.tenant_id, change["product"])
+        for customer in report.customers
+        for change in customer.changes
+    }
+    with duckdb.connect(str(history.warehouse.analyst_copy_path), read_only=True) as con:
+        changes = con.execute(
+            "SELECT c.tenant_id, coalesce(c.product_name, c.sku_part_number, c.sku_id), "
+            "is_free_sku(c.sku_id, c.sku_part_number), k.sku_class "
+            "FROM license_changes_since(?) AS c "
+            "LEFT JOIN license_classes AS k USING (partner_tenant_id, tenant_id, sku_id)",
+            [before_the_first],
+        ).fetchall()
+    free = {(tenant, product) for tenant, product, is_free, _ in changes if is_free}
+    not_paid = {(tenant, product) for tenant, product, _, kind in changes if kind == "trial"}
+
+    assert free
+    assert reported == {(tenant, product) for tenant, product, *_ in changes} - free - not_paid
+
+
 def test_names_from_microsoft_are_escaped_in_the_html(history: History) -> None:
     report = build_report(history.warehouse.readable(), DAY1)
     report.customers[0].customer = "<img src=x onerror=alert(1)>"
@@ -219,7 +314,7 @@ BAD_INPUT = [
     (["export", "--since", "2026-11-20", "--until", "2026-11-01"], "is after --until"),
     (["export", "--out", "a-file.txt"], "is a file, not a folder"),
     (["export", "--out", "missing/export"], "does not exist"),
-    (["export", "--out", "/proc/sync365-export"], "/proc"),
+    (["export", "--out", "/proc/sync365-export"], "Cannot write in /proc:"),
     (["export", "--out", "mine"], "holds other files"),
     (["report", "--since", "11/01/2026"], "--since '11/01/2026' is not a date"),
     (["report", "--out", "mine"], "is a folder"),
@@ -250,6 +345,7 @@ def test_bad_input_gets_one_line_exit_2_and_changes_nothing(
     for (args, code, stdout, stderr), (_, message) in zip(outcomes, BAD_INPUT, strict=True):
         assert code == 2, (args, stdout, stderr)
         assert len(stderr.splitlines()) == 1, (args, stderr)
+        assert ".tmp" not in stderr, "names the folder asked for, not the staging one"
         assert message in stderr, (args, stderr)
         assert stdout == ""
 
