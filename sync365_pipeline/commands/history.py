@@ -34,13 +34,10 @@ TAILSPIN = "17712324-64a7-4045-946f-b4f030aa97c8"
 CEDAR_HARBOR = "e3d50498-e749-4170-ae77-39c67dbf46b5"
 SUMMIT = "aefac2e1-1ad7-4c55-9a3d-3e67597ef908"
 SUMMIT_GDAP_DAYS = 700  # demo.yaml's end of Summit's relationship, restored when it is regained
-# Fabrikam's Copilot as demo.yaml has it: bought during the replay, so it appears in the history.
-COPILOT = {
-    "part_number": "Microsoft_365_Copilot",
-    "enabled": 2,
-    "consumed": 1,
-    "subscriptions": [{"term_started_days_ago": 2, "renewals": 0}],
-}
+# Fabrikam's Copilot as demo.yaml has it, bought during the replay so that it appears in the
+# history: two days before today, as demo.yaml says, when the history is long enough.
+COPILOT = {"part_number": "Microsoft_365_Copilot", "enabled": 2, "consumed": 1}
+COPILOT_BOUGHT_DAYS_AGO = 2
 
 
 @dataclass(frozen=True)
@@ -63,8 +60,12 @@ def demo_script(days: int, today: date) -> list[list[Change]]:
     def at(share: float) -> int:
         return max(1, min(last, round(share * last)))
 
+    def date_of(index: int) -> date:
+        return today - timedelta(days=last - index)
+
     plan: list[list[Change]] = [[] for _ in range(days)]
     renewal = at(0.5)
+    bought = max(1, last - COPILOT_BOUGHT_DAYS_AGO)  # after the first day, which sets the world
     plan[0] += [
         Change("", lambda sim: sim.set_sku_units(NORTHWIND, "SPB", enabled=36, consumed=34)),
         Change("", lambda sim: sim.set_sku_units(TAILSPIN, "EMSPREMIUM", enabled=25)),
@@ -83,9 +84,7 @@ def demo_script(days: int, today: date) -> list[list[Change]]:
             lambda sim: sim.set_sku_units(TAILSPIN, "EMSPREMIUM", enabled=20),
         )
     )
-    plan[at(0.75)].append(
-        Change("Fabrikam Dental buys Copilot", lambda sim: sim.add_sku(FABRIKAM, COPILOT))
-    )
+    plan[bought].append(copilot_purchase(today, date_of(bought)))
     plan[renewal].append(
         renewal_change(today, today - timedelta(days=last - renewal), renewed=True)
     )
@@ -104,6 +103,16 @@ def demo_script(days: int, today: date) -> list[list[Change]]:
             )
         )
     return plan
+
+
+def copilot_purchase(today: date, bought_on: date) -> Change:
+    """Fabrikam buys Copilot on `bought_on`: its first term starts that day (counted back from
+    `today`, as the simulator counts it)."""
+    term = {"term_started_days_ago": (today - bought_on).days, "renewals": 0}
+    return Change(
+        "Fabrikam Dental buys Copilot",
+        lambda sim: sim.add_sku(FABRIKAM, {**COPILOT, "subscriptions": [term]}),
+    )
 
 
 def renewal_change(today: date, renewal_day: date, *, renewed: bool) -> Change:
