@@ -65,12 +65,13 @@ def demo_script(days: int, today: date) -> list[list[Change]]:
 
     plan: list[list[Change]] = [[] for _ in range(days)]
     renewal = at(0.5)
+    renewal_day = date_of(renewal)
     bought = max(1, last - COPILOT_BOUGHT_DAYS_AGO)  # after the first day, which sets the world
     plan[0] += [
         Change("", lambda sim: sim.set_sku_units(NORTHWIND, "SPB", enabled=36, consumed=34)),
         Change("", lambda sim: sim.set_sku_units(TAILSPIN, "EMSPREMIUM", enabled=25)),
         Change("", lambda sim: sim.remove_sku(FABRIKAM, COPILOT["part_number"])),
-        renewal_change(today, today - timedelta(days=last - renewal), renewed=False),
+        renewal_change(today, renewal_day, renewed=False),
     ]
     plan[at(0.25)].append(
         Change(
@@ -85,9 +86,7 @@ def demo_script(days: int, today: date) -> list[list[Change]]:
         )
     )
     plan[bought].append(copilot_purchase(today, date_of(bought)))
-    plan[renewal].append(
-        renewal_change(today, today - timedelta(days=last - renewal), renewed=True)
-    )
+    plan[renewal].append(renewal_change(today, renewal_day, renewed=True))
     lost = at(1 / 3)
     if lost < last:  # lost and regained needs two days after the first
         plan[lost].append(
@@ -136,10 +135,11 @@ SCRIPTS: dict[str, Callable[[int, date], list[list[Change]]]] = {"demo": demo_sc
 Step = tuple[SimulatorClient, Change]  # a change and the simulator it is made in
 
 
-def day_changes(simulators: Sequence[SimulatorServer], days: int) -> list[list[Step]]:
-    """Each day's changes over every simulator, with the control client each goes through."""
+def day_changes(simulators: Sequence[SimulatorServer], days: int, today: date) -> list[list[Step]]:
+    """Each day's changes over every simulator, with the control client each goes through
+    (`today`: the day the simulators started, from which they count a term's start back)."""
     plans = [
-        (simulator.control, SCRIPTS[state.scenario_name](days, state.started_at.date()))
+        (simulator.control, SCRIPTS[state.scenario_name](days, today))
         for simulator in simulators
         if (state := simulator.state).scenario_name in SCRIPTS
     ]
@@ -159,8 +159,8 @@ def replay_past_days(simulators: Sequence[SimulatorServer], days: int) -> int:
     """Sync the `days - 1` days before today, each after its changes, and make today's changes;
     prints one line per day. Returns 0, else the exit code of the day that failed (1, or
     `INTERRUPTED`)."""
-    plan = day_changes(simulators, days)
-    today = utcnow().date()
+    today = utcnow().date()  # the simulators started moments ago: their day too
+    plan = day_changes(simulators, days, today)
     home = ensure_dagster_home()
     warehouse = Warehouse.from_settings(load_run_settings())
     with exclusive_sync(home, lambda waiting: click.echo(waiting, err=True)):
