@@ -4,7 +4,9 @@ Each past day, the simulated cloud changes through its control API (the day's pa
 then one quiet `full_sync` runs with the pipeline's clock set back to that day (`replaying`), so
 every date and timestamp it writes (snapshots, statuses, flags) is that day's, and the flags are
 evaluated as `sync365 sync` evaluates them. The script starts from an earlier world and ends on
-the scenario as written, so today's sync sees the demo as it always was, with a past behind it.
+the scenario as written, but for the dates the script gives (Cedar Harbor's annual term renewed
+during the replay, and in a history of two or three days Copilot is bought today or yesterday, not
+two days ago), so today's sync sees the demo as it always was, with a past behind it.
 """
 
 from __future__ import annotations
