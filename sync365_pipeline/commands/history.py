@@ -27,6 +27,8 @@ from sync365_pipeline.defs.execution import SyncRun, exclusive_sync, run_full_sy
 from sync365_pipeline.licensing.consent_flags import evaluate_flags
 from sync365_pipeline.simulator import SimulatorServer
 from sync365_pipeline.simulator.client import SimulatorClient
+from sync365_pipeline.simulator.scenario import SkuAssignment
+from sync365_pipeline.simulator.state import SimulatorState
 from sync365_pipeline.warehouse import Warehouse
 
 # The demo scenario's customers the script changes.
@@ -35,11 +37,7 @@ FABRIKAM = "ea387754-8c47-4f92-84a1-7ac22ee21a16"
 TAILSPIN = "17712324-64a7-4045-946f-b4f030aa97c8"
 CEDAR_HARBOR = "e3d50498-e749-4170-ae77-39c67dbf46b5"
 SUMMIT = "aefac2e1-1ad7-4c55-9a3d-3e67597ef908"
-SUMMIT_GDAP_DAYS = 700  # demo.yaml's end of Summit's relationship, restored when it is regained
-# Fabrikam's Copilot as demo.yaml has it, bought during the replay so that it appears in the
-# history: two days before today, as demo.yaml says, when the history is long enough.
-COPILOT = {"part_number": "Microsoft_365_Copilot", "enabled": 2, "consumed": 1}
-COPILOT_BOUGHT_DAYS_AGO = 2
+COPILOT = "Microsoft_365_Copilot"
 
 
 @dataclass(frozen=True)
@@ -51,13 +49,22 @@ class Change:
     make: Callable[[SimulatorClient], Any]
 
 
-def demo_script(days: int, today: date) -> list[list[Change]]:
+def demo_script(days: int, today: date, world: SimulatorState) -> list[list[Change]]:
     """The demo scenario's changes, day by day (index 0 the first replayed day, `days - 1`
     today): seats added and removed, a SKU bought, a customer lost and regained, an annual
-    renewal passing. The first day sets the earlier world; by today every change is made."""
+    renewal passing. The first day sets the earlier world; by today every change is made, back
+    to the scenario as `world` (the simulator before any change) has it."""
     if days < 2:
         return [[] for _ in range(days)]
     last = days - 1
+    # Copies: the changes below alter the simulator's own.
+    spb = world.sku(NORTHWIND, "SPB").model_copy(deep=True)
+    ems = world.sku(TAILSPIN, "EMSPREMIUM").model_copy(deep=True)
+    copilot = world.sku(FABRIKAM, COPILOT).model_copy(deep=True)
+    (copilot_term,) = copilot.subscriptions  # a new term, bought `term_started_days_ago`
+    assert copilot_term.term_started_days_ago is not None, "demo.yaml says when it was bought"
+    summit_gdap_days = world.customer(SUMMIT).gdap_relationships[0].ends_in_days
+    seats_bought, seats_used, seats_given_back = 4, 3, 5  # Northwind's, then Tailspin's
 
     def at(share: float) -> int:
         return max(1, min(last, round(share * last)))
@@ -68,26 +75,42 @@ def demo_script(days: int, today: date) -> list[list[Change]]:
     plan: list[list[Change]] = [[] for _ in range(days)]
     renewal = at(0.5)
     renewal_day = date_of(renewal)
-    bought = max(1, last - COPILOT_BOUGHT_DAYS_AGO)  # after the first day, which sets the world
+    # After the first day, which sets the earlier world.
+    bought = max(1, last - copilot_term.term_started_days_ago)
     plan[0] += [
-        Change("", lambda sim: sim.set_sku_units(NORTHWIND, "SPB", enabled=36, consumed=34)),
-        Change("", lambda sim: sim.set_sku_units(TAILSPIN, "EMSPREMIUM", enabled=25)),
-        Change("", lambda sim: sim.remove_sku(FABRIKAM, COPILOT["part_number"])),
+        Change(
+            "",
+            lambda sim: sim.set_sku_units(
+                NORTHWIND,
+                "SPB",
+                enabled=spb.enabled - seats_bought,
+                consumed=spb.consumed - seats_used,
+            ),
+        ),
+        Change(
+            "",
+            lambda sim: sim.set_sku_units(
+                TAILSPIN, "EMSPREMIUM", enabled=ems.enabled + seats_given_back
+            ),
+        ),
+        Change("", lambda sim: sim.remove_sku(FABRIKAM, COPILOT)),
         renewal_change(today, renewal_day, renewed=False),
     ]
     plan[at(0.25)].append(
         Change(
-            "Northwind Traders +4 SPB seats",
-            lambda sim: sim.set_sku_units(NORTHWIND, "SPB", enabled=40, consumed=37),
+            f"Northwind Traders +{seats_bought} SPB seats",
+            lambda sim: sim.set_sku_units(
+                NORTHWIND, "SPB", enabled=spb.enabled, consumed=spb.consumed
+            ),
         )
     )
     plan[at(0.5)].append(
         Change(
-            "Tailspin Logistics -5 EMSPREMIUM seats",
-            lambda sim: sim.set_sku_units(TAILSPIN, "EMSPREMIUM", enabled=20),
+            f"Tailspin Logistics -{seats_given_back} EMSPREMIUM seats",
+            lambda sim: sim.set_sku_units(TAILSPIN, "EMSPREMIUM", enabled=ems.enabled),
         )
     )
-    plan[bought].append(copilot_purchase(today, date_of(bought)))
+    plan[bought].append(copilot_purchase(today, date_of(bought), copilot))
     plan[renewal].append(renewal_change(today, renewal_day, renewed=True))
     lost = at(1 / 3)
     if lost < last:  # lost and regained needs two days after the first
@@ -100,19 +123,20 @@ def demo_script(days: int, today: date) -> list[list[Change]]:
         plan[max(lost + 1, at(2 / 3))].append(
             Change(
                 "Summit Pharmacy approves a new GDAP relationship",
-                lambda sim: sim.update_gdap_relationship(SUMMIT, ends_in_days=SUMMIT_GDAP_DAYS),
+                lambda sim: sim.update_gdap_relationship(SUMMIT, ends_in_days=summit_gdap_days),
             )
         )
     return plan
 
 
-def copilot_purchase(today: date, bought_on: date) -> Change:
-    """Fabrikam buys Copilot on `bought_on`: its first term starts that day (counted back from
-    `today`, as the simulator counts it)."""
+def copilot_purchase(today: date, bought_on: date, copilot: SkuAssignment) -> Change:
+    """Fabrikam buys Copilot (`copilot`'s units) on `bought_on`: its first term starts that day
+    (counted back from `today`, as the simulator counts it)."""
     term = {"term_started_days_ago": (today - bought_on).days, "renewals": 0}
+    sku = {"part_number": COPILOT, "enabled": copilot.enabled, "consumed": copilot.consumed}
     return Change(
         "Fabrikam Dental buys Copilot",
-        lambda sim: sim.add_sku(FABRIKAM, {**COPILOT, "subscriptions": [term]}),
+        lambda sim: sim.add_sku(FABRIKAM, {**sku, "subscriptions": [term]}),
     )
 
 
@@ -131,7 +155,9 @@ def renewal_change(today: date, renewal_day: date, *, renewed: bool) -> Change:
 
 
 # The scripts by scenario name; another scenario replays its days unchanged.
-SCRIPTS: dict[str, Callable[[int, date], list[list[Change]]]] = {"demo": demo_script}
+SCRIPTS: dict[str, Callable[[int, date, SimulatorState], list[list[Change]]]] = {
+    "demo": demo_script
+}
 
 
 Step = tuple[SimulatorClient, Change]  # a change and the simulator it is made in
@@ -141,7 +167,7 @@ def day_changes(simulators: Sequence[SimulatorServer], days: int, today: date) -
     """Each day's changes over every simulator, with the control client each goes through
     (`today`: the day the simulators started, from which they count a term's start back)."""
     plans = [
-        (simulator.control, SCRIPTS[state.scenario_name](days, today))
+        (simulator.control, SCRIPTS[state.scenario_name](days, today, state))
         for simulator in simulators
         if (state := simulator.state).scenario_name in SCRIPTS
     ]
