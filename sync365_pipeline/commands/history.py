@@ -4,7 +4,9 @@ Each past day, the simulated cloud changes through its control API (the day's pa
 then one quiet `full_sync` runs with the pipeline's clock set back to that day (`replaying`), so
 every date and timestamp it writes (snapshots, statuses, flags) is that day's, and the flags are
 evaluated as `sync365 sync` evaluates them. The script starts from an earlier world and ends on
-the scenario as written, so today's sync sees the demo as it always was, with a past behind it.
+the scenario as written, but for the dates the script gives (Cedar Harbor's annual term renewed
+during the replay, and in a history of two or three days Copilot is bought today or yesterday, not
+two days ago), so today's sync sees the demo as it always was, with a past behind it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from sync365_pipeline.defs.execution import SyncRun, exclusive_sync, run_full_sy
 from sync365_pipeline.licensing.consent_flags import evaluate_flags
 from sync365_pipeline.simulator import SimulatorServer
 from sync365_pipeline.simulator.client import SimulatorClient
+from sync365_pipeline.simulator.scenario import SkuAssignment
+from sync365_pipeline.simulator.state import SimulatorState
 from sync365_pipeline.warehouse import Warehouse
 
 # The demo scenario's customers the script changes.
@@ -33,14 +37,7 @@ FABRIKAM = "ea387754-8c47-4f92-84a1-7ac22ee21a16"
 TAILSPIN = "17712324-64a7-4045-946f-b4f030aa97c8"
 CEDAR_HARBOR = "e3d50498-e749-4170-ae77-39c67dbf46b5"
 SUMMIT = "aefac2e1-1ad7-4c55-9a3d-3e67597ef908"
-SUMMIT_GDAP_DAYS = 700  # demo.yaml's end of Summit's relationship, restored when it is regained
-# Fabrikam's Copilot as demo.yaml has it: bought during the replay, so it appears in the history.
-COPILOT = {
-    "part_number": "Microsoft_365_Copilot",
-    "enabled": 2,
-    "consumed": 1,
-    "subscriptions": [{"term_started_days_ago": 2, "renewals": 0}],
-}
+COPILOT = "Microsoft_365_Copilot"
 
 
 @dataclass(frozen=True)
@@ -52,43 +49,69 @@ class Change:
     make: Callable[[SimulatorClient], Any]
 
 
-def demo_script(days: int, today: date) -> list[list[Change]]:
+def demo_script(days: int, today: date, world: SimulatorState) -> list[list[Change]]:
     """The demo scenario's changes, day by day (index 0 the first replayed day, `days - 1`
     today): seats added and removed, a SKU bought, a customer lost and regained, an annual
-    renewal passing. The first day sets the earlier world; by today every change is made."""
+    renewal passing. The first day sets the earlier world; by today every change is made, back
+    to the scenario as `world` (the simulator before any change) has it."""
     if days < 2:
         return [[] for _ in range(days)]
     last = days - 1
+    # Copies: the changes below alter the simulator's own.
+    spb = world.sku(NORTHWIND, "SPB").model_copy(deep=True)
+    ems = world.sku(TAILSPIN, "EMSPREMIUM").model_copy(deep=True)
+    copilot = world.sku(FABRIKAM, COPILOT).model_copy(deep=True)
+    (copilot_term,) = copilot.subscriptions  # a new term, bought `term_started_days_ago`
+    assert copilot_term.term_started_days_ago is not None, "demo.yaml says when it was bought"
+    summit_gdap_days = world.customer(SUMMIT).gdap_relationships[0].ends_in_days
+    seats_bought, seats_used, seats_given_back = 4, 3, 5  # Northwind's, then Tailspin's
 
     def at(share: float) -> int:
         return max(1, min(last, round(share * last)))
 
+    def date_of(index: int) -> date:
+        return today - timedelta(days=last - index)
+
     plan: list[list[Change]] = [[] for _ in range(days)]
     renewal = at(0.5)
+    renewal_day = date_of(renewal)
+    # After the first day, which sets the earlier world.
+    bought = max(1, last - copilot_term.term_started_days_ago)
     plan[0] += [
-        Change("", lambda sim: sim.set_sku_units(NORTHWIND, "SPB", enabled=36, consumed=34)),
-        Change("", lambda sim: sim.set_sku_units(TAILSPIN, "EMSPREMIUM", enabled=25)),
-        Change("", lambda sim: sim.remove_sku(FABRIKAM, COPILOT["part_number"])),
-        renewal_change(today, today - timedelta(days=last - renewal), renewed=False),
+        Change(
+            "",
+            lambda sim: sim.set_sku_units(
+                NORTHWIND,
+                "SPB",
+                enabled=spb.enabled - seats_bought,
+                consumed=spb.consumed - seats_used,
+            ),
+        ),
+        Change(
+            "",
+            lambda sim: sim.set_sku_units(
+                TAILSPIN, "EMSPREMIUM", enabled=ems.enabled + seats_given_back
+            ),
+        ),
+        Change("", lambda sim: sim.remove_sku(FABRIKAM, COPILOT)),
+        renewal_change(today, renewal_day, renewed=False),
     ]
     plan[at(0.25)].append(
         Change(
-            "Northwind Traders +4 SPB seats",
-            lambda sim: sim.set_sku_units(NORTHWIND, "SPB", enabled=40, consumed=37),
+            f"Northwind Traders +{seats_bought} SPB seats",
+            lambda sim: sim.set_sku_units(
+                NORTHWIND, "SPB", enabled=spb.enabled, consumed=spb.consumed
+            ),
         )
     )
     plan[at(0.5)].append(
         Change(
-            "Tailspin Logistics -5 EMSPREMIUM seats",
-            lambda sim: sim.set_sku_units(TAILSPIN, "EMSPREMIUM", enabled=20),
+            f"Tailspin Logistics -{seats_given_back} EMSPREMIUM seats",
+            lambda sim: sim.set_sku_units(TAILSPIN, "EMSPREMIUM", enabled=ems.enabled),
         )
     )
-    plan[at(0.75)].append(
-        Change("Fabrikam Dental buys Copilot", lambda sim: sim.add_sku(FABRIKAM, COPILOT))
-    )
-    plan[renewal].append(
-        renewal_change(today, today - timedelta(days=last - renewal), renewed=True)
-    )
+    plan[bought].append(copilot_purchase(today, date_of(bought), copilot))
+    plan[renewal].append(renewal_change(today, renewal_day, renewed=True))
     lost = at(1 / 3)
     if lost < last:  # lost and regained needs two days after the first
         plan[lost].append(
@@ -100,10 +123,21 @@ def demo_script(days: int, today: date) -> list[list[Change]]:
         plan[max(lost + 1, at(2 / 3))].append(
             Change(
                 "Summit Pharmacy approves a new GDAP relationship",
-                lambda sim: sim.update_gdap_relationship(SUMMIT, ends_in_days=SUMMIT_GDAP_DAYS),
+                lambda sim: sim.update_gdap_relationship(SUMMIT, ends_in_days=summit_gdap_days),
             )
         )
     return plan
+
+
+def copilot_purchase(today: date, bought_on: date, copilot: SkuAssignment) -> Change:
+    """Fabrikam buys Copilot (`copilot`'s units) on `bought_on`: its first term starts that day
+    (counted back from `today`, as the simulator counts it)."""
+    term = {"term_started_days_ago": (today - bought_on).days, "renewals": 0}
+    sku = {"part_number": COPILOT, "enabled": copilot.enabled, "consumed": copilot.consumed}
+    return Change(
+        "Fabrikam Dental buys Copilot",
+        lambda sim: sim.add_sku(FABRIKAM, {**sku, "subscriptions": [term]}),
+    )
 
 
 def renewal_change(today: date, renewal_day: date, *, renewed: bool) -> Change:
@@ -121,16 +155,19 @@ def renewal_change(today: date, renewal_day: date, *, renewed: bool) -> Change:
 
 
 # The scripts by scenario name; another scenario replays its days unchanged.
-SCRIPTS: dict[str, Callable[[int, date], list[list[Change]]]] = {"demo": demo_script}
+SCRIPTS: dict[str, Callable[[int, date, SimulatorState], list[list[Change]]]] = {
+    "demo": demo_script
+}
 
 
 Step = tuple[SimulatorClient, Change]  # a change and the simulator it is made in
 
 
-def day_changes(simulators: Sequence[SimulatorServer], days: int) -> list[list[Step]]:
-    """Each day's changes over every simulator, with the control client each goes through."""
+def day_changes(simulators: Sequence[SimulatorServer], days: int, today: date) -> list[list[Step]]:
+    """Each day's changes over every simulator, with the control client each goes through
+    (`today`: the day the simulators started, from which they count a term's start back)."""
     plans = [
-        (simulator.control, SCRIPTS[state.scenario_name](days, state.started_at.date()))
+        (simulator.control, SCRIPTS[state.scenario_name](days, today, state))
         for simulator in simulators
         if (state := simulator.state).scenario_name in SCRIPTS
     ]
@@ -150,8 +187,8 @@ def replay_past_days(simulators: Sequence[SimulatorServer], days: int) -> int:
     """Sync the `days - 1` days before today, each after its changes, and make today's changes;
     prints one line per day. Returns 0, else the exit code of the day that failed (1, or
     `INTERRUPTED`)."""
-    plan = day_changes(simulators, days)
-    today = utcnow().date()
+    today = utcnow().date()  # the simulators started moments ago: their day too
+    plan = day_changes(simulators, days, today)
     home = ensure_dagster_home()
     warehouse = Warehouse.from_settings(load_run_settings())
     with exclusive_sync(home, lambda waiting: click.echo(waiting, err=True)):

@@ -37,7 +37,7 @@ def health_section(warehouse: Warehouse, width: int, *, wide: bool = False) -> s
         return f"{counts}.\n{health.to_markdown(index=False)}"
     departed = len(health) - len(active)
     left_out = f" ({departed} departed left out; --wide lists them)" if departed else ""
-    several_partners = health["partner_tenant_id"].nunique() > 1
+    several_partners = active["partner_tenant_id"].nunique() > 1
     columns = {
         column: heading
         for column, heading in HEALTH_COLUMNS.items()
@@ -59,14 +59,9 @@ def _readable(active: pd.DataFrame) -> pd.DataFrame:
         customer=active["display_name"].fillna(active["tenant_id"]),
         partner=active["partner_tenant_id"].str.slice(0, PARTNER_ID_WIDTH),
         status=active["status"].fillna("never_synced"),
-        facts=(_formatted(active["facts_as_of"], "%Y-%m-%d") + stale).fillna("none"),
-        since=_formatted(active["status_since"], "%Y-%m-%d %H:%M"),
+        facts=(active["facts_as_of"].dt.strftime("%Y-%m-%d") + stale).fillna("none"),
+        since=active["status_since"].dt.strftime("%Y-%m-%d %H:%M"),
         message=active["message"].fillna("").str.replace(r"\s+", " ", regex=True),
     )
     order = (frame["status"] == TenantStatus.OK).astype(int)
     return frame.assign(order=order).sort_values(["order", "status", "customer"], kind="stable")
-
-
-def _formatted(moments: pd.Series, form: str) -> pd.Series:
-    """Dates or times as text (NaN where there is none, whatever type DuckDB gave)."""
-    return pd.to_datetime(moments).dt.strftime(form)

@@ -318,8 +318,9 @@ def fetch_tenant_chunk(
 
 
 # What one bulk run lands, each an asset of its own: the tenants' SKUs (with the partner's access
-# to each), the partner's subscriptions (Partner Center; they survive the loss of GDAP), and the
-# tenants' subscriptions whoever sold them (Graph `directory/subscriptions`).
+# to each), the partner's subscriptions (Partner Center; they survive the loss of GDAP), the
+# tenants' subscriptions whoever sold them (Graph `directory/subscriptions`), and who holds each
+# licence (Graph's licensed users; personal data).
 BULK_OUTPUTS = ("subscribed_skus", "subscriptions", "tenant_subscriptions", "user_licenses")
 SUBSCRIBED_SKUS = dg.AssetKey("subscribed_skus")  # whose staged facts license_facts promotes
 

@@ -203,8 +203,9 @@ class CheckResultRow:
 
 
 class CustomerNames(dict[tuple[str, str], str]):
-    """{(partner_tenant_id, tenant_id): display name} of the customers that have one: the one
-    place that turns a tenant id into what people read."""
+    """{(partner_tenant_id, tenant_id): display name} of the customers that have one, as the
+    run's metadata, the checks and the flags' notices name customers (`label` gives the run
+    metadata's "Name (tenant id)"); the commands and the views read `customers` themselves."""
 
     def label(self, partner_tenant_id: str, tenant_id: str) -> str:
         """'Name (tenant id)', or the bare id of a customer without a known name."""

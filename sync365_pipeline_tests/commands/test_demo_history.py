@@ -34,8 +34,8 @@ def test_three_days_give_each_history_view_its_changes(tmp_path: Path) -> None:
     assert day_lines[:2] == [
         f"{first}: synced; no change",
         f"{yesterday}: synced; Northwind Traders +4 SPB seats; Tailspin Logistics -5 "
-        "EMSPREMIUM seats; Cedar Harbor's Microsoft 365 Apps renews; Summit Pharmacy's GDAP "
-        "relationship ends",
+        "EMSPREMIUM seats; Fabrikam Dental buys Copilot; Cedar Harbor's Microsoft 365 Apps "
+        "renews; Summit Pharmacy's GDAP relationship ends",
     ]
     assert "The history, newest first" in result.stdout
 
@@ -49,9 +49,17 @@ def test_three_days_give_each_history_view_its_changes(tmp_path: Path) -> None:
         [
             (yesterday, NORTHWIND, "SPB", "changed", 4, 3),
             (yesterday, TAILSPIN, "EMSPREMIUM", "changed", -5, 0),
-            (today, FABRIKAM, "Microsoft_365_Copilot", "added", 2, 1),
+            (yesterday, FABRIKAM, "Microsoft_365_Copilot", "added", 2, 1),
         ]
     )
+    # Fabrikam's Copilot, bought yesterday: its term starts the day it was bought.
+    copilot = query(
+        warehouse,
+        "SELECT snapshot_date, CAST(creation_date AS DATE), CAST(effective_start_date AS DATE) "
+        "FROM subscriptions WHERE tenant_id = ? AND offer_name LIKE '%Copilot%' ORDER BY 1",
+        [FABRIKAM],
+    )
+    assert copilot == [(yesterday, yesterday, yesterday), (today, yesterday, yesterday)]
 
     # Summit lost its access yesterday and has it back today, in its statuses and its flags.
     statuses = query(

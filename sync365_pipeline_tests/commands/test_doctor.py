@@ -284,6 +284,20 @@ def test_refresh_token_age_from_its_recorded_last_use(
     assert code == (1 if label == "FAIL" else 0)
 
 
+def test_a_configured_refresh_token_no_sync_imported_yet_is_neither_pass_nor_fail(
+    account: Callable[..., tuple[SimulatorServer, Env]],
+) -> None:
+    _, env = account()  # SYNC365_REFRESH_TOKEN set, no sign-in yet: the token cache is empty
+
+    code, output = doctor(env)
+
+    age = line(output, "refresh token age")
+    assert age.startswith("  WARN"), output
+    assert "imported at the next sync" in age
+    assert line(output, "refresh token redeemable").startswith("  PASS")
+    assert code == 0, output
+
+
 def test_no_refresh_token_at_all_fails(
     account: Callable[..., tuple[SimulatorServer, Env]],
 ) -> None:

@@ -107,7 +107,7 @@ def plotted(
     }
 
 
-def test_customers_lists_each_tenant_it_finds_and_what_is_new(
+def test_customers_lists_each_tenant_it_finds_what_is_new_and_what_departed(
     tmp_path: Path, duckdb_path: Path, instance: dg.DagsterInstance
 ) -> None:
     account = partner_account("contoso", PARTNER, tmp_path, tenants()[:2])
@@ -115,6 +115,7 @@ def test_customers_lists_each_tenant_it_finds_and_what_is_new(
 
     first = materialize([partner_token, customers], microsoft, duckdb_path, instance)
     account.tenants.append(tenants()[2])
+    account.tenants.pop(0)  # Alpha leaves
     second = materialize([customers], microsoft, duckdb_path, instance)
 
     assert first.success
@@ -124,6 +125,8 @@ def test_customers_lists_each_tenant_it_finds_and_what_is_new(
         f"Beta Logistics ({BETA})",
     ]
     assert metadata(second, customers)["new"] == [f"Gamma Retail ({GAMMA})"], "named, with its id"
+    assert metadata(second, customers)["departed"] == [f"Alpha Dental ({ALPHA})"]
+    assert metadata(second, customers)["returned"] == []
     listed = "SELECT tenant_id, display_name, relationship FROM customers ORDER BY 1"
     assert rows(duckdb_path, listed) == [
         (ALPHA, "Alpha Dental", "reseller"),
