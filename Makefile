@@ -6,13 +6,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 DEV_PORT ?= 3000
+SOAK_KILLS ?= 60
 
-.PHONY: help install postgres-server chromium lint format test demo dev bench dictionary clean
+.PHONY: help install postgres-server chromium lint format test soak demo dev bench dictionary clean
 
 help:
 	@echo "make demo   - run the pipeline end to end against the built-in Microsoft cloud simulator"
 	@echo "make dev    - the Dagster UI on 127.0.0.1:$(DEV_PORT) over the simulator (Ctrl-C stops it)"
 	@echo "make test   - lint, then run every test"
+	@echo "make soak   - the kill loop with $(SOAK_KILLS) kills (make test runs 14)"
 	@echo "make lint   - ruff check, ruff format --check, and the import layers (lint-imports)"
 	@echo "make format - ruff format + ruff check --fix"
 	@echo "make bench  - run the benchmarks under bench/"
@@ -63,6 +65,10 @@ format: $(STAMP)
 
 test: lint postgres-server chromium
 	$(BIN)/pytest
+
+# SIGKILLs at seeded moments of real syncs, many more than make test's (test_kill_loop.py).
+soak: $(STAMP)
+	KILL_LOOP_KILLS=$(SOAK_KILLS) $(BIN)/pytest -n 0 sync365_pipeline_tests/commands/test_kill_loop.py
 
 # Its own simulator, DAGSTER_HOME, warehouse and token cache under data/demo/, fresh each time.
 demo: $(STAMP)
