@@ -1,6 +1,9 @@
 """`sync365 status`'s Checks section: each data-quality check's latest result, failing ones first,
 with what it found and what to do, without the Dagster UI.
 
+A check the latest sync skipped (those after the facts step, when a blocking check stopped it)
+is marked with when it was last evaluated, so an older result never reads as current.
+
 The results are read from the live warehouse, not the analyst copy: a blocking check stops the
 run before the copy is published, and it is exactly that failure status must show. The read is
 read-only and brief; while a sync holds the file it falls back to the copy and says so.
@@ -29,8 +32,15 @@ def checks_section(live: Warehouse, width: int) -> str:
     if results is None or results.empty:
         return "Checks: none recorded yet (each sync records them)."
     failing = int((~results["passed"]).sum())
+    not_run = int((~results["in_latest_sync"]).sum())
+    skipped = f", {not_run} not run in the latest sync" if not_run else ""
     at = results["checked_at"].max()
-    lines = [f"Checks (latest {at:%Y-%m-%d %H:%M} UTC): {failing} of {len(results)} failing{note}."]
+    lines = textwrap.wrap(
+        f"Checks (latest {at:%Y-%m-%d %H:%M} UTC): {failing} of {len(results)} failing"
+        f"{skipped}{note}.",
+        width,
+        subsequent_indent="  ",
+    )
     for row in results.itertuples(index=False):
         mark = "ok" if row.passed else "FAILED" if row.blocking else "warning"
         blocking = ", blocking" if row.blocking and not row.passed else ""
@@ -38,6 +48,13 @@ def checks_section(live: Warehouse, width: int) -> str:
         lines += textwrap.wrap(
             head + row.summary, width, subsequent_indent=" " * 10, break_on_hyphens=False
         )
+        if not row.in_latest_sync:  # e.g. skipped after a blocking check stopped the facts
+            lines += textwrap.wrap(
+                f"not run in the latest sync: last evaluated {row.checked_at:%Y-%m-%d %H:%M} UTC",
+                width,
+                initial_indent=" " * 10,
+                subsequent_indent=" " * 10,
+            )
         if isinstance(row.remedy, str):
             lines += textwrap.wrap(
                 f"what to do: {row.remedy}",

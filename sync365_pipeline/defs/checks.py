@@ -164,14 +164,14 @@ def staged_facts_valid(
 ) -> Iterator[dg.AssetCheckResult]:
     """The facts this run staged, before `license_facts` promotes them (ERROR, blocking)."""
     store = warehouse.open()
-    facts = staged_facts(context, store)
+    verdicts = store.staged_fact_checks(staged_facts(context, store))
     yield from report(
         context,
         store,
         {
-            "facts_unique_keys": store.staged_fact_keys(facts),
-            "facts_available_units": store.staged_fact_availability(facts),
-            "facts_non_negative": store.staged_fact_counts(facts),
+            "facts_unique_keys": verdicts.unique_keys,
+            "facts_available_units": verdicts.available_units,
+            "facts_non_negative": verdicts.non_negative,
         },
     )
 

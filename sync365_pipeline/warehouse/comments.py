@@ -676,7 +676,12 @@ DESCRIPTIONS: Mapping[str, Described] = {
     "latest_check_results": Described(
         "The latest evaluation of each data-quality check (check_results): what `sync365 "
         "status` shows under Checks.",
-        _CHECK_RESULT_COLUMNS,
+        _CHECK_RESULT_COLUMNS
+        | {
+            "in_latest_sync": "Whether this evaluation is from the newest sync that recorded "
+            "any (false: that sync skipped the check, e.g. the checks after a blocked facts "
+            "step, so this result is an earlier sync's).",
+        },
     ),
     "monthly_customer_summary": Described(
         "One row per customer and month (UTC) in which it was synced or attempted: its units at "

@@ -34,6 +34,26 @@ _REACHED_WITHOUT_FACTS = (
     "SELECT partner_tenant_id, tenant_id, facts_as_of, last_checked_at FROM tenant_health "
     "WHERE active AND reached AND (facts_as_of IS NULL OR facts_as_of < ?)"
 )
+# The staged-fact checks' offending rows (`staged_facts`: this run's staged facts, read once).
+# Every staged fact has its own (snapshot date, partner, tenant, SKU) key:
+_REPEATED_KEYS = (
+    "SELECT snapshot_date, partner_tenant_id, tenant_id, sku_id, "
+    "any_value(sku_part_number) AS sku_part_number, count(*) AS copies "
+    "FROM staged_facts GROUP BY ALL HAVING count(*) > 1"
+)
+# available_units = enabled_units - consumed_units on every staged fact:
+_AVAILABILITY_OFF = (
+    "SELECT snapshot_date, partner_tenant_id, tenant_id, sku_id, sku_part_number, "
+    "enabled_units, consumed_units, available_units FROM staged_facts "
+    "WHERE available_units IS DISTINCT FROM enabled_units - consumed_units"
+)
+# No staged unit count below zero (available_units may be: over-assigned seats):
+_NEGATIVE_COUNTS = (
+    "SELECT snapshot_date, partner_tenant_id, tenant_id, sku_id, sku_part_number, "
+    "enabled_units, suspended_units, warning_units, locked_out_units, consumed_units "
+    "FROM staged_facts WHERE least(enabled_units, suspended_units, warning_units, "
+    "locked_out_units, consumed_units) < 0"
+)
 _COUNT_OFFENDERS = "SELECT count(*) FROM offenders"
 _EXAMPLES = (
     "SELECT coalesce(c.display_name, o.tenant_id) AS customer, o.* FROM offenders AS o "
@@ -59,42 +79,54 @@ class QualityResult:
     examples: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class StagedFactVerdicts:
+    """The verdicts on a run's staged facts, before `license_facts` promotes them."""
+
+    unique_keys: QualityResult
+    available_units: QualityResult
+    non_negative: QualityResult
+
+
 class Quality(WarehouseFile):
-    """The checks read one consistent state each (one read-only connection per check)."""
+    """The checks read one consistent state each (one read-only connection per check, one for
+    the staged-fact checks together)."""
 
-    def staged_fact_keys(self, fact_files: Sequence[str]) -> QualityResult:
-        """Every staged fact has its own (snapshot date, partner, tenant, SKU) key."""
-        return self._staged_check(
-            fact_files,
-            "SELECT snapshot_date, partner_tenant_id, tenant_id, sku_id, "
-            "any_value(sku_part_number) AS sku_part_number, count(*) AS copies "
-            "FROM staged_facts GROUP BY ALL HAVING count(*) > 1",
-            noun="staged fact keys",
-            problem="appear more than once",
-        )
+    def staged_fact_checks(self, fact_files: Sequence[str]) -> StagedFactVerdicts:
+        """The three checks on the staged facts, evaluated on one read of the files (each check
+        scans them several times: a copy in memory, not every file again)."""
+        with self._open(read_only=True) as con:
+            if fact_files:
+                con.execute(
+                    "CREATE TEMP TABLE staged_facts AS SELECT * FROM read_parquet(?)",
+                    [list(fact_files)],
+                )
+                checked = _count(con, "SELECT count(*) FROM staged_facts")
+            else:
+                checked = 0
 
-    def staged_fact_availability(self, fact_files: Sequence[str]) -> QualityResult:
-        """available_units = enabled_units - consumed_units on every staged fact."""
-        return self._staged_check(
-            fact_files,
-            "SELECT snapshot_date, partner_tenant_id, tenant_id, sku_id, sku_part_number, "
-            "enabled_units, consumed_units, available_units FROM staged_facts "
-            "WHERE available_units IS DISTINCT FROM enabled_units - consumed_units",
-            noun="staged facts",
-            problem="have available_units other than enabled_units - consumed_units",
-        )
+            def verdict(offenders: str, noun: str, problem: str) -> QualityResult:
+                return _result(
+                    con,
+                    offenders if fact_files else _NO_STAGED_FACTS,
+                    [],
+                    checked=checked,
+                    noun=noun,
+                    problem=problem,
+                    remedy=_RERUN,
+                )
 
-    def staged_fact_counts(self, fact_files: Sequence[str]) -> QualityResult:
-        """No staged unit count below zero (available_units may be: over-assigned seats)."""
-        return self._staged_check(
-            fact_files,
-            "SELECT snapshot_date, partner_tenant_id, tenant_id, sku_id, sku_part_number, "
-            "enabled_units, suspended_units, warning_units, locked_out_units, consumed_units "
-            "FROM staged_facts WHERE least(enabled_units, suspended_units, warning_units, "
-            "locked_out_units, consumed_units) < 0",
-            noun="staged facts",
-            problem="have a negative unit count",
-        )
+            return StagedFactVerdicts(
+                unique_keys=verdict(_REPEATED_KEYS, "staged fact keys", "appear more than once"),
+                available_units=verdict(
+                    _AVAILABILITY_OFF,
+                    "staged facts",
+                    "have available_units other than enabled_units - consumed_units",
+                ),
+                non_negative=verdict(
+                    _NEGATIVE_COUNTS, "staged facts", "have a negative unit count"
+                ),
+            )
 
     def statuses_of_the_day(self, day: date) -> QualityResult:
         """Every active customer has a sync status dated `day` (UTC)."""
@@ -196,19 +228,6 @@ class Quality(WarehouseFile):
         return self._read(
             "SELECT * FROM latest_check_results ORDER BY passed, blocking DESC, asset, check_name"
         )
-
-    def _staged_check(
-        self, fact_files: Sequence[str], offenders: str, *, noun: str, problem: str
-    ) -> QualityResult:
-        with self._open(read_only=True) as con:
-            if fact_files:
-                con.register("staged_facts", con.read_parquet(list(fact_files)))
-                checked = _count(con, "SELECT count(*) FROM staged_facts")
-            else:
-                offenders, checked = _NO_STAGED_FACTS, 0
-            return _result(
-                con, offenders, [], checked=checked, noun=noun, problem=problem, remedy=_RERUN
-            )
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:

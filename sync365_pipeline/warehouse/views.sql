@@ -706,8 +706,14 @@ LEFT JOIN access AS a USING (partner_tenant_id, tenant_id, month)
 LEFT JOIN customers AS c
     ON c.partner_tenant_id = m.partner_tenant_id AND c.tenant_id = m.tenant_id;
 
--- Each data-quality check's latest evaluation (check_results): what `sync365 status` shows.
+-- Each data-quality check's latest evaluation (check_results): what `sync365 status` shows. A
+-- blocked run skips the checks after the facts step, so a latest evaluation can be an older
+-- sync's: `in_latest_sync` says whether it is from the sync that recorded the newest evaluation.
 CREATE OR REPLACE VIEW latest_check_results AS
-SELECT *
-FROM check_results
-QUALIFY row_number() OVER (PARTITION BY asset, check_name ORDER BY checked_at DESC) = 1;
+WITH newest AS (
+    SELECT arg_max(sync_id, checked_at) AS sync_id FROM check_results
+)
+SELECT r.*, r.sync_id = n.sync_id AS in_latest_sync
+FROM check_results AS r
+CROSS JOIN newest AS n
+QUALIFY row_number() OVER (PARTITION BY r.asset, r.check_name ORDER BY r.checked_at DESC) = 1;

@@ -87,3 +87,30 @@ def test_status_before_any_check_says_none_were_recorded(tmp_path: Path) -> None
     warehouse = Warehouse(tmp_path / "sync365.duckdb")
     warehouse.migrate()
     assert checks_lines(warehouse) == ["Checks: none recorded yet (each sync records them)."]
+
+
+def test_status_marks_a_check_the_latest_sync_skipped_with_when_it_last_ran(
+    tmp_path: Path,
+) -> None:
+    warehouse = Warehouse(tmp_path / "sync365.duckdb")
+    good = [
+        result("facts_available_units", True, "ERROR", "All 7 staged facts pass."),
+        result("skus_named", True, "WARN", "All 7 current SKUs pass.", asset="license_facts"),
+    ]
+    warehouse.record_check_results(
+        [replace(row, sync_id="good", checked_at=NOW - timedelta(days=1)) for row in good]
+    )
+    # The blocked run: its blocking check failed, so skus_named (after the facts) did not run.
+    warehouse.record_check_results(
+        [result("facts_available_units", False, "ERROR", "1 of 7 staged facts are off.")]
+    )
+
+    assert checks_lines(warehouse) == [
+        "Checks (latest 2026-12-01 05:03 UTC): 1 of 2 failing, 1 not run in the latest",
+        "  sync.",
+        "  FAILED  facts_available_units (subscribed_skus, blocking): 1 of 7 staged facts",
+        "          are off.",
+        "          what to do: Fix it.",
+        "  ok      skus_named (license_facts): All 7 current SKUs pass.",
+        "          not run in the latest sync: last evaluated 2026-11-30 05:03 UTC",
+    ]

@@ -10,6 +10,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from sync365_pipeline.commands.checks import checks_section
 from sync365_pipeline.defs.checks import QUALITY_CHECKS
 from sync365_pipeline.defs.definitions import defs
 from sync365_pipeline.licensing import chunks
@@ -18,6 +19,9 @@ from sync365_pipeline_tests.scenarios import pipeline_scenario
 from .conftest import PipelineFactory
 
 BLOCKING = {"facts_unique_keys", "facts_available_units", "facts_non_negative"}
+# The checks after the facts step, which a blocked run skips.
+AFTER_FACTS = {"tenants_synced", "facts_fresh", "skus_named", "tenants_reached"}
+NOT_RUN = "not run in the latest sync: last evaluated "
 
 
 def evaluations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
@@ -40,6 +44,17 @@ def with_tampered_facts(fetch: Any) -> Any:
     return fetch_chunk
 
 
+def marked_not_run(section: str) -> set[str]:
+    """The checks `sync365 status`'s Checks section marks as not run in the latest sync."""
+    marked, check = set(), ""
+    for line in section.splitlines()[1:]:
+        if not line.startswith(" " * 10):
+            check = line.split()[1]
+        elif line.strip().startswith(NOT_RUN):
+            marked.add(check)
+    return marked
+
+
 def test_every_check_runs_in_the_daily_sync_and_a_blocking_failure_keeps_the_good_copy(
     pipeline_factory: PipelineFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -57,6 +72,9 @@ def test_every_check_runs_in_the_daily_sync_and_a_blocking_failure_keeps_the_goo
     )
     assert {name for name, _, _ in recorded} == set(checks)
     assert {name for name, _, blocking in recorded if blocking} == BLOCKING
+    good_section = checks_section(pipeline.warehouse, 100)
+    assert marked_not_run(good_section) == set(), "every latest result is from this run"
+    assert "not run" not in good_section
     copy = pipeline.warehouse.analyst_copy_path
     copy_before = copy.read_bytes()
     facts_before = pipeline.query("SELECT * FROM license_facts ORDER BY ALL")
@@ -85,5 +103,12 @@ def test_every_check_runs_in_the_daily_sync_and_a_blocking_failure_keeps_the_goo
         ("facts_non_negative", True, 0, False),
         ("facts_unique_keys", True, 0, False),
     ]
+    skipped = pipeline.query(
+        "SELECT check_name, sync_id FROM latest_check_results WHERE NOT in_latest_sync"
+    )
+    assert set(skipped) == {(name, good.run_id) for name in AFTER_FACTS}
+    section = checks_section(pipeline.warehouse, 100)
+    assert section.splitlines()[0].endswith(f", {len(AFTER_FACTS)} not run in the latest sync.")
+    assert marked_not_run(section) == AFTER_FACTS
     stale = pipeline.query("SELECT bool_and(is_stale) FROM tenant_health WHERE active")
     assert stale == [(True,)], "statuses newer than the facts: nothing reads as fresh"

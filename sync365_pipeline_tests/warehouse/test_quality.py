@@ -82,11 +82,11 @@ def test_staged_facts_of_every_chunk_pass_the_key_check_until_two_chunks_stage_o
     named: Warehouse,
 ) -> None:
     good = stage(named, "a", CONTOSO) + stage(named, "b", FABRIKAM)[1:]
-    passed = named.staged_fact_keys(good)
+    passed = named.staged_fact_checks(good).unique_keys
     assert (passed.passed, passed.checked, passed.offending) == (True, 2, 0)
 
     repeated = stage(named, "c", FABRIKAM)
-    failed = named.staged_fact_keys(repeated)
+    failed = named.staged_fact_checks(repeated).unique_keys
     assert (failed.passed, failed.offending) == (False, 1)
     assert failed.examples[["customer", "tenant_id", "copies"]].values.tolist() == [
         ["Fabrikam Retail", FABRIKAM, 2]
@@ -99,11 +99,11 @@ def test_available_units_other_than_enabled_minus_consumed_fail_the_availability
     named: Warehouse,
 ) -> None:
     (good,) = stage(named, "a", FABRIKAM)
-    assert named.staged_fact_availability([good]).passed
+    assert named.staged_fact_checks([good]).available_units.passed
 
-    failed = named.staged_fact_availability(
+    failed = named.staged_fact_checks(
         tampered(good, "available_units + 1 AS available_units")
-    )
+    ).available_units
     assert (failed.passed, failed.offending) == (False, 1)
     assert failed.examples[
         ["customer", "enabled_units", "consumed_units", "available_units"]
@@ -115,16 +115,18 @@ def test_a_negative_unit_count_fails_the_counts_check_and_over_assignment_does_n
 ) -> None:
     (good,) = stage(named, "a", FABRIKAM)
     over_assigned = tampered(good, "1 AS enabled_units, 3 AS consumed_units, -2 AS available_units")
-    assert named.staged_fact_counts(over_assigned).passed, "more used than bought is a fact"
+    assert named.staged_fact_checks(over_assigned).non_negative.passed, (
+        "more used than bought is a fact"
+    )
 
-    failed = named.staged_fact_counts(tampered(good, "-1 AS suspended_units"))
+    failed = named.staged_fact_checks(tampered(good, "-1 AS suspended_units")).non_negative
     assert (failed.passed, failed.offending) == (False, 1)
     assert failed.examples["suspended_units"].tolist() == [-1]
 
 
 def test_no_staged_facts_pass_every_staged_check(named: Warehouse) -> None:
-    for check in (named.staged_fact_keys, named.staged_fact_availability, named.staged_fact_counts):
-        result = check([])
+    verdicts = named.staged_fact_checks([])
+    for result in (verdicts.unique_keys, verdicts.available_units, verdicts.non_negative):
         assert (result.passed, result.checked) == (True, 0)
 
 
