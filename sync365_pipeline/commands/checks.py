@@ -31,6 +31,8 @@ def checks_section(live: Warehouse, width: int) -> str:
         note = " (a sync holds the warehouse: these are from the analyst copy)"
     if results is None or results.empty:
         return "Checks: none recorded yet (each sync records them)."
+    if "in_latest_sync" not in results:  # an analyst copy published by an older release
+        results = results.assign(in_latest_sync=True)
     failing = int((~results["passed"]).sum())
     not_run = int((~results["in_latest_sync"]).sum())
     skipped = f", {not_run} not run in the latest sync" if not_run else ""

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 from click.testing import CliRunner
 
 from sync365_pipeline.commands.cli import main
@@ -113,4 +114,23 @@ def test_status_marks_a_check_the_latest_sync_skipped_with_when_it_last_ran(
         "          what to do: Fix it.",
         "  ok      skus_named (license_facts): All 7 current SKUs pass.",
         "          not run in the latest sync: last evaluated 2026-11-30 05:03 UTC",
+    ]
+
+
+def test_status_reads_checks_from_a_file_an_older_release_wrote(tmp_path: Path) -> None:
+    """An analyst copy published before `in_latest_sync` existed (status reads it while a sync
+    holds the live file): its checks show, unmarked, instead of a crash."""
+    warehouse = Warehouse(tmp_path / "sync365.duckdb")
+    warehouse.record_check_results([result("skus_named", True, "WARN", "All 7 SKUs pass.")])
+    with duckdb.connect(str(warehouse.path)) as con:
+        con.execute(
+            "CREATE TABLE older_results AS "
+            "SELECT * EXCLUDE (in_latest_sync) FROM latest_check_results"
+        )
+        con.execute("DROP VIEW latest_check_results")
+        con.execute("CREATE VIEW latest_check_results AS SELECT * FROM older_results")
+
+    assert checks_lines(warehouse) == [
+        "Checks (latest 2026-12-01 05:03 UTC): 0 of 1 failing.",
+        "  ok      skus_named (subscribed_skus): All 7 SKUs pass.",
     ]
