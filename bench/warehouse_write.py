@@ -5,8 +5,10 @@ row, DELETE + INSERT in one transaction, with the primary key and CHECK constrai
 baseline measured in the same run: one frame of the same rows, then one bulk
 `INSERT ... SELECT * FROM df` into an unconstrained table.
 A second replace of the same day measures the idempotent re-run (every slice already present).
+Last, a users delta that names every user of one tenant's slice of `--users` users (a
+tenant-wide change: each user's row replaced), loaded as the writer loads a chunk.
 
-    .venv/bin/python bench/warehouse_write.py [--tenants N] [--skus N]
+    .venv/bin/python bench/warehouse_write.py [--tenants N] [--skus N] [--users N]
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,11 @@ import duckdb
 import pandas as pd
 
 from sync365_pipeline.licensing.normalize import LICENSE_FACT_COLUMNS
-from sync365_pipeline.warehouse import Warehouse
+from sync365_pipeline.warehouse import Warehouse, dataset_frames
+from sync365_pipeline.warehouse.columns import USERS
+from sync365_pipeline.warehouse.rows import DatasetSlice, UserDeltaSlice
+from sync365_pipeline_tests.samples import E3
+from sync365_pipeline_tests.warehouse.test_user_deltas import load, user_row
 
 PARTNER = "11111111-1111-1111-1111-111111111111"
 SNAPSHOT = date(2026, 7, 1)
@@ -83,6 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=10_000)
     parser.add_argument("--skus", type=int, default=30)
+    parser.add_argument("--users", type=int, default=10_000)
     args = parser.parse_args()
 
     rows_by_tenant = tenant_rows(args.tenants, args.skus)
@@ -125,11 +132,40 @@ def main() -> None:
         written = con.execute("SELECT count(*), sum(enabled_units) FROM license_facts").fetchone()
         con.close()
         assert written == (rows, enabled_total), written
+
+        tenant = next(iter(rows_by_tenant))
+        user_ids = [str(uuid.UUID(int=index + 1)) for index in range(args.users)]
+        full_read = [user_row(SNAPSHOT, user, E3, tenant_id=tenant) for user in user_ids]
+        slices = [DatasetSlice(SNAPSHOT, PARTNER, tenant, USERS, len(full_read))]
+        stage = Path(scratch) / "stage"
+        load(warehouse, stage, "full", dataset_frames({USERS: full_read}, slices, ()))
+        next_day = SNAPSHOT + timedelta(days=1)
+        delta = dataset_frames(
+            {},
+            (),
+            (),
+            user_deltas=[UserDeltaSlice(next_day, PARTNER, tenant, tuple(user_ids))],
+            user_delta_rows=[
+                user_row(next_day, user, E3, tenant_id=tenant, city="York") for user in user_ids
+            ],
+        )
+        delta_s = measure(
+            f"users delta naming all {args.users} users",
+            lambda: load(warehouse, stage, "delta", delta),
+        )
+        con = duckdb.connect(str(warehouse.path), read_only=True)
+        moved = con.execute(
+            "SELECT count(*) FROM user_licenses WHERE snapshot_date = ? AND city = 'York'",
+            [next_day],
+        ).fetchone()
+        con.close()
+        assert moved == (args.users,), moved
     for label, seconds in (("new day", first_s), ("same day again", again_s)):
         print(
             f"{label:<16} {rows / seconds:12,.0f} rows/s   "
             f"{seconds / base_s:5.1f}x the baseline ({rows / base_s:,.0f} rows/s)"
         )
+    print(f"users delta      {args.users / delta_s:12,.0f} named users/s")
 
 
 if __name__ == "__main__":

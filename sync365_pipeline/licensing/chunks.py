@@ -110,16 +110,17 @@ def plan_chunks(
 def _users_plan(
     warehouse: Warehouse, settings: AccountSettings
 ) -> tuple[set[str], set[str], dict[str, UserDeltaLink]]:
-    """The account's tenants (lower case) whose sign-in activity Graph refused within the last
-    week, those with one page of users at most (`tenants.USERS_DELTA_ABOVE`), and the others'
-    users delta links by tenant; all empty with `users` off (no users are read)."""
+    """The account's tenants (lower case) whose sign-in activity Graph refused within the full
+    read's week (`tenants.full_read_week_start`, UTC calendar days), those with one page of
+    users at most (`tenants.USERS_DELTA_ABOVE`), and the others' users delta links by tenant;
+    all empty with `users` off (no users are read)."""
     if not settings.users:
         return set(), set(), {}
     refused = warehouse.tenants_with_dataset_code(
         settings.tenant_id,
         USERS,
         tenants.SIGN_INS_UNAVAILABLE,
-        since=utcnow() - tenants.SIGN_IN_RECHECK,
+        since=tenants.full_read_week_start(utcnow()),
     )
     one_page = warehouse.tenants_with_users_at_most(settings.tenant_id, tenants.USERS_DELTA_ABOVE)
     links = {

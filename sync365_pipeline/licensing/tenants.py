@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sync365_pipeline.catalog import SkuCatalog
@@ -78,18 +78,11 @@ NOT_A_RESELLER_CUSTOMER = "Not a reseller customer of the partner: it sells it n
 SKUS_UNREAD = "Not fetched: the tenant's SKUs could not be read from Graph."
 # The user licences' codes for sign-in activity (`dataset_status.error_code`): asked and refused
 # (no Entra ID P1, no AuditLog.Read.All, a role that cannot read it), and not asked because it
-# was refused within `SIGN_IN_RECHECK`; the users land either way, `last_sign_in` NULL.
+# was refused within the full read's week (`full_read_week_start`: the same calendar days, so a
+# tenant that buys Entra ID P1 has its sign-ins with its next weekly full read); the users land
+# either way, `last_sign_in` NULL.
 SIGN_INS_UNAVAILABLE = "SignInActivityUnavailable"
 SIGN_INS_NOT_ASKED = "SignInActivityNotAsked"
-SIGN_IN_RECHECK = timedelta(days=7)
-SIGN_INS_READ_WITHOUT = (
-    "Users read without sign-in activity (last_sign_in NULL); asked again after "
-    f"{SIGN_IN_RECHECK.days} days."
-)
-SIGN_INS_REMEMBERED = (
-    f"Sign-in activity not asked: Graph refused it within the last {SIGN_IN_RECHECK.days} days "
-    f"(see the attempt with code {SIGN_INS_UNAVAILABLE}); last_sign_in NULL."
-)
 # The users delta query (microsoft-apis-more.md §3.5) refuses signInActivity and does not track
 # licenseAssignmentStates (a user it lists carries their current states, but a change to the
 # states alone does not list the user): between full reads `last_sign_in` keeps the full read's
@@ -99,6 +92,15 @@ SIGN_INS_REMEMBERED = (
 # syncs and `inactive_licensed_users` (30 days without a sign-in) flags a returning user at most
 # 6 days late. The delta link lives 7 days at Graph.
 USERS_FULL_READ_EVERY_DAYS = 7
+SIGN_INS_READ_WITHOUT = (
+    "Users read without sign-in activity (last_sign_in NULL); asked again after "
+    f"{USERS_FULL_READ_EVERY_DAYS} UTC days."
+)
+SIGN_INS_REMEMBERED = (
+    "Sign-in activity not asked: Graph refused it within the last "
+    f"{USERS_FULL_READ_EVERY_DAYS} UTC days (see the attempt with code {SIGN_INS_UNAVAILABLE}); "
+    "last_sign_in NULL."
+)
 # A tenant whose users fit one page of the full read (with sign-ins) is read in full every day,
 # without a delta link: 1 request with fresh sign-ins beats 1 delta request without (and the
 # link's request on full-read days).
@@ -382,11 +384,18 @@ def _link_refused(exc: Exception) -> bool:
     return isinstance(exc, MicrosoftError) and exc.http_status == 400
 
 
+def full_read_week_start(now: datetime) -> datetime:
+    """Midnight UTC of the first of the `USERS_FULL_READ_EVERY_DAYS` UTC calendar days ending
+    with `now`'s: a full read, or a refusal of sign-in activity, since then is recent. Calendar
+    days, so a daily sync a few minutes earlier than last week's still reads all, and one rule
+    for both, so a refused tenant is asked for sign-ins with its next full read."""
+    first_day = now.astimezone(UTC).date() - timedelta(days=USERS_FULL_READ_EVERY_DAYS - 1)
+    return datetime.combine(first_day, time(), tzinfo=UTC)
+
+
 def _full_read_is_recent(link: UserDeltaLink, now: datetime) -> bool:
-    """Whether the tenant's last full read is younger than `USERS_FULL_READ_EVERY_DAYS` UTC
-    days (calendar days: a daily sync a few minutes earlier than last week's still reads all)."""
-    age = now.astimezone(UTC).date() - link.full_read_at.astimezone(UTC).date()
-    return age.days < USERS_FULL_READ_EVERY_DAYS
+    """Whether the tenant's last full read falls within the week of `full_read_week_start`."""
+    return link.full_read_at >= full_read_week_start(now)
 
 
 def audit_access(cloud: MicrosoftCloud, customer: CustomerRoutes) -> TenantAccess:

@@ -149,10 +149,20 @@ def _apply_user_deltas(
         con.read_parquet(changed_rows).create_view("incoming_user_delta_rows")
     else:
         con.execute(f"CREATE TEMP VIEW incoming_user_delta_rows AS FROM {USERS} LIMIT 0")
+    # The named users as rows, so the previous slice loses them by an anti join (linear), not
+    # by a list lookup per row (quadratic after a tenant-wide change).
+    con.execute(
+        """
+        CREATE TEMP TABLE named_delta_users AS
+        SELECT snapshot_date AS new_date, partner_tenant_id, tenant_id,
+            unnest(named_users) AS user_id
+        FROM incoming_user_deltas
+        """
+    )
     con.execute(
         """
         CREATE TEMP TABLE previous_user_licenses AS
-        SELECT u.*, d.snapshot_date AS new_date, list_contains(d.named_users, u.user_id) AS named
+        SELECT u.*, d.snapshot_date AS new_date
         FROM incoming_user_deltas AS d
         JOIN current_dataset_slices AS c
             ON c.dataset = 'user_licenses' AND c.partner_tenant_id = d.partner_tenant_id
@@ -165,9 +175,9 @@ def _apply_user_deltas(
     con.execute(
         """
         CREATE TEMP TABLE merged_user_licenses AS
-        SELECT * EXCLUDE (new_date, named) REPLACE (new_date AS snapshot_date)
+        SELECT * EXCLUDE (new_date) REPLACE (new_date AS snapshot_date)
         FROM previous_user_licenses
-        WHERE NOT named
+        ANTI JOIN named_delta_users USING (new_date, partner_tenant_id, tenant_id, user_id)
         UNION ALL BY NAME
         SELECT n.* REPLACE (
             coalesce(n.last_sign_in, s.last_sign_in) AS last_sign_in,
@@ -203,7 +213,7 @@ def _apply_user_deltas(
         """,
         [utc_naive(utcnow())],
     )
-    for table in ("previous_user_licenses", "merged_user_licenses"):
+    for table in ("named_delta_users", "previous_user_licenses", "merged_user_licenses"):
         con.execute(f"DROP TABLE {table}")
     for view in ("incoming_user_deltas", "incoming_user_delta_rows"):
         con.execute(f"DROP VIEW {view}")

@@ -6,12 +6,13 @@ last one is `USERS_FULL_READ_EVERY_DAYS` old. The simulator's `expected_users` i
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import duckdb
 import pytest
 
+from sync365_pipeline.core.clock import utcnow
 from sync365_pipeline.licensing import tenants
 from sync365_pipeline.licensing.tenants import (
     USERS_DELTA_UNUSABLE,
@@ -26,7 +27,7 @@ from sync365_pipeline_tests.scenarios import (
 )
 
 from .conftest import Pipeline, PipelineFactory
-from .test_users import USERS_STATUS, last_sign_in
+from .test_users import NO_P1, USERS_STATUS, last_sign_in
 
 TENANTS = 1 + len(UNIFORM_CUSTOMERS)  # every tenant of the scenario has users
 # Columns the delta query does not keep current (sign-ins) or that say where and when; the others
@@ -275,3 +276,39 @@ def test_a_tenant_of_one_page_is_read_in_full_every_day_without_a_link(
         pipeline, USERS_TENANT
     )
     assert pipeline.query("SELECT count(*) FROM user_delta_links") == [(0,)], "links dropped"
+
+
+def test_a_tenant_refused_sign_ins_is_asked_again_with_its_weekly_full_read(
+    pipeline_factory: PipelineFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tenant without Entra ID P1 (read by delta) buys it: its sign-ins come with the next full
+    read, even when the refusal and that read are 7 calendar days but under 7 x 24 hours apart
+    (the refusal is remembered by the same UTC days as the full read, else it would be asked
+    a day later and the full read for it 7 days after that)."""
+    monkeypatch.setattr(tenants, "USERS_DELTA_ABOVE", 0)
+    pipeline = pipeline_factory(
+        uniform_scenario(
+            customers=[users_customer({"O365_BUSINESS_PREMIUM": (10, 10)}, tenant_id=NO_P1)]
+        )
+    )
+    synced(pipeline)
+    assert [row[1] for row in pipeline.query(USERS_STATUS, [NO_P1])] == [
+        tenants.SIGN_INS_UNAVAILABLE
+    ]
+    pipeline.sim.control.add_sku(NO_P1, {"part_number": "AAD_PREMIUM", "enabled": 10})
+    age_warehouse(pipeline, days=USERS_FULL_READ_EVERY_DAYS)
+    # The last second of the UTC day a week ago: a calendar week, yet not 7 x 24 hours, old.
+    week_ago = datetime.combine(
+        utcnow().date() - timedelta(days=USERS_FULL_READ_EVERY_DAYS - 1), time()
+    ) - timedelta(seconds=1)
+    with duckdb.connect(str(pipeline.warehouse.path)) as con:
+        con.execute("UPDATE user_delta_links SET full_read_at = ?", [week_ago])
+        con.execute("UPDATE dataset_status SET checked_at = ?", [week_ago])
+
+    assert synced(pipeline) == (TENANTS, TENANTS), "the full read: one page each, a latest link"
+    assert [row[:2] for row in pipeline.query(USERS_STATUS, [NO_P1])][-1] == ("ok", None)
+    assert pipeline.query(
+        "SELECT count(DISTINCT user_id), count(last_sign_in) > 0 FROM current_user_licenses "
+        "WHERE tenant_id = ?",
+        [NO_P1],
+    ) == [(10, True)], "sign-ins asked, and read"

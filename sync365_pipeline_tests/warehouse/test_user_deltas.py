@@ -15,7 +15,7 @@ import duckdb
 from sync365_pipeline.warehouse import Warehouse, dataset_frames, write_stage
 from sync365_pipeline.warehouse.columns import USER_LICENSE_COLUMNS, USERS
 from sync365_pipeline.warehouse.rows import DatasetSlice, UserDeltaLink, UserDeltaSlice
-from sync365_pipeline_tests.samples import CONTOSO, DAY1, DAY2, E3, PARTNER, SPB
+from sync365_pipeline_tests.samples import CONTOSO, DAY1, DAY2, E3, FABRIKAM, PARTNER, SPB
 
 GROUP = "9a0f3c1e-5b7d-4e2a-8c6f-1d3b5a7c9e0f"
 KEPT = "00000000-0000-4000-8000-000000000001"  # by no means named by the round
@@ -66,6 +66,24 @@ def load(warehouse: Warehouse, directory: Path, chunk: str, datasets: dict[str, 
     warehouse.load_staged_fetches([files])
 
 
+def written_on(
+    warehouse: Warehouse, day: date, columns: str
+) -> tuple[list[tuple[Any, ...]], list[tuple[str, int]]]:
+    """The `user_licenses` rows of `day` (these columns, sorted), and the day's users slices'
+    row counts by tenant (`dataset_snapshots`)."""
+    with duckdb.connect(str(warehouse.path), read_only=True) as con:
+        rows = con.execute(
+            f"SELECT {columns} FROM user_licenses WHERE snapshot_date = ? ORDER BY ALL",
+            [day],
+        ).fetchall()
+        counted = con.execute(
+            "SELECT tenant_id, row_count FROM dataset_snapshots WHERE snapshot_date = ? "
+            "AND dataset = ? ORDER BY ALL",
+            [day, USERS],
+        ).fetchall()
+    return rows, counted
+
+
 def test_a_delta_row_without_a_state_keeps_the_previous_state_group_and_error(
     warehouse: Warehouse, tmp_path: Path
 ) -> None:
@@ -96,22 +114,50 @@ def test_a_delta_row_without_a_state_keeps_the_previous_state_group_and_error(
     )
     load(warehouse, tmp_path, "day2", delta)
 
-    with duckdb.connect(str(warehouse.path), read_only=True) as con:
-        today = con.execute(
-            "SELECT user_id, sku_id, city, assigned_by_group, assignment_state, assignment_error, "
-            "last_sign_in FROM user_licenses WHERE snapshot_date = ? ORDER BY ALL",
-            [DAY2],
-        ).fetchall()
-        counted = con.execute(
-            "SELECT row_count FROM dataset_snapshots WHERE snapshot_date = ? AND dataset = ?",
-            [DAY2, USERS],
-        ).fetchall()
+    today, counted = written_on(
+        warehouse,
+        DAY2,
+        "user_id, sku_id, city, assigned_by_group, assignment_state, assignment_error, "
+        "last_sign_in",
+    )
     assert today == [
         (KEPT, E3, None, None, "Active", None, SIGNED_IN),
         (STATELESS, E3, "London", GROUP, "Error", "CountViolation", None),
         (RESTATED, E3, "London", None, "Active", None, None),
     ], "the stateless row keeps DAY1's state, group and error; SPB left with the round's rows"
-    assert counted == [(3,)]
+    assert counted == [(CONTOSO, 3)]
+
+
+def test_a_delta_naming_every_user_leaves_only_its_rows_and_only_in_its_tenant(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """A tenant-wide change (every user of CONTOSO named: one changed, the others removed) beside
+    FABRIKAM's delta in the same chunk: the named users go from their own tenant's slice only
+    (FABRIKAM holds a user of the same id, unnamed in its round, and keeps it)."""
+    contoso = [user_row(DAY1, user_id, E3) for user_id in (KEPT, STATELESS, RESTATED, REMOVED)]
+    fabrikam = [user_row(DAY1, user_id, SPB, tenant_id=FABRIKAM) for user_id in (KEPT, REMOVED)]
+    slices = [
+        DatasetSlice(DAY1, PARTNER, CONTOSO, USERS, len(contoso)),
+        DatasetSlice(DAY1, PARTNER, FABRIKAM, USERS, len(fabrikam)),
+    ]
+    load(warehouse, tmp_path, "day1", dataset_frames({USERS: contoso + fabrikam}, slices, ()))
+
+    every_user = (KEPT, STATELESS, RESTATED, REMOVED)
+    delta = dataset_frames(
+        {},
+        (),
+        (),
+        user_deltas=[
+            UserDeltaSlice(DAY2, PARTNER, CONTOSO, every_user),
+            UserDeltaSlice(DAY2, PARTNER, FABRIKAM, (REMOVED,)),
+        ],
+        user_delta_rows=[user_row(DAY2, RESTATED, E3, city="London")],
+    )
+    load(warehouse, tmp_path, "day2", delta)
+
+    today, counted = written_on(warehouse, DAY2, "tenant_id, user_id, sku_id, city")
+    assert today == sorted([(CONTOSO, RESTATED, E3, "London"), (FABRIKAM, KEPT, SPB, None)])
+    assert counted == sorted([(CONTOSO, 1), (FABRIKAM, 1)])
 
 
 def test_the_analyst_copy_leaves_the_delta_links_out(warehouse: Warehouse, tmp_path: Path) -> None:
