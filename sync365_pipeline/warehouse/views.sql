@@ -137,6 +137,14 @@ LEFT JOIN trials AS t
     AND t.tenant_id = f.tenant_id
     AND t.sku_id = f.sku_id;
 
+-- The one definition of paid seats, for facts and changes of any day (the report and
+-- monthly_customer_summary): paid as license_classes classes the SKU now (`sku_class`, from a LEFT
+-- JOIN; free, viral and trial SKUs out), else, for a SKU the customer no longer has (a trial
+-- cannot be recognised in an old snapshot), not free or viral by `sku_classes`.
+CREATE OR REPLACE MACRO is_paid_sku(sku_class, sku, part_number) AS coalesce(
+    sku_class = 'paid', NOT is_free_sku(sku, part_number)
+);
+
 -- Who holds each licence now: each customer's latest written users slice (personal data).
 CREATE OR REPLACE VIEW current_user_licenses AS
 SELECT u.*
@@ -605,8 +613,9 @@ FROM license_changes_between(
 );
 
 -- One row per customer and month (UTC) in which it was synced or attempted: its units at the
--- month's last snapshot (all SKUs, and paid ones: not free by `sku_classes`), its licensed users
--- where known, the month's changes (license_changes) and its access state (tenant_status).
+-- month's last snapshot (all SKUs, and paid ones: `is_paid_sku`), its licensed users where known,
+-- the month's changes (license_changes; the units added and removed of paid SKUs only) and its
+-- access state (tenant_status).
 CREATE OR REPLACE VIEW monthly_customer_summary AS
 WITH month_end AS (
     SELECT
@@ -626,14 +635,16 @@ units AS (
         count(f.sku_id) AS skus,
         coalesce(sum(f.enabled_units), 0) AS enabled_units,
         coalesce(sum(f.consumed_units), 0) AS consumed_units,
-        count(f.sku_id) FILTER (WHERE NOT f.is_free) AS paid_skus,
-        coalesce(sum(f.enabled_units) FILTER (WHERE NOT f.is_free), 0) AS paid_enabled_units,
-        coalesce(sum(f.consumed_units) FILTER (WHERE NOT f.is_free), 0) AS paid_consumed_units,
-        coalesce(sum(greatest(f.available_units, 0)) FILTER (WHERE NOT f.is_free), 0)
+        count(f.sku_id) FILTER (WHERE f.is_paid) AS paid_skus,
+        coalesce(sum(f.enabled_units) FILTER (WHERE f.is_paid), 0) AS paid_enabled_units,
+        coalesce(sum(f.consumed_units) FILTER (WHERE f.is_paid), 0) AS paid_consumed_units,
+        coalesce(sum(greatest(f.available_units, 0)) FILTER (WHERE f.is_paid), 0)
             AS unused_paid_units
     FROM month_end AS m
     LEFT JOIN (
-        SELECT *, is_free_sku(sku_id, sku_part_number) AS is_free FROM license_facts
+        SELECT l.*, is_paid_sku(k.sku_class, l.sku_id, l.sku_part_number) AS is_paid
+        FROM license_facts AS l
+        LEFT JOIN license_classes AS k USING (partner_tenant_id, tenant_id, sku_id)
     ) AS f
         ON f.partner_tenant_id = m.partner_tenant_id
         AND f.tenant_id = m.tenant_id
@@ -651,13 +662,17 @@ users AS (
 ),
 changes AS (
     SELECT
-        partner_tenant_id,
-        tenant_id,
-        CAST(date_trunc('month', snapshot_date) AS DATE) AS month,
+        c.partner_tenant_id,
+        c.tenant_id,
+        CAST(date_trunc('month', c.snapshot_date) AS DATE) AS month,
         count(*) AS changes,
-        sum(greatest(enabled_units_change, 0)) AS units_added,
-        sum(greatest(-enabled_units_change, 0)) AS units_removed
-    FROM license_changes
+        sum(greatest(c.enabled_units_change, 0)) FILTER (WHERE c.is_paid) AS units_added,
+        sum(greatest(-c.enabled_units_change, 0)) FILTER (WHERE c.is_paid) AS units_removed
+    FROM (
+        SELECT l.*, is_paid_sku(k.sku_class, l.sku_id, l.sku_part_number) AS is_paid
+        FROM license_changes AS l
+        LEFT JOIN license_classes AS k USING (partner_tenant_id, tenant_id, sku_id)
+    ) AS c
     GROUP BY ALL
 ),
 access AS (
