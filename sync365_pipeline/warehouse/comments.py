@@ -773,14 +773,14 @@ MACROS: Mapping[str, DescribedMacro] = {
         "license_changes_between(from_date, to_date): what changed per customer and SKU between "
         "its facts as of from_date and as of to_date (each its latest snapshot on or before "
         "the day): SKUs added, removed, or whose status or counts changed; unchanged SKUs are "
-        "left out.",
+        "left out. A from_date after to_date is refused with an error.",
         _CHANGES_BETWEEN_COLUMNS,
         example="FROM license_changes_between(DATE '2026-10-01', DATE '2026-11-01')",
     ),
     "license_changes_since": DescribedMacro(
         "license_changes_since(invoice_date): what changed per customer and SKU since an "
         "invoice date, to its current facts: license_changes_between(invoice_date, today UTC), "
-        "the same columns.",
+        "the same columns (an invoice date after today is refused).",
         _CHANGES_BETWEEN_COLUMNS,
         example="FROM license_changes_since(DATE '2026-11-01')",
     ),

@@ -548,8 +548,16 @@ SEMI JOIN (
 
 -- What changed per customer and SKU between its facts as of `from_date` and as of `to_date`:
 -- SKUs that appear count from 0, ones that disappear count down to 0; unchanged ones are left out.
+-- A from_date after to_date is refused (`error`; `period`, one row, is joined in, so it is raised
+-- even when no snapshot is there), not answered with changes that run backwards.
 CREATE OR REPLACE MACRO license_changes_between(from_date, to_date) AS TABLE
-WITH snapshots AS (
+WITH period AS (
+    SELECT CASE WHEN CAST(from_date AS DATE) > CAST(to_date AS DATE) THEN error(
+        'license_changes_between: from_date ' || CAST(from_date AS DATE)
+        || ' is after to_date ' || CAST(to_date AS DATE) || '; give the earlier day first.'
+    ) END AS refused
+),
+snapshots AS (
     SELECT
         partner_tenant_id,
         tenant_id,
@@ -589,7 +597,7 @@ SELECT
     coalesce(a.consumed_units, 0) AS consumed_units_after,
     coalesce(a.consumed_units, 0) - coalesce(b.consumed_units, 0) AS consumed_units_change,
     s.to_is_stale
-FROM after AS a
+FROM period, after AS a
 FULL OUTER JOIN before AS b
     ON a.partner_tenant_id = b.partner_tenant_id
     AND a.tenant_id = b.tenant_id
@@ -599,11 +607,13 @@ JOIN snapshots AS s
     AND s.tenant_id = coalesce(a.tenant_id, b.tenant_id)
 LEFT JOIN customers AS c
     ON c.partner_tenant_id = s.partner_tenant_id AND c.tenant_id = s.tenant_id
-WHERE a.sku_id IS NULL
+WHERE period.refused IS NULL AND (
+    a.sku_id IS NULL
     OR b.sku_id IS NULL
     OR a.capability_status <> b.capability_status
     OR a.enabled_units <> b.enabled_units
-    OR a.consumed_units <> b.consumed_units;
+    OR a.consumed_units <> b.consumed_units
+);
 
 -- What changed per customer and SKU since an invoice date: from its facts as of that day to its
 -- current ones (as of today, UTC).

@@ -317,6 +317,7 @@ BAD_INPUT = [
     (["export", "--out", "/proc/sync365-export"], "Cannot write in /proc:"),
     (["export", "--out", "mine"], "holds other files"),
     (["report", "--since", "11/01/2026"], "--since '11/01/2026' is not a date"),
+    (["report", "--since", "2999-01-01"], "--since 2999-01-01 is after today"),
     (["report", "--out", "mine"], "is a folder"),
     (["report", "--out", "missing/report.html"], "does not exist"),
     (["report", "--out", "/proc/sync365-report.html"], "Cannot write"),

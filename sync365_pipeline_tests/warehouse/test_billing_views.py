@@ -115,6 +115,22 @@ def test_changes_since_an_invoice_date_run_to_the_current_facts(history: History
     assert [(row[1], row[8]) for row in since] == [(FABRIKAM, "changed")]
 
 
+def test_a_period_that_ends_before_it_starts_is_refused(history: History) -> None:
+    refused = f"license_changes_between: from_date {DAY3} is after to_date {DAY1}; give the "
+    for sql in (
+        "FROM license_changes_between(?, ?)",
+        "SELECT count(*) FROM license_changes_between(?, ?)",
+    ):
+        with pytest.raises(duckdb.InvalidInputException, match=re.escape(refused)):
+            query(history, sql, [DAY3, DAY1])
+    # Refused even where no snapshot is there to compare, and for an invoice date to come.
+    with pytest.raises(duckdb.InvalidInputException, match="is after to_date 2026-01-01"):
+        query(history, "FROM license_changes_between(DATE '2026-01-05', DATE '2026-01-01')")
+    with pytest.raises(duckdb.InvalidInputException, match="from_date 2999-01-01 is after"):
+        query(history, "FROM license_changes_since(DATE '2999-01-01')")
+    assert query(history, "FROM license_changes_between(?, ?)", [DAY3, DAY3]) == []
+
+
 def test_a_customer_that_failed_keeps_its_last_facts_as_of_a_later_day(history: History) -> None:
     as_of = query(
         history,
