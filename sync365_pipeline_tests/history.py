@@ -8,8 +8,10 @@ are dated like its facts; the simulator keeps the real time."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -57,18 +59,25 @@ def sync_day(settings: AccountSettings, warehouse: Warehouse, day: date) -> None
     warehouse.promote_staged_facts(day, staged_files(warehouse.staging_dir(day.isoformat())))
 
 
-def synced_history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
-    """The history, for the session fixture `history` (conftest.py)."""
-    folder = tmp_path_factory.mktemp("history")
+@contextmanager
+def demo_simulated(folder: Path) -> Iterator[tuple[SimulatorServer, History]]:
+    """The demo scenario's simulator, and an empty migrated warehouse in `folder` with the
+    account that syncs it from there."""
     with SimulatorServer(load_scenario("demo"), ca_path=folder / "ca.pem", port=0) as sim:
         environment = {
             **sim.environment(),
             "SYNC365_TOKEN_CACHE": str(folder / "token_cache.json"),
             "SYNC365_DUCKDB_PATH": str(folder / "sync365.duckdb"),
         }
-        settings = AccountSettings.from_env(environment)
         warehouse = Warehouse(folder / "sync365.duckdb")
         warehouse.migrate()
+        yield sim, History(warehouse, AccountSettings.from_env(environment), environment)
+
+
+def synced_history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
+    """The history, for the session fixture `history` (conftest.py)."""
+    with demo_simulated(tmp_path_factory.mktemp("history")) as (sim, history):
+        settings, warehouse = history.settings, history.warehouse
         with replaying(DAY1):
             sync_day(settings, warehouse, DAY1)
         sim.control.set_sku_units(NORTHWIND, "SPB", enabled=45)
@@ -79,4 +88,4 @@ def synced_history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History
         with replaying(DAY3):
             sync_day(settings, warehouse, DAY3)
         warehouse.publish_analyst_copy()
-        yield History(warehouse, settings, environment)
+        yield history

@@ -38,7 +38,10 @@ DEFAULT_DAYS = 30
 )
 def report(since: str | None, report_format: ReportFormat, out: Path | None) -> None:
     """A report per customer, from the analyst copy (a running sync is not blocked)."""
-    day = parse_day("--since", since) or (utcnow() - timedelta(days=DEFAULT_DAYS)).date()
+    today = utcnow().date()
+    day = parse_day("--since", since) or today - timedelta(days=DEFAULT_DAYS)
+    if day > today:
+        refuse(f"--since {day} is after today ({today}, UTC): nothing can have changed since.")
     if out is not None:
         check_writable(out)
     text = render(build_report(readable_warehouse(), day), report_format)

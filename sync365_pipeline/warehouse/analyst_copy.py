@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from sync365_pipeline.warehouse.file import WarehouseFile
+from sync365_pipeline.warehouse.leftovers import abandoned
 from sync365_pipeline.warehouse.sql_text import identifier, string_literal
 
 # The oldest DuckDB storage format (version 64) the copy can be written in: DuckDB 1.1 to 2.x, and
@@ -57,17 +58,5 @@ class AnalystCopy(WarehouseFile):
 
 def _remove_abandoned_copies(target: Path) -> None:
     """Delete half-written copies left by publishers that were killed (their PID is gone)."""
-    for leftover in target.parent.glob(f".{target.name}.*.tmp"):
-        pid = leftover.name.removeprefix(f".{target.name}.").removesuffix(".tmp")
-        if pid.isdigit() and not _alive(int(pid)):
-            leftover.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's live process
-    return True
+    for leftover in abandoned(target, ".tmp"):
+        leftover.unlink(missing_ok=True)

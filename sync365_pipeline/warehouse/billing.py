@@ -76,8 +76,9 @@ class BillingReaders(WarehouseFile):
         )
 
     def changes_since(self, since: date) -> pd.DataFrame:
-        """`license_changes_since(since)`: per customer and paid SKU, since that day; paid as
-        in `paid_trend`, so the report leaves free, viral and trial SKUs out as it says."""
+        """`license_changes_since(since)`: per customer and paid SKU (`is_paid_sku`, as in
+        `paid_trend` and monthly_customer_summary), since that day, so the report leaves free,
+        viral and trial SKUs out as it says."""
         return self._read(
             """
             SELECT
@@ -89,7 +90,7 @@ class BillingReaders(WarehouseFile):
                 f.from_snapshot_date, f.to_snapshot_date
             FROM license_changes_since($since) AS f
             LEFT JOIN license_classes AS k USING (partner_tenant_id, tenant_id, sku_id)
-            WHERE coalesce(k.sku_class = 'paid', NOT is_free_sku(f.sku_id, f.sku_part_number))
+            WHERE is_paid_sku(k.sku_class, f.sku_id, f.sku_part_number)
             ORDER BY ALL
             """,
             {"since": since},
@@ -97,8 +98,8 @@ class BillingReaders(WarehouseFile):
 
     def paid_trend(self, since: date) -> pd.DataFrame:
         """Paid seats bought and used per customer and snapshot, from its snapshot as of `since`
-        (the changes' baseline) on; paid as license_classes says now, else (a SKU the customer
-        no longer has) not free or viral by sku_classes."""
+        (the changes' baseline) on; paid by `is_paid_sku` (license_classes' class now, else not
+        free or viral by sku_classes)."""
         return self._read(
             """
             SELECT
@@ -109,7 +110,7 @@ class BillingReaders(WarehouseFile):
                 CAST(sum(f.consumed_units) AS BIGINT) AS used
             FROM license_facts AS f
             LEFT JOIN license_classes AS k USING (partner_tenant_id, tenant_id, sku_id)
-            WHERE coalesce(k.sku_class = 'paid', NOT is_free_sku(f.sku_id, f.sku_part_number))
+            WHERE is_paid_sku(k.sku_class, f.sku_id, f.sku_part_number)
                 AND f.snapshot_date >= coalesce(
                     (
                         SELECT max(s.snapshot_date) FROM license_snapshots AS s

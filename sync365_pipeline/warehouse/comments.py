@@ -685,8 +685,9 @@ DESCRIPTIONS: Mapping[str, Described] = {
     ),
     "monthly_customer_summary": Described(
         "One row per customer and month (UTC) in which it was synced or attempted: its units at "
-        "the month's last snapshot, all SKUs and paid ones (not free or viral by sku_classes; "
-        "trials counted), its licensed users where known, the month's changes and its access "
+        "the month's last snapshot, all SKUs and paid ones (is_paid_sku: as license_classes "
+        "classes them now, so trials are not paid; a SKU gone since, not free or viral by "
+        "sku_classes), its licensed users where known, the month's changes and its access "
         "state. For a monthly invoice check per customer.",
         {
             "month": "The month (UTC), as its first day.",
@@ -695,7 +696,8 @@ DESCRIPTIONS: Mapping[str, Described] = {
             "skus": "SKUs in that snapshot.",
             "enabled_units": "Seats bought (enabled_units summed over every SKU).",
             "consumed_units": "Seats assigned (consumed_units summed over every SKU).",
-            "paid_skus": "SKUs in that snapshot that sku_classes does not call free or viral.",
+            "paid_skus": "Paid SKUs in that snapshot (is_paid_sku: free, viral and trial SKUs "
+            "out).",
             "paid_enabled_units": "Seats bought of the paid SKUs.",
             "paid_consumed_units": "Seats assigned of the paid SKUs.",
             "unused_paid_units": "Seats bought but not assigned of the paid SKUs (each SKU's "
@@ -704,10 +706,11 @@ DESCRIPTIONS: Mapping[str, Described] = {
             "slice of the month (licensed_users_per_read); NULL when its users were not read "
             "that month.",
             "changes": "Rows of license_changes whose snapshot_date falls in the month.",
-            "units_added": "Seats bought added in the month: enabled_units increases summed "
-            "over those changes.",
-            "units_removed": "Seats bought removed in the month: enabled_units decreases summed "
-            "over those changes, as a positive number.",
+            "units_added": "Paid seats bought added in the month: enabled_units increases "
+            "summed over those changes of paid SKUs (is_paid_sku), so a free SKU's 10000 seats "
+            "do not count.",
+            "units_removed": "Paid seats bought removed in the month: enabled_units decreases "
+            "summed over those changes of paid SKUs (is_paid_sku), as a positive number.",
             "last_status": "Status of the customer's last sync attempt in the month (see "
             "tenant_status.status); NULL when none was made.",
             "last_checked_at": "When (UTC) that attempt ran.",
@@ -755,9 +758,16 @@ _CHANGES_BETWEEN_COLUMNS: Mapping[str, str] = {
 MACROS: Mapping[str, DescribedMacro] = {
     "is_free_sku": DescribedMacro(
         "is_free_sku(sku_id, sku_part_number): whether sku_classes says the SKU is free or "
-        "viral, by its id, else by its part number (license_classes and "
-        "monthly_customer_summary use it).",
+        "viral, by its id, else by its part number (license_classes and is_paid_sku use it).",
         example="SELECT is_free_sku(NULL, 'FLOW_FREE')",
+    ),
+    "is_paid_sku": DescribedMacro(
+        "is_paid_sku(sku_class, sku_id, sku_part_number): whether a SKU's seats on any day are "
+        "paid ones, the one definition the report and monthly_customer_summary use: as "
+        "license_classes classes the SKU now (sku_class from a LEFT JOIN; free, viral and "
+        "trial SKUs are not paid), else (a SKU the customer no longer has, sku_class NULL) "
+        "not free or viral by sku_classes.",
+        example="SELECT is_paid_sku(NULL, NULL, 'SPB')",
     ),
     "license_facts_as_of": DescribedMacro(
         "license_facts_as_of(day): each customer's license facts as of a day (UTC), from its "
@@ -768,14 +778,14 @@ MACROS: Mapping[str, DescribedMacro] = {
         "license_changes_between(from_date, to_date): what changed per customer and SKU between "
         "its facts as of from_date and as of to_date (each its latest snapshot on or before "
         "the day): SKUs added, removed, or whose status or counts changed; unchanged SKUs are "
-        "left out.",
+        "left out. A from_date after to_date is refused with an error.",
         _CHANGES_BETWEEN_COLUMNS,
         example="FROM license_changes_between(DATE '2026-10-01', DATE '2026-11-01')",
     ),
     "license_changes_since": DescribedMacro(
         "license_changes_since(invoice_date): what changed per customer and SKU since an "
         "invoice date, to its current facts: license_changes_between(invoice_date, today UTC), "
-        "the same columns.",
+        "the same columns (an invoice date after today is refused).",
         _CHANGES_BETWEEN_COLUMNS,
         example="FROM license_changes_since(DATE '2026-11-01')",
     ),

@@ -3,7 +3,9 @@ folder, per analyst-facing table or view, with a README that says what each file
 warehouse's own comments).
 
 The files are written to a folder next to the target, then swapped into place, so a failed export
-leaves the previous one whole; a target folder that is not an export is never replaced.
+leaves the previous one whole; a target folder that is not an export is never replaced. What a
+killed export left beside the target is cleared by the next one, and a previous export it had
+moved aside goes back in place.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Literal
 import duckdb
 
 from sync365_pipeline.warehouse.file import WarehouseFile
+from sync365_pipeline.warehouse.leftovers import abandoned
 from sync365_pipeline.warehouse.sql_text import identifier, string_literal
 
 ExportFormat = Literal["csv", "parquet"]
@@ -86,6 +89,7 @@ class Exports(WarehouseFile):
         shutil.rmtree(staging, ignore_errors=True)
         try:
             with self._open(read_only=True) as con, _writing_in(target, staging):
+                _recover_abandoned(target)
                 staging.mkdir()
                 written = [
                     _write(con, staging, name, dated_by, export_format, since, until)
@@ -173,14 +177,32 @@ def _date_literal(day: date | None, default: date) -> str:
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:
-    """Put the finished export at `target`; a previous export there is removed after."""
+    """Put the finished export at `target`; a previous export there is moved aside, then
+    removed, or moved back when the finished one cannot take its place."""
     if not target.exists():
         staging.rename(target)
         return
     previous = target.with_name(f".{target.name}.{os.getpid()}.old")
     target.rename(previous)
-    staging.rename(target)
+    try:
+        staging.rename(target)
+    except OSError:
+        previous.rename(target)
+        raise
     shutil.rmtree(previous, ignore_errors=True)
+
+
+def _recover_abandoned(target: Path) -> None:
+    """Clear what killed exports left beside `target`: their half-written folders, and the
+    previous export one moved aside, which goes back in place if it was killed before its own
+    export took that place (else it is a leftover too)."""
+    for leftover in abandoned(target, ".old"):
+        if target.exists():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.rename(target)
+    for leftover in abandoned(target, ".tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def manifest(

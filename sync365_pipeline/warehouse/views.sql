@@ -137,6 +137,14 @@ LEFT JOIN trials AS t
     AND t.tenant_id = f.tenant_id
     AND t.sku_id = f.sku_id;
 
+-- The one definition of paid seats, for facts and changes of any day (the report and
+-- monthly_customer_summary): paid as license_classes classes the SKU now (`sku_class`, from a LEFT
+-- JOIN; free, viral and trial SKUs out), else, for a SKU the customer no longer has (a trial
+-- cannot be recognised in an old snapshot), not free or viral by `sku_classes`.
+CREATE OR REPLACE MACRO is_paid_sku(sku_class, sku, part_number) AS coalesce(
+    sku_class = 'paid', NOT is_free_sku(sku, part_number)
+);
+
 -- Who holds each licence now: each customer's latest written users slice (personal data).
 CREATE OR REPLACE VIEW current_user_licenses AS
 SELECT u.*
@@ -540,8 +548,16 @@ SEMI JOIN (
 
 -- What changed per customer and SKU between its facts as of `from_date` and as of `to_date`:
 -- SKUs that appear count from 0, ones that disappear count down to 0; unchanged ones are left out.
+-- A from_date after to_date is refused (`error`; `period`, one row, is joined in, so it is raised
+-- even when no snapshot is there), not answered with changes that run backwards.
 CREATE OR REPLACE MACRO license_changes_between(from_date, to_date) AS TABLE
-WITH snapshots AS (
+WITH period AS (
+    SELECT CASE WHEN CAST(from_date AS DATE) > CAST(to_date AS DATE) THEN error(
+        'license_changes_between: from_date ' || CAST(from_date AS DATE)
+        || ' is after to_date ' || CAST(to_date AS DATE) || '; give the earlier day first.'
+    ) END AS refused
+),
+snapshots AS (
     SELECT
         partner_tenant_id,
         tenant_id,
@@ -581,7 +597,7 @@ SELECT
     coalesce(a.consumed_units, 0) AS consumed_units_after,
     coalesce(a.consumed_units, 0) - coalesce(b.consumed_units, 0) AS consumed_units_change,
     s.to_is_stale
-FROM after AS a
+FROM period, after AS a
 FULL OUTER JOIN before AS b
     ON a.partner_tenant_id = b.partner_tenant_id
     AND a.tenant_id = b.tenant_id
@@ -591,11 +607,13 @@ JOIN snapshots AS s
     AND s.tenant_id = coalesce(a.tenant_id, b.tenant_id)
 LEFT JOIN customers AS c
     ON c.partner_tenant_id = s.partner_tenant_id AND c.tenant_id = s.tenant_id
-WHERE a.sku_id IS NULL
+WHERE period.refused IS NULL AND (
+    a.sku_id IS NULL
     OR b.sku_id IS NULL
     OR a.capability_status <> b.capability_status
     OR a.enabled_units <> b.enabled_units
-    OR a.consumed_units <> b.consumed_units;
+    OR a.consumed_units <> b.consumed_units
+);
 
 -- What changed per customer and SKU since an invoice date: from its facts as of that day to its
 -- current ones (as of today, UTC).
@@ -605,8 +623,9 @@ FROM license_changes_between(
 );
 
 -- One row per customer and month (UTC) in which it was synced or attempted: its units at the
--- month's last snapshot (all SKUs, and paid ones: not free by `sku_classes`), its licensed users
--- where known, the month's changes (license_changes) and its access state (tenant_status).
+-- month's last snapshot (all SKUs, and paid ones: `is_paid_sku`), its licensed users where known,
+-- the month's changes (license_changes; the units added and removed of paid SKUs only) and its
+-- access state (tenant_status).
 CREATE OR REPLACE VIEW monthly_customer_summary AS
 WITH month_end AS (
     SELECT
@@ -626,14 +645,16 @@ units AS (
         count(f.sku_id) AS skus,
         coalesce(sum(f.enabled_units), 0) AS enabled_units,
         coalesce(sum(f.consumed_units), 0) AS consumed_units,
-        count(f.sku_id) FILTER (WHERE NOT f.is_free) AS paid_skus,
-        coalesce(sum(f.enabled_units) FILTER (WHERE NOT f.is_free), 0) AS paid_enabled_units,
-        coalesce(sum(f.consumed_units) FILTER (WHERE NOT f.is_free), 0) AS paid_consumed_units,
-        coalesce(sum(greatest(f.available_units, 0)) FILTER (WHERE NOT f.is_free), 0)
+        count(f.sku_id) FILTER (WHERE f.is_paid) AS paid_skus,
+        coalesce(sum(f.enabled_units) FILTER (WHERE f.is_paid), 0) AS paid_enabled_units,
+        coalesce(sum(f.consumed_units) FILTER (WHERE f.is_paid), 0) AS paid_consumed_units,
+        coalesce(sum(greatest(f.available_units, 0)) FILTER (WHERE f.is_paid), 0)
             AS unused_paid_units
     FROM month_end AS m
     LEFT JOIN (
-        SELECT *, is_free_sku(sku_id, sku_part_number) AS is_free FROM license_facts
+        SELECT l.*, is_paid_sku(k.sku_class, l.sku_id, l.sku_part_number) AS is_paid
+        FROM license_facts AS l
+        LEFT JOIN license_classes AS k USING (partner_tenant_id, tenant_id, sku_id)
     ) AS f
         ON f.partner_tenant_id = m.partner_tenant_id
         AND f.tenant_id = m.tenant_id
@@ -651,13 +672,17 @@ users AS (
 ),
 changes AS (
     SELECT
-        partner_tenant_id,
-        tenant_id,
-        CAST(date_trunc('month', snapshot_date) AS DATE) AS month,
+        c.partner_tenant_id,
+        c.tenant_id,
+        CAST(date_trunc('month', c.snapshot_date) AS DATE) AS month,
         count(*) AS changes,
-        sum(greatest(enabled_units_change, 0)) AS units_added,
-        sum(greatest(-enabled_units_change, 0)) AS units_removed
-    FROM license_changes
+        sum(greatest(c.enabled_units_change, 0)) FILTER (WHERE c.is_paid) AS units_added,
+        sum(greatest(-c.enabled_units_change, 0)) FILTER (WHERE c.is_paid) AS units_removed
+    FROM (
+        SELECT l.*, is_paid_sku(k.sku_class, l.sku_id, l.sku_part_number) AS is_paid
+        FROM license_changes AS l
+        LEFT JOIN license_classes AS k USING (partner_tenant_id, tenant_id, sku_id)
+    ) AS c
     GROUP BY ALL
 ),
 access AS (

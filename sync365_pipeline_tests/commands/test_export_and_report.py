@@ -6,6 +6,8 @@ in this process)."""
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from dataclasses import replace
 from datetime import date, timedelta
@@ -31,6 +33,7 @@ from sync365_pipeline_tests.history import (
     SUMMIT,
     History,
 )
+from sync365_pipeline_tests.leftovers import ended_pid
 
 from .processes import clean_env, run_sync365
 
@@ -112,13 +115,26 @@ def test_parquet_is_partitioned_by_month_and_the_readme_says_what_each_file_is(
     }
 
 
-def test_a_failed_export_leaves_the_previous_one_whole(
-    history: History, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    folder = tmp_path / "export"
+@pytest.fixture
+def previous_export(history: History, tmp_path: Path) -> tuple[Warehouse, Path, dict[str, bytes]]:
+    """A CSV export in `tmp_path`/export: the warehouse, the folder and its files' bytes."""
     warehouse = history.warehouse.readable()
+    assert warehouse is not None
+    folder = tmp_path / "export"
     warehouse.export(folder, "csv")
-    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    return warehouse, folder, contents(folder)
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
+
+
+def test_a_failed_export_leaves_the_previous_one_whole(
+    previous_export: tuple[Warehouse, Path, dict[str, bytes]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    warehouse, folder, before = previous_export
     written = export_module._write
     calls = []
 
@@ -138,8 +154,66 @@ def test_a_failed_export_leaves_the_previous_one_whole(
         "No space left on device."
     )
 
-    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    assert contents(folder) == before
     assert sorted(path.name for path in tmp_path.iterdir()) == ["export"], "no leftovers"
+
+
+def test_a_failed_swap_puts_the_previous_export_back(
+    previous_export: tuple[Warehouse, Path, dict[str, bytes]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    warehouse, folder, before = previous_export
+    rename = Path.rename
+    renamed = []
+
+    def fail_the_finished_one(self: Path, to: Path) -> Path:
+        renamed.append((self.name, Path(to).name))
+        if self.name.endswith(".tmp"):  # the finished export, after the previous moved aside
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+        return rename(self, to)
+
+    monkeypatch.setattr(Path, "rename", fail_the_finished_one)
+    with pytest.raises(ExportError, match="Invalid cross-device link"):
+        warehouse.export(folder, "csv", since=DAY3)
+
+    aside, staged = f".export.{os.getpid()}.old", f".export.{os.getpid()}.tmp"
+    assert renamed == [("export", aside), (staged, "export"), (aside, "export")]
+    assert contents(folder) == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["export"], "no leftovers"
+
+
+def test_the_next_export_clears_what_killed_ones_left(
+    previous_export: tuple[Warehouse, Path, dict[str, bytes]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    warehouse, folder, previous = previous_export
+    # One export killed between its two renames: the previous export aside, no target.
+    killed = ended_pid()
+    folder.rename(tmp_path / f".export.{killed}.old")
+    (tmp_path / f".export.{killed}.tmp").mkdir()
+    (tmp_path / f".export.{killed}.tmp" / "license_facts.csv").write_text("half")
+    running = tmp_path / f".export.{os.getppid()}.tmp"  # a live process's: left to it
+    running.mkdir()
+
+    def fail(*args: Any) -> Any:
+        raise duckdb.IOException("No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(export_module, "_write", fail)
+        with pytest.raises(ExportError):
+            warehouse.export(folder, "csv", since=DAY3)
+
+    assert contents(folder) == previous, "the previous export is back in place"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [running.name, "export"]
+
+    # Another killed after its swap, before removing the previous export: only a leftover.
+    (tmp_path / f".export.{ended_pid()}.old").mkdir()
+    warehouse.export(folder, "csv", since=DAY3)
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == [running.name, "export"]
+    assert contents(folder) != previous
 
 
 def test_a_folder_that_is_not_an_export_is_never_replaced(history: History, tmp_path: Path) -> None:
@@ -317,6 +391,7 @@ BAD_INPUT = [
     (["export", "--out", "/proc/sync365-export"], "Cannot write in /proc:"),
     (["export", "--out", "mine"], "holds other files"),
     (["report", "--since", "11/01/2026"], "--since '11/01/2026' is not a date"),
+    (["report", "--since", "2999-01-01"], "--since 2999-01-01 is after today"),
     (["report", "--out", "mine"], "is a folder"),
     (["report", "--out", "missing/report.html"], "does not exist"),
     (["report", "--out", "/proc/sync365-report.html"], "Cannot write"),

@@ -1,6 +1,8 @@
 """Billing-shaped answers on a warehouse with history (three syncs of the demo scenario): the
 changes between any two days and since an invoice date, the facts as of a day, the monthly
-summary, and the README's analyst SQL, in the analyst copy and in the DuckDB CLI 1.5."""
+summary, and the README's analyst SQL, in the analyst copy and in the DuckDB CLI 1.5; and what
+paid means, the same in the report and the summary, on two syncs between which a customer signed
+up for a free SKU and a trial."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,8 @@ from typing import Any
 import duckdb
 import pytest
 
+from sync365_pipeline.core.clock import replaying
+from sync365_pipeline.warehouse import Warehouse
 from sync365_pipeline_tests.history import (
     DAY1,
     DAY2,
@@ -23,6 +28,8 @@ from sync365_pipeline_tests.history import (
     NORTHWIND,
     SUMMIT,
     History,
+    demo_simulated,
+    sync_day,
 )
 
 README = Path(__file__).parents[2] / "README.md"
@@ -108,6 +115,22 @@ def test_changes_since_an_invoice_date_run_to_the_current_facts(history: History
     assert [(row[1], row[8]) for row in since] == [(FABRIKAM, "changed")]
 
 
+def test_a_period_that_ends_before_it_starts_is_refused(history: History) -> None:
+    refused = f"license_changes_between: from_date {DAY3} is after to_date {DAY1}; give the "
+    for sql in (
+        "FROM license_changes_between(?, ?)",
+        "SELECT count(*) FROM license_changes_between(?, ?)",
+    ):
+        with pytest.raises(duckdb.InvalidInputException, match=re.escape(refused)):
+            query(history, sql, [DAY3, DAY1])
+    # Refused even where no snapshot is there to compare, and for an invoice date to come.
+    with pytest.raises(duckdb.InvalidInputException, match="is after to_date 2026-01-01"):
+        query(history, "FROM license_changes_between(DATE '2026-01-05', DATE '2026-01-01')")
+    with pytest.raises(duckdb.InvalidInputException, match="from_date 2999-01-01 is after"):
+        query(history, "FROM license_changes_since(DATE '2999-01-01')")
+    assert query(history, "FROM license_changes_between(?, ?)", [DAY3, DAY3]) == []
+
+
 def test_a_customer_that_failed_keeps_its_last_facts_as_of_a_later_day(history: History) -> None:
     as_of = query(
         history,
@@ -169,6 +192,69 @@ def test_the_monthly_summary_holds_each_months_units_users_changes_and_access(
     access = {(row[0], row[1]): row[-3:] for row in rows}
     assert access[(SUMMIT, november)] == ("access_removed", 2, 1)
     assert access[(NORTHWIND, november)] == ("ok", 2, 0)
+
+
+@pytest.fixture(scope="module")
+def free_and_trial_added(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
+    """The demo synced on DAY1 (October) and DAY2 (November), with, between them, Northwind's
+    SPB seats raised 40 -> 45 (paid), and Fabrikam signed up for Power Automate Free (10,000
+    free seats) and a 3-seat Teams Essentials trial."""
+    with demo_simulated(tmp_path_factory.mktemp("free_and_trial")) as (sim, demo):
+        settings, warehouse = demo.settings, demo.warehouse
+        with replaying(DAY1):
+            sync_day(settings, warehouse, DAY1)
+        sim.control.set_sku_units(NORTHWIND, "SPB", enabled=45)
+        sim.control.add_sku(FABRIKAM, {"part_number": "FLOW_FREE", "enabled": 10000})
+        trial = {"trial": True, "term": "P1M", "term_started_days_ago": 3, "renewals": 0}
+        sim.control.add_sku(
+            FABRIKAM, {"part_number": "Teams_Ess", "enabled": 3, "subscriptions": [trial]}
+        )
+        with replaying(DAY2):
+            sync_day(settings, warehouse, DAY2)
+        warehouse.publish_analyst_copy()
+        yield warehouse
+
+
+def november(warehouse: Warehouse, columns: str) -> dict[str, tuple[Any, ...]]:
+    """Per customer, `columns` of its November row of monthly_customer_summary."""
+    with duckdb.connect(str(warehouse.analyst_copy_path), read_only=True) as con:
+        rows = con.execute(
+            f"SELECT tenant_id, {columns} FROM monthly_customer_summary WHERE month = ?",
+            [date(2026, 11, 1)],
+        ).fetchall()
+    return {tenant: tuple(values) for tenant, *values in rows}
+
+
+def test_units_added_in_a_month_count_paid_skus_only(free_and_trial_added: Warehouse) -> None:
+    summary = november(free_and_trial_added, "changes, units_added, units_removed")
+
+    assert summary[NORTHWIND] == (1, 5, 0)
+    # Both sign-ups are changes of the month, but neither adds a paid seat.
+    assert summary[FABRIKAM] == (2, 0, 0)
+
+
+def test_a_trial_is_not_paid_in_the_report_nor_in_the_monthly_summary(
+    free_and_trial_added: Warehouse,
+) -> None:
+    warehouse = free_and_trial_added.readable()
+    assert warehouse is not None
+    with duckdb.connect(str(warehouse.path), read_only=True) as con:
+        classes = dict(
+            con.execute(
+                "SELECT sku_part_number, sku_class FROM license_classes WHERE tenant_id = ?",
+                [FABRIKAM],
+            ).fetchall()
+        )
+    changes = warehouse.changes_since(DAY1)
+    trend = warehouse.paid_trend(DAY1)
+    summary = november(free_and_trial_added, "snapshot_date, paid_skus, paid_enabled_units")
+
+    assert (classes["Teams_Ess"], classes["FLOW_FREE"]) == ("trial", "free")
+    assert set(changes["tenant_id"]) == {NORTHWIND}, "the report leaves both sign-ups out"
+    bought = {(row.tenant_id, row.snapshot_date.date()): row.bought for row in trend.itertuples()}
+    paid_skus = sum(kind == "paid" for kind in classes.values())
+    assert summary[FABRIKAM] == (DAY2, paid_skus, bought[FABRIKAM, DAY2])
+    assert summary[NORTHWIND][2] == bought[NORTHWIND, DAY2]
 
 
 def test_a_customer_whose_users_were_never_read_has_no_user_count(history: History) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from sync365_pipeline.warehouse import Warehouse, WarehouseLocked
 from sync365_pipeline_tests.conftest import HoldDuckDB
+from sync365_pipeline_tests.leftovers import ended_pid
 from sync365_pipeline_tests.samples import CONTOSO, DAY1, FABRIKAM, PARTNER, SPB, facts
 
 
@@ -71,6 +73,20 @@ def test_publish_while_an_analyst_reads_the_old_copy(
 
     assert hold_duckdb(published, read_only=True).count_license_facts() == 2
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_publishing_removes_the_copies_killed_publishers_left(tmp_path: Path) -> None:
+    store = Warehouse(tmp_path / "sync365.duckdb")
+    store.migrate()
+    killed = tmp_path / f".sync365_analyst.duckdb.{ended_pid()}.tmp"
+    running = tmp_path / f".sync365_analyst.duckdb.{os.getppid()}.tmp"  # left to its publisher
+    for leftover in (killed, running):
+        leftover.write_bytes(b"half a copy")
+
+    published = store.publish_analyst_copy()
+
+    assert sorted(tmp_path.glob(".*.tmp")) == [running]
+    assert published.is_file()
 
 
 def test_published_copy_has_the_views(tmp_path: Path) -> None:
