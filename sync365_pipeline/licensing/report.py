@@ -45,6 +45,7 @@ class CustomerReport:
     paid_units: int
     used_units: int
     unused_paid_units: int
+    over_assigned_units: int  # consumed beyond enabled, per SKU (a suspended SKU still in use)
     licensed_users: int | None
     skus: list[dict[str, Any]] = field(default_factory=list)
     changes: list[dict[str, Any]] = field(default_factory=list)
@@ -93,6 +94,7 @@ def build_report(warehouse: Warehouse, since: date) -> Report:
                 paid_units=int(row["paid_units"]),
                 used_units=int(row["used_units"]),
                 unused_paid_units=int(row["unused_paid_units"]),
+                over_assigned_units=int(row["over_assigned_units"]),
                 licensed_users=None
                 if pd.isna(row["licensed_users"])
                 else int(row["licensed_users"]),

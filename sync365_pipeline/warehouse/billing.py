@@ -16,8 +16,9 @@ class BillingReaders(WarehouseFile):
 
     def customer_overview(self) -> pd.DataFrame:
         """One row per active customer: its access (tenant_health), its current paid seats
-        bought, used and unused (license_classes), and its licensed users as of its newest users
-        read (licensed_users_per_read: 0 if that read found none, NULL if never read)."""
+        bought, used, unused and assigned beyond what is bought (each SKU on its own: one SKU's
+        spare seats do not cover another's overuse), and its licensed users as of its newest
+        users read (licensed_users_per_read: 0 if that read found none, NULL if never read)."""
         return self._read(
             """
             WITH seats AS (
@@ -26,7 +27,8 @@ class BillingReaders(WarehouseFile):
                     f.tenant_id,
                     sum(f.enabled_units) AS paid_units,
                     sum(f.consumed_units) AS used_units,
-                    sum(greatest(f.available_units, 0)) AS unused_paid_units
+                    sum(greatest(f.available_units, 0)) AS unused_paid_units,
+                    sum(greatest(-f.available_units, 0)) AS over_assigned_units
                 FROM current_license_facts AS f
                 JOIN license_classes AS k USING (partner_tenant_id, tenant_id, sku_id)
                 WHERE k.sku_class = 'paid'
@@ -51,6 +53,7 @@ class BillingReaders(WarehouseFile):
                 CAST(coalesce(s.paid_units, 0) AS BIGINT) AS paid_units,
                 CAST(coalesce(s.used_units, 0) AS BIGINT) AS used_units,
                 CAST(coalesce(s.unused_paid_units, 0) AS BIGINT) AS unused_paid_units,
+                CAST(coalesce(s.over_assigned_units, 0) AS BIGINT) AS over_assigned_units,
                 u.licensed_users
             FROM tenant_health AS h
             LEFT JOIN seats AS s USING (partner_tenant_id, tenant_id)

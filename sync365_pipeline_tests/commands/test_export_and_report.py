@@ -259,6 +259,33 @@ def test_the_report_renders_each_customer_with_its_seats_changes_and_trend(
     assert "18 → 15 (-3)" in markdown
 
 
+def test_seats_assigned_beyond_those_bought_are_counted_per_sku(history: History) -> None:
+    """One SKU's spare seats never hide another's overuse (Cedar Harbor's suspended Power BI Pro
+    still has users): the report says how many seats are assigned beyond those bought."""
+    report = build_report(history.warehouse.readable(), DAY1)
+    with duckdb.connect(str(history.warehouse.analyst_copy_path), read_only=True) as con:
+        expected = dict(
+            con.execute(
+                "SELECT tenant_id, sum(greatest(consumed_units - enabled_units, 0)) "
+                "FROM current_license_facts JOIN license_classes "
+                "USING (partner_tenant_id, tenant_id, sku_id) "
+                "WHERE sku_class = 'paid' GROUP BY ALL"
+            ).fetchall()
+        )
+    over = {customer.tenant_id: customer.over_assigned_units for customer in report.customers}
+    assert over == {tenant: expected.get(tenant, 0) for tenant in over}
+    (overused,) = [customer for customer in report.customers if customer.over_assigned_units]
+    line = f"{overused.over_assigned_units} assigned beyond the seats bought"
+    assert all(line in render(report, kind) for kind in ("text", "md"))
+    assert "assigned beyond" not in render(
+        replace(
+            report,
+            customers=[customer for customer in report.customers if customer is not overused],
+        ),
+        "text",
+    )
+
+
 def test_the_report_counts_the_users_of_each_customers_newest_users_read(
     history: History, tmp_path: Path
 ) -> None:
