@@ -145,7 +145,10 @@ def partner_names(scenarios: Sequence[Scenario]) -> dict[str, str]:
 def show_demo_result(demo_dir: Path, partners: Mapping[str, str]) -> None:
     warehouse = Warehouse(demo_dir / "sync365.duckdb")
     width = terminal_width()
-    click.echo("\nLicenses per customer (current facts):")
+    click.echo(
+        "\nLicenses per customer (current facts; unused and over, assigned beyond the seats "
+        "bought, count each SKU on its own):"
+    )
     show(licenses_table(warehouse.licenses_per_customer(), partners, width))
     if shared := shared_customers_section(warehouse, partners):
         show(f"\n{shared}")
@@ -187,6 +190,7 @@ LICENSES_COLUMNS = {
     "enabled_units": "bought",
     "consumed_units": "assigned",
     "unused_units": "unused",
+    "over_assigned_units": "over",
     "skus": "SKUs",
     "snapshot_date": "facts as of",
     "stale": "stale",
@@ -195,7 +199,7 @@ LICENSES_COLUMNS = {
 
 def licenses_table(licenses: pd.DataFrame, partners: Mapping[str, str], width: int) -> str:
     """One line per customer and partner, each by name, fitted to the terminal."""
-    units = ["enabled_units", "consumed_units", "unused_units", "skus"]
+    units = ["enabled_units", "consumed_units", "unused_units", "over_assigned_units", "skus"]
     named = licenses.assign(
         partner=licenses["partner_tenant_id"].map(lambda tenant: partners.get(tenant, tenant)),
         stale=licenses["is_stale"].map({True: "stale", False: ""}),

@@ -200,13 +200,16 @@ class Readers(WarehouseFile):
 
     def licenses_per_customer(self) -> pd.DataFrame:
         """One line per customer (as each partner reaches it) from its current facts: SKUs,
-        units, unused, staleness."""
+        units, unused and assigned beyond those bought (each per SKU, so one SKU's spare seats
+        never hide another's overuse), staleness."""
         return self._read(
             "SELECT coalesce(c.display_name, f.tenant_id) AS customer, f.tenant_id, "
             "f.partner_tenant_id, "
             "strftime(max(f.snapshot_date), '%Y-%m-%d') AS snapshot_date, count(*) AS skus, "
             "sum(f.enabled_units) AS enabled_units, sum(f.consumed_units) AS consumed_units, "
-            "sum(greatest(f.available_units, 0)) AS unused_units, bool_or(f.is_stale) AS is_stale "
+            "sum(greatest(f.available_units, 0)) AS unused_units, "
+            "sum(greatest(-f.available_units, 0)) AS over_assigned_units, "
+            "bool_or(f.is_stale) AS is_stale "
             "FROM current_license_facts AS f LEFT JOIN customers AS c "
             "ON c.partner_tenant_id = f.partner_tenant_id AND c.tenant_id = f.tenant_id "
             "GROUP BY ALL ORDER BY customer, f.tenant_id, f.partner_tenant_id"

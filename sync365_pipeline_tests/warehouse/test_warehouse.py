@@ -488,14 +488,17 @@ def test_readers_for_the_sync_sensor_and_cli(warehouse: Warehouse) -> None:
         PartnerStatusRow(PARTNER, datetime(2026, 7, 1, 6), "mfa_missing")
     )
     warehouse.replace_license_facts(
-        DAY1, {CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 4)})}, partner_tenant_id=PARTNER
+        DAY1,
+        {CONTOSO: facts(CONTOSO, DAY1, {SPB: (10, 4), POWER_BI_PRO: (2, 5)})},
+        partner_tenant_id=PARTNER,
     )
 
     assert warehouse.raw_payloads_for_facts(PARTNER, DAY1) == {CONTOSO: {"graph": [{"skuId": SPB}]}}
     assert warehouse.latest_partner_statuses().status.tolist() == ["mfa_missing"]
     assert warehouse.status_marker() == "2026-07-01T06:00:00"
     line = warehouse.licenses_per_customer().iloc[0]
-    assert (line.tenant_id, line.enabled_units, line.unused_units) == (CONTOSO, 10, 6)
+    assert (line.tenant_id, line.enabled_units, line.consumed_units) == (CONTOSO, 12, 9)
+    assert (line.unused_units, line.over_assigned_units) == (6, 3), "per SKU, not 12 - 9"
 
 
 def test_a_day_on_which_every_tenant_has_zero_skus_empties_their_slices(
