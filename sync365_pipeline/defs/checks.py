@@ -156,13 +156,25 @@ FACT_CHECKS = {
 }
 
 
+# In the same step as the staged-fact checks (one step less per sync); it blocks nothing.
+STATUS_CHECKS = {
+    "statuses_recorded": "Warns when an active customer has no sync status for the run's day: "
+    "nothing says whether its facts could be fetched.",
+}
+
+
 @dg.multi_asset_check(
-    specs=specs(SUBSCRIBED_SKUS, STAGED_FACT_CHECKS, blocking=True), pool=WAREHOUSE_POOL
+    specs=[
+        *specs(SUBSCRIBED_SKUS, STAGED_FACT_CHECKS, blocking=True),
+        *specs(SUBSCRIBED_SKUS, STATUS_CHECKS),
+    ],
+    pool=WAREHOUSE_POOL,
 )
-def staged_facts_valid(
+def staged_facts_and_statuses(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> Iterator[dg.AssetCheckResult]:
-    """The facts this run staged, before `license_facts` promotes them (ERROR, blocking)."""
+    """The facts this run staged, before `license_facts` promotes them (ERROR, blocking), and
+    whether every active customer has a status for the run's day (WARN)."""
     store = warehouse.open()
     verdicts = store.staged_fact_checks(staged_facts(context, store))
     yield from report(
@@ -172,20 +184,9 @@ def staged_facts_valid(
             "facts_unique_keys": verdicts.unique_keys,
             "facts_available_units": verdicts.available_units,
             "facts_non_negative": verdicts.non_negative,
+            "statuses_recorded": store.statuses_of_the_day(run_snapshot_date(context)),
         },
     )
-
-
-@dg.asset_check(asset=SUBSCRIBED_SKUS, pool=WAREHOUSE_POOL)
-def statuses_recorded(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-) -> dg.AssetCheckResult:
-    """Warns when an active customer has no sync status for the run's day: nothing says whether
-    its facts could be fetched."""
-    store = warehouse.open()
-    verdict = store.statuses_of_the_day(run_snapshot_date(context))
-    (result,) = report(context, store, {"statuses_recorded": verdict})
-    return result
 
 
 @dg.multi_asset_check(specs=specs(license_facts.key, FACT_CHECKS), pool=WAREHOUSE_POOL)
@@ -207,7 +208,7 @@ def facts_usable(
     )
 
 
-QUALITY_CHECKS = [staged_facts_valid, statuses_recorded, facts_usable]
+QUALITY_CHECKS = [staged_facts_and_statuses, facts_usable]
 
 
 @dg.asset_check(asset=customers, name=CONSENT_CHECK, blocking=False, pool=WAREHOUSE_POOL)
